@@ -1,0 +1,51 @@
+# Land-use carbon pipeline. `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV   ?= .venv
+CONFIG ?= sample_data/config.yaml
+OUT    ?= out/$(notdir $(patsubst %/,%,$(dir $(abspath $(CONFIG)))))
+ARGS   ?=
+
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# A run is redone when the config, anything beside it (outside OUT) or the package changes.
+INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '*/__pycache__/*' 2>/dev/null)
+SOURCES := $(shell find pipeline -type f \( -name '*.py' -o -name '*.csv' \) 2>/dev/null)
+
+.PHONY: help env run validate test sample-data clean
+
+help: ## list the targets
+	@echo "Land-use carbon pipeline"
+	@echo "  make run      [CONFIG=region.yaml] [OUT=dir] [ARGS='--scheduler tcp://...']"
+	@echo "  make validate [CONFIG=region.yaml]"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+env: $(STAMP) ## create or refresh .venv (only when pyproject.toml changed)
+
+# The stamp is older than pyproject.toml when dependencies changed: reinstall.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: $(PYTHON) is older than 3.10; set PYTHON=python3.11 or similar" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(OUT)/manifest.json ## run the pipeline (skipped when outputs are up to date)
+
+$(OUT)/manifest.json: $(CONFIG) $(INPUTS) $(SOURCES) $(STAMP)
+	$(BIN)/carbon-pipeline run $(CONFIG) --output $(OUT) $(ARGS)
+
+validate: $(STAMP) ## check every input of CONFIG without computing
+	$(BIN)/carbon-pipeline validate $(CONFIG)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+sample-data: $(STAMP) ## regenerate sample_data/ with the seeded generator
+	$(BIN)/carbon-pipeline sample-data sample_data
+
+clean: ## remove outputs (keeps .venv)
+	rm -rf out

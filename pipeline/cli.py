@@ -1,0 +1,89 @@
+"""Command line: ``carbon-pipeline`` (also ``python -m pipeline``). The only place errors become exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+
+_state = {"verbose": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="carbon-pipeline")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and the full traceback on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only; no progress bar.")
+def cli(verbose: bool, quiet: bool) -> None:
+    """Land-use carbon accounting from land-cover rasters of several years."""
+    _state["verbose"], _state["quiet"] = verbose, quiet
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not verbose:
+        for noisy in ("distributed", "rasterio", "fiona", "pyogrio", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the config's `output`).")
+@click.option("--scheduler", help="threads (default), processes, synchronous, or a Dask scheduler address tcp://host:8786.")
+def run(config: Path, output: Path | None, scheduler: str | None) -> None:
+    """Run the pipeline on CONFIG and write the output folder."""
+    from pipeline.config import load_config
+    from pipeline.run import run as run_pipeline
+
+    manifest = run_pipeline(load_config(config), output, scheduler, progress=not _state.get("quiet"))
+    click.echo(f"done: {manifest.parent} (manifest {manifest})")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+def validate(config: Path) -> None:
+    """Check every input of CONFIG (headers, grids, a sample of blocks, polygons) without computing."""
+    from pipeline.config import load_config
+    from pipeline.validate import validate as check
+
+    for line in check(load_config(config)):
+        click.echo(line)
+
+
+@cli.command("sample-data")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=2026, show_default=True, help="Random seed of the generator.")
+def sample_data(directory: Path, seed: int) -> None:
+    """Regenerate the synthetic sample region into DIRECTORY."""
+    from pipeline.sample_data import generate_sample
+
+    files = generate_sample(directory, seed=seed)
+    click.echo(f"wrote {len(files)} files to {directory}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except PipelineError as e:
+        _fail(f"error: {e}")
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written to the output folder")
+    except Exception as e:  # noqa: BLE001 - the last line of defence speaks to the user, not Python
+        _fail(f"unexpected error ({type(e).__name__}): {e}. Run again with --verbose for the traceback "
+              "and report it with the config")
+    sys.exit(0)
+
+
+def _fail(message: str) -> None:
+    if _state["verbose"]:
+        traceback.print_exc()
+    click.echo(message, err=True)
+    sys.exit(1)

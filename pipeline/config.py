@@ -1,0 +1,216 @@
+"""The run configuration: YAML read once, validated by pydantic, paths resolved against the file.
+
+Everything past this module receives a ``Config`` and never re-checks its shape.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from pipeline.errors import ConfigError
+
+BUILTIN_SCHEMES = ("cnlucc", "clcd", "esa_worldcover", "globeland30", "modis_igbp", "nlcd", "corine")
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base", Path.cwd())
+    return (base / value.expanduser()).resolve() if not value.expanduser().is_absolute() else value
+
+
+ResolvedPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PatchSplit(_Strict):
+    """Connected construction patches of at least ``patch_min_ha`` hectares are urban (5), smaller rural (6)."""
+
+    patch_min_ha: float = Field(gt=0)
+
+
+class ExtentSplit(_Strict):
+    """Construction pixels whose centre lies in these polygons are urban (5), the rest rural (6)."""
+
+    urban_extent: ResolvedPath
+    layer: str | None = None
+
+
+class CarbonConfig(_Strict):
+    densities: ResolvedPath | None = None
+    rates: ResolvedPath | None = None
+    statistics: ResolvedPath | None = None
+
+
+class ZoneLayerConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    path: ResolvedPath
+    id: str
+    label: str | None = None
+    layer: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_region(cls, v: str) -> str:
+        if v == "region":
+            raise ValueError("'region' is the built-in whole-region layer; choose another name")
+        return v
+
+
+class RedlineConfig(_Strict):
+    min_area_ha: float = Field(gt=0)
+
+
+class DaskConfig(_Strict):
+    chunks: int = Field(2048, ge=64, le=16384)
+    scheduler: str = "threads"
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: str) -> str:
+        if v in ("threads", "processes", "synchronous") or "://" in v:
+            return v
+        raise ValueError("use threads, processes, synchronous or a cluster address such as tcp://host:8786")
+
+
+class Config(_Strict):
+    name: str = Field(min_length=1)
+    epochs: dict[int, list[str]] = Field(min_length=1)
+    scheme: str
+    align: Literal["exact", "nearest"] = "exact"
+    unknown_codes: Literal["error", "nodata"] = "error"
+    urban_split: Union[Literal["native"], PatchSplit, ExtentSplit] = "native"
+    carbon: CarbonConfig = CarbonConfig()
+    zones: list[ZoneLayerConfig] = []
+    redline: RedlineConfig | None = None
+    output: ResolvedPath = Path("out")
+    dask: DaskConfig = DaskConfig()
+    #: Folder of the config file; relative paths were resolved against it.
+    base: Path = Field(Path("."), exclude=True)
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _epoch_lists(cls, v: Any, info: ValidationInfo) -> Any:
+        if not isinstance(v, dict):
+            return v
+        base = (info.context or {}).get("base", Path.cwd())
+        out = {}
+        for year, spec in v.items():
+            items = [spec] if isinstance(spec, (str, Path)) else spec
+            if not isinstance(items, list) or not items or not all(isinstance(i, (str, Path)) for i in items):
+                raise ValueError(f"epoch {year}: give a raster path, a glob, or a list of them")
+            out[year] = [str(Path(base, Path(i).expanduser())) for i in items]
+        return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
+
+    @field_validator("epochs")
+    @classmethod
+    def _plausible_years(cls, v: dict[int, list[str]]) -> dict[int, list[str]]:
+        bad = [y for y in v if not 1000 <= y <= 3000]
+        if bad:
+            raise ValueError(f"epoch keys must be years, got {bad}")
+        return v
+
+    @field_validator("scheme")
+    @classmethod
+    def _scheme(cls, v: str, info: ValidationInfo) -> str:
+        if v.lower() in BUILTIN_SCHEMES:
+            return v.lower()
+        if v.lower().endswith(".csv"):
+            return str(_resolve(Path(v), info))
+        close = difflib.get_close_matches(v.lower(), BUILTIN_SCHEMES, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ValueError(f"unknown scheme '{v}'; {hint}built-in: {', '.join(BUILTIN_SCHEMES)}, or a CSV path")
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_layers(cls, v: list[ZoneLayerConfig]) -> list[ZoneLayerConfig]:
+        names = [z.name for z in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"zone layer names must be unique: {dup}")
+        return v
+
+    @property
+    def years(self) -> list[int]:
+        return list(self.epochs)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a YAML config; relative paths resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config: {e}", path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}", path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of settings (name, epochs, scheme, ...)", path)
+    data = {**data, **(overrides or {})}
+    base = path.resolve().parent
+    try:
+        return Config.model_validate({**data, "base": base}, context={"base": base})
+    except ValidationError as e:
+        raise ConfigError(_explain(e), path) from None
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith(("function-", "literal[")))
+        if item["type"] == "extra_forbidden":
+            key = str(item["loc"][-1])
+            options = _keys_at(item["loc"][:-1])
+            close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
+            lines.append(f"unknown key '{loc}'{hint}")
+        else:
+            msg = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc or 'config'}: {msg}")
+    # Union members each report; keep the first of identical locations to stay readable.
+    seen, unique = set(), []
+    for line in lines:
+        head = line.split(":")[0]
+        if head not in seen:
+            seen.add(head)
+            unique.append(line)
+    return "; ".join(unique)
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """Field names of the model found by walking ``loc`` from Config (for 'did you mean')."""
+    models: list[type[BaseModel]] = [Config]
+    for part in loc:
+        nxt: list[type[BaseModel]] = []
+        for m in models:
+            if isinstance(part, str) and part in m.model_fields:
+                nxt.extend(_models_in(m.model_fields[part].annotation))
+        models = nxt or [m for m in models]
+        if isinstance(part, int):
+            continue
+    return sorted({k for m in models for k in m.model_fields if k != "base"})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in typing.get_args(annotation) for m in _models_in(a)]

@@ -1,0 +1,142 @@
+"""The output folder at the edge: staging, Cloud-Optimised GeoTIFFs with colour tables, QGIS styles, tables.
+
+Everything is written under ``OUT/.staging-<pid>/`` and moved into place only when the whole run
+succeeded, the manifest last; a failed run removes its staging folder and leaves earlier results alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.shutil
+import xarray as xr
+from rasterio.errors import RasterioError
+
+from pipeline.errors import OutputError
+from pipeline.grid import Grid
+
+
+class Staging:
+    """A private folder inside the output folder; ``commit`` moves its files to their final names."""
+
+    def __init__(self, output: Path):
+        self.output = Path(output)
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+            self.root = self.output / f".staging-{os.getpid()}"
+            if self.root.exists():
+                shutil.rmtree(self.root)
+            self.root.mkdir()
+        except OSError as e:
+            raise OutputError(f"cannot write the output folder: {e.strerror}", self.output) from None
+        if not os.access(self.output, os.W_OK):
+            raise OutputError("the output folder is not writable", self.output)
+
+    def path(self, relative: str) -> Path:
+        p = self.root / relative
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def folder(self, relative: str) -> Path:
+        p = self.root / relative
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
+
+    def commit(self, last: str = "manifest.json") -> None:
+        """Move every staged file into place, ``last`` at the very end."""
+        names = [f for f in self.files() if f != last] + ([last] if (self.root / last).exists() else [])
+        for name in names:
+            final = self.output / name
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.root / name, final)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_WRITE_LOCK = threading.Lock()
+
+
+def tiled_geotiff_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float, lock=None):
+    """Delayed write of ``arr`` into a tiled GeoTIFF at ``path`` (created now, filled when computed)."""
+    out = arr.rio.write_crs(grid.crs).rio.write_transform(grid.transform).rio.write_nodata(nodata)
+    return out.rio.to_raster(
+        path,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="DEFLATE",
+        lock=lock or _WRITE_LOCK,
+        compute=False,
+    )
+
+
+def finish_cog(tiled: Path, final: Path, colormap: dict[int, tuple[int, int, int]] | None = None,
+               categories: dict[int, str] | None = None, overview_resampling: str = "NEAREST") -> None:
+    """Copy a tiled GeoTIFF into a COG (DEFLATE, overviews) with its colour table, then drop the tiled file."""
+    try:
+        if colormap or categories:
+            with rasterio.open(tiled, "r+") as ds:
+                if colormap:
+                    ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
+                if categories:
+                    ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
+        rasterio.shutil.copy(
+            tiled, final, driver="COG", COMPRESS="DEFLATE", OVERVIEW_RESAMPLING=overview_resampling,
+            BLOCKSIZE=512, NUM_THREADS="ALL_CPUS",
+        )
+    except RasterioError as e:
+        raise OutputError(f"cannot write the raster: {e}", final) from None
+    tiled.unlink()
+
+
+def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: dict[int, str]) -> None:
+    """A QGIS style beside a raster (QGIS loads ``NAME.qml`` with ``NAME.tif`` automatically)."""
+    entries = "\n".join(
+        f'        <paletteEntry value="{k}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" label="{escape(labels[k])}"/>'
+        for k, (r, g, b) in colormap.items()
+    )
+    path.write_text(
+        f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" nodataColor="">
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+""",
+        encoding="utf-8",
+    )
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV (UTF-8 with BOM, so Excel shows Chinese names) and a Parquet copy beside it."""
+    frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n", float_format="%.10g")
+    frame.to_parquet(path.with_suffix(".parquet"), index=False)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def nodata_for(dtype) -> float:
+    return float("nan") if np.issubdtype(np.dtype(dtype), np.floating) else 0

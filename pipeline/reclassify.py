@@ -1,0 +1,196 @@
+"""Stage 2, reclassify: product codes -> DESIGN.md's target classes, and one common valid mask.
+
+Schemes are data (``pipeline/schemes/*.csv`` or a user CSV ``source_code,target_class[,name]``).
+The functions here are lazy: they return Dask-backed DataArrays and per-row counts to be computed
+together with every other output of the run.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.classes import CLASS_CODES, NODATA
+from pipeline.config import BUILTIN_SCHEMES
+from pipeline.errors import ConfigError, InputError
+
+#: Sentinel class for codes the scheme does not know (never written to an output raster).
+UNKNOWN = 255
+
+#: Per-pixel status of an epoch, counted per row for the epoch table.
+VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER = range(4)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A mapping from a product's codes to target classes (0 = nodata)."""
+
+    name: str
+    codes: np.ndarray  # int64, sorted
+    targets: np.ndarray  # uint8, same order
+    labels: tuple[str, ...]
+    meta: dict[str, str]
+
+    @property
+    def native_split(self) -> bool:
+        return self.meta.get("split", "").startswith("native") or bool(np.isin([6], self.targets).any())
+
+    def as_dict(self) -> dict[int, int]:
+        return dict(zip(self.codes.tolist(), self.targets.tolist()))
+
+
+def load_scheme(name_or_path: str) -> Scheme:
+    """A built-in scheme by name, or a user CSV (``source_code,target_class[,name]``)."""
+    if name_or_path in BUILTIN_SCHEMES:
+        text = resources.files("pipeline.schemes").joinpath(f"{name_or_path}.csv").read_text(encoding="utf-8")
+        return _parse_scheme(text, name_or_path, name_or_path)
+    path = Path(name_or_path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read scheme table: {e.strerror}", path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return _parse_scheme(text, path.stem, path)
+
+
+def _parse_scheme(text: str, name: str, origin: str | Path) -> Scheme:
+    meta = {}
+    for line in text.splitlines():
+        if line.startswith("#") and ":" in line:
+            key, _, value = line.lstrip("# ").partition(":")
+            meta[key.strip()] = value.strip()
+    try:
+        table = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ConfigError(f"scheme table is not a CSV: {e}", origin) from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    missing = {"source_code", "target_class"} - set(table.columns)
+    if missing:
+        raise ConfigError(
+            f"scheme table needs columns source_code,target_class[,name]; missing {sorted(missing)}", origin
+        )
+    codes = pd.to_numeric(table["source_code"], errors="coerce")
+    targets = pd.to_numeric(table["target_class"], errors="coerce")
+    bad = table[codes.isna() | targets.isna() | (codes % 1 != 0) | (targets % 1 != 0)]
+    if len(bad):
+        raise ConfigError(f"non-integer codes in rows {_rows(bad)}", origin)
+    out_of_range = table[~targets.isin([NODATA, *CLASS_CODES])]
+    if len(out_of_range):
+        raise ConfigError(
+            f"target_class must be 0 (nodata) or 1-8 (DESIGN.md classes); rows {_rows(out_of_range)}", origin
+        )
+    dup = sorted(set(codes[codes.duplicated()].astype(int)))
+    if dup:
+        raise ConfigError(f"source codes listed more than once: {dup}", origin)
+    order = np.argsort(codes.to_numpy())
+    labels = table["name"].astype(str).tolist() if "name" in table else [""] * len(table)
+    return Scheme(
+        name=name,
+        codes=codes.to_numpy().astype(np.int64)[order],
+        targets=targets.to_numpy().astype(np.uint8)[order],
+        labels=tuple(labels[i] for i in order),
+        meta=meta,
+    )
+
+
+def _rows(frame: pd.DataFrame) -> str:
+    # +2: the header line and 1-based numbering, as a spreadsheet shows them (comments not counted).
+    return ", ".join(str(i + 2) for i in frame.index[:10]) + (" ..." if len(frame) > 10 else "")
+
+
+def _map_codes(block: np.ndarray, keys: np.ndarray, values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Target class of each pixel; 0 where nodata, UNKNOWN where the scheme has no entry."""
+    if block.dtype.itemsize <= 2:
+        info = np.iinfo(block.dtype)
+        lut = np.full(int(info.max) - int(info.min) + 1, UNKNOWN, dtype=np.uint8)
+        inside = (keys >= info.min) & (keys <= info.max)
+        lut[keys[inside] - info.min] = values[inside]
+        out = lut[block.astype(np.int64) - info.min] if info.min else lut[block]
+    else:
+        idx = np.clip(np.searchsorted(keys, block), 0, len(keys) - 1)
+        out = np.where(keys[idx] == block, values[idx], UNKNOWN).astype(np.uint8)
+    if nodata is not None:
+        out[block == nodata] = NODATA
+    return out
+
+
+def map_to_classes(codes: xr.DataArray, scheme: Scheme) -> xr.DataArray:
+    """Lazy target classes (uint8; 0 nodata, ``UNKNOWN`` for unmapped codes)."""
+    mapped = codes.data.map_blocks(
+        _map_codes, scheme.codes, scheme.targets, codes.attrs.get("nodata"), dtype=np.uint8
+    )
+    return codes.copy(data=mapped).rename(f"classes_{codes.attrs.get('year', '')}")
+
+
+def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> dask.delayed:
+    """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run)."""
+    parts = [
+        dask.delayed(_unknown_in_block)(c, m)
+        for c, m in zip(codes.data.to_delayed().ravel(), mapped.data.to_delayed().ravel())
+    ]
+    return dask.delayed(_merge_counts)(parts)
+
+
+def _unknown_in_block(codes: np.ndarray, mapped: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(codes[mapped == UNKNOWN], return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+def _merge_counts(parts: list[dict[int, int]]) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
+
+
+def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
+    """True where every epoch has a known, non-nodata class."""
+    valid = None
+    for m in mapped:
+        ok = (m != NODATA) & (m != UNKNOWN)
+        valid = ok if valid is None else valid & ok
+    return valid.rename("common_valid")
+
+
+def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
+    """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER."""
+    status = xr.where(mapped == NODATA, OWN_NODATA, xr.where(mapped == UNKNOWN, UNKNOWN_CODE, EXCLUDED_BY_OTHER))
+    return xr.where(valid, VALID, status).astype(np.uint8)
+
+
+def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
+    """Classes inside the common valid mask, 0 elsewhere (uint8)."""
+    return xr.where(valid, mapped, np.uint8(NODATA)).astype(np.uint8).rename(mapped.name)
+
+
+def row_histogram(values: xr.DataArray, nbins: int) -> da.Array:
+    """Pixel counts per row and value (int64, shape (height, nbins)): exact, whatever the chunking.
+
+    Areas follow by multiplying with each row's pixel area, so floats are never summed in chunk order.
+    """
+    arr = values.data
+
+    def count(block: np.ndarray) -> np.ndarray:
+        rows = np.arange(block.shape[0])[:, None] * nbins
+        hist = np.bincount((rows + block.astype(np.int64)).ravel(), minlength=block.shape[0] * nbins)
+        return hist.reshape(block.shape[0], 1, nbins)
+
+    per_block = arr.map_blocks(
+        count,
+        new_axis=2,
+        chunks=(arr.chunks[0], (1,) * len(arr.chunks[1]), (nbins,)),
+        dtype=np.int64,
+    )
+    return per_block.sum(axis=1)

@@ -1,0 +1,265 @@
+"""Wiring: config -> lazy stages -> one Dask compute -> files. No numbers are made here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline import __version__, ingest, reclassify, split
+from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
+from pipeline.config import Config, ExtentSplit, PatchSplit
+from pipeline.errors import InputError, PipelineError, UnknownCodesError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
+from pipeline.grid import Grid
+from pipeline.outputs import Staging, finish_cog, paletted_qml, sha256, tiled_geotiff_task, write_table
+from pipeline.vector import read_polygons
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "reclassify")
+
+
+@dataclass
+class LandCover:
+    """The lazy land cover of every epoch on one grid, as stages 1-2 leave it."""
+
+    grid: Grid
+    sources: list[ingest.EpochSource]
+    scheme: reclassify.Scheme
+    codes: dict[int, xr.DataArray]
+    mapped: dict[int, xr.DataArray]
+    valid: xr.DataArray
+    classes: dict[int, xr.DataArray]
+
+
+def build_landcover(config: Config, workdir: Path) -> LandCover:
+    """Stages 1-2, lazily: mosaics, alignment, reclassification, common mask, urban/rural split."""
+    scheme = reclassify.load_scheme(config.scheme)
+    sources = ingest.open_sources(config.epochs, workdir)
+    grid = ingest.check_alignment(sources, config.align)
+    codes = {s.year: ingest.open_epoch(s, grid, config.dask.chunks) for s in sources}
+    mapped = {y: reclassify.map_to_classes(c, scheme) for y, c in codes.items()}
+    valid = reclassify.common_valid(list(mapped.values()))
+    classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
+    rule = config.urban_split
+    if isinstance(rule, PatchSplit):
+        classes = {y: split.split_by_patches(c, grid, rule.patch_min_ha) for y, c in classes.items()}
+    elif isinstance(rule, ExtentSplit):
+        polygons = read_polygons(rule.urban_extent, grid, rule.layer)
+        inside = split.extent_mask(polygons.geometry.values, grid, valid)
+        classes = {y: split.split_by_extent(c, inside) for y, c in classes.items()}
+    elif not scheme.native_split:
+        log.warning(
+            "scheme %s has no urban/rural split: all its construction is class 5 (urban); "
+            "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it", scheme.name
+        )
+    return LandCover(grid, sources, scheme, codes, mapped, valid, classes)
+
+
+@dataclass
+class _Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        log.info("%s ...", name)
+        yield
+        self.stages[name] = round(time.perf_counter() - start, 3)
+        log.info("%s done in %.1f s", name, self.stages[name])
+
+
+def run(config: Config, output: Path | None = None, scheduler: str | None = None, progress: bool = True) -> Path:
+    """Run every stage and write the output folder; returns the manifest path."""
+    output = Path(output or config.output)
+    timer, warnings = _Timer(), _WarningCollector()
+    logging.getLogger("pipeline").addHandler(warnings)
+    staging = Staging(output)
+    try:
+        with _scheduler(scheduler or config.dask.scheduler, progress) as lock:
+            with timer.stage("ingest and reclassify (graph)"):
+                lc = build_landcover(config, staging.folder("work"))
+            tiled = {y: staging.path(f"rasters/landcover_{y}.tiled.tif") for y in lc.classes}
+            writes = [tiled_geotiff_task(c, tiled[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
+            status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4) for y, m in lc.mapped.items()}
+            counts = {y: reclassify.row_histogram(c, 9) for y, c in lc.classes.items()}
+            unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+            with timer.stage("compute (one pass over the pixels)"), _reading_errors():
+                _, status, counts, unknown = dask.compute(writes, status, counts, unknown)
+        _check_unknown(unknown, lc, config.unknown_codes)
+        with timer.stage("write outputs"):
+            labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
+            for year, path in tiled.items():
+                final = staging.path(f"rasters/landcover_{year}.tif")
+                finish_cog(path, final, CLASS_COLOURS, labels, overview_resampling="MODE")
+                paletted_qml(final.with_suffix(".qml"), CLASS_COLOURS, labels)
+            row_area = lc.grid.row_area_m2()
+            write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
+            write_table(class_table(config.name, counts, row_area), staging.path("tables/classes_region.csv"))
+        shutil.rmtree(staging.folder("work"))
+        manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
+        staging.path("manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+    finally:
+        logging.getLogger("pipeline").removeHandler(warnings)
+    return output / "manifest.json"
+
+
+def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:
+    found = {y: u for y, u in unknown.items() if u}
+    if not found:
+        return
+    by_year = "; ".join(f"{y}: " + ", ".join(f"code {k} ({v} px)" for k, v in u.items()) for y, u in found.items())
+    if policy == "error":
+        files = next(s for s in lc.sources if s.year == next(iter(found)))
+        raise UnknownCodesError(
+            f"codes not in scheme '{lc.scheme.name}': {by_year}. Add them to a scheme CSV, "
+            "or set `unknown_codes: nodata` to treat them as nodata",
+            files.files[0] if len(files.files) == 1 else files.files[0].parent,
+        )
+    log.warning("codes not in scheme '%s' treated as nodata: %s", lc.scheme.name, by_year)
+
+
+def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndarray) -> pd.DataFrame:
+    """Per epoch: valid, own-nodata, unknown-code and excluded-by-another-epoch pixels and hectares."""
+    rows = []
+    for src in lc.sources:
+        px = status[src.year].sum(axis=0)
+        ha = (status[src.year] * row_area_m2[:, None]).sum(axis=0) / 1e4
+        rows.append({
+            "year": src.year,
+            "files": len(src.files),
+            "source_dtype": src.dtype,
+            "source_nodata": src.nodata,
+            "valid_pixels": int(px[reclassify.VALID]),
+            "valid_area_ha": ha[reclassify.VALID],
+            "nodata_pixels": int(px[reclassify.OWN_NODATA]),
+            "nodata_area_ha": ha[reclassify.OWN_NODATA],
+            "unknown_code_pixels": int(px[reclassify.UNKNOWN_CODE]),
+            "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
+            "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
+            "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
+            "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
+        })
+    return pd.DataFrame(rows)
+
+
+def class_table(name: str, counts: dict[int, np.ndarray], row_area_m2: np.ndarray) -> pd.DataFrame:
+    """Area of each class per epoch over the common valid mask (region layer, one zone)."""
+    rows = []
+    for year, per_row in counts.items():
+        area_ha = (per_row * row_area_m2[:, None]).sum(axis=0) / 1e4
+        for k in CLASS_CODES:
+            rows.append({"zone_id": 1, "zone_name": name, "year": year, "class": k,
+                         "class_name": CLASS_NAMES[k], "pixels": int(per_row[:, k].sum()), "area_ha": area_ha[k]})
+    return pd.DataFrame(rows)
+
+
+@contextlib.contextmanager
+def _reading_errors():
+    """A raster that fails mid-read (truncated, corrupt block) becomes one InputError naming it.
+
+    GDAL's message names the file and the block; it reaches us inside whichever Dask task failed.
+    """
+    try:
+        yield
+    except (RasterioError, CPLE_BaseError) as e:
+        text = str(e)
+        path = next((w.rstrip(",:") for w in text.split() if w.rstrip(",:").lower().endswith(_RASTER_SUFFIXES)), None)
+        raise InputError(f"cannot read raster pixels (corrupt or truncated file?): {text}", path) from None
+
+
+_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".adf", ".img", ".jp2")
+
+
+@contextlib.contextmanager
+def _scheduler(name: str, progress: bool):
+    """Threads (default), synchronous, a local process cluster, or an existing cluster at an address.
+
+    Yields the lock that serialises writes into one GeoTIFF: a thread lock locally, a cluster-wide
+    lock on distributed workers.
+    """
+    if name in ("threads", "synchronous"):
+        from dask.diagnostics import ProgressBar
+
+        with dask.config.set(scheduler=name), (ProgressBar(dt=1.0) if progress else contextlib.nullcontext()):
+            yield None
+        return
+    from distributed import Client, LocalCluster, Lock
+
+    cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
+    try:
+        with Client(cluster or name) as client:
+            log.info("running on %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)
+            yield Lock("carbon-pipeline-raster-write", client=client)
+    except OSError as e:
+        raise PipelineError(f"cannot reach the Dask scheduler at {name}: {e}") from None
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dict, warnings: list[str]) -> dict:
+    import pyproj
+    import rasterio
+    import shapely
+
+    inputs = sorted({str(f) for s in lc.sources for f in s.files})
+    packages = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
+                "pyogrio", "shapely", "flox", "scipy", "dask-image", "pydantic", "click"]
+    return {
+        "name": config.name,
+        "pipeline_version": __version__,
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": config.model_dump(mode="json"),
+        "grid": {"crs": lc.grid.crs.to_string(), "transform": list(lc.grid.transform)[:6],
+                 "width": lc.grid.width, "height": lc.grid.height},
+        "scheme": {"name": lc.scheme.name, **lc.scheme.meta},
+        "inputs": [{"path": p, "bytes": Path(p).stat().st_size, "sha256": sha256(Path(p))} for p in inputs],
+        "versions": {
+            "python": platform.python_version(),
+            **{p: _version(p) for p in packages},
+            "GDAL": rasterio.__gdal_version__,
+            "PROJ": pyproj.proj_version_str,
+            "GEOS": shapely.geos_version_string,
+        },
+        "timings_s": timings,
+        "warnings": warnings,
+        "outputs": [{"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": sha256(staging.root / f)}
+                    for f in staging.files()],
+        "command": " ".join(sys.argv),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

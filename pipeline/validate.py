@@ -1,0 +1,80 @@
+"""``carbon-pipeline validate``: open every input, read headers and a sample of blocks, compute nothing."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import ingest, reclassify
+from pipeline.config import Config, ExtentSplit
+from pipeline.errors import InputError, UnknownCodesError
+from pipeline.vector import read_polygons
+
+
+def validate(config: Config) -> list[str]:
+    """Check every input named by ``config``; return report lines, raise on the first problem."""
+    lines = [f"config: {config.name}, {len(config.epochs)} epochs {config.years}, scheme {config.scheme}"]
+    scheme = reclassify.load_scheme(config.scheme)
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = ingest.open_sources(config.epochs, Path(tmp))
+        grid = ingest.check_alignment(sources, config.align)
+    crs = grid.crs.to_epsg() or grid.crs.to_string()[:40]
+    area_ha = grid.row_area_m2().sum() * grid.width / 1e4
+    lines.append(
+        f"grid: {grid.width} x {grid.height} px, resolution {grid.res[0]:.6g} x {grid.res[1]:.6g}, CRS "
+        f"{'EPSG:' + str(crs) if isinstance(crs, int) else crs}, {area_ha:,.1f} ha in the grid extent"
+    )
+    known = set(scheme.codes.tolist())
+    for src in sources:
+        diffs = grid.differences(src.grid)
+        unknown: dict[int, int] = {}
+        for path in src.files:
+            for code, n in ingest.sample_codes(path).items():
+                if code not in known:
+                    unknown[code] = unknown.get(code, 0) + n
+        note = f"; resampled onto the first epoch's grid ({'; '.join(diffs)})" if diffs else ""
+        lines.append(
+            f"epoch {src.year}: {len(src.files)} file(s), {src.dtype}, nodata {src.nodata}, "
+            f"{src.grid.width} x {src.grid.height} px{note}"
+        )
+        if unknown:
+            listing = ", ".join(f"{k} ({v} px)" for k, v in sorted(unknown.items()))
+            if config.unknown_codes == "error":
+                raise UnknownCodesError(
+                    f"codes not in scheme '{scheme.name}' in sampled blocks: {listing}. Add them to a scheme CSV "
+                    "or set `unknown_codes: nodata`",
+                    src.files[0],
+                )
+            lines.append(f"  codes not in the scheme (sampled blocks; will be nodata): {listing}")
+    if isinstance(config.urban_split, ExtentSplit):
+        gdf = read_polygons(config.urban_split.urban_extent, grid, config.urban_split.layer)
+        lines.append(f"urban extent: {len(gdf)} polygons")
+    for layer in config.zones:
+        gdf = read_polygons(layer.path, grid, layer.layer)
+        for column in filter(None, (layer.id, layer.label)):
+            if column not in gdf.columns:
+                raise InputError(
+                    f"zone layer '{layer.name}' has no field '{column}'; fields: {', '.join(gdf.columns[:-1])}",
+                    layer.path,
+                )
+        dup = gdf[layer.id][gdf[layer.id].duplicated()].unique().tolist()
+        if dup:
+            raise InputError(f"zone layer '{layer.name}': duplicate ids in '{layer.id}': {dup[:10]}", layer.path)
+        lines.append(f"zones '{layer.name}': {len(gdf)} polygons ({layer.path.name})")
+    for key, path in config.carbon.model_dump().items():
+        if path is not None:
+            lines.append(f"carbon {key}: {_table_summary(Path(path))}")
+    lines.append("OK: every input opened; nothing was computed")
+    return lines
+
+
+def _table_summary(path: Path) -> str:
+    if not path.exists():
+        raise InputError("table not found", path)
+    try:
+        frame = pd.read_csv(path, comment="#", encoding_errors="replace")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"not a readable CSV: {e}", path) from None
+    return f"{len(frame)} rows, columns {', '.join(map(str, frame.columns))}"
