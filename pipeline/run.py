@@ -99,7 +99,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4) for y, m in lc.mapped.items()}
             counts = {y: reclassify.row_histogram(c, 9) for y, c in lc.classes.items()}
             unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
-            with timer.stage("compute (one pass over the pixels)"), _reading_errors():
+            with timer.stage("compute (one pass over the pixels)"), _reading_errors([f for src in lc.sources for f in src.files]):
                 _, status, counts, unknown = dask.compute(writes, status, counts, unknown)
         _check_unknown(unknown, lc, config.unknown_codes)
         with timer.stage("write outputs"):
@@ -174,20 +174,23 @@ def class_table(name: str, counts: dict[int, np.ndarray], row_area_m2: np.ndarra
 
 
 @contextlib.contextmanager
-def _reading_errors():
+def _reading_errors(files: list[Path]):
     """A raster that fails mid-read (truncated, corrupt block) becomes one InputError naming it.
 
-    GDAL's message names the file and the block; it reaches us inside whichever Dask task failed.
+    The failure surfaces inside whichever Dask task read the block; GDAL's message, further down the
+    exception chain, names the file by its base name, which we match to the run's inputs.
     """
     try:
         yield
     except (RasterioError, CPLE_BaseError) as e:
-        text = str(e)
-        path = next((w.rstrip(",:") for w in text.split() if w.rstrip(",:").lower().endswith(_RASTER_SUFFIXES)), None)
-        raise InputError(f"cannot read raster pixels (corrupt or truncated file?): {text}", path) from None
-
-
-_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".adf", ".img", ".jp2")
+        chain, cause = [], e
+        while cause is not None and len(chain) < 10:
+            chain.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        detail = next((m for m in chain[1:] if "failed" in m.lower()), chain[-1])
+        text = " ".join(chain)
+        path = next((f for f in files if f.name in text), None)
+        raise InputError(f"cannot read raster pixels (corrupt or truncated file?): {detail}", path) from None
 
 
 @contextlib.contextmanager

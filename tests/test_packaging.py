@@ -1,0 +1,33 @@
+"""pyproject.toml and environment.yml must list the same dependencies."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda-forge splits dask[distributed]; the extras name nothing else.
+CONDA_SPLIT = {"dask": {"dask", "distributed"}}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    expected = set().union(*(CONDA_SPLIT.get(n, {n}) for n in pip_names))
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
+    assert conda == expected, f"only in environment.yml: {conda - expected}; only in pyproject: {expected - conda}"
+
+
+def test_versions_agree():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {_name(r): r.split(">=")[1].split(",")[0] for r in project["dependencies"] if ">=" in r}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    for dep in env["dependencies"]:
+        if isinstance(dep, str) and ">=" in dep and _name(dep) in pins:
+            assert dep.split(">=")[1] == pins[_name(dep)], dep

@@ -1,0 +1,229 @@
+"""End to end through the command line: values by hand, alignment, and every kind of bad input."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from affine import Affine
+
+from pipeline.cli import main
+from pipeline.reclassify import load_scheme
+
+from .conftest import read, write_config, write_raster
+
+
+def cli(*args: str) -> int:
+    old = sys.argv
+    sys.argv = ["carbon-pipeline", "-q", *map(str, args)]
+    try:
+        main()
+    except SystemExit as e:
+        return e.code
+    finally:
+        sys.argv = old
+
+
+def expected_classes(codes: np.ndarray) -> np.ndarray:
+    lut = np.zeros(256, np.uint8)
+    for k, v in load_scheme("cnlucc").as_dict().items():
+        if k < 256:
+            lut[k] = v
+    return lut[codes]
+
+
+def test_run_by_hand(two_epochs, capsys):
+    tmp = two_epochs.parent
+    assert cli("run", two_epochs) == 0
+    a, b = np.load(tmp / "a.npy"), np.load(tmp / "b.npy")
+    valid = (a != 255) & (b != 255)
+    for year, codes in ((2000, a), (2020, b)):
+        got = read(tmp / f"out/rasters/landcover_{year}.tif")
+        np.testing.assert_array_equal(got, np.where(valid, expected_classes(codes), 0))
+    classes = pd.read_csv(tmp / "out/tables/classes_region.csv", encoding="utf-8-sig")
+    first = classes[classes.year == 2000].set_index("class")
+    truth = np.bincount(expected_classes(a)[valid], minlength=9)
+    assert first.pixels.tolist() == truth[1:].tolist()
+    np.testing.assert_allclose(first.area_ha, truth[1:] * 0.09)  # 30 m pixels are 0.09 ha
+    epochs = pd.read_csv(tmp / "out/tables/epochs.csv", encoding="utf-8-sig").set_index("year")
+    assert epochs.loc[2000, "nodata_pixels"] == 35 and epochs.loc[2000, "excluded_by_other_epochs_pixels"] == 50
+    assert epochs.loc[2020, "nodata_pixels"] == 50 and epochs.loc[2020, "excluded_by_other_epochs_pixels"] == 35
+    assert epochs.loc[2000, "valid_pixels"] == valid.sum() == 12000 - 85
+    assert epochs.loc[2000, "files"] == 2
+    manifest = json.loads((tmp / "out/manifest.json").read_text())
+    assert {o["path"] for o in manifest["outputs"]} >= {"rasters/landcover_2000.tif", "rasters/landcover_2000.qml",
+                                                       "tables/classes_region.csv", "tables/epochs.csv"}
+    assert len(manifest["inputs"]) == 3 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    assert manifest["versions"]["GDAL"]
+    assert not list((tmp / "out").glob(".staging*"))
+    with rasterio.open(tmp / "out/rasters/landcover_2020.tif") as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and ds.colormap(1)[5][:3] == (230, 0, 0)
+
+
+def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
+    tmp = two_epochs.parent
+    assert cli("run", two_epochs, "-o", tmp / "o1") == 0
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, dask={"chunks": 96, "scheduler": "synchronous"})
+    assert cli("run", two_epochs, "-o", tmp / "o2") == 0
+    for table in ("classes_region.csv", "epochs.csv"):
+        assert (tmp / "o1/tables" / table).read_bytes() == (tmp / "o2/tables" / table).read_bytes()
+
+
+def test_alignment_nearest_for_shift_resolution_and_crs(tmp_path):
+    rng = np.random.default_rng(3)
+    base = np.repeat(np.repeat(rng.choice([11, 21, 31, 51], (20, 20)).astype(np.uint8), 3, 0), 3, 1)  # 60 x 60
+    write_raster(tmp_path / "a.tif", base)
+    # Shifted 0.6 pixel east: each target centre falls in the source pixel to its left, the first column outside.
+    write_raster(tmp_path / "shift.tif", base, transform=Affine(30, 0, 500018, 0, -30, 3400000))
+    # 90 m pixels covering the same area (every 3 x 3 block has one code).
+    write_raster(tmp_path / "coarse.tif", base[1::3, 1::3].copy(), transform=Affine(90, 0, 500000, 0, -90, 3400000))
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2010: "shift.tif", 2020: "coarse.tif"})
+    assert cli("run", cfg) == 1
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2010: "shift.tif", 2020: "coarse.tif"}, align="nearest")
+    assert cli("run", cfg) == 0
+    a, s, c = (read(tmp_path / f"out/rasters/landcover_{y}.tif") for y in (2000, 2010, 2020))
+    classes = expected_classes(base)
+    np.testing.assert_array_equal(s[:, 1:], classes[:, :-1])
+    assert (s[:, 0] == 0).all() and (a[:, 0] == 0).all()  # outside the shifted raster: excluded from every epoch
+    np.testing.assert_array_equal(a[:, 1:], classes[:, 1:])
+    np.testing.assert_array_equal(c[:, 1:], classes[:, 1:])
+
+
+def test_other_crs_is_reprojected(tmp_path):
+    data = np.full((40, 40), 21, np.uint8)
+    data[:, 20:] = 11
+    write_raster(tmp_path / "a.tif", data, crs="EPSG:32650")
+    with rasterio.open(tmp_path / "a.tif") as src:
+        from rasterio.warp import calculate_default_transform
+        transform, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds)
+    from rasterio.warp import reproject
+    out = np.full((h, w), 255, np.uint8)
+    reproject(data, out, src_transform=Affine(30, 0, 500000, 0, -30, 3400000), src_crs="EPSG:32650",
+              dst_transform=transform, dst_crs="EPSG:4326", dst_nodata=255)
+    write_raster(tmp_path / "b.tif", out, transform=transform, crs="EPSG:4326")
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, align="nearest")
+    assert cli("run", cfg) == 0
+    a, b = read(tmp_path / "out/rasters/landcover_2000.tif"), read(tmp_path / "out/rasters/landcover_2020.tif")
+    agree = (a == b)[(a > 0) & (b > 0)]
+    assert agree.mean() > 0.97 and (a > 0).sum() > 1400
+
+
+def test_mixed_dtypes_across_epochs(tmp_path):
+    a = np.array([[3, 4, 15], [6, 3, 4]], np.uint8)
+    b = np.array([[3, 4, 4], [6, -128, 4]], np.int8)
+    write_raster(tmp_path / "2003.tif", a, nodata=15)
+    write_raster(tmp_path / "2005.tif", b, nodata=-128)
+    (tmp_path / "s.csv").write_text("source_code,target_class\n3,1\n4,5\n6,4\n")
+    cfg = write_config(tmp_path, epochs={2003: "2003.tif", 2005: "2005.tif"}, scheme="s.csv")
+    assert cli("run", cfg) == 0
+    np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2005.tif"), [[1, 5, 0], [4, 0, 5]])
+
+
+# --- bad input: one clear error naming the file, exit 1, nothing left where a finished output would be ---
+
+
+def _fails(cfg: Path, capsys, *needles: str, args=()) -> str:
+    assert cli("run", cfg, *args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    message = err[-1]
+    assert message.startswith("error: "), err
+    for needle in needles:
+        assert needle in message, message
+    out = cfg.parent / "out"
+    assert not (out / "manifest.json").exists() and not list(out.glob("rasters/*")) and not list(out.glob(".staging*"))
+    return message
+
+
+def test_truncated_geotiff(tmp_path, capsys):
+    data = np.random.default_rng(1).choice([11, 21, 31], (256, 256)).astype(np.uint8)
+    path = write_raster(tmp_path / "t.tif", data, tiled=True)
+    write_raster(tmp_path / "ok.tif", data)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    cfg = write_config(tmp_path, epochs={2000: "ok.tif", 2020: "t.tif"})
+    _fails(cfg, capsys, str(path))
+
+
+def test_raster_without_crs(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    write_raster(tmp_path / "b.tif", np.full((4, 4), 11, np.uint8), crs=None)
+    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}), capsys, str(tmp_path / "b.tif"), "no CRS")
+
+
+def test_epochs_that_do_not_overlap(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    write_raster(tmp_path / "b.tif", np.full((4, 4), 11, np.uint8), transform=Affine(30, 0, 600000, 0, -30, 3400000))
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, align="nearest")
+    _fails(cfg, capsys, str(tmp_path / "b.tif"), "does not overlap")
+
+
+def test_grids_that_differ_name_both_files(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    write_raster(tmp_path / "b.tif", np.full((4, 4), 11, np.uint8), transform=Affine(30, 0, 500010, 0, -30, 3400000))
+    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}), capsys,
+           str(tmp_path / "b.tif"), str(tmp_path / "a.tif"), "origin", "align: nearest")
+
+
+def test_unknown_codes_error_lists_every_code_with_counts(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.array([[11, 77, 77], [78, 21, 255]], np.uint8))
+    write_raster(tmp_path / "b.tif", np.array([[11, 21, 21], [21, 21, 21]], np.uint8))
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"})
+    _fails(cfg, capsys, str(tmp_path / "a.tif"), "code 77 (2 px)", "code 78 (1 px)", "unknown_codes: nodata")
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, unknown_codes="nodata")
+    assert cli("run", cfg) == 0
+    epochs = pd.read_csv(tmp_path / "out/tables/epochs.csv", encoding="utf-8-sig").set_index("year")
+    assert epochs.loc[2000, "unknown_codes"] == "77:2 78:1" and epochs.loc[2000, "unknown_code_pixels"] == 3
+    assert epochs.loc[2020, "excluded_by_other_epochs_pixels"] == 4
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    cfg = write_config(tmp_path, epochs={2000: "a.tif"}, unknwon_codes="nodata")
+    _fails(cfg, capsys, str(cfg), "unknown key 'unknwon_codes'; did you mean 'unknown_codes'?")
+
+
+def test_missing_file(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "gone.tif"}), capsys, str(tmp_path / "gone.tif"),
+           "file not found")
+    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "none/*.tif"}), capsys, "matches no file")
+
+
+def test_not_a_raster(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    (tmp_path / "b.tif").write_text("hello")
+    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}), capsys, str(tmp_path / "b.tif"),
+           "not a readable raster")
+
+
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should be")
+    cfg = write_config(tmp_path, epochs={2000: "a.tif"})
+    assert cli("run", cfg, "-o", blocker / "out") == 1
+    assert str(blocker / "out") in capsys.readouterr().err
+    assert blocker.read_text().startswith("a file")
+
+
+def test_failed_run_keeps_the_previous_results(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    write_raster(tmp_path / "b.tif", np.full((4, 4), 21, np.uint8))
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"})
+    assert cli("run", cfg) == 0
+    before = (tmp_path / "out/manifest.json").read_bytes()
+    write_raster(tmp_path / "b.tif", np.full((4, 4), 99 + 1, np.uint8))  # unknown code 100
+    assert cli("run", cfg) == 1
+    assert (tmp_path / "out/manifest.json").read_bytes() == before
+    assert not list((tmp_path / "out").glob(".staging*"))
+
+
+def test_validate_reports_without_computing(two_epochs, capsys):
+    assert cli("validate", two_epochs) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2000: 2 file(s), uint8, nodata 255.0, 120 x 100 px" in out and "OK" in out
+    assert not (two_epochs.parent / "out").exists()
