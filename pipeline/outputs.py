@@ -131,10 +131,12 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 
 def sha256(path: Path) -> str:
+    """Checksum of a file, or of every file of a folder dataset (an ArcInfo grid) in name order."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for member in sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [path]:
+        with open(member, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 

@@ -236,7 +236,7 @@ def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dic
 
     inputs = sorted({str(f) for s in lc.sources for f in s.files})
     packages = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
-                "pyogrio", "shapely", "flox", "scipy", "dask-image", "pydantic", "click"]
+                "pyogrio", "shapely", "flox", "scipy", "pydantic", "click"]
     return {
         "name": config.name,
         "pipeline_version": __version__,
@@ -245,7 +245,7 @@ def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dic
         "grid": {"crs": lc.grid.crs.to_string(), "transform": list(lc.grid.transform)[:6],
                  "width": lc.grid.width, "height": lc.grid.height},
         "scheme": {"name": lc.scheme.name, **lc.scheme.meta},
-        "inputs": [{"path": p, "bytes": Path(p).stat().st_size, "sha256": sha256(Path(p))} for p in inputs],
+        "inputs": [{"path": p, "sha256": sha256(Path(p))} for p in inputs],
         "versions": {
             "python": platform.python_version(),
             **{p: _version(p) for p in packages},

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dask
 import numpy as np
-import pandas as pd
 import xarray as xr
-from dask_image.ndmeasure import label
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from pipeline.classes import RURAL, URBAN
 from pipeline.grid import Grid
@@ -38,52 +38,95 @@ def extent_mask(geoms: np.ndarray, grid: Grid, like: xr.DataArray) -> xr.DataArr
 def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> xr.DataArray:
     """Urban (5) for construction pixels in connected patches of >= ``min_area_ha``, rural (6) otherwise.
 
-    Patches are labelled across chunk edges (dask-image merges labels at block faces), so a town
-    cut by a chunk boundary is still one patch. On projected grids the test is on integer pixel
-    counts, so it does not depend on the chunking.
+    Patches are labelled across chunk edges: each block is labelled with scipy.ndimage, the labels
+    that touch across block faces (8-neighbour, corners included) are joined with
+    scipy.sparse.csgraph, and patch sizes are summed over the joined graph. On projected grids the
+    test is on integer pixel counts, so it does not depend on the chunking.
     """
     built = ((classes == URBAN) | (classes == RURAL)).data
-    labels, _ = label(built, structure=EIGHT_NEIGHBOURS)
     row_area_ha = grid.row_area_m2() / 1e4
-    if grid.constant_pixel_area:
-        min_pixels = int(np.ceil(min_area_ha / row_area_ha[0] - 1e-9))
-        sizes = _patch_sizes(labels, None)
-        is_urban = dask.delayed(lambda s: s >= min_pixels)(sizes)
-    else:
-        sizes = _patch_sizes(labels, row_area_ha)
-        is_urban = dask.delayed(lambda s: s >= min_area_ha)(sizes)
+    row_starts = np.cumsum((0,) + built.chunks[0][:-1])
+    blocks = built.to_delayed()
+    summaries = [
+        [
+            dask.delayed(_block_summary)(
+                blocks[i, j], None if grid.constant_pixel_area else row_area_ha[row_starts[i]: row_starts[i] + h]
+            )
+            for j in range(blocks.shape[1])
+        ]
+        for i, h in enumerate(built.chunks[0])
+    ]
+    threshold = (
+        int(np.ceil(min_area_ha / row_area_ha[0] - 1e-9)) if grid.constant_pixel_area else min_area_ha
+    )
+    urban_flags = dask.delayed(_urban_flags)(summaries, threshold)
 
-    def assign(cls: np.ndarray, lab: np.ndarray, is_urban: np.ndarray) -> np.ndarray:
+    def assign(cls: np.ndarray, flags: list, block_info=None) -> np.ndarray:
+        i, j = block_info[0]["chunk-location"]
+        local, _ = ndimage.label((cls == URBAN) | (cls == RURAL), EIGHT_NEIGHBOURS)
         out = cls.copy()
-        built = lab > 0
-        out[built] = np.where(is_urban[lab[built]], URBAN, RURAL)
+        inside = local > 0
+        out[inside] = np.where(flags[i][j][local[inside]], URBAN, RURAL)
         return out
 
-    split = classes.data.map_blocks(assign, labels, is_urban=is_urban, dtype=np.uint8, meta=np.array((), np.uint8))
+    split = classes.data.map_blocks(assign, flags=urban_flags, dtype=np.uint8, meta=np.array((), np.uint8))
     return classes.copy(data=split)
 
 
-def _patch_sizes(labels, row_area_ha: np.ndarray | None) -> dask.delayed:
-    """Delayed array indexed by label: pixel count (row_area_ha None) or area in ha of each patch."""
-    row_starts = np.cumsum((0,) + labels.chunks[0][:-1])
-    parts = []
-    for (i, j), block in np.ndenumerate(np.array(labels.to_delayed(), dtype=object)):
-        weights = None if row_area_ha is None else row_area_ha[row_starts[i]: row_starts[i] + labels.chunks[0][i]]
-        parts.append(dask.delayed(_block_sizes)(block, weights))
-    return dask.delayed(_combine_sizes)(parts, labels.max())
+def _block_summary(built: np.ndarray, row_area_ha: np.ndarray | None) -> dict:
+    """Sizes of the block's own patches and the labels along its four edges (all small)."""
+    local, n = ndimage.label(built, EIGHT_NEIGHBOURS)
+    if row_area_ha is None:
+        sizes = np.bincount(local.ravel(), minlength=n + 1).astype(np.int64)
+    else:
+        sizes = np.bincount(local.ravel(), weights=np.broadcast_to(row_area_ha[:, None], local.shape).ravel(),
+                            minlength=n + 1)
+    return {"n": n, "sizes": sizes, "top": local[0], "bottom": local[-1], "left": local[:, 0], "right": local[:, -1]}
 
 
-def _block_sizes(lab: np.ndarray, row_weights: np.ndarray | None) -> pd.Series:
-    built = lab > 0
-    if row_weights is None:
-        values, counts = np.unique(lab[built], return_counts=True)
-        return pd.Series(counts, index=values)
-    weights = np.broadcast_to(row_weights[:, None], lab.shape)[built]
-    return pd.Series(weights).groupby(lab[built]).sum()
+def _face_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Label pairs that touch across a face: a[k] with b[k-1], b[k], b[k+1] (8-neighbour)."""
+    pairs = []
+    for d in (-1, 0, 1):
+        x = a[max(0, -d): len(a) - max(0, d)]
+        y = b[max(0, d): len(b) - max(0, -d)]
+        keep = (x > 0) & (y > 0)
+        pairs.append(np.stack([x[keep], y[keep]], axis=1))
+    return np.concatenate(pairs)
 
 
-def _combine_sizes(parts: list[pd.Series], max_label: int) -> np.ndarray:
-    sizes = np.zeros(int(max_label) + 1, dtype=np.float64)
-    total = pd.concat(parts).groupby(level=0).sum() if parts else pd.Series(dtype=float)
-    sizes[total.index.to_numpy(dtype=np.int64)] = total.to_numpy()
-    return sizes
+def _urban_flags(summaries: list[list[dict]], threshold: float) -> list[list[np.ndarray]]:
+    """Per block, a boolean per local label: is its (possibly multi-block) patch large enough?"""
+    rows, cols = len(summaries), len(summaries[0])
+    offsets = np.zeros((rows, cols), dtype=np.int64)
+    total = 0
+    for i in range(rows):
+        for j in range(cols):
+            offsets[i, j] = total
+            total += summaries[i][j]["n"] + 1  # local label 0 (background) keeps a slot
+    edges = []
+
+    def join(i0, j0, i1, j1, pairs):
+        if len(pairs):
+            edges.append(np.stack([pairs[:, 0] + offsets[i0, j0], pairs[:, 1] + offsets[i1, j1]], axis=1))
+
+    for i in range(rows):
+        for j in range(cols):
+            s = summaries[i][j]
+            if j + 1 < cols:
+                join(i, j, i, j + 1, _face_pairs(s["right"], summaries[i][j + 1]["left"]))
+            if i + 1 < rows:
+                join(i, j, i + 1, j, _face_pairs(s["bottom"], summaries[i + 1][j]["top"]))
+                if j + 1 < cols and s["bottom"][-1] and summaries[i + 1][j + 1]["top"][0]:
+                    join(i, j, i + 1, j + 1, np.array([[s["bottom"][-1], summaries[i + 1][j + 1]["top"][0]]]))
+                if j > 0 and s["bottom"][0] and summaries[i + 1][j - 1]["top"][-1]:
+                    join(i, j, i + 1, j - 1, np.array([[s["bottom"][0], summaries[i + 1][j - 1]["top"][-1]]]))
+    pairs = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(total, total))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.concatenate([summaries[i][j]["sizes"] for i in range(rows) for j in range(cols)])
+    # Integer pixel counts sum exactly; row-weighted areas are added in a fixed (block, label) order.
+    patch_size = np.zeros(component.max() + 1, dtype=sizes.dtype)
+    np.add.at(patch_size, component, sizes)
+    urban = patch_size[component] >= threshold
+    return [[urban[offsets[i, j]: offsets[i, j] + summaries[i][j]["n"] + 1] for j in range(cols)] for i in range(rows)]

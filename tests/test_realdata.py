@@ -1,0 +1,126 @@
+"""The real rasters in ../shared/real_data ingest and reclassify correctly (skipped when absent).
+
+Figures checked against ../shared/real_data/PROVENANCE.md where it gives them.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from pipeline.config import load_config
+from pipeline.errors import GridMismatchError
+from pipeline.reclassify import load_scheme
+from pipeline.run import build_landcover
+from pipeline.validate import validate
+
+from .conftest import read, write_config
+from .test_pipeline import cli
+
+DATA = Path(__file__).parent / "data"
+
+
+def lut_of(scheme_name: str) -> np.ndarray:
+    lut = np.zeros(256, np.uint8)
+    for k, v in load_scheme(scheme_name).as_dict().items():
+        if 0 <= k < 256:
+            lut[k] = v
+    return lut
+
+
+def test_nlcd_four_epochs_sub_pixel_shift(real_data, tmp_path):
+    d = real_data / "nlcd_cedar_creek"
+    epochs = {y: str(d / f"nlcd_cedar_{y}.tif") for y in (2006, 2011, 2016, 2021)}
+    with pytest.raises(GridMismatchError, match=r"epoch 2021 .*shift of \+0.01478, \+0.02921 pixels"):
+        validate(load_config(write_config(tmp_path, epochs=epochs, scheme="nlcd")))
+    cfg = write_config(tmp_path, epochs=epochs, scheme="nlcd", align="nearest", dask={"chunks": 512})
+    assert cli("run", cfg) == 0
+    table = pd.read_csv(tmp_path / "out/tables/epochs.csv", encoding="utf-8-sig")
+    assert table.valid_pixels.tolist() == [775_408] * 4  # PROVENANCE: 775,408 valid pixels in every year
+    classes = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig")
+    raw = read(d / "nlcd_cedar_2006.tif")
+    expected = np.bincount(lut_of("nlcd")[raw[raw != 255]], minlength=9)[1:]
+    assert classes[classes.year == 2006].pixels.tolist() == expected.tolist()
+
+
+def test_wuhan_mixed_dtypes_and_mcplus_demands(real_data, tmp_path):
+    d = real_data / "wuhan_lulc_mcplus"
+    epochs = {y: str(d / f"wh{y}_refy.tif") for y in (2003, 2005, 2010, 2013)}
+    cfg = write_config(tmp_path, epochs=epochs, scheme=str(DATA / "wuhan_scheme.csv"), dask={"chunks": 1024})
+    assert cli("run", cfg) == 0
+    table = pd.read_csv(tmp_path / "out/tables/epochs.csv", encoding="utf-8-sig").set_index("year")
+    assert table.loc[2003, "source_dtype"] == "uint8" and table.loc[2005, "source_dtype"] == "int8"
+    assert table.loc[2003, "source_nodata"] == 15 and table.loc[2013, "source_nodata"] == -128
+    classes = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig")
+    got = classes[classes.year == 2013].set_index("class").pixels
+    # mcPLUS land demands = the 2013 pixel counts of codes 1..7 (PROVENANCE): 5,326,069 pixels with data in 2013,
+    # of which 794 lack data in another epoch and leave the common mask.
+    demand = dict(zip(range(1, 8), (44394, 231113, 2477356, 929417, 39413, 1453586, 150790)))
+    assert table.loc[2013, "valid_pixels"] + table.loc[2013, "excluded_by_other_epochs_pixels"] == sum(demand.values())
+    mapped_demand = {1: demand[3], 2: demand[2], 3: demand[1], 4: demand[6] + demand[7], 5: demand[4], 8: demand[5]}
+    shortfall = {k: mapped_demand[k] - got[k] for k in mapped_demand}
+    assert all(v >= 0 for v in shortfall.values()) and sum(shortfall.values()) == table.loc[2013, "excluded_by_other_epochs_pixels"]
+    assert table.valid_pixels.iloc[0] == sum(got)
+
+
+def test_corine_pair_on_different_grids(real_data, tmp_path):
+    d = real_data / "corine_vaud_pylandstats"
+    epochs = {2006: str(d / "ls100_06.tif"), 2012: str(d / "ls100_12.tif")}
+    with pytest.raises(GridMismatchError, match="resolution 99.99245896 x 99.99245896 instead of 100.0051243"):
+        validate(load_config(write_config(tmp_path, epochs=epochs, scheme="corine")))
+    assert cli("run", write_config(tmp_path, epochs=epochs, scheme="corine", align="nearest")) == 0
+    a, b = read(tmp_path / "out/rasters/landcover_2006.tif"), read(tmp_path / "out/rasters/landcover_2012.tif")
+    assert ((a > 0) == (b > 0)).all() and 70_000 < (a > 0).sum() < 78_000  # about 77.3 k valid pixels
+    assert (a == b)[a > 0].mean() > 0.85  # six years of change plus resampling, most land unchanged
+    aligned = {2006: str(d / "ls250_06.tif"), 2012: str(d / "ls250_12.tif")}
+    assert cli("run", write_config(tmp_path, epochs=aligned, scheme="corine", output="out250")) == 0
+    t = pd.read_csv(tmp_path / "out250/tables/epochs.csv", encoding="utf-8-sig")
+    raw = read(d / "ls250_06.tif")
+    assert t.valid_pixels.iloc[0] <= (raw != 255).sum() == 12_298
+
+
+def test_willamette_arcinfo_grid_equals_geotiff(real_data, tmp_path):
+    d = real_data / "invest_willamette_legacy"
+    scheme = str(DATA / "willamette_scheme.csv")
+    (tmp_path / "aig").mkdir(), (tmp_path / "tif").mkdir()
+    grid_cfg = write_config(tmp_path / "aig", epochs={1990: str(d / "lulc_samp_cur"), 2050: str(d / "lulc_samp_fut")},
+                            scheme=scheme, dask={"chunks": 512})
+    tif_cfg = write_config(tmp_path / "tif", epochs={1990: str(d / "lulc_samp_cur.tif"), 2050: str(d / "lulc_samp_fut.tif")},
+                           scheme=scheme, dask={"chunks": 300})
+    assert cli("run", grid_cfg) == 0 and cli("run", tif_cfg) == 0
+    for y in (1990, 2050):
+        np.testing.assert_array_equal(read(tmp_path / f"aig/out/rasters/landcover_{y}.tif"),
+                                      read(tmp_path / f"tif/out/rasters/landcover_{y}.tif"))
+    assert (tmp_path / "aig/out/tables/classes_region.csv").read_bytes() == (tmp_path / "tif/out/tables/classes_region.csv").read_bytes()
+    table = pd.read_csv(tmp_path / "tif/out/tables/epochs.csv", encoding="utf-8-sig")
+    assert table.valid_pixels.tolist() == [1_641_621, 1_641_621]  # PROVENANCE
+
+
+def test_willamette_half_pixel_baseline_is_detected(real_data, tmp_path):
+    d = real_data / "invest_willamette_legacy"
+    epochs = {1990: str(d / "lc_samp_cur_b.tif"), 2000: str(d / "lc_samp_bse_b.tif")}
+    with pytest.raises(GridMismatchError, match="origin"):
+        validate(load_config(write_config(tmp_path, epochs=epochs, scheme=str(DATA / "willamette_scheme.csv"))))
+
+
+def test_worldcover_tile_lazily_on_a_window(real_data, tmp_path):
+    """36000 x 36000 px in EPSG:4326: validated from headers, then a window reclassified lazily."""
+    d = real_data / "esa_worldcover_N00E006"
+    files = {2020: str(d / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"),
+             2021: str(d / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif")}
+    cfg = load_config(write_config(tmp_path, epochs=files, scheme="esa_worldcover", dask={"chunks": 2048}))
+    report = validate(cfg)
+    assert "36000 x 36000 px" in report[1] and "EPSG:4326" in report[1]
+    lc = build_landcover(cfg, tmp_path / "work")
+    assert lc.classes[2020].data.numblocks == (18, 18)  # lazy: nothing read yet
+    window = Window(col_off=5500, row_off=32000, width=3000, height=3000)  # Sao Tome island, about 6.6 E 0.2 N
+    got = lc.classes[2021][window.row_off: window.row_off + 3000, window.col_off: window.col_off + 3000].values
+    with rasterio.open(files[2020]) as a, rasterio.open(files[2021]) as b:
+        ra, rb = a.read(1, window=window), b.read(1, window=window)
+    lut = lut_of("esa_worldcover")
+    expected = np.where((ra != 0) & (rb != 0), lut[rb], 0)
+    np.testing.assert_array_equal(got, expected)
+    assert (expected == 2).sum() > 1_000_000  # mostly tree cover

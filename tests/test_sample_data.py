@@ -1,0 +1,190 @@
+"""The committed sample region: reproducible from its seed, and rich enough to exercise every pathway."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from scipy import ndimage
+
+from pipeline.sample_data import generate_sample
+
+COMMITTED = Path(__file__).parents[1] / "sample_data"
+YEARS = (2000, 2005, 2010, 2015, 2020)
+PIXEL_M2 = 30.0 * 30.0
+# CNLUCC -> DESIGN.md target class, written out here so the test does not trust the package's own table.
+CNLUCC = {11: 1, 12: 1, 21: 2, 22: 2, 23: 2, 24: 2, 31: 3, 32: 3, 33: 3, 41: 4, 42: 4, 43: 4, 45: 4, 46: 4,
+          64: 4, 51: 5, 52: 6, 53: 7, 61: 8, 62: 8, 63: 8, 65: 8, 66: 8, 67: 8}
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    files = generate_sample(out)
+    assert all(f.exists() for f in files)
+    return out
+
+
+def mosaic(folder: Path, year: int) -> np.ndarray:
+    """The 2 x 2 tiles of an epoch as one 1600 x 1600 array (placed by their transforms)."""
+    out = np.full((1600, 1600), 256, np.uint16)  # 256 marks 'not written', which no tile may leave
+    for path in sorted((folder / f"lc{year}").glob("*.tif")):
+        with rasterio.open(path) as ds:
+            r0, c0 = round((3400000 - ds.transform.f) / 30), round((ds.transform.c - 480000) / 30)
+            out[r0:r0 + ds.height, c0:c0 + ds.width] = ds.read(1)
+    assert (out < 256).all()
+    return out.astype(np.uint8)
+
+
+def classes(codes: np.ndarray) -> np.ndarray:
+    lut = np.zeros(256, np.uint8)
+    for code, cls in CNLUCC.items():
+        lut[code] = cls
+    assert set(np.unique(codes)) <= set(CNLUCC) | {255}, "codes outside CNLUCC"
+    return lut[codes]
+
+
+def pathway_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels per DESIGN.md pathway code 0..6 between two target-class arrays (nodata pixels left out)."""
+    p = np.full(a.shape, 6, np.uint8)
+    p[a == b] = 0
+    natural = np.isin(a, (1, 2, 3, 4, 8))
+    p[natural & np.isin(b, (5, 7))] = 1
+    p[np.isin(a, (2, 3, 4, 8)) & (b == 1)] = 2
+    p[(a == 6) & np.isin(b, (1, 2, 3, 4))] = 3
+    p[natural & (b == 6)] = 4
+    p[(a == 1) & np.isin(b, (2, 3, 4))] = 5
+    return np.bincount(p[(a > 0) & (b > 0)], minlength=7)
+
+
+@pytest.fixture(scope="module")
+def epochs() -> dict[int, np.ndarray]:
+    return {y: mosaic(COMMITTED, y) for y in YEARS}
+
+
+# --- (a) the committed folder is what the generator writes --------------------------------------------------
+
+def test_same_file_list(regenerated: Path) -> None:
+    listing = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())  # noqa: E731
+    assert listing(regenerated) == listing(COMMITTED)
+    assert len(listing(COMMITTED)) == 5 * 4 + 7
+    assert sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file()) < 4_000_000
+
+
+@pytest.mark.parametrize("year", YEARS)
+def test_same_pixels_and_grid(regenerated: Path, year: int) -> None:
+    tiles = sorted((COMMITTED / f"lc{year}").glob("*.tif"))
+    assert [t.name for t in tiles] == [f"lc{year}_r{r}c{c}.tif" for r in (0, 1) for c in (0, 1)]
+    for path in tiles:
+        with rasterio.open(path) as old, rasterio.open(regenerated / f"lc{year}" / path.name) as new:
+            assert np.array_equal(old.read(1), new.read(1))
+            assert old.profile == new.profile and old.tags() == new.tags()
+            assert old.crs.to_epsg() == 4547 and old.res == (30.0, 30.0) and (old.width, old.height) == (800, 800)
+            assert old.dtypes[0] == "uint8" and old.nodata == 255 and old.block_shapes[0] == (256, 256)
+            assert old.compression.name.lower() == "deflate" and old.tags()["SCHEME"] == "CNLUCC"
+            assert "TIFFTAG_DATETIME" not in old.tags()
+    with rasterio.open(COMMITTED / f"lc{year}" / f"lc{year}_r0c0.tif") as ds:
+        assert (ds.transform.c, ds.transform.f) == (480000.0, 3400000.0)
+
+
+@pytest.mark.parametrize("name,layer", [("counties", "counties"), ("ecozones", "ecozones")])
+def test_same_vectors(regenerated: Path, name: str, layer: str) -> None:
+    old = gpd.read_file(COMMITTED / f"{name}.gpkg", layer=layer)
+    new = gpd.read_file(regenerated / f"{name}.gpkg", layer=layer)
+    pd.testing.assert_frame_equal(old.drop(columns="geometry"), new.drop(columns="geometry"))
+    assert old.geometry.geom_equals_exact(new.geometry, tolerance=1e-6).all()
+    assert old.crs.to_epsg() == 4547
+
+
+@pytest.mark.parametrize("name", ["densities.csv", "rates.csv", "statistics.csv", "config.yaml", "README.md"])
+def test_same_text_bytes(regenerated: Path, name: str) -> None:
+    assert (COMMITTED / name).read_bytes() == (regenerated / name).read_bytes()
+
+
+# --- (b) properties that make the sample worth running ------------------------------------------------------
+
+def test_region_shape(epochs: dict[int, np.ndarray]) -> None:
+    valid = epochs[2000] != 255
+    assert 0.75 <= valid.mean() <= 0.85
+    for year in (2010, 2015, 2020):
+        assert np.array_equal(epochs[year] != 255, valid)
+
+
+def test_every_pathway_2000_2020(epochs: dict[int, np.ndarray]) -> None:
+    counts = pathway_counts(classes(epochs[2000]), classes(epochs[2020]))
+    for code in range(1, 7):
+        assert counts[code] >= 200, f"pathway {code}: {counts[code]} pixels"
+    assert counts[1:].sum() < 0.1 * counts.sum()  # change is a minority, as over 20 years in China
+
+
+@pytest.mark.parametrize("y0,y1", list(itertools.pairwise(YEARS)))
+def test_every_pathway_each_interval(epochs: dict[int, np.ndarray], y0: int, y1: int) -> None:
+    counts = pathway_counts(classes(epochs[y0]), classes(epochs[y1]))
+    assert (counts[1:] >= 100).all(), counts.tolist()
+
+
+def test_plausible_change(epochs: dict[int, np.ndarray]) -> None:
+    a, b = classes(epochs[2000]), classes(epochs[2020])
+    urban0, urban1 = (a == 5).sum(), (b == 5).sum()
+    assert 1.5 <= urban1 / urban0 <= 2.5
+    crop0, crop1 = (a == 1).sum(), (b == 1).sum()
+    assert 0.9 <= crop1 / crop0 < 1.0  # a few % of cropland lost, not most
+    assert ndimage.label(a == 6)[1] > 300  # several hundred villages
+
+
+def test_2005_gap(epochs: dict[int, np.ndarray]) -> None:
+    valid = epochs[2000] != 255
+    gap = (epochs[2005] == 255) & valid
+    assert 0.003 <= gap.sum() / valid.sum() <= 0.01
+    assert not ((epochs[2005] != 255) & ~valid).any()  # the gap is inside the region, nothing added outside
+
+
+@pytest.mark.parametrize("name,n", [("counties", 12), ("ecozones", 4)])
+def test_zones_tile_the_region(epochs: dict[int, np.ndarray], name: str, n: int) -> None:
+    zones = gpd.read_file(COMMITTED / f"{name}.gpkg", layer=name)
+    assert len(zones) == n and zones.geometry.is_valid.all()
+    valid_m2 = (epochs[2000] != 255).sum() * PIXEL_M2
+    assert abs(zones.union_all().area - valid_m2) <= 0.001 * valid_m2
+    for a, b in itertools.combinations(zones.geometry, 2):
+        assert a.intersection(b).area < 1.0
+
+
+def test_zone_attributes() -> None:
+    counties = gpd.read_file(COMMITTED / "counties.gpkg", layer="counties")
+    assert counties["code"].tolist() == list(range(420101, 420113)) and counties["name"].is_unique
+    assert counties["name"].str.endswith("县").all()
+    eco = gpd.read_file(COMMITTED / "ecozones.gpkg", layer="ecozones")
+    assert eco["zone_id"].tolist() == ["EZ1", "EZ2", "EZ3", "EZ4"] and eco["national_key"].sum() == 2
+    assert set(eco["function"]) == {"水源涵养", "水土保持", "生物多样性维护", "农产品提供"}
+
+
+def test_tables() -> None:
+    dens = pd.read_csv(COMMITTED / "densities.csv")
+    assert dens.columns.tolist() == ["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"]
+    assert dens["class"].tolist() == list(range(1, 9))
+    rates = pd.read_csv(COMMITTED / "rates.csv").set_index("class")["rate_tC_ha_yr"].to_dict()
+    assert rates == {2: -0.644, 3: -0.021, 4: -0.218, 8: -0.005}
+    stats = pd.read_csv(COMMITTED / "statistics.csv")
+    assert len(stats) == 12 * 5 and set(stats["year"]) == set(YEARS)
+    assert set(stats["zone_id"]) == set(range(420101, 420113))
+    by_year = stats.groupby("year")
+    assert by_year["energy_intensity_tce_per_10k_yuan"].mean().is_monotonic_decreasing
+    gdp = by_year[["gdp_secondary_10k_yuan", "gdp_tertiary_10k_yuan"]].sum().sum(axis=1)
+    assert 5 <= gdp[2020] / gdp[2000] <= 8  # ~10 %/yr for 20 years
+    ratio = stats["fertiliser_t"] / stats["sown_area_hm2"]
+    assert ratio[stats["sown_area_hm2"] > 0].between(0.3, 0.5).all()
+
+
+def test_config() -> None:
+    cfg = yaml.safe_load((COMMITTED / "config.yaml").read_text(encoding="utf-8"))
+    assert cfg["epochs"] == {y: f"lc{y}/*.tif" for y in YEARS}
+    assert cfg["scheme"] == "cnlucc" and cfg["urban_split"] == "native"
+    assert [z["path"] for z in cfg["zones"]] == ["counties.gpkg", "ecozones.gpkg"]
+    for rel in [*cfg["carbon"].values(), *(z["path"] for z in cfg["zones"])]:
+        assert (COMMITTED / rel).is_file()
