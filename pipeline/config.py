@@ -204,9 +204,7 @@ def _keys_at(loc: tuple) -> list[str]:
         for m in models:
             if isinstance(part, str) and part in m.model_fields:
                 nxt.extend(_models_in(m.model_fields[part].annotation))
-        models = nxt or [m for m in models]
-        if isinstance(part, int):
-            continue
+        models = nxt or models  # list indices (zones.0) keep the current model
     return sorted({k for m in models for k in m.model_fields if k != "base"})
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.classes import CLASS_CODES, NODATA
+from pipeline.classes import CLASS_CODES, NODATA, RURAL
 from pipeline.config import BUILTIN_SCHEMES
 from pipeline.errors import ConfigError, InputError
 
@@ -41,7 +41,8 @@ class Scheme:
 
     @property
     def native_split(self) -> bool:
-        return self.meta.get("split", "").startswith("native") or bool(np.isin([6], self.targets).any())
+        """True when the scheme itself tells rural settlements (6) from urban land."""
+        return bool((self.targets == RURAL).any())
 
     def as_dict(self) -> dict[int, int]:
         return dict(zip(self.codes.tolist(), self.targets.tolist()))
@@ -137,7 +138,9 @@ def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> dask.delayed:
     """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run)."""
     parts = [
         dask.delayed(_unknown_in_block)(c, m)
-        for c, m in zip(codes.data.to_delayed().ravel(), mapped.data.to_delayed().ravel())
+        # optimize_graph=False keeps the block keys of the run's graph, so the reads are shared.
+        for c, m in zip(codes.data.to_delayed(optimize_graph=False).ravel(),
+                        mapped.data.to_delayed(optimize_graph=False).ravel())
     ]
     return dask.delayed(_merge_counts)(parts)
 

@@ -47,8 +47,12 @@ class LandCover:
     classes: dict[int, xr.DataArray]
 
 
-def build_landcover(config: Config, workdir: Path) -> LandCover:
-    """Stages 1-2, lazily: mosaics, alignment, reclassification, common mask, urban/rural split."""
+def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = False) -> LandCover:
+    """Stages 1-2, lazily: mosaics, alignment, reclassification, common mask, urban/rural split.
+
+    With ``defer_patch_split`` the patch rule is left for the caller (see ``run``): the classes come
+    back unsplit.
+    """
     scheme = reclassify.load_scheme(config.scheme)
     sources = ingest.open_sources(config.epochs, workdir)
     grid = ingest.check_alignment(sources, config.align)
@@ -57,13 +61,13 @@ def build_landcover(config: Config, workdir: Path) -> LandCover:
     valid = reclassify.common_valid(list(mapped.values()))
     classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
     rule = config.urban_split
-    if isinstance(rule, PatchSplit):
+    if isinstance(rule, PatchSplit) and not defer_patch_split:
         classes = {y: split.split_by_patches(c, grid, rule.patch_min_ha) for y, c in classes.items()}
     elif isinstance(rule, ExtentSplit):
         polygons = read_polygons(rule.urban_extent, grid, rule.layer)
         inside = split.extent_mask(polygons.geometry.values, grid, valid)
         classes = {y: split.split_by_extent(c, inside) for y, c in classes.items()}
-    elif not scheme.native_split:
+    elif rule == "native" and not scheme.native_split:
         log.warning(
             "scheme %s has no urban/rural split: all its construction is class 5 (urban); "
             "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it", scheme.name
@@ -93,14 +97,33 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     try:
         with _scheduler(scheduler or config.dask.scheduler, progress) as lock:
             with timer.stage("ingest and reclassify (graph)"):
-                lc = build_landcover(config, staging.folder("work"))
+                patch_rule = config.urban_split if isinstance(config.urban_split, PatchSplit) else None
+                lc = build_landcover(config, staging.folder("work"), defer_patch_split=patch_rule is not None)
+                files = [f for src in lc.sources for f in src.files]
+                status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4) for y, m in lc.mapped.items()}
+                unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+            if patch_rule:
+                # Patch sizes need the whole raster before any block can be split: write the unsplit
+                # classes and the patch flags in the one pass over the inputs, then split what we read back.
+                unsplit = {y: staging.path(f"work/unsplit_{y}.tif") for y in lc.classes}
+                writes = [tiled_geotiff_task(c, unsplit[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
+                flags = {y: split.patch_flags(c, lc.grid, patch_rule.patch_min_ha) for y, c in lc.classes.items()}
+                with timer.stage("compute (one pass over the input pixels)"), _reading_errors(files):
+                    _, status, unknown, flags = dask.compute(writes, status, unknown, flags)
+                _check_unknown(unknown, lc, config.unknown_codes)
+                lc.classes = {
+                    y: split.apply_patch_flags(_reopen(unsplit[y], y, lc.grid, config.dask.chunks), flags[y])
+                    for y in lc.classes
+                }
             tiled = {y: staging.path(f"rasters/landcover_{y}.tiled.tif") for y in lc.classes}
             writes = [tiled_geotiff_task(c, tiled[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
-            status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4) for y, m in lc.mapped.items()}
             counts = {y: reclassify.row_histogram(c, 9) for y, c in lc.classes.items()}
-            unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
-            with timer.stage("compute (one pass over the pixels)"), _reading_errors([f for src in lc.sources for f in src.files]):
-                _, status, counts, unknown = dask.compute(writes, status, counts, unknown)
+            stage = "compute (urban/rural split)" if patch_rule else "compute (one pass over the input pixels)"
+            with timer.stage(stage), _reading_errors(files):
+                if patch_rule:
+                    _, counts = dask.compute(writes, counts)
+                else:
+                    _, status, counts, unknown = dask.compute(writes, status, counts, unknown)
         _check_unknown(unknown, lc, config.unknown_codes)
         with timer.stage("write outputs"):
             labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
@@ -171,6 +194,12 @@ def class_table(name: str, counts: dict[int, np.ndarray], row_area_m2: np.ndarra
             rows.append({"zone_id": 1, "zone_name": name, "year": year, "class": k,
                          "class_name": CLASS_NAMES[k], "pixels": int(per_row[:, k].sum()), "area_ha": area_ha[k]})
     return pd.DataFrame(rows)
+
+
+def _reopen(path: Path, year: int, grid: Grid, chunks: int) -> xr.DataArray:
+    """Our own uint8 intermediate, read lazily on the run's grid and chunks."""
+    src = ingest.EpochSource(year, (path,), path, grid, "uint8", 0)
+    return ingest.open_epoch(src, grid, chunks)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ from rasterio.transform import from_origin
 import shapely
 from scipy import ndimage
 
+from pipeline.reclassify import load_scheme
+
 #: Carbon density per target class, t C/ha (pools: above-ground, below-ground, soil, dead organic matter).
 SOURCE = "PLACEHOLDER"
 DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead)
@@ -40,10 +42,9 @@ YEARS = (2000, 2005, 2010, 2015, 2020)
 NODATA = 255
 TRANSFORM = from_origin(*ORIGIN, PIXEL, PIXEL)
 HA_PER_PIXEL = PIXEL * PIXEL / 10_000
-TARGET = np.zeros(256, np.uint8)  # CNLUCC code -> DESIGN class, 0 = nodata
-for _cls, _codes in {1: (11, 12), 2: (21, 22, 23, 24), 3: (31, 32, 33), 4: (41, 42, 43, 45, 46, 64),
-                     5: (51,), 6: (52,), 7: (53,), 8: (61, 62, 63, 65, 66, 67)}.items():
-    TARGET[list(_codes)] = _cls
+TARGET = np.zeros(256, np.uint8)  # CNLUCC code -> DESIGN class, 0 = nodata (the shipped scheme table)
+_cnlucc = load_scheme("cnlucc")
+TARGET[_cnlucc.codes[_cnlucc.codes < 256]] = _cnlucc.targets[_cnlucc.codes < 256]
 CROP, ECO = (11, 12), (21, 22, 23, 24, 31, 32, 33, 46, 64, 65, 66)
 COUNTY_NAMES = ["青岚县", "柳湾县", "石桥县", "鹭洲县", "松岭县", "桂溪县",
                 "枫林县", "梅岗县", "荷塘县", "杉坪县", "竹坞县", "兰陂县"]

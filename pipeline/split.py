@@ -38,6 +38,16 @@ def extent_mask(geoms: np.ndarray, grid: Grid, like: xr.DataArray) -> xr.DataArr
 def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> xr.DataArray:
     """Urban (5) for construction pixels in connected patches of >= ``min_area_ha``, rural (6) otherwise.
 
+    Lazy in one graph. Every block waits for the patch sizes of the whole raster, so computing it in
+    one go holds the raster in memory; ``run`` instead writes the classes first and applies
+    ``patch_flags`` to what it reads back.
+    """
+    return apply_patch_flags(classes, patch_flags(classes, grid, min_area_ha))
+
+
+def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> dask.delayed:
+    """Delayed, per block, a boolean per local patch label: is its patch at least ``min_area_ha``?
+
     Patches are labelled across chunk edges: each block is labelled with scipy.ndimage, the labels
     that touch across block faces (8-neighbour, corners included) are joined with
     scipy.sparse.csgraph, and patch sizes are summed over the joined graph. On projected grids the
@@ -46,7 +56,7 @@ def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> x
     built = ((classes == URBAN) | (classes == RURAL)).data
     row_area_ha = grid.row_area_m2() / 1e4
     row_starts = np.cumsum((0,) + built.chunks[0][:-1])
-    blocks = built.to_delayed()
+    blocks = built.to_delayed(optimize_graph=False)  # share the read tasks of the run
     summaries = [
         [
             dask.delayed(_block_summary)(
@@ -56,10 +66,13 @@ def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> x
         ]
         for i, h in enumerate(built.chunks[0])
     ]
-    threshold = (
-        int(np.ceil(min_area_ha / row_area_ha[0] - 1e-9)) if grid.constant_pixel_area else min_area_ha
-    )
-    urban_flags = dask.delayed(_urban_flags)(summaries, threshold)
+    threshold = int(np.ceil(min_area_ha / row_area_ha[0] - 1e-9)) if grid.constant_pixel_area else min_area_ha
+    return dask.delayed(_urban_flags)(summaries, threshold)
+
+
+def apply_patch_flags(classes: xr.DataArray, flags) -> xr.DataArray:
+    """Construction pixels -> urban or rural by their patch's flag (``flags`` from ``patch_flags``,
+    delayed or computed, for the same chunking)."""
 
     def assign(cls: np.ndarray, flags: list, block_info=None) -> np.ndarray:
         i, j = block_info[0]["chunk-location"]
@@ -69,7 +82,7 @@ def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> x
         out[inside] = np.where(flags[i][j][local[inside]], URBAN, RURAL)
         return out
 
-    split = classes.data.map_blocks(assign, flags=urban_flags, dtype=np.uint8, meta=np.array((), np.uint8))
+    split = classes.data.map_blocks(assign, flags=flags, dtype=np.uint8, meta=np.array((), np.uint8))
     return classes.copy(data=split)
 
 
@@ -81,7 +94,9 @@ def _block_summary(built: np.ndarray, row_area_ha: np.ndarray | None) -> dict:
     else:
         sizes = np.bincount(local.ravel(), weights=np.broadcast_to(row_area_ha[:, None], local.shape).ravel(),
                             minlength=n + 1)
-    return {"n": n, "sizes": sizes, "top": local[0], "bottom": local[-1], "left": local[:, 0], "right": local[:, -1]}
+    # Copies, not views: a view would keep the whole label block alive until every block is summarised.
+    edges = {"top": local[0].copy(), "bottom": local[-1].copy(), "left": local[:, 0].copy(), "right": local[:, -1].copy()}
+    return {"n": n, "sizes": sizes, **edges}
 
 
 def _face_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -227,3 +227,25 @@ def test_validate_reports_without_computing(two_epochs, capsys):
     out = capsys.readouterr().out
     assert "epoch 2000: 2 file(s), uint8, nodata 255.0, 120 x 100 px" in out and "OK" in out
     assert not (two_epochs.parent / "out").exists()
+
+
+def test_patch_split_run_equals_whole_raster_labelling(tmp_path):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    blobs = ndimage.gaussian_filter(rng.random((90, 110)), 2) > 0.52  # towns and villages of many sizes
+    codes = np.where(blobs, 51, rng.choice([11, 21, 31], (90, 110))).astype(np.uint8)
+    write_raster(tmp_path / "a.tif", codes)
+    write_raster(tmp_path / "b.tif", codes)
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, urban_split={"patch_min_ha": 2.7},
+                       dask={"chunks": 64})
+    assert cli("run", cfg) == 0
+    labels, _ = ndimage.label(blobs, np.ones((3, 3)))
+    size = np.bincount(labels.ravel())
+    expected = np.where(blobs, np.where(size[labels] >= 30, 5, 6), expected_classes(codes))  # 2.7 ha = 30 px
+    got = read(tmp_path / "out/rasters/landcover_2020.tif")
+    np.testing.assert_array_equal(got, expected)
+    assert 0 < (got == 5).sum() and 0 < (got == 6).sum()
+    classes = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig").set_index(["year", "class"])
+    assert classes.loc[(2000, 6), "pixels"] == (expected == 6).sum()
+    assert not (tmp_path / "out/work").exists()
