@@ -237,11 +237,13 @@ def _scheduler(name: str, progress: bool):
         return
     from distributed import Client, LocalCluster, Lock
 
+    # distributed sets its own log levels on import; keep its chatter below ours.
+    logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
     try:
-        with Client(cluster or name) as client:
+        with Client(cluster or name, timeout="10s") as client:
             log.info("running on %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)
-            yield Lock("carbon-pipeline-raster-write", client=client)
+            yield Lock("carbon-pipeline-raster-write")
     except OSError as e:
         raise PipelineError(f"cannot reach the Dask scheduler at {name}: {e}") from None
     finally:

@@ -249,3 +249,21 @@ def test_patch_split_run_equals_whole_raster_labelling(tmp_path):
     classes = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig").set_index(["year", "class"])
     assert classes.loc[(2000, 6), "pixels"] == (expected == 6).sum()
     assert not (tmp_path / "out/work").exists()
+
+
+def test_process_cluster_gives_byte_identical_tables(two_epochs):
+    """The same graph on a local distributed cluster of worker processes (with the patch split's two passes)."""
+    tmp = two_epochs.parent
+    for name, scheduler in (("threads", "threads"), ("procs", "processes")):
+        write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
+                     dask={"chunks": 64, "scheduler": scheduler})
+        assert cli("run", two_epochs, "-o", tmp / name) == 0
+    for table in ("classes_region.csv", "epochs.csv"):
+        assert (tmp / "threads/tables" / table).read_bytes() == (tmp / "procs/tables" / table).read_bytes()
+    np.testing.assert_array_equal(read(tmp / "threads/rasters/landcover_2020.tif"),
+                                  read(tmp / "procs/rasters/landcover_2020.tif"))
+
+
+def test_unreachable_scheduler_is_one_clear_error(two_epochs, capsys):
+    assert cli("run", two_epochs, "--scheduler", "tcp://127.0.0.1:9") == 1
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
