@@ -267,3 +267,18 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
 def test_unreachable_scheduler_is_one_clear_error(two_epochs, capsys):
     assert cli("run", two_epochs, "--scheduler", "tcp://127.0.0.1:9") == 1
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_user_vrt_input(tmp_path):
+    """Any GDAL raster works as an epoch: here a VRT the user built over two tiles."""
+    from pipeline.ingest import open_sources
+
+    rng = np.random.default_rng(5)
+    codes = rng.choice(np.array([11, 21, 31, 51], np.uint8), (20, 30))
+    write_raster(tmp_path / "t/w.tif", codes[:, :15].copy())
+    write_raster(tmp_path / "t/e.tif", codes[:, 15:].copy(), transform=Affine(30, 0, 500000 + 450, 0, -30, 3400000))
+    (vrt_src,) = open_sources({2000: [str(tmp_path / "t/*.tif")]}, tmp_path / "work")
+    (tmp_path / "user.vrt").write_text(vrt_src.dataset.read_text())
+    write_raster(tmp_path / "b.tif", codes)
+    assert cli("run", write_config(tmp_path, epochs={2000: "user.vrt", 2020: "b.tif"})) == 0
+    np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2000.tif"), expected_classes(codes))
