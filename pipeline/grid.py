@@ -68,7 +68,7 @@ class Grid:
         return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
     def window_transform(self, row_off: int, col_off: int) -> Affine:
-        return self.transform * Affine.translation(col_off, row_off)
+        return self.transform @ Affine.translation(col_off, row_off)
 
     def row_area_m2(self) -> np.ndarray:
         """Area of one pixel in each row (m², float64, length ``height``)."""
