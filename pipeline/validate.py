@@ -9,7 +9,9 @@ import pandas as pd
 
 from pipeline import ingest, reclassify
 from pipeline.config import Config, ExtentSplit
+from pipeline.classes import RURAL, URBAN
 from pipeline.errors import InputError, UnknownCodesError
+from pipeline.parameters import read_densities, read_rates
 from pipeline.vector import read_polygons
 
 
@@ -27,11 +29,13 @@ def validate(config: Config) -> list[str]:
         f"{'EPSG:' + str(crs) if isinstance(crs, int) else crs}, {area_ha:,.1f} ha in the grid extent"
     )
     known = set(scheme.codes.tolist())
+    sampled: set[int] = set()
     for src in sources:
         diffs = grid.differences(src.grid)
         unknown: dict[int, int] = {}
         for path in src.files:
             for code, n in ingest.sample_codes(path).items():
+                sampled.add(code)
                 if code not in known:
                     unknown[code] = unknown.get(code, 0) + n
         note = f"; resampled onto the first epoch's grid ({'; '.join(diffs)})" if diffs else ""
@@ -63,10 +67,35 @@ def validate(config: Config) -> list[str]:
         if dup:
             raise InputError(f"zone layer '{layer.name}': duplicate ids in '{layer.id}': {dup[:10]}", layer.path)
         lines.append(f"zones '{layer.name}': {len(gdf)} polygons ({layer.path.name})")
-    for key, path in config.carbon.model_dump().items():
-        if path is not None:
-            lines.append(f"carbon {key}: {_table_summary(Path(path))}")
+    lines += _check_carbon_tables(config, scheme, sampled & known)
+    if config.carbon.statistics is not None:
+        lines.append(f"carbon statistics: {_table_summary(config.carbon.statistics)}")
     lines.append("OK: every input opened; nothing was computed")
+    return lines
+
+
+def _check_carbon_tables(config: Config, scheme: reclassify.Scheme, codes: set[int]) -> list[str]:
+    """Density and rate tables open, hold numbers, and cover what the sampled blocks contain."""
+    mapping = scheme.as_dict()
+    classes = {mapping[c] for c in codes} - {0}
+    if URBAN in classes and not isinstance(config.urban_split, str):
+        classes.add(RURAL)  # the split turns some urban land into rural settlements
+    reachable = set(scheme.targets.tolist()) - {0}
+    lines = []
+    if config.carbon.densities is not None:
+        table = read_densities(config.carbon.densities)
+        present = classes if table.key == "class" else codes
+        missing = table.missing(present)
+        if missing:
+            raise InputError(
+                f"no carbon density for {table.key} {missing}, present in the rasters (sampled blocks); add rows", table.path
+            )
+        lines.append(f"carbon densities: {len(table.frame)} rows keyed by {table.key}, t C/ha, covering every {table.key} in the sampled blocks")
+        if table.key == "class" and reachable - table.keys():
+            lines.append(f"  note: no row for classes {sorted(reachable - table.keys())} (not in the sampled blocks)")
+    if config.carbon.rates is not None:
+        table = read_rates(config.carbon.rates)
+        lines.append(f"carbon rates: {len(table.frame)} rows keyed by {table.key}, t C/ha/yr (negative = uptake)")
     return lines
 
 
