@@ -21,16 +21,20 @@ from scipy import ndimage
 from pipeline.reclassify import load_scheme
 
 #: Carbon density per target class, t C/ha (pools: above-ground, below-ground, soil, dead organic matter).
-SOURCE = "PLACEHOLDER"
-DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead)
-    1: ("cropland", 5.0, 1.0, 90.0, 1.0),
-    2: ("forest", 40.0, 10.0, 130.0, 5.0),
-    3: ("grassland", 3.0, 8.0, 95.0, 1.0),
-    4: ("water and wetland", 0.5, 0.0, 30.0, 0.0),
-    5: ("urban construction", 0.5, 0.1, 40.0, 0.0),
-    6: ("rural settlement", 2.0, 0.5, 60.0, 0.0),
-    7: ("other construction", 0.5, 0.1, 40.0, 0.0),
-    8: ("unused", 0.5, 0.1, 20.0, 0.0),
+#: No published four-pool table for all eight classes was found; only grassland is cited. The other rows
+#: are illustrative values for this synthetic region and say so in their ``source``: not for accounting.
+ILLUSTRATIVE = "illustrative value for the synthetic sample region; not a published figure, not for accounting"
+GRASSLAND_SOURCE = ("China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 "
+                    "'Total' row (0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)")
+DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead, source)
+    1: ("cropland", 5.0, 1.0, 90.0, 1.0, ILLUSTRATIVE),
+    2: ("forest", 40.0, 10.0, 130.0, 5.0, ILLUSTRATIVE),
+    3: ("grassland", 0.83, 4.18, 81.63, 0.0, GRASSLAND_SOURCE),
+    4: ("water and wetland", 0.5, 0.0, 30.0, 0.0, ILLUSTRATIVE),
+    5: ("urban construction", 0.5, 0.1, 40.0, 0.0, ILLUSTRATIVE),
+    6: ("rural settlement", 2.0, 0.5, 60.0, 0.0, ILLUSTRATIVE),
+    7: ("other construction", 0.5, 0.1, 40.0, 0.0, ILLUSTRATIVE),
+    8: ("unused", 0.5, 0.1, 20.0, 0.0, ILLUSTRATIVE),
 }
 RATES_SOURCE = "Seed 002 Table 2 (Guizhou land-use carbon emission 2005-2019), after Fang et al. 2007"
 RATES = {2: ("forest", -0.644), 3: ("grassland", -0.021), 4: ("water and wetland", -0.218), 8: ("unused", -0.005)}
@@ -347,7 +351,7 @@ upper-left corner x=480000, y=3400000 m. About 80 % of the square is the region;
 | `lc<year>/lc<year>_r<row>c<col>.tif` | CNLUCC land use 2000, 2005, 2010, 2015, 2020, 2 x 2 tiles of 800 x 800 px; 2005 has a cloud gap | uint8 codes, nodata 255 |
 | `counties.gpkg` (layer `counties`) | 12 counties tiling the region: `code`, `name` | EPSG:4547 metres |
 | `ecozones.gpkg` (layer `ecozones`) | 4 ecological function zones: `zone_id`, `name`, `function`, `national_key` | EPSG:4547 metres |
-| `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead` ({SOURCE} values) | t C/ha |
+| `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead`, `source`: grassland from Sci. Rep. 6:21378 (2016); **the other rows are illustrative, not published figures** | t C/ha |
 | `rates.csv` | annual carbon rate per class, negative = uptake (seed 002 Table 2) | t C/ha/yr |
 | `statistics.csv` | seed 002 county inputs per year (`zone_id` = county `code`), synthetic | t, hm2, kW, kg, tce per 10k yuan, 10k yuan |
 | `config.yaml` | pipeline config for this folder | - |
@@ -396,7 +400,7 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
         files.append(path)
     county_id = rasterio.features.rasterize(((g, i + 1) for i, g in enumerate(counties.geometry)), (N, N), transform=TRANSFORM)
     tables = {
-        "densities.csv": pd.DataFrame([(c, *v, SOURCE) for c, v in DENSITIES.items()],
+        "densities.csv": pd.DataFrame([(c, *v) for c, v in DENSITIES.items()],
                                       columns=["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"]),
         "rates.csv": pd.DataFrame([(c, *v, RATES_SOURCE) for c, v in RATES.items()],
                                   columns=["class", "name", "rate_tC_ha_yr", "source"]),
