@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import rasterio
@@ -69,10 +70,14 @@ class Staging:
 _WRITE_LOCK = threading.Lock()
 
 
-def tiled_geotiff_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float, lock=None):
-    """Delayed write of ``arr`` into a tiled GeoTIFF at ``path`` (created now, filled when computed)."""
+def tiled_geotiff_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float, lock=None) -> da.Array:
+    """Lazy write of ``arr`` into a tiled GeoTIFF at ``path`` (created now, filled when computed).
+
+    rioxarray returns the stored array itself; computing that would hand every block back to the
+    caller. Each stored block is reduced to one flag instead, so blocks are freed as they are written.
+    """
     out = arr.rio.write_crs(grid.crs).rio.write_transform(grid.transform).rio.write_nodata(nodata)
-    return out.rio.to_raster(
+    stored = out.rio.to_raster(
         path,
         tiled=True,
         blockxsize=512,
@@ -80,6 +85,11 @@ def tiled_geotiff_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float,
         compress="DEFLATE",
         lock=lock or _WRITE_LOCK,
         compute=False,
+    )
+    return stored.map_blocks(
+        lambda block: np.ones((1, 1), dtype=bool),
+        chunks=tuple((1,) * len(c) for c in stored.chunks),
+        dtype=bool,
     )
 
 

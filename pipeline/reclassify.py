@@ -136,18 +136,23 @@ def map_to_classes(codes: xr.DataArray, scheme: Scheme) -> xr.DataArray:
 
 def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> dask.delayed:
     """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run)."""
+    return values_where(codes, mapped == UNKNOWN)
+
+
+def values_where(values: xr.DataArray, mask: xr.DataArray) -> dask.delayed:
+    """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block."""
     parts = [
-        dask.delayed(_unknown_in_block)(c, m)
+        dask.delayed(_count_where)(v, m)
         # optimize_graph=False keeps the block keys of the run's graph, so the reads are shared.
-        for c, m in zip(codes.data.to_delayed(optimize_graph=False).ravel(),
-                        mapped.data.to_delayed(optimize_graph=False).ravel())
+        for v, m in zip(values.data.to_delayed(optimize_graph=False).ravel(),
+                        mask.data.to_delayed(optimize_graph=False).ravel())
     ]
     return dask.delayed(_merge_counts)(parts)
 
 
-def _unknown_in_block(codes: np.ndarray, mapped: np.ndarray) -> dict[int, int]:
-    values, counts = np.unique(codes[mapped == UNKNOWN], return_counts=True)
-    return dict(zip(values.tolist(), counts.tolist()))
+def _count_where(values: np.ndarray, mask: np.ndarray) -> dict[int, int]:
+    found, counts = np.unique(values[mask], return_counts=True)
+    return dict(zip(found.tolist(), counts.tolist()))
 
 
 def _merge_counts(parts: list[dict[int, int]]) -> dict[int, int]:
@@ -178,14 +183,18 @@ def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     return xr.where(valid, mapped, np.uint8(NODATA)).astype(np.uint8).rename(mapped.name)
 
 
-def row_histogram(values: xr.DataArray, nbins: int) -> da.Array:
-    """Pixel counts per row and value (int64, shape (height, nbins)): exact, whatever the chunking.
+def row_histogram(values: xr.DataArray, nbins: int, per_row: bool = True) -> da.Array:
+    """Pixel counts of each value 0..nbins-1 (int64), per row (shape (height, nbins)) or in all
+    (shape (1, nbins)): exact integers, whatever the chunking.
 
-    Areas follow by multiplying with each row's pixel area, so floats are never summed in chunk order.
+    Per row is what a geographic grid needs (pixel area changes with the row); ``areas_ha`` then
+    multiplies by each row's area, so floats are never summed in chunk order.
     """
     arr = values.data
 
     def count(block: np.ndarray) -> np.ndarray:
+        if not per_row:
+            return np.bincount(block.ravel().astype(np.int64), minlength=nbins).reshape(1, 1, nbins)
         rows = np.arange(block.shape[0])[:, None] * nbins
         hist = np.bincount((rows + block.astype(np.int64)).ravel(), minlength=block.shape[0] * nbins)
         return hist.reshape(block.shape[0], 1, nbins)
@@ -193,7 +202,13 @@ def row_histogram(values: xr.DataArray, nbins: int) -> da.Array:
     per_block = arr.map_blocks(
         count,
         new_axis=2,
-        chunks=(arr.chunks[0], (1,) * len(arr.chunks[1]), (nbins,)),
+        chunks=(arr.chunks[0] if per_row else (1,) * len(arr.chunks[0]), (1,) * len(arr.chunks[1]), (nbins,)),
         dtype=np.int64,
     )
-    return per_block.sum(axis=1)
+    return per_block.sum(axis=1) if per_row else per_block.sum(axis=(0, 1))[None, :]
+
+
+def areas_ha(counts: np.ndarray, row_area_m2: np.ndarray) -> np.ndarray:
+    """Hectares per value from ``row_histogram`` counts (per row, or in all on a constant-area grid)."""
+    weights = row_area_m2 if counts.shape[0] == len(row_area_m2) else row_area_m2[:1]
+    return (counts * weights[:, None]).sum(axis=0) / 1e4

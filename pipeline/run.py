@@ -11,27 +11,28 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 import dask
+from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import __version__, ingest, reclassify, split
+from pipeline import __version__, carbon, ingest, reclassify, split
 from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import InputError, PipelineError, UnknownCodesError
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from pipeline.grid import Grid
+from pipeline.parameters import read_densities, read_rates
 from pipeline.outputs import Staging, finish_cog, paletted_qml, sha256, tiled_geotiff_task, write_table
 from pipeline.vector import read_polygons
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "reclassify")
 
 
 @dataclass
@@ -100,8 +101,10 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 patch_rule = config.urban_split if isinstance(config.urban_split, PatchSplit) else None
                 lc = build_landcover(config, staging.folder("work"), defer_patch_split=patch_rule is not None)
                 files = [f for src in lc.sources for f in src.files]
-                status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4) for y, m in lc.mapped.items()}
+                per_row = not lc.grid.constant_pixel_area
+                status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4, per_row) for y, m in lc.mapped.items()}
                 unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+                densities, rates = _carbon_tables(config)
             if patch_rule:
                 # Patch sizes need the whole raster before any block can be split: write the unsplit
                 # classes and the patch flags in the one pass over the inputs, then split what we read back.
@@ -109,31 +112,28 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 writes = [tiled_geotiff_task(c, unsplit[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
                 flags = {y: split.patch_flags(c, lc.grid, patch_rule.patch_min_ha) for y, c in lc.classes.items()}
                 with timer.stage("compute (one pass over the input pixels)"), _reading_errors(files):
-                    _, status, unknown, flags = dask.compute(writes, status, unknown, flags)
+                    _, status, unknown, flags = _compute(writes, status, unknown, flags)
                 _check_unknown(unknown, lc, config.unknown_codes)
                 lc.classes = {
                     y: split.apply_patch_flags(_reopen(unsplit[y], y, lc.grid, config.dask.chunks), flags[y])
                     for y in lc.classes
                 }
-            tiled = {y: staging.path(f"rasters/landcover_{y}.tiled.tif") for y in lc.classes}
-            writes = [tiled_geotiff_task(c, tiled[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
-            counts = {y: reclassify.row_histogram(c, 9) for y, c in lc.classes.items()}
-            stage = "compute (urban/rural split)" if patch_rule else "compute (one pass over the input pixels)"
+            with timer.stage("carbon (graph)"):
+                tasks = _output_tasks(lc, densities, rates, staging, lock, per_row)
+            stage = "compute (urban/rural split and carbon)" if patch_rule else "compute (one pass over the input pixels)"
             with timer.stage(stage), _reading_errors(files):
                 if patch_rule:
-                    _, counts = dask.compute(writes, counts)
+                    (results,) = _compute(tasks)
                 else:
-                    _, status, counts, unknown = dask.compute(writes, status, counts, unknown)
+                    results, status, unknown = _compute(tasks, status, unknown)
         _check_unknown(unknown, lc, config.unknown_codes)
+        _check_carbon_keys(results, densities, rates)
         with timer.stage("write outputs"):
-            labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
-            for year, path in tiled.items():
-                final = staging.path(f"rasters/landcover_{year}.tif")
-                finish_cog(path, final, CLASS_COLOURS, labels, overview_resampling="MODE")
-                paletted_qml(final.with_suffix(".qml"), CLASS_COLOURS, labels)
+            _finish_rasters(staging, list(lc.classes))
             row_area = lc.grid.row_area_m2()
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
-            write_table(class_table(config.name, counts, row_area), staging.path("tables/classes_region.csv"))
+            write_table(class_table(config.name, results, densities, rates, row_area),
+                        staging.path("tables/classes_region.csv"))
         shutil.rmtree(staging.folder("work"))
         manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
         staging.path("manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -144,6 +144,101 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     finally:
         logging.getLogger("pipeline").removeHandler(warnings)
     return output / "manifest.json"
+
+
+def _compute(*structures):
+    """``dask.compute`` over nested dicts/lists of Dask collections, in one graph.
+
+    dask 2026.8 returned results in the wrong places when single-chunk Arrays and Delayed objects
+    were computed together (a status histogram came back where a Delayed dict belonged), so every
+    leaf is made a Delayed (an Array is passed whole to an identity task: all ours are small
+    reductions or per-block write flags) and put back here.
+    """
+    leaves: list = []
+
+    def collect(node):
+        if isinstance(node, dict):
+            return {k: collect(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [collect(v) for v in node]
+        leaves.append(node if isinstance(node, Delayed) else dask.delayed(_identity)(node))
+        return len(leaves) - 1
+
+    shapes = [collect(s) for s in structures]
+    values = dask.compute(*leaves)
+
+    def rebuild(shape):
+        if isinstance(shape, dict):
+            return {k: rebuild(v) for k, v in shape.items()}
+        if isinstance(shape, list):
+            return [rebuild(v) for v in shape]
+        return values[shape]
+
+    return tuple(rebuild(shape) for shape in shapes)
+
+
+def _identity(value):
+    return value
+
+
+def _carbon_tables(config: Config) -> tuple[carbon.Lookup | None, carbon.Lookup]:
+    """The density table (if any) and the rate table (the config's, else seed 002's Table 2)."""
+    densities = carbon.density_lookup(read_densities(config.carbon.densities)) if config.carbon.densities else None
+    if densities is None:
+        log.warning("no carbon.densities in the config: stock is not computed")
+    rates_path = config.carbon.rates or Path(str(resources.files("pipeline.defaults").joinpath("rates_seed002.csv")))
+    return densities, carbon.rate_lookup(read_rates(rates_path))
+
+
+def _output_tasks(lc: LandCover, densities, rates, staging: Staging, lock, per_row: bool) -> dict:
+    """Lazy writes and reductions of stages 2-3 for every epoch, to be computed together."""
+    tasks: dict = {"writes": [], "classes": {}, "stock": {}, "flux": {}, "missing_density": {}, "missing_rate": {}}
+    for year, cls in lc.classes.items():
+        tasks["writes"].append(tiled_geotiff_task(cls, staging.path(f"rasters/landcover_{year}.tiled.tif"), lc.grid, 0, lock))
+        tasks["classes"][year] = reclassify.row_histogram(cls, carbon.NBINS_CLASS, per_row)
+        for name, lookup in (("stock", densities), ("flux", rates)):
+            if lookup is None:
+                continue
+            index = carbon.row_index(lookup, cls, lc.codes[year])
+            raster = carbon.per_pixel(lookup, index)
+            tasks["writes"].append(tiled_geotiff_task(raster, staging.path(f"rasters/{name}_{year}.tiled.tif"),
+                                                      lc.grid, np.nan, lock))
+            tasks[name][year] = carbon.counts(lookup, index, cls, per_row)
+            key = "missing_density" if name == "stock" else "missing_rate"
+            tasks[key][year] = carbon.missing_keys(lookup, index, cls, lc.codes[year])
+    return tasks
+
+
+def _check_carbon_keys(results: dict, densities, rates) -> None:
+    """A density is needed for every class or code present; a missing rate is reported, not fatal."""
+    def merged(per_year: dict) -> dict[int, int]:
+        total: dict[int, int] = {}
+        for found in per_year.values():
+            for k, v in found.items():
+                total[k] = total.get(k, 0) + v
+        return dict(sorted(total.items()))
+
+    missing = merged(results["missing_density"])
+    if densities is not None and missing:
+        listing = ", ".join(f"{k} ({v} px)" for k, v in missing.items())
+        raise InputError(f"no carbon density for {densities.table.key} {listing} present in the rasters; add rows",
+                         densities.table.path)
+    missing = merged(results["missing_rate"])
+    if missing:
+        what = ", ".join(f"{k} {CLASS_NAMES.get(k, '') if rates.table.key == 'class' else ''}".strip() for k in missing)
+        log.warning("no annual rate for %s %s in %s: their flux is not counted (NaN in flux rasters); give a rate "
+                    "or county statistics", rates.table.key, what, rates.table.path.name)
+
+
+def _finish_rasters(staging: Staging, years: list[int]) -> None:
+    labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
+    for tiled in sorted(staging.root.glob("rasters/*.tiled.tif")):
+        final = tiled.with_name(tiled.name.replace(".tiled", ""))
+        if final.name.startswith("landcover_"):
+            finish_cog(tiled, final, CLASS_COLOURS, labels, overview_resampling="MODE")
+            paletted_qml(final.with_suffix(".qml"), CLASS_COLOURS, labels)
+        else:
+            finish_cog(tiled, final, overview_resampling="AVERAGE")
 
 
 def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:
@@ -166,7 +261,7 @@ def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndar
     rows = []
     for src in lc.sources:
         px = status[src.year].sum(axis=0)
-        ha = (status[src.year] * row_area_m2[:, None]).sum(axis=0) / 1e4
+        ha = reclassify.areas_ha(status[src.year], row_area_m2)
         rows.append({
             "year": src.year,
             "files": len(src.files),
@@ -185,14 +280,23 @@ def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndar
     return pd.DataFrame(rows)
 
 
-def class_table(name: str, counts: dict[int, np.ndarray], row_area_m2: np.ndarray) -> pd.DataFrame:
-    """Area of each class per epoch over the common valid mask (region layer, one zone)."""
+def class_table(name: str, results: dict, densities, rates, row_area_m2: np.ndarray) -> pd.DataFrame:
+    """Per epoch and class over the common valid mask (region layer, one zone): area (ha), stock (t C),
+    sink and source (t C/yr; sink as a positive uptake, from negative rates)."""
     rows = []
-    for year, per_row in counts.items():
-        area_ha = (per_row * row_area_m2[:, None]).sum(axis=0) / 1e4
+    for year, per_row in results["classes"].items():
+        area_ha = reclassify.areas_ha(per_row, row_area_m2)
+        stock = carbon.class_totals(densities, results["stock"][year], row_area_m2) if densities else None
+        flux = carbon.class_totals(rates, results["flux"][year], row_area_m2)
         for k in CLASS_CODES:
-            rows.append({"zone_id": 1, "zone_name": name, "year": year, "class": k,
-                         "class_name": CLASS_NAMES[k], "pixels": int(per_row[:, k].sum()), "area_ha": area_ha[k]})
+            rows.append({
+                "zone_id": 1, "zone_name": name, "year": year, "class": k, "class_name": CLASS_NAMES[k],
+                "pixels": int(per_row[:, k].sum()), "area_ha": area_ha[k],
+                "stock_tC": stock["positive"][k] if stock else np.nan,
+                # No rate row for this class's land: not counted, so not a zero.
+                "sink_tC_yr": flux["negative"][k] if flux["area_ha"][k] or not area_ha[k] else np.nan,
+                "source_tC_yr": flux["positive"][k] if flux["area_ha"][k] or not area_ha[k] else np.nan,
+            })
     return pd.DataFrame(rows)
 
 

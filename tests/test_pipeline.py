@@ -64,13 +64,21 @@ def test_run_by_hand(two_epochs, capsys):
         assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and ds.colormap(1)[5][:3] == (230, 0, 0)
 
 
+FULL_DENSITIES = "class,c_above,c_below,c_soil,c_dead\n" + "".join(f"{k},{k * 1.7},{k / 3},{90 - k},{k % 2}\n" for k in range(1, 9))
+
+
 def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
     tmp = two_epochs.parent
+    (tmp / "d.csv").write_text(FULL_DENSITIES)
+    carbon = {"densities": "d.csv"}
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon=carbon)
     assert cli("run", two_epochs, "-o", tmp / "o1") == 0
-    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, dask={"chunks": 96, "scheduler": "synchronous"})
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon=carbon,
+                 dask={"chunks": 96, "scheduler": "synchronous"})
     assert cli("run", two_epochs, "-o", tmp / "o2") == 0
     for table in ("classes_region.csv", "epochs.csv"):
         assert (tmp / "o1/tables" / table).read_bytes() == (tmp / "o2/tables" / table).read_bytes()
+    assert pd.read_csv(tmp / "o1/tables/classes_region.csv", encoding="utf-8-sig").stock_tC.gt(0).any()
 
 
 def test_alignment_nearest_for_shift_resolution_and_crs(tmp_path):
@@ -254,8 +262,10 @@ def test_patch_split_run_equals_whole_raster_labelling(tmp_path):
 def test_process_cluster_gives_byte_identical_tables(two_epochs):
     """The same graph on a local distributed cluster of worker processes (with the patch split's two passes)."""
     tmp = two_epochs.parent
+    (tmp / "d.csv").write_text(FULL_DENSITIES)
     for name, scheduler in (("threads", "threads"), ("procs", "processes")):
         write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
+                     carbon={"densities": "d.csv"},
                      dask={"chunks": 64, "scheduler": scheduler})
         assert cli("run", two_epochs, "-o", tmp / name) == 0
     for table in ("classes_region.csv", "epochs.csv"):

@@ -120,3 +120,10 @@ def test_class_counts_sum_to_valid_area_whatever_the_chunking(shape, chunk, seed
             assert c.sum() == shape[0] * shape[1]
     for small, whole in zip(*results):
         np.testing.assert_array_equal(small, whole)
+
+
+def test_totals_without_rows_equal_the_sum_of_rows():
+    arr = xr.DataArray(da.from_array(np.random.default_rng(2).integers(0, 9, (37, 23)).astype(np.uint8), chunks=(10, 7)),
+                       dims=("y", "x"))
+    per_row, total = row_histogram(arr, 9).compute(), row_histogram(arr, 9, per_row=False).compute()
+    assert total.shape == (1, 9) and (per_row.sum(axis=0) == total[0]).all()

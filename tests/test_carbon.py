@@ -1,0 +1,87 @@
+"""Stock and flux by hand, seed 002's own arithmetic, and InVEST's table on its own rasters."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from pipeline.carbon import NBINS_CLASS, class_totals, rate_lookup
+from pipeline.parameters import ParameterTable
+
+from .conftest import read, write_config, write_raster
+from .test_pipeline import cli
+
+DENSITIES = "class,c_above,c_below,c_soil,c_dead,source\n1,5,1,90,1,a\n2,40,10,130,5,b\n3,3,8,95,1,c\n5,0.5,0.1,40,0,d\n6,2,0.5,60,0,e\n"
+RATES = "class,rate_tC_ha_yr,source\n1,0.5,user\n2,-0.644,seed 002\n3,-0.021,seed 002\n"
+
+
+def test_stock_and_flux_by_hand(tmp_path):
+    a = np.array([[11, 21, 21, 255], [31, 51, 52, 12]], np.uint8)  # 30 m pixels: 0.09 ha
+    b = np.array([[51, 21, 31, 11], [31, 51, 51, 12]], np.uint8)
+    write_raster(tmp_path / "a.tif", a)
+    write_raster(tmp_path / "b.tif", b)
+    (tmp_path / "d.csv").write_text(DENSITIES)
+    (tmp_path / "r.csv").write_text(RATES)
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon={"densities": "d.csv", "rates": "r.csv"})
+    assert cli("run", cfg) == 0
+    stock = read(tmp_path / "out/rasters/stock_2000.tif")
+    np.testing.assert_allclose(stock, [[97, 185, 185, np.nan], [107, 40.6, 62.5, 97]])
+    flux = read(tmp_path / "out/rasters/flux_2020.tif")
+    np.testing.assert_allclose(flux, [[np.nan, -0.644, -0.021, np.nan], [-0.021, np.nan, np.nan, 0.5]])
+    table = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig").set_index(["year", "class"])
+    # 2000 over the valid mask (the nodata corner of 2000 is excluded from 2020 too):
+    assert table.loc[(2000, 2), "stock_tC"] == pytest.approx(2 * 0.09 * 185)
+    assert table.loc[(2000, 1), "stock_tC"] == pytest.approx(2 * 0.09 * 97)
+    assert table.loc[(2000, 2), "sink_tC_yr"] == pytest.approx(2 * 0.09 * 0.644)
+    assert table.loc[(2000, 1), "source_tC_yr"] == pytest.approx(2 * 0.09 * 0.5)
+    assert table.loc[(2020, 3), "sink_tC_yr"] == pytest.approx(2 * 0.09 * 0.021)
+    assert np.isnan(table.loc[(2020, 5), "sink_tC_yr"])  # urban has area but no rate: not counted
+    assert table.loc[(2020, 8), "sink_tC_yr"] == 0  # no unused land, nothing to count
+
+
+def test_missing_density_row_stops_the_run_naming_the_table(tmp_path, capsys):
+    write_raster(tmp_path / "a.tif", np.array([[11, 41]], np.uint8))
+    (tmp_path / "d.csv").write_text(DENSITIES)
+    cfg = write_config(tmp_path, epochs={2000: "a.tif"}, carbon={"densities": "d.csv"})
+    assert cli("run", cfg) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "d.csv") in err and "no carbon density for class 4 (1 px)" in err
+    assert not (tmp_path / "out/manifest.json").exists()
+
+
+def _table(rows: dict[int, float]) -> ParameterTable:
+    frame = pd.DataFrame({"key": list(rows), "rate_tC_ha_yr": list(rows.values()), "source": ""})
+    return ParameterTable(None, "class", frame)
+
+
+def test_seed_002_arithmetic():
+    """Seed 002 Table 5: 790.73e4 ha forest x 0.644 = 509.23e4 t C (2009); 160.64e4 ha grassland x 0.021 = 3.37e4 t C (2005)."""
+    lookup = rate_lookup(_table({2: -0.644, 3: -0.021}))
+    counts = np.zeros((1, (len(lookup.keys) + 1) * NBINS_CLASS), np.int64)
+    # One "pixel" of 1 ha each way: counts in hectares with a 1e4 m2 pixel.
+    counts[0, 1 * NBINS_CLASS + 2] = 790.73e4
+    counts[0, 2 * NBINS_CLASS + 3] = 160.64e4
+    totals = class_totals(lookup, counts, np.array([1e4]))
+    assert round(totals["negative"][2] / 1e4, 2) == 509.23
+    assert round(totals["negative"][3] / 1e4, 2) == 3.37
+
+
+def test_invest_table_on_its_own_rasters(real_data, tmp_path):
+    """Willamette current/future LULC with InVEST's pool table keyed by LULC code: totals equal a direct sum."""
+    d = real_data / "invest_willamette_legacy"
+    scheme = str(__import__("pathlib").Path(__file__).parent / "data" / "willamette_scheme.csv")
+    cfg = write_config(tmp_path, epochs={1990: str(d / "lulc_samp_cur.tif"), 2050: str(d / "lulc_samp_fut.tif")},
+                       scheme=scheme, carbon={"densities": str(d / "carbon_pools_samp.csv")}, dask={"chunks": 256})
+    assert cli("run", cfg) == 0
+    pools = pd.read_csv(d / "carbon_pools_willamette.csv").set_index("lucode")
+    total = pools[["C_above", "C_below", "C_soil", "C_dead"]].sum(axis=1)
+    table = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig")
+    with rasterio.open(d / "lulc_samp_cur.tif") as cur, rasterio.open(d / "lulc_samp_fut.tif") as fut:
+        a, b = cur.read(1), fut.read(1)
+    valid = (a != 255) & (b != 255)
+    for year, lulc in ((1990, a), (2050, b)):
+        codes, n = np.unique(lulc[valid], return_counts=True)
+        expected = sum(c * total[k] * 0.09 for k, c in zip(codes.tolist(), n.tolist()))
+        assert table[table.year == year].stock_tC.sum() == pytest.approx(expected, rel=1e-9)
+        stock = read(tmp_path / f"out/rasters/stock_{year}.tif")
+        np.testing.assert_allclose(stock[valid], total.reindex(lulc[valid]).to_numpy(), rtol=1e-6)
