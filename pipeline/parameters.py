@@ -38,8 +38,8 @@ class ParameterTable:
         return sorted(present - self.keys())
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV with lower-case, stripped column names; UTF-8 (with or without BOM) or Latin-1."""
+def read_text(path: Path) -> str:
+    """A table file's text: UTF-8 (with or without BOM), else Latin-1 (as older InVEST tables are)."""
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -47,9 +47,14 @@ def read_table(path: Path) -> pd.DataFrame:
     except OSError as e:
         raise InputError(f"cannot read table: {e.strerror}", path) from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+        return raw.decode("latin-1")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV with lower-case, stripped column names (``LULC`` read as ``lucode``)."""
+    text = read_text(path)
     try:
         frame = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:

@@ -20,7 +20,8 @@ import xarray as xr
 
 from pipeline.classes import CLASS_CODES, NODATA, RURAL
 from pipeline.config import BUILTIN_SCHEMES
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError
+from pipeline.parameters import read_text
 
 #: Sentinel class for codes the scheme does not know (never written to an output raster).
 UNKNOWN = 255
@@ -54,14 +55,7 @@ def load_scheme(name_or_path: str) -> Scheme:
         text = resources.files("pipeline.schemes").joinpath(f"{name_or_path}.csv").read_text(encoding="utf-8")
         return _parse_scheme(text, name_or_path, name_or_path)
     path = Path(name_or_path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read scheme table: {e.strerror}", path) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    text = read_text(path)
     return _parse_scheme(text, path.stem, path)
 
 
