@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import platform
 import shutil
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata, resources
 from pathlib import Path
 
-import dask
-from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import __version__, carbon, ingest, reclassify, split
+from pipeline import __version__, carbon, execution, ingest, reclassify, split
 from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.config import Config, ExtentSplit, PatchSplit
-from pipeline.errors import InputError, PipelineError, UnknownCodesError
-from rasterio._err import CPLE_BaseError
-from rasterio.errors import RasterioError
+from pipeline.errors import InputError, UnknownCodesError
 from pipeline.grid import Grid
 from pipeline.parameters import read_densities, read_rates
 from pipeline.outputs import Staging, finish_cog, paletted_qml, sha256, tiled_geotiff_task, write_table
@@ -76,27 +70,15 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     return LandCover(grid, sources, scheme, codes, mapped, valid, classes)
 
 
-@dataclass
-class _Timer:
-    stages: dict[str, float] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def stage(self, name: str):
-        start = time.perf_counter()
-        log.info("%s ...", name)
-        yield
-        self.stages[name] = round(time.perf_counter() - start, 3)
-        log.info("%s done in %.1f s", name, self.stages[name])
-
 
 def run(config: Config, output: Path | None = None, scheduler: str | None = None, progress: bool = True) -> Path:
     """Run every stage and write the output folder; returns the manifest path."""
     output = Path(output or config.output)
-    timer, warnings = _Timer(), _WarningCollector()
+    timer, warnings = execution.Timer(), execution.WarningCollector()
     logging.getLogger("pipeline").addHandler(warnings)
     staging = Staging(output)
     try:
-        with _scheduler(scheduler or config.dask.scheduler, progress) as lock:
+        with execution.scheduler_context(scheduler or config.dask.scheduler, progress) as lock:
             with timer.stage("ingest and reclassify (graph)"):
                 patch_rule = config.urban_split if isinstance(config.urban_split, PatchSplit) else None
                 lc = build_landcover(config, staging.folder("work"), defer_patch_split=patch_rule is not None)
@@ -111,8 +93,8 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 unsplit = {y: staging.path(f"work/unsplit_{y}.tif") for y in lc.classes}
                 writes = [tiled_geotiff_task(c, unsplit[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
                 flags = {y: split.patch_flags(c, lc.grid, patch_rule.patch_min_ha) for y, c in lc.classes.items()}
-                with timer.stage("compute (one pass over the input pixels)"), _reading_errors(files):
-                    _, status, unknown, flags = _compute(writes, status, unknown, flags)
+                with timer.stage("compute (one pass over the input pixels)"), execution.reading_errors(files):
+                    _, status, unknown, flags = execution.compute(writes, status, unknown, flags)
                 _check_unknown(unknown, lc, config.unknown_codes)
                 lc.classes = {
                     y: split.apply_patch_flags(_reopen(unsplit[y], y, lc.grid, config.dask.chunks), flags[y])
@@ -121,11 +103,11 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             with timer.stage("carbon (graph)"):
                 tasks = _output_tasks(lc, densities, rates, staging, lock, per_row)
             stage = "compute (urban/rural split and carbon)" if patch_rule else "compute (one pass over the input pixels)"
-            with timer.stage(stage), _reading_errors(files):
+            with timer.stage(stage), execution.reading_errors(files):
                 if patch_rule:
-                    (results,) = _compute(tasks)
+                    (results,) = execution.compute(tasks)
                 else:
-                    results, status, unknown = _compute(tasks, status, unknown)
+                    results, status, unknown = execution.compute(tasks, status, unknown)
         _check_unknown(unknown, lc, config.unknown_codes)
         _check_carbon_keys(results, densities, rates)
         with timer.stage("write outputs"):
@@ -144,41 +126,6 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     finally:
         logging.getLogger("pipeline").removeHandler(warnings)
     return output / "manifest.json"
-
-
-def _compute(*structures):
-    """``dask.compute`` over nested dicts/lists of Dask collections, in one graph.
-
-    dask 2026.8 returned results in the wrong places when single-chunk Arrays and Delayed objects
-    were computed together (a status histogram came back where a Delayed dict belonged), so every
-    leaf is made a Delayed (an Array is passed whole to an identity task: all ours are small
-    reductions or per-block write flags) and put back here.
-    """
-    leaves: list = []
-
-    def collect(node):
-        if isinstance(node, dict):
-            return {k: collect(v) for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return [collect(v) for v in node]
-        leaves.append(node if isinstance(node, Delayed) else dask.delayed(_identity)(node))
-        return len(leaves) - 1
-
-    shapes = [collect(s) for s in structures]
-    values = dask.compute(*leaves)
-
-    def rebuild(shape):
-        if isinstance(shape, dict):
-            return {k: rebuild(v) for k, v in shape.items()}
-        if isinstance(shape, list):
-            return [rebuild(v) for v in shape]
-        return values[shape]
-
-    return tuple(rebuild(shape) for shape in shapes)
-
-
-def _identity(value):
-    return value
 
 
 def _carbon_tables(config: Config) -> tuple[carbon.Lookup | None, carbon.Lookup]:
@@ -304,64 +251,6 @@ def _reopen(path: Path, year: int, grid: Grid, chunks: int) -> xr.DataArray:
     """Our own uint8 intermediate, read lazily on the run's grid and chunks."""
     src = ingest.EpochSource(year, (path,), path, grid, "uint8", 0)
     return ingest.open_epoch(src, grid, chunks)
-
-
-@contextlib.contextmanager
-def _reading_errors(files: list[Path]):
-    """A raster that fails mid-read (truncated, corrupt block) becomes one InputError naming it.
-
-    The failure surfaces inside whichever Dask task read the block; GDAL's message, further down the
-    exception chain, names the file by its base name, which we match to the run's inputs.
-    """
-    try:
-        yield
-    except (RasterioError, CPLE_BaseError) as e:
-        chain, cause = [], e
-        while cause is not None and len(chain) < 10:
-            chain.append(str(cause))
-            cause = cause.__cause__ or cause.__context__
-        detail = next((m for m in chain[1:] if "failed" in m.lower()), chain[-1])
-        text = " ".join(chain)
-        path = next((f for f in files if f.name in text), None)
-        raise InputError(f"cannot read raster pixels (corrupt or truncated file?): {detail}", path) from None
-
-
-@contextlib.contextmanager
-def _scheduler(name: str, progress: bool):
-    """Threads (default), synchronous, a local process cluster, or an existing cluster at an address.
-
-    Yields the lock that serialises writes into one GeoTIFF: a thread lock locally, a cluster-wide
-    lock on distributed workers.
-    """
-    if name in ("threads", "synchronous"):
-        from dask.diagnostics import ProgressBar
-
-        with dask.config.set(scheduler=name), (ProgressBar(dt=1.0) if progress else contextlib.nullcontext()):
-            yield None
-        return
-    from distributed import Client, LocalCluster, Lock
-
-    # distributed sets its own log levels on import; keep its chatter below ours.
-    logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
-    try:
-        with Client(cluster or name, timeout="10s") as client:
-            log.info("running on %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)
-            yield Lock("carbon-pipeline-raster-write")
-    except OSError as e:
-        raise PipelineError(f"cannot reach the Dask scheduler at {name}: {e}") from None
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
-class _WarningCollector(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dict, warnings: list[str]) -> dict:

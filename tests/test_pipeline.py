@@ -1,13 +1,11 @@
 """End to end through the command line: values by hand, alignment, and every kind of bad input."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import rasterio
 from affine import Affine
 

@@ -1,5 +1,4 @@
 import dask.array as da
-import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
