@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask
+import dask.array as da
 from dask.delayed import Delayed
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
@@ -31,12 +32,12 @@ class Timer:
         log.info("%s done in %.1f s", name, self.stages[name])
 
 def compute(*structures):
-    """``dask.compute`` over nested dicts/lists of Dask collections, in one graph.
+    """``dask.compute`` over nested dicts/lists of Dask collections, in one graph, reads shared.
 
     dask 2026.8 returned results in the wrong places when single-chunk Arrays and Delayed objects
-    were computed together (a status histogram came back where a Delayed dict belonged), so every
-    leaf is made a Delayed (an Array is passed whole to an identity task: all ours are small
-    reductions or per-block write flags) and put back here.
+    were computed together (a status histogram came back where a Delayed dict belonged). Wrapping
+    Arrays in Delayed avoids that but reads input blocks more than once, so instead every Delayed
+    leaf becomes a 0-d object Array and only Arrays are computed.
     """
     leaves: list = []
 
@@ -45,7 +46,7 @@ def compute(*structures):
             return {k: collect(v) for k, v in node.items()}
         if isinstance(node, (list, tuple)):
             return [collect(v) for v in node]
-        leaves.append(node if isinstance(node, Delayed) else dask.delayed(_identity)(node))
+        leaves.append(da.from_delayed(node, shape=(), dtype=object) if isinstance(node, Delayed) else node)
         return len(leaves) - 1
 
     shapes = [collect(s) for s in structures]
@@ -59,10 +60,6 @@ def compute(*structures):
         return values[shape]
 
     return tuple(rebuild(shape) for shape in shapes)
-
-
-def _identity(value):
-    return value
 
 
 @contextlib.contextmanager

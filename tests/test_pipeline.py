@@ -290,3 +290,28 @@ def test_user_vrt_input(tmp_path):
     write_raster(tmp_path / "b.tif", codes)
     assert cli("run", write_config(tmp_path, epochs={2000: "user.vrt", 2020: "b.tif"})) == 0
     np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2000.tif"), expected_classes(codes))
+
+
+def test_each_input_block_is_read_once(two_epochs, monkeypatch):
+    """All outputs (rasters, tables, unknown-code and missing-row checks) come from one pass over the inputs."""
+    import collections
+
+    import rasterio.io
+
+    tmp = two_epochs.parent
+    (tmp / "d.csv").write_text(FULL_DENSITIES)
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"})
+    reads = collections.Counter()
+    original = rasterio.io.DatasetReader.read
+
+    def counting(self, *args, **kwargs):
+        if not self.name.endswith(".tiled.tif"):
+            reads[(self.name, str(kwargs.get("window")))] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", counting)
+    assert cli("run", two_epochs) == 0
+    inputs = {name for name, _ in reads}
+    assert len(inputs) == 2 and any(n.endswith(".vrt") for n in inputs)  # the 2000 mosaic and 2020
+    assert len(reads) == 2 * 4  # 100 x 120 px in 64-px chunks: 4 windows per epoch
+    assert max(reads.values()) == 1, reads
