@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import numpy as np
 from dask.delayed import Delayed
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
@@ -40,13 +41,17 @@ def compute(*structures):
     leaf becomes a 0-d object Array and only Arrays are computed.
     """
     leaves: list = []
+    boxed: set[int] = set()
 
     def collect(node):
         if isinstance(node, dict):
             return {k: collect(v) for k, v in node.items()}
         if isinstance(node, (list, tuple)):
             return [collect(v) for v in node]
-        leaves.append(da.from_delayed(node, shape=(), dtype=object) if isinstance(node, Delayed) else node)
+        if isinstance(node, Delayed):
+            boxed.add(len(leaves))
+            node = da.from_delayed(dask.delayed(_box)(node), shape=(), dtype=object)
+        leaves.append(node)
         return len(leaves) - 1
 
     shapes = [collect(s) for s in structures]
@@ -57,9 +62,16 @@ def compute(*structures):
             return {k: rebuild(v) for k, v in shape.items()}
         if isinstance(shape, list):
             return [rebuild(v) for v in shape]
-        return values[shape]
+        return values[shape][()] if shape in boxed else values[shape]
 
     return tuple(rebuild(shape) for shape in shapes)
+
+
+def _box(value) -> np.ndarray:
+    """A 0-d object array holding ``value`` (dask would try to concatenate a bare list)."""
+    box = np.empty((), dtype=object)
+    box[()] = value
+    return box
 
 
 @contextlib.contextmanager
