@@ -95,11 +95,9 @@ def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, cod
 
 
 def class_totals(lookup: Lookup, joint_counts: np.ndarray, row_area_m2: np.ndarray) -> dict[str, np.ndarray]:
-    """Per class (index 0..8): ``area_ha`` with a row, and ``value_ha`` = Σ area x value, split by sign.
-
-    Returned arrays are float64 of length 9: ``positive`` (Σ area x value where value > 0) and
-    ``negative`` (Σ area x |value| where value < 0).
-    """
+    """Per class (float64 arrays of length 9, indexed by class code): ``area_ha`` of land the table has a
+    row for, ``positive`` = Σ area x value where value > 0, ``negative`` = Σ area x |value| where value < 0
+    (t C for densities, t C/yr for rates)."""
     area = reclassify.areas_ha(joint_counts, row_area_m2).reshape(len(lookup.keys) + 1, NBINS_CLASS)[1:]
     value = lookup.values[:, None]
     return {

@@ -93,16 +93,18 @@ def tiled_geotiff_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float,
     )
 
 
-def finish_cog(tiled: Path, final: Path, colormap: dict[int, tuple[int, int, int]] | None = None,
+def finish_cog(tiled: Path, final: Path, meaning: tuple[str, str], colormap: dict[int, tuple[int, int, int]] | None = None,
                categories: dict[int, str] | None = None, overview_resampling: str = "NEAREST") -> None:
-    """Copy a tiled GeoTIFF into a COG (DEFLATE, overviews) with its colour table, then drop the tiled file."""
+    """Copy a tiled GeoTIFF into a COG (DEFLATE, overviews) with its band description, unit and colour
+    table, then drop the tiled file. ``meaning`` is (description, unit)."""
     try:
-        if colormap or categories:
-            with rasterio.open(tiled, "r+") as ds:
-                if colormap:
-                    ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
-                if categories:
-                    ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
+        with rasterio.open(tiled, "r+") as ds:
+            ds.set_band_description(1, meaning[0])
+            ds.set_band_unit(1, meaning[1])
+            if colormap:
+                ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
+            if categories:
+                ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
         rasterio.shutil.copy(
             tiled, final, driver="COG", COMPRESS="DEFLATE", OVERVIEW_RESAMPLING=overview_resampling,
             BLOCKSIZE=512, NUM_THREADS="ALL_CPUS",

@@ -108,10 +108,11 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                     (results,) = execution.compute(tasks)
                 else:
                     results, status, unknown = execution.compute(tasks, status, unknown)
-        _check_unknown(unknown, lc, config.unknown_codes)
+        if not patch_rule:  # with the patch rule they were checked after the first pass
+            _check_unknown(unknown, lc, config.unknown_codes)
         _check_carbon_keys(results, densities, rates)
         with timer.stage("write outputs"):
-            _finish_rasters(staging, list(lc.classes))
+            _finish_rasters(staging)
             row_area = lc.grid.row_area_m2()
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
             write_table(class_table(config.name, results, densities, rates, row_area),
@@ -177,15 +178,24 @@ def _check_carbon_keys(results: dict, densities, rates) -> None:
                     "or county statistics", rates.table.key, what, rates.table.path.name)
 
 
-def _finish_rasters(staging: Staging, years: list[int]) -> None:
+#: Band description and unit written into each raster, so QGIS and gdalinfo show what the numbers are.
+_RASTER_MEANING = {
+    "landcover": ("land class, DESIGN.md codes 1-8 (0 = nodata)", "class code"),
+    "stock": ("carbon stock density c_above + c_below + c_soil + c_dead", "t C/ha"),
+    "flux": ("annual carbon rate (+ emission, - uptake)", "t C/ha/yr"),
+}
+
+
+def _finish_rasters(staging: Staging) -> None:
     labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
     for tiled in sorted(staging.root.glob("rasters/*.tiled.tif")):
         final = tiled.with_name(tiled.name.replace(".tiled", ""))
+        meaning = _RASTER_MEANING[final.name.split("_")[0]]
         if final.name.startswith("landcover_"):
-            finish_cog(tiled, final, CLASS_COLOURS, labels, overview_resampling="MODE")
+            finish_cog(tiled, final, meaning, CLASS_COLOURS, labels, overview_resampling="MODE")
             paletted_qml(final.with_suffix(".qml"), CLASS_COLOURS, labels)
         else:
-            finish_cog(tiled, final, overview_resampling="AVERAGE")
+            finish_cog(tiled, final, meaning, overview_resampling="AVERAGE")
 
 
 def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:

@@ -26,6 +26,10 @@ def test_stock_and_flux_by_hand(tmp_path):
     assert cli("run", cfg) == 0
     stock = read(tmp_path / "out/rasters/stock_2000.tif")
     np.testing.assert_allclose(stock, [[97, 185, 185, np.nan], [107, 40.6, 62.5, 97]])
+    with rasterio.open(tmp_path / "out/rasters/stock_2000.tif") as ds:
+        assert ds.units == ("t C/ha",) and "carbon stock density" in ds.descriptions[0]
+    with rasterio.open(tmp_path / "out/rasters/flux_2020.tif") as ds:
+        assert ds.units == ("t C/ha/yr",) and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
     flux = read(tmp_path / "out/rasters/flux_2020.tif")
     np.testing.assert_allclose(flux, [[np.nan, -0.644, -0.021, np.nan], [-0.021, np.nan, np.nan, 0.5]])
     table = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig").set_index(["year", "class"])
