@@ -1,8 +1,9 @@
 """Stage 3, carbon: stock density (t C/ha) and annual rate (t C/ha/yr) per pixel, and exact totals.
 
 A parameter table row is found for each pixel by its target class or, for ``lucode`` tables, its
-product code. Totals never add floats chunk by chunk: pixels are counted per (table row, class)
-(per image row on geographic grids) and multiplied by the table's values afterwards.
+product code, and, for tables with a ``zone`` column, the zone it lies in (rows without a zone serve
+every other pixel). Totals never add floats chunk by chunk: ``zonal.group_counts`` counts pixels per
+(table row, class, zone) and ``account`` multiplies by the table's values afterwards.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from dataclasses import dataclass
 
 import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline import reclassify
-from pipeline.classes import NODATA
+from pipeline.classes import CONSTRUCTION, CROPLAND, NODATA
 from pipeline.errors import InputError
 from pipeline.parameters import POOLS, ParameterTable
+from pipeline.zonal import ZoneLayer
 
 NBINS_CLASS = 9  # class codes 0..8
+_ZONE_SHIFT = 32
 
 
 @dataclass(frozen=True)
@@ -26,53 +30,71 @@ class Lookup:
     """A parameter table prepared for pixels: row ``i`` of ``values`` serves pixel index ``i + 1``."""
 
     table: ParameterTable
-    keys: np.ndarray  # int64, sorted
+    keys: np.ndarray  # int64, sorted: zone number << 32 | class or code (zone number 0: any zone)
     values: np.ndarray  # float64, one per key (total density, or rate)
+    zones: ZoneLayer | None = None
 
     @property
-    def nbins(self) -> int:
-        return (len(self.keys) + 1) * NBINS_CLASS
+    def size(self) -> int:
+        """Number of index values a pixel can take (0 = no row)."""
+        return len(self.keys) + 1
+
+    def value_of(self, index: np.ndarray) -> np.ndarray:
+        return np.concatenate([[np.nan], self.values])[index]
 
 
-def density_lookup(table: ParameterTable) -> Lookup:
+def density_lookup(table: ParameterTable, zones: ZoneLayer | None = None) -> Lookup:
     """Total density c_above + c_below + c_soil + c_dead (t C/ha) per key."""
-    _region_wide(table)
-    frame = table.frame.sort_values("key")
-    return Lookup(table, frame["key"].to_numpy(np.int64), frame[list(POOLS)].sum(axis=1).to_numpy(np.float64))
+    return _lookup(table, table.frame[list(POOLS)].sum(axis=1), zones)
 
 
-def rate_lookup(table: ParameterTable) -> Lookup:
+def rate_lookup(table: ParameterTable, zones: ZoneLayer | None = None) -> Lookup:
     """Annual rate (t C/ha/yr; negative = uptake) per key."""
-    _region_wide(table)
-    frame = table.frame.sort_values("key")
-    return Lookup(table, frame["key"].to_numpy(np.int64), frame["rate_tC_ha_yr"].to_numpy(np.float64))
+    return _lookup(table, table.frame["rate_tC_ha_yr"], zones)
 
 
-def _region_wide(table: ParameterTable) -> None:
+def _lookup(table: ParameterTable, values: pd.Series, zones: ZoneLayer | None) -> Lookup:
+    number = np.zeros(len(table.frame), np.int64)
     if "zone" in table.frame.columns:
-        raise InputError(
-            "zone-specific values (a 'zone' column) are not supported yet: they need the zonal stage; "
-            "use one row per key for now",
-            table.path,
-        )
+        if zones is None:
+            raise InputError("the table has a 'zone' column but the config names no zone layer for it: "
+                             "set carbon.zone_layer to the name of a layer in `zones`", table.path)
+        given = table.frame["zone"]
+        index = zones.index_of()
+        unknown = sorted(set(given) - set(index) - {""})
+        if unknown:
+            raise InputError(f"zone ids {unknown[:10]} are not ids of zone layer '{zones.name}'", table.path)
+        number = np.array([index.get(z, 0) for z in given], np.int64)
+        if len(set(zip(number, table.frame["key"]))) < len(number):
+            raise InputError("a key is listed twice for the same zone ",
+                             table.path)
+    keys = (number << _ZONE_SHIFT) | table.frame["key"].to_numpy(np.int64)
+    order = np.argsort(keys)
+    return Lookup(table, keys[order], values.to_numpy(np.float64)[order], zones if number.any() else None)
 
 
-def _row_index(block_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """1-based index of each pixel's key in ``keys``; 0 where the key has no row."""
-    idx = np.clip(np.searchsorted(keys, block_keys), 0, len(keys) - 1)
-    return np.where(keys[idx] == block_keys, idx + 1, 0).astype(np.int32)
+def _find(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """1-based position of each wanted key in sorted ``keys``; 0 where absent."""
+    idx = np.clip(np.searchsorted(keys, wanted), 0, len(keys) - 1)
+    return np.where(keys[idx] == wanted, idx + 1, 0).astype(np.int32)
 
 
-def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray) -> xr.DataArray:
-    """Per pixel, 1 + the table row that serves it (0 where none does or the pixel is nodata)."""
+def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: xr.DataArray | None) -> xr.DataArray:
+    """Per pixel, 1 + the table row that serves it (0 where none does or the pixel is nodata): the row of
+    the pixel's zone if the table has one, else the row for every zone."""
     keyed = classes if lookup.table.key == "class" else codes
 
-    def index(k: np.ndarray, cls: np.ndarray) -> np.ndarray:
-        out = _row_index(k.astype(np.int64), lookup.keys)
+    def index(k: np.ndarray, cls: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        k = k.astype(np.int64)
+        out = _find(lookup.keys, k)
+        if z is not None:
+            own = _find(lookup.keys, (z.astype(np.int64) << _ZONE_SHIFT) | k)
+            out = np.where((z > 0) & (own > 0), own, out)
         out[cls == NODATA] = 0
         return out
 
-    data = keyed.data.map_blocks(index, classes.data, dtype=np.int32)
+    extra = [zone.data] if lookup.zones is not None else []
+    data = keyed.data.map_blocks(index, classes.data, *extra, dtype=np.int32)
     return classes.copy(data=data).rename("row_index")
 
 
@@ -82,26 +104,63 @@ def per_pixel(lookup: Lookup, index: xr.DataArray) -> xr.DataArray:
     return index.copy(data=index.data.map_blocks(lambda i: values[i], dtype=np.float32))
 
 
-def counts(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, per_row: bool):
-    """Integer pixel counts per (table row index, class), per image row when ``per_row``."""
-    joint = index * NBINS_CLASS + classes.astype(np.int32)
-    return reclassify.row_histogram(joint, lookup.nbins, per_row)
-
-
 def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, codes: xr.DataArray) -> dask.delayed:
     """Delayed {key: pixels} of valid pixels whose class or code has no row in the table."""
     keyed = classes if lookup.table.key == "class" else codes
     return reclassify.values_where(keyed, (index == 0) & (classes != NODATA))
 
 
-def class_totals(lookup: Lookup, joint_counts: np.ndarray, row_area_m2: np.ndarray) -> dict[str, np.ndarray]:
-    """Per class (float64 arrays of length 9, indexed by class code): ``area_ha`` of land the table has a
-    row for, ``positive`` = Σ area x value where value > 0, ``negative`` = Σ area x |value| where value < 0
-    (t C for densities, t C/yr for rates)."""
-    area = reclassify.areas_ha(joint_counts, row_area_m2).reshape(len(lookup.keys) + 1, NBINS_CLASS)[1:]
-    value = lookup.values[:, None]
-    return {
-        "area_ha": area.sum(axis=0),
-        "positive": (area * np.where(value > 0, value, 0)).sum(axis=0),
-        "negative": (area * np.where(value < 0, -value, 0)).sum(axis=0),
+def account(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | None, rates: Lookup,
+            terms: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Carbon of each counted group of pixels (``zonal.group_counts`` rows with class, density and rate).
+
+    Adds area_ha, stock_tC, sink_tC_yr (uptake, >= 0), source_tC_yr (>= 0). Where ``terms`` (indexed by
+    the ``czone`` number: seed 002 statistics for one year) covers a zone, its agricultural source and
+    cropland sink replace the per-hectare parts of cropland, and its construction source those of the
+    construction classes, shared out by area over the zone's pixels of those classes. NaN: not counted.
+    """
+    frame = counts[counts["class"] != NODATA].copy()
+    weights = row_area_m2 if len(row_area_m2) and not _constant(row_area_m2) else row_area_m2[:1]
+    frame["area_ha"] = frame["pixels"] * (weights[frame["row"]] if len(weights) > 1 else weights[0]) / 1e4
+    frame["stock_tC"] = frame["area_ha"] * densities.value_of(frame["density"]) if densities else np.nan
+    rate = rates.value_of(frame["rate"].to_numpy())
+    frame["sink_tC_yr"] = frame["area_ha"] * np.where(rate < 0, -rate, np.where(np.isnan(rate), np.nan, 0))
+    frame["source_tC_yr"] = frame["area_ha"] * np.where(rate > 0, rate, np.where(np.isnan(rate), np.nan, 0))
+    if terms is not None and len(terms):
+        _apply_terms(frame, terms)
+    return frame
+
+
+def _constant(row_area_m2: np.ndarray) -> bool:
+    return bool(np.all(row_area_m2 == row_area_m2[0]))
+
+
+def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
+    groups = {
+        "cropland": (frame["class"] == CROPLAND, {"source_tC_yr": "source_agricultural_tC_yr",
+                                                 "sink_tC_yr": "sink_cropland_tC_yr"}),
+        "construction": (frame["class"].isin(CONSTRUCTION), {"source_tC_yr": "source_construction_tC_yr"}),
     }
+    for in_group, replace in groups.values():
+        area = frame["area_ha"].where(in_group, 0).groupby(frame["czone"]).sum()
+        for column, term in replace.items():
+            given = terms[term].dropna()
+            rows = in_group & frame["czone"].isin(given.index)
+            zone = frame.loc[rows, "czone"]
+            frame.loc[rows, column] = given[zone].to_numpy() * frame.loc[rows, "area_ha"] / area[zone].to_numpy()
+        if "source_tC_yr" in replace and "sink_tC_yr" not in replace:
+            # Seed 002 counts construction only by its energy source; no per-hectare sink to keep.
+            rows = in_group & frame["czone"].isin(terms[replace["source_tC_yr"]].dropna().index)
+            frame.loc[rows, "sink_tC_yr"] = frame.loc[rows, "sink_tC_yr"].fillna(0)
+
+
+def by_class(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sums of an ``account`` frame per ``by`` + class; flux stays NaN where none of the land was counted,
+    and ``uncounted_area_ha`` says how much land had no flux term."""
+    frame = frame.assign(uncounted_area_ha=frame["area_ha"].where(frame["sink_tC_yr"].isna(), 0))
+    columns = ["pixels", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr", "uncounted_area_ha"]
+    return frame.groupby([*by, "class"])[columns].sum(min_count=1).reset_index()
+
+
+def construction_or_cropland(cls: np.ndarray) -> np.ndarray:
+    return (cls == CROPLAND) | np.isin(cls, CONSTRUCTION)

@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from pipeline.errors import ConfigError
@@ -55,6 +56,12 @@ class CarbonConfig(_Strict):
     densities: ResolvedPath | None = None
     rates: ResolvedPath | None = None
     statistics: ResolvedPath | None = None
+    #: Seed 002's Table 1/3 coefficients unless given.
+    coefficients: ResolvedPath | None = None
+    #: The zone layer whose ids the `zone` columns and the statistics' zone_id name (default: the first).
+    zone_layer: str | None = None
+    #: Add t CO2 columns (C x 44/12) next to every t C column.
+    co2: bool = False
 
 
 class ZoneLayerConfig(_Strict):
@@ -144,6 +151,23 @@ class Config(_Strict):
         if dup:
             raise ValueError(f"zone layer names must be unique: {dup}")
         return v
+
+    @model_validator(mode="after")
+    def _carbon_layer_exists(self) -> "Config":
+        names = [z.name for z in self.zones]
+        layer = self.carbon.zone_layer
+        if layer is not None and layer not in names:
+            close = difflib.get_close_matches(layer, names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"carbon.zone_layer '{layer}' is not a zone layer; {hint}layers: {names or 'none'}")
+        if self.carbon.statistics is not None and not names:
+            raise ValueError("carbon.statistics are per zone: add the zone layer they refer to under `zones`")
+        return self
+
+    @property
+    def carbon_layer(self) -> str | None:
+        """Name of the zone layer that zone-specific parameters and statistics refer to."""
+        return self.carbon.zone_layer or (self.zones[0].name if self.zones else None)
 
     @property
     def years(self) -> list[int]:

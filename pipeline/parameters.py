@@ -9,9 +9,11 @@ Latin-1. Optional ``zone`` (an id of a zone layer, for regional densities) and `
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
@@ -53,10 +55,11 @@ def read_text(path: Path) -> str:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A CSV with lower-case, stripped column names (``LULC`` read as ``lucode``)."""
+    """A CSV as text (callers convert numbers, so zone ids keep leading zeros), with lower-case,
+    stripped column names (``LULC`` read as ``lucode``)."""
     text = read_text(path)
     try:
-        frame = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True)
+        frame = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True, dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise InputError(f"not a readable CSV: {e}", path) from None
     frame.columns = [ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in frame.columns]
@@ -85,6 +88,18 @@ def read_rates(path: Path) -> ParameterTable:
     return ParameterTable(Path(path), _key_name(frame), table.rename(columns={"rate_tc_ha_yr": "rate_tC_ha_yr"}))
 
 
+def zone_id_text(values: pd.Series) -> list[str]:
+    """Zone ids as text, so that 420101, 420101.0 and '420101' name the same county ('' when blank)."""
+    def one(v) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        text = str(v).strip()
+        return text[: text.index(".")] if re.fullmatch(r"-?\d+\.0+", text) else text
+    return [one(v) for v in values]
+
+
 def _key_name(frame: pd.DataFrame) -> str:
     return next(k for k in KEYS if k in frame.columns)
 
@@ -104,7 +119,7 @@ def _keyed(frame: pd.DataFrame, path: Path, values: list[str]) -> pd.DataFrame:
         raise InputError(f"empty or non-numeric values in rows {_rows(bad)} (columns {key}, {', '.join(values)})", path)
     table = numbers.astype({key: "int64", **dict.fromkeys(values, "float64")}).rename(columns={key: "key"})
     if "zone" in frame.columns:
-        table.insert(1, "zone", frame["zone"].astype(str).str.strip())
+        table.insert(1, "zone", zone_id_text(frame["zone"]))
     ident = ["zone", "key"] if "zone" in table.columns else ["key"]
     dup = table[table.duplicated(ident, keep=False)]
     if len(dup):

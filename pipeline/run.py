@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import __version__, carbon, execution, ingest, reclassify, split
+from pipeline import __version__, balance, carbon, execution, ingest, reclassify, split, statistics, zonal
 from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import InputError, UnknownCodesError
@@ -86,7 +86,10 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 per_row = not lc.grid.constant_pixel_area
                 status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4, per_row) for y, m in lc.mapped.items()}
                 unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
-                densities, rates = _carbon_tables(config)
+                layers = [zonal.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer) for z in config.zones]
+                carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
+                densities, rates = _carbon_tables(config, carbon_layer)
+                terms = _statistics_terms(config, carbon_layer)
             if patch_rule:
                 # Patch sizes need the whole raster before any block can be split: write the unsplit
                 # classes and the patch flags in the one pass over the inputs, then split what we read back.
@@ -101,22 +104,38 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                     for y in lc.classes
                 }
             with timer.stage("carbon (graph)"):
-                tasks = _output_tasks(lc, densities, rates, staging, lock, per_row)
+                zone_rasters = {z.name: zonal.zone_index(z, lc.grid, next(iter(lc.classes.values()))) for z in layers}
+                columns = {z.name: ("czone" if z is carbon_layer else f"zone_{z.name}") for z in layers}
+                keyed = {columns[n]: (r, len(z.ids) + 1) for (n, r), z in zip(zone_rasters.items(), layers)}
+                czone = zone_rasters.get(config.carbon_layer)
+                spread_years = set(terms) & set(lc.classes)
+                tasks = _output_tasks(lc, densities, rates, keyed, czone, spread_years, staging, lock, per_row)
             stage = "compute (urban/rural split and carbon)" if patch_rule else "compute (one pass over the input pixels)"
             with timer.stage(stage), execution.reading_errors(files):
                 if patch_rule:
                     (results,) = execution.compute(tasks)
                 else:
                     results, status, unknown = execution.compute(tasks, status, unknown)
-        if not patch_rule:  # with the patch rule they were checked after the first pass
-            _check_unknown(unknown, lc, config.unknown_codes)
-        _check_carbon_keys(results, densities, rates)
+            if not patch_rule:  # with the patch rule they were checked after the first pass
+                _check_unknown(unknown, lc, config.unknown_codes)
+            _check_carbon_keys(results, densities)
+            row_area = lc.grid.row_area_m2()
+            acc = balance.Accounting(densities, rates, row_area, carbon_layer, terms)
+            if terms:
+                _warn_partial_zones(carbon_layer, results["counts"], row_area, terms)
+            if spread_years:
+                with timer.stage("spread statistics over the flux maps"):
+                    _spread_flux(acc, results["counts"], spread_years, czone, staging, lc.grid, config.dask.chunks, lock)
         with timer.stage("write outputs"):
             _finish_rasters(staging)
-            row_area = lc.grid.row_area_m2()
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
-            write_table(class_table(config.name, results, densities, rates, row_area),
-                        staging.path("tables/classes_region.csv"))
+            for layer in [None, *layers]:
+                name, column = ("region", None) if layer is None else (layer.name, columns[layer.name])
+                for kind, build in (("classes", balance.class_table), ("balance", balance.balance_table)):
+                    table = build(acc, results["counts"], layer, column, config.name, config.carbon.co2)
+                    if layer is None and kind == "classes":
+                        _warn_uncounted(table, rates)
+                    write_table(table, staging.path(f"tables/{kind}_{name}.csv"))
         shutil.rmtree(staging.folder("work"))
         manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
         staging.path("manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -129,36 +148,87 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     return output / "manifest.json"
 
 
-def _carbon_tables(config: Config) -> tuple[carbon.Lookup | None, carbon.Lookup]:
+def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbon.Lookup | None, carbon.Lookup]:
     """The density table (if any) and the rate table (the config's, else seed 002's Table 2)."""
-    densities = carbon.density_lookup(read_densities(config.carbon.densities)) if config.carbon.densities else None
-    if densities is None:
+    densities = None
+    if config.carbon.densities:
+        densities = carbon.density_lookup(read_densities(config.carbon.densities), layer)
+    else:
         log.warning("no carbon.densities in the config: stock is not computed")
     rates_path = config.carbon.rates or Path(str(resources.files("pipeline.defaults").joinpath("rates_seed002.csv")))
-    return densities, carbon.rate_lookup(read_rates(rates_path))
+    return densities, carbon.rate_lookup(read_rates(rates_path), layer)
 
 
-def _output_tasks(lc: LandCover, densities, rates, staging: Staging, lock, per_row: bool) -> dict:
-    """Lazy writes and reductions of stages 2-3 for every epoch, to be computed together."""
-    tasks: dict = {"writes": [], "classes": {}, "stock": {}, "flux": {}, "missing_density": {}, "missing_rate": {}}
+def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int, pd.DataFrame]:
+    """Seed 002's terms per statistics year, indexed by the carbon layer's zone numbers ({} without statistics)."""
+    if config.carbon.statistics is None:
+        return {}
+    coefficients = statistics.read_coefficients(config.carbon.coefficients)
+    stats = statistics.read_statistics(config.carbon.statistics, coefficients)
+    terms = statistics.terms(stats, coefficients)
+    by_year = balance.terms_by_year(terms, layer, config.carbon.statistics)
+    away = sorted(set(by_year) - set(config.years))
+    if away:
+        log.warning("statistics years %s have no land-cover epoch: their balance uses the nearest epoch's land "
+                    "(flagged nearest_epoch in tables/balance_*.csv)", away)
+    return by_year
+
+
+def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_years: set[int], staging: Staging,
+                  lock, per_row: bool) -> dict:
+    """Lazy writes and reductions of stages 2-3 for every epoch, to be computed together.
+
+    ``zones`` maps a count column to (zone raster, number of zones + 1); ``czone`` is the carbon layer's
+    raster. Flux maps of ``spread_years`` go to work/ first: statistics are shared out over them later.
+    """
+    tasks: dict = {"writes": [], "counts": {}, "missing_density": {}}
     for year, cls in lc.classes.items():
         tasks["writes"].append(tiled_geotiff_task(cls, staging.path(f"rasters/landcover_{year}.tiled.tif"), lc.grid, 0, lock))
-        tasks["classes"][year] = reclassify.row_histogram(cls, carbon.NBINS_CLASS, per_row)
+        keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         for name, lookup in (("stock", densities), ("flux", rates)):
             if lookup is None:
                 continue
-            index = carbon.row_index(lookup, cls, lc.codes[year])
-            raster = carbon.per_pixel(lookup, index)
-            tasks["writes"].append(tiled_geotiff_task(raster, staging.path(f"rasters/{name}_{year}.tiled.tif"),
+            index = carbon.row_index(lookup, cls, lc.codes[year], czone)
+            folder = "work" if name == "flux" and year in spread_years else "rasters"
+            tasks["writes"].append(tiled_geotiff_task(carbon.per_pixel(lookup, index),
+                                                      staging.path(f"{folder}/{name}_{year}.tiled.tif"),
                                                       lc.grid, np.nan, lock))
-            tasks[name][year] = carbon.counts(lookup, index, cls, per_row)
-            key = "missing_density" if name == "stock" else "missing_rate"
-            tasks[key][year] = carbon.missing_keys(lookup, index, cls, lc.codes[year])
+            keys["density" if name == "stock" else "rate"] = (index, lookup.size)
+            if name == "stock":
+                tasks["missing_density"][year] = carbon.missing_keys(lookup, index, cls, lc.codes[year])
+        tasks["counts"][year] = zonal.group_counts(keys, per_row)
     return tasks
 
 
-def _check_carbon_keys(results: dict, densities, rates) -> None:
-    """A density is needed for every class or code present; a missing rate is reported, not fatal."""
+def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], czone, staging: Staging, grid: Grid,
+                 chunks: int, lock) -> None:
+    """Rewrite the flux maps of statistics years: each zone's statistical terms spread over its pixels
+    of cropland and construction, per-hectare rates elsewhere (reads our own intermediate rasters)."""
+    writes = []
+    for year in sorted(years):
+        lut = balance.flux_spread(acc, counts[year], year)
+        flux = _reopen(staging.path(f"work/flux_{year}.tiled.tif"), year, grid, chunks)
+        cls = _reopen(staging.path(f"rasters/landcover_{year}.tiled.tif"), year, grid, chunks)
+        spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
+        out = xr.where(np.isnan(spread), flux, spread).astype(np.float32)
+        writes.append(tiled_geotiff_task(out, staging.path(f"rasters/flux_{year}.tiled.tif"), grid, np.nan, lock))
+    execution.compute(writes)
+
+
+def _warn_partial_zones(layer: zonal.ZoneLayer, counts: dict, row_area_m2: np.ndarray, terms: dict) -> None:
+    """Statistics are totals for whole zones: a zone partly outside the rasters gets them all on its part."""
+    frame = next(iter(counts.values()))
+    inside = (frame["pixels"] * row_area_m2[frame["row"]] / 1e4).groupby(frame["czone"]).sum()
+    share = inside.reindex(range(1, len(layer.ids) + 1), fill_value=0).to_numpy() / zonal.polygon_area_ha(layer)
+    with_stats = sorted(set().union(*(t.index for t in terms.values())))
+    partial = [f"{layer.ids[z - 1]} ({share[z - 1]:.0%})" for z in with_stats if share[z - 1] < 0.98]
+    if partial:
+        log.warning("zones of '%s' with statistics lie partly outside the rasters (share inside): %s; their "
+                    "statistical terms are spread over the part inside", layer.name, ", ".join(partial))
+
+
+def _check_carbon_keys(results: dict, densities) -> None:
+    """A density is needed for every class or code present (a missing rate is reported, not fatal)."""
     def merged(per_year: dict) -> dict[int, int]:
         total: dict[int, int] = {}
         for found in per_year.values():
@@ -171,11 +241,17 @@ def _check_carbon_keys(results: dict, densities, rates) -> None:
         listing = ", ".join(f"{k} ({v} px)" for k, v in missing.items())
         raise InputError(f"no carbon density for {densities.table.key} {listing} present in the rasters; add rows",
                          densities.table.path)
-    missing = merged(results["missing_rate"])
-    if missing:
-        what = ", ".join(f"{k} {CLASS_NAMES.get(k, '') if rates.table.key == 'class' else ''}".strip() for k in missing)
-        log.warning("no annual rate for %s %s in %s: their flux is not counted (NaN in flux rasters); give a rate "
-                    "or county statistics", rates.table.key, what, rates.table.path.name)
+
+
+def _warn_uncounted(classes: pd.DataFrame, rates: carbon.Lookup) -> None:
+    """Land with neither a rate nor statistics is left out of the flux: say which, and how much."""
+    lost = classes[classes["uncounted_area_ha"] > 0].groupby(["class", "class_name"])["uncounted_area_ha"].max()
+    if len(lost):
+        what = ", ".join(f"{c} {n} (up to {a:,.2f} ha in an epoch)" for (c, n), a in lost.items())
+        where = ("give a carbon.rates table" if rates.table.path.parent.name == "defaults"
+                 else f"add rows to {rates.table.path.name}")
+        log.warning("no annual rate or statistics for class %s: not counted in the flux (NaN in the flux maps, "
+                    "uncounted_area_ha in the tables); %s or county statistics", what, where)
 
 
 #: Band description and unit written into each raster, so QGIS and gdalinfo show what the numbers are.
@@ -237,26 +313,6 @@ def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndar
     return pd.DataFrame(rows)
 
 
-def class_table(name: str, results: dict, densities, rates, row_area_m2: np.ndarray) -> pd.DataFrame:
-    """Per epoch and class over the common valid mask (region layer, one zone): area (ha), stock (t C),
-    sink and source (t C/yr; sink as a positive uptake, from negative rates)."""
-    rows = []
-    for year, per_row in results["classes"].items():
-        area_ha = reclassify.areas_ha(per_row, row_area_m2)
-        stock = carbon.class_totals(densities, results["stock"][year], row_area_m2) if densities else None
-        flux = carbon.class_totals(rates, results["flux"][year], row_area_m2)
-        for k in CLASS_CODES:
-            rows.append({
-                "zone_id": 1, "zone_name": name, "year": year, "class": k, "class_name": CLASS_NAMES[k],
-                "pixels": int(per_row[:, k].sum()), "area_ha": area_ha[k],
-                "stock_tC": stock["positive"][k] if stock else np.nan,
-                # No rate row for this class's land: not counted, so not a zero.
-                "sink_tC_yr": flux["negative"][k] if flux["area_ha"][k] or not area_ha[k] else np.nan,
-                "source_tC_yr": flux["positive"][k] if flux["area_ha"][k] or not area_ha[k] else np.nan,
-            })
-    return pd.DataFrame(rows)
-
-
 def _reopen(path: Path, year: int, grid: Grid, chunks: int) -> xr.DataArray:
     """Our own uint8 intermediate, read lazily on the run's grid and chunks."""
     src = ingest.EpochSource(year, (path,), path, grid, "uint8", 0)
@@ -270,7 +326,7 @@ def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dic
 
     inputs = sorted({str(f) for s in lc.sources for f in s.files})
     packages = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
-                "pyogrio", "shapely", "flox", "scipy", "pydantic", "click"]
+                "pyogrio", "shapely", "scipy", "pydantic", "click"]
     return {
         "name": config.name,
         "pipeline_version": __version__,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline import ingest, reclassify
+from pipeline import balance, carbon, ingest, reclassify, statistics, zonal
 from pipeline.config import Config, ExtentSplit
 from pipeline.classes import RURAL, URBAN
 from pipeline.errors import InputError, UnknownCodesError
@@ -55,26 +53,24 @@ def validate(config: Config) -> list[str]:
     if isinstance(config.urban_split, ExtentSplit):
         gdf = read_polygons(config.urban_split.urban_extent, grid, config.urban_split.layer)
         lines.append(f"urban extent: {len(gdf)} polygons")
-    for layer in config.zones:
-        gdf = read_polygons(layer.path, grid, layer.layer)
-        for column in filter(None, (layer.id, layer.label)):
-            if column not in gdf.columns:
-                raise InputError(
-                    f"zone layer '{layer.name}' has no field '{column}'; fields: {', '.join(gdf.columns[:-1])}",
-                    layer.path,
-                )
-        dup = gdf[layer.id][gdf[layer.id].duplicated()].unique().tolist()
-        if dup:
-            raise InputError(f"zone layer '{layer.name}': duplicate ids in '{layer.id}': {dup[:10]}", layer.path)
-        lines.append(f"zones '{layer.name}': {len(gdf)} polygons ({layer.path.name})")
-    lines += _check_carbon_tables(config, scheme, sampled & known)
+    layers = []
+    for z in config.zones:
+        layers.append(zonal.read_zone_layer(z.name, z.path, z.id, z.label, grid, z.layer))
+        lines.append(f"zones '{z.name}': {len(layers[-1].ids)} polygons ({z.path.name})")
+    carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
+    lines += _check_carbon_tables(config, scheme, sampled & known, carbon_layer)
     if config.carbon.statistics is not None:
-        lines.append(f"carbon statistics: {_table_summary(config.carbon.statistics)}")
+        coefficients = statistics.read_coefficients(config.carbon.coefficients)
+        stats = statistics.read_statistics(config.carbon.statistics, coefficients)
+        by_year = balance.terms_by_year(statistics.terms(stats, coefficients), carbon_layer, config.carbon.statistics)
+        away = sorted(set(by_year) - set(config.years))
+        lines.append(f"carbon statistics: {len(stats)} rows for {stats.zone_id.nunique()} zones of '{carbon_layer.name}', "
+                     f"years {sorted(by_year)}" + (f" ({away} use the nearest epoch's land)" if away else ""))
     lines.append("OK: every input opened; nothing was computed")
     return lines
 
 
-def _check_carbon_tables(config: Config, scheme: reclassify.Scheme, codes: set[int]) -> list[str]:
+def _check_carbon_tables(config: Config, scheme: reclassify.Scheme, codes: set[int], layer) -> list[str]:
     """Density and rate tables open, hold numbers, and cover what the sampled blocks contain."""
     mapping = scheme.as_dict()
     classes = {mapping[c] for c in codes} - {0}
@@ -84,6 +80,7 @@ def _check_carbon_tables(config: Config, scheme: reclassify.Scheme, codes: set[i
     lines = []
     if config.carbon.densities is not None:
         table = read_densities(config.carbon.densities)
+        carbon.density_lookup(table, layer)  # zone ids must be ids of the layer
         present = classes if table.key == "class" else codes
         missing = table.missing(present)
         if missing:
@@ -95,15 +92,6 @@ def _check_carbon_tables(config: Config, scheme: reclassify.Scheme, codes: set[i
             lines.append(f"  note: no row for classes {sorted(reachable - table.keys())} (not in the sampled blocks)")
     if config.carbon.rates is not None:
         table = read_rates(config.carbon.rates)
+        carbon.rate_lookup(table, layer)
         lines.append(f"carbon rates: {len(table.frame)} rows keyed by {table.key}, t C/ha/yr (negative = uptake)")
     return lines
-
-
-def _table_summary(path: Path) -> str:
-    if not path.exists():
-        raise InputError("table not found", path)
-    try:
-        frame = pd.read_csv(path, comment="#", encoding_errors="replace")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"not a readable CSV: {e}", path) from None
-    return f"{len(frame)} rows, columns {', '.join(map(str, frame.columns))}"

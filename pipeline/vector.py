@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import dask.array as da
@@ -10,12 +11,17 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 
 from pipeline.errors import InputError
 from pipeline.grid import Grid
 
 log = logging.getLogger(__name__)
+
+# rasterize builds an in-memory dataset and reads its transform before setting it; rasterio hides the
+# resulting warning with catch_warnings, which is not thread-safe, so under Dask threads it leaks out.
+warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning, "rasterio")
 
 
 def read_polygons(path: Path, grid: Grid, layer: str | None = None) -> gpd.GeoDataFrame:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import rasterio
 
-from pipeline.carbon import NBINS_CLASS, class_totals, rate_lookup
+from pipeline.carbon import account, by_class, rate_lookup
 from pipeline.parameters import ParameterTable
 
 from .conftest import read, write_config, write_raster
@@ -61,13 +61,12 @@ def _table(rows: dict[int, float]) -> ParameterTable:
 def test_seed_002_arithmetic():
     """Seed 002 Table 5: 790.73e4 ha forest x 0.644 = 509.23e4 t C (2009); 160.64e4 ha grassland x 0.021 = 3.37e4 t C (2005)."""
     lookup = rate_lookup(_table({2: -0.644, 3: -0.021}))
-    counts = np.zeros((1, (len(lookup.keys) + 1) * NBINS_CLASS), np.int64)
-    # One "pixel" of 1 ha each way: counts in hectares with a 1e4 m2 pixel.
-    counts[0, 1 * NBINS_CLASS + 2] = 790.73e4
-    counts[0, 2 * NBINS_CLASS + 3] = 160.64e4
-    totals = class_totals(lookup, counts, np.array([1e4]))
-    assert round(totals["negative"][2] / 1e4, 2) == 509.23
-    assert round(totals["negative"][3] / 1e4, 2) == 3.37
+    # Pixels of 1 ha (1e4 m2), so counts are hectares; rate index 1 is class 2's row, 2 is class 3's.
+    counts = pd.DataFrame({"class": [2, 3], "rate": [1, 2], "row": [0, 0], "pixels": [7_907_300, 1_606_400]})
+    totals = by_class(account(counts, np.array([1e4]), None, lookup), []).set_index("class")
+    assert round(totals.loc[2, "sink_tC_yr"] / 1e4, 2) == 509.23
+    assert round(totals.loc[3, "sink_tC_yr"] / 1e4, 2) == 3.37
+    assert (totals["source_tC_yr"] == 0).all()
 
 
 def test_invest_table_on_its_own_rasters(real_data, tmp_path):

@@ -124,3 +124,33 @@ def test_worldcover_tile_lazily_on_a_window(real_data, tmp_path):
     expected = np.where((ra != 0) & (rb != 0), lut[rb], 0)
     np.testing.assert_array_equal(got, expected)
     assert (expected == 2).sum() > 1_000_000  # mostly tree cover
+
+
+def test_worldcover_valid_area_against_an_independent_geodesic_sum(real_data, tmp_path):
+    """The whole 1.3 Gpx tile: the pipeline's valid area (Dask, per-row ellipsoid bands) equals
+    numpy counts per row x pyproj's geodesic area of one pixel of that row."""
+    from pyproj import Geod
+
+    from pipeline import reclassify
+
+    d = real_data / "esa_worldcover_N00E006"
+    files = [d / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif", d / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"]
+    cfg = load_config(write_config(tmp_path, epochs={2020: str(files[0]), 2021: str(files[1])},
+                                   scheme="esa_worldcover", dask={"chunks": 4096}))
+    lc = build_landcover(cfg, tmp_path / "work")
+    counts = reclassify.row_histogram(reclassify.pixel_status(lc.mapped[2021], lc.valid), 4).compute()
+    got_ha = reclassify.areas_ha(counts, lc.grid.row_area_m2())[reclassify.VALID]
+
+    per_row = np.zeros(36000, np.int64)
+    with rasterio.open(files[0]) as a, rasterio.open(files[1]) as b:
+        for r in range(0, 36000, 3000):
+            w = Window(0, r, 36000, 3000)
+            per_row[r:r + 3000] = ((a.read(1, window=w) != 0) & (b.read(1, window=w) != 0)).sum(axis=1)
+    geod, deg = Geod(ellps="WGS84"), 1 / 12000
+    rows = np.flatnonzero(per_row)
+    pixel_m2 = [abs(geod.polygon_area_perimeter([6, 6 + deg, 6 + deg, 6], [3 - i * deg] * 2 + [3 - (i + 1) * deg] * 2)[0])
+                for i in rows]
+    expected_ha = float(np.dot(per_row[rows], pixel_m2)) / 1e4
+    assert per_row.sum() == counts[:, reclassify.VALID].sum() == 164_668_639  # PROVENANCE.md: 164.67 M valid px
+    assert got_ha == pytest.approx(expected_ha, rel=1e-9)
+    assert round(got_ha, 1) == 1_407_260.8
