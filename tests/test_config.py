@@ -35,6 +35,10 @@ def test_patch_rule_and_defaults(tmp_path):
         ({"epochs": {}}, "epochs"),
         ({"epochs": {"twenty": "a.tif"}}, "epochs"),
         ({"epochs": {2000: "a.tif"}, "dask": {"scheduler": "gpu"}}, "tcp://host:8786"),
+        ({"epochs": {2000: "a.tif"}, "zones": [{"name": "county", "path": "c.gpkg", "id": "code"}],
+          "carbon": {"zone_layer": "counties"}}, "carbon.zone_layer 'counties' is not a zone layer; did you mean 'county'?"),
+        ({"epochs": {2000: "a.tif"}, "carbon": {"statistics": "s.csv"}}, "add the zone layer they refer to"),
+        ({"epochs": {2000: "a.tif"}, "carbon": {"co2": "maybe"}}, "carbon.co2"),
     ],
 )
 def test_bad_settings_get_one_clear_message(tmp_path, settings, message):
@@ -42,6 +46,13 @@ def test_bad_settings_get_one_clear_message(tmp_path, settings, message):
         load_config(write_config(tmp_path, **settings))
     assert message in str(err.value)
     assert str(tmp_path / "config.yaml") in str(err.value)
+
+
+def test_carbon_layer_defaults_to_the_first_zone_layer(tmp_path):
+    zones = [{"name": "county", "path": "c.gpkg", "id": "code"}, {"name": "eco", "path": "e.gpkg", "id": "id"}]
+    assert load_config(write_config(tmp_path, epochs={2000: "a.tif"}, zones=zones)).carbon_layer == "county"
+    cfg = load_config(write_config(tmp_path, epochs={2000: "a.tif"}, zones=zones, carbon={"zone_layer": "eco"}))
+    assert cfg.carbon_layer == "eco"
 
 
 def test_missing_and_malformed_files(tmp_path):

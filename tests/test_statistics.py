@@ -150,3 +150,13 @@ def test_statistics_for_an_unknown_county(counties, capsys):
     err = capsys.readouterr().err
     assert "statistics zone_id ['999'] are not ids of zone layer 'county'" in err and str(path) in err
     assert not list((counties.parent / "out").rglob("*.*"))
+
+
+def test_validate_reads_statistics_and_zone_densities(counties, capsys):
+    assert cli("validate", counties) == 0
+    out = capsys.readouterr().out
+    assert "zones 'county': 2 polygons" in out
+    assert "carbon statistics: 2 rows for 1 zones of 'county', years [2000, 2003] ([2003] use the nearest epoch's land)" in out
+    (counties.parent / "d.csv").write_text(DENSITIES.replace("2,101,", "2,103,"))
+    assert cli("validate", counties) == 1
+    assert "zone ids ['103'] are not ids of zone layer 'county'" in capsys.readouterr().err
