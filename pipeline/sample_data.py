@@ -18,6 +18,7 @@ from rasterio.transform import from_origin
 import shapely
 from scipy import ndimage
 
+from pipeline import transitions
 from pipeline.reclassify import load_scheme
 
 #: Carbon density per target class, t C/ha (pools: above-ground, below-ground, soil, dead organic matter).
@@ -239,17 +240,7 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
 
 def pathways(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """DESIGN.md pathway codes 0..6 between two CNLUCC arrays; 255 where either is nodata."""
-    f, t = TARGET[a], TARGET[b]
-    p = np.full(a.shape, 6, np.uint8)
-    p[f == t] = 0
-    nat = np.isin(f, (1, 2, 3, 4, 8))
-    p[nat & np.isin(t, (5, 7))] = 1
-    p[np.isin(f, (2, 3, 4, 8)) & (t == 1)] = 2
-    p[(f == 6) & np.isin(t, (1, 2, 3, 4))] = 3
-    p[nat & (t == 6)] = 4
-    p[(f == 1) & np.isin(t, (2, 3, 4))] = 5
-    p[(f == 0) | (t == 0)] = 255
-    return p
+    return transitions.pathway(TARGET[a], TARGET[b])
 
 
 def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist: float) -> list:

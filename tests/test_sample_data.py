@@ -14,6 +14,7 @@ import yaml
 from scipy import ndimage
 
 from pipeline.sample_data import generate_sample
+from pipeline.transitions import pathway
 
 COMMITTED = Path(__file__).parents[1] / "sample_data"
 YEARS = (2000, 2005, 2010, 2015, 2020)
@@ -52,15 +53,7 @@ def classes(codes: np.ndarray) -> np.ndarray:
 
 def pathway_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pixels per DESIGN.md pathway code 0..6 between two target-class arrays (nodata pixels left out)."""
-    p = np.full(a.shape, 6, np.uint8)
-    p[a == b] = 0
-    natural = np.isin(a, (1, 2, 3, 4, 8))
-    p[natural & np.isin(b, (5, 7))] = 1
-    p[np.isin(a, (2, 3, 4, 8)) & (b == 1)] = 2
-    p[(a == 6) & np.isin(b, (1, 2, 3, 4))] = 3
-    p[natural & (b == 6)] = 4
-    p[(a == 1) & np.isin(b, (2, 3, 4))] = 5
-    return np.bincount(p[(a > 0) & (b > 0)], minlength=7)
+    return np.bincount(pathway(a, b)[(a > 0) & (b > 0)], minlength=7)
 
 
 @pytest.fixture(scope="module")
