@@ -120,8 +120,8 @@ def account(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | N
     construction classes, shared out by area over the zone's pixels of those classes. NaN: not counted.
     """
     frame = counts[counts["class"] != NODATA].copy()
-    weights = row_area_m2 if len(row_area_m2) and not _constant(row_area_m2) else row_area_m2[:1]
-    frame["area_ha"] = frame["pixels"] * (weights[frame["row"]] if len(weights) > 1 else weights[0]) / 1e4
+    # Rows are image rows on a geographic grid; on a projected one every count is in row 0 (constant area).
+    frame["area_ha"] = frame["pixels"] * row_area_m2[frame["row"].to_numpy()] / 1e4
     frame["stock_tC"] = frame["area_ha"] * densities.value_of(frame["density"]) if densities else np.nan
     rate = rates.value_of(frame["rate"].to_numpy())
     frame["sink_tC_yr"] = frame["area_ha"] * np.where(rate < 0, -rate, np.where(np.isnan(rate), np.nan, 0))
@@ -129,10 +129,6 @@ def account(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | N
     if terms is not None and len(terms):
         _apply_terms(frame, terms)
     return frame
-
-
-def _constant(row_area_m2: np.ndarray) -> bool:
-    return bool(np.all(row_area_m2 == row_area_m2[0]))
 
 
 def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
@@ -160,7 +156,3 @@ def by_class(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     frame = frame.assign(uncounted_area_ha=frame["area_ha"].where(frame["sink_tC_yr"].isna(), 0))
     columns = ["pixels", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr", "uncounted_area_ha"]
     return frame.groupby([*by, "class"])[columns].sum(min_count=1).reset_index()
-
-
-def construction_or_cropland(cls: np.ndarray) -> np.ndarray:
-    return (cls == CROPLAND) | np.isin(cls, CONSTRUCTION)

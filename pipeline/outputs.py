@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -23,6 +24,10 @@ from rasterio.errors import RasterioError
 
 from pipeline.errors import OutputError
 from pipeline.grid import Grid
+
+# rioxarray also stores the CRS as CF attributes; oblique Mercator (e.g. Swiss CH1903+) loses a parameter
+# there, but our GeoTIFFs carry the full WKT, so the warning says nothing about our outputs.
+warnings.filterwarnings("ignore", "angle from rectified to skew grid parameter lost", UserWarning)
 
 
 class Staging:
