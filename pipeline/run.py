@@ -148,6 +148,9 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     return output / "manifest.json"
 
 
+_DEFAULT_RATES = Path(str(resources.files("pipeline.defaults").joinpath("rates_seed002.csv")))
+
+
 def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbon.Lookup | None, carbon.Lookup]:
     """The density table (if any) and the rate table (the config's, else seed 002's Table 2)."""
     densities = None
@@ -155,8 +158,7 @@ def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbo
         densities = carbon.density_lookup(read_densities(config.carbon.densities), layer)
     else:
         log.warning("no carbon.densities in the config: stock is not computed")
-    rates_path = config.carbon.rates or Path(str(resources.files("pipeline.defaults").joinpath("rates_seed002.csv")))
-    return densities, carbon.rate_lookup(read_rates(rates_path), layer)
+    return densities, carbon.rate_lookup(read_rates(config.carbon.rates or _DEFAULT_RATES), layer)
 
 
 def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int, pd.DataFrame]:
@@ -324,7 +326,7 @@ def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dic
     import rasterio
     import shapely
 
-    inputs = sorted({str(f) for s in lc.sources for f in s.files})
+    inputs = sorted({str(f) for s in lc.sources for f in s.files} | {str(f) for f in _parameter_files(config)})
     packages = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
                 "pyogrio", "shapely", "scipy", "pydantic", "click"]
     return {
@@ -349,6 +351,19 @@ def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dic
                     for f in staging.files()],
         "command": " ".join(sys.argv),
     }
+
+
+def _parameter_files(config: Config) -> list[Path]:
+    """Every non-raster input of a run: tables (the packaged defaults too, when used) and polygon files."""
+    carbon_cfg = config.carbon
+    files = [carbon_cfg.densities, carbon_cfg.rates or _DEFAULT_RATES, carbon_cfg.statistics]
+    if carbon_cfg.statistics:
+        files.append(carbon_cfg.coefficients or statistics.default_coefficients())
+    files += [Path(config.scheme) if config.scheme.endswith(".csv") else None]
+    files += [z.path for z in config.zones]
+    if isinstance(config.urban_split, ExtentSplit):
+        files.append(config.urban_split.urban_extent)
+    return [Path(f) for f in files if f is not None]
 
 
 def _version(package: str) -> str | None:

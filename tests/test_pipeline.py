@@ -55,7 +55,8 @@ def test_run_by_hand(two_epochs, capsys):
     manifest = json.loads((tmp / "out/manifest.json").read_text())
     assert {o["path"] for o in manifest["outputs"]} >= {"rasters/landcover_2000.tif", "rasters/landcover_2000.qml",
                                                        "tables/classes_region.csv", "tables/epochs.csv"}
-    assert len(manifest["inputs"]) == 3 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    assert len(manifest["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    assert any(i["path"].endswith("defaults/rates_seed002.csv") for i in manifest["inputs"])  # the default used
     assert manifest["versions"]["GDAL"]
     assert not list((tmp / "out").glob(".staging*"))
     with rasterio.open(tmp / "out/rasters/landcover_2020.tif") as ds:
