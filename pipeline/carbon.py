@@ -64,10 +64,8 @@ def _lookup(table: ParameterTable, values: pd.Series, zones: ZoneLayer | None) -
         unknown = sorted(set(given) - set(index) - {""})
         if unknown:
             raise InputError(f"zone ids {unknown[:10]} are not ids of zone layer '{zones.name}'", table.path)
+        # (zone, key) pairs are unique: parameters.read_* rejected duplicates.
         number = np.array([index.get(z, 0) for z in given], np.int64)
-        if len(set(zip(number, table.frame["key"]))) < len(number):
-            raise InputError("a key is listed twice for the same zone ",
-                             table.path)
     keys = (number << _ZONE_SHIFT) | table.frame["key"].to_numpy(np.int64)
     order = np.argsort(keys)
     return Lookup(table, keys[order], values.to_numpy(np.float64)[order], zones if number.any() else None)
