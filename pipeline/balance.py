@@ -54,7 +54,8 @@ def nearest_epoch(year: int, epochs: list[int]) -> int:
     return min(epochs, key=lambda e: (abs(e - year), e))
 
 
-def _zones(layer: ZoneLayer | None, region_name: str) -> pd.DataFrame:
+def zone_frame(layer: ZoneLayer | None, region_name: str) -> pd.DataFrame:
+    """number (as in the zone rasters), zone_id, zone_name of a layer; the region is one zone, id 1."""
     if layer is None:
         return pd.DataFrame({"number": [1], "zone_id": ["1"], "zone_name": [region_name]})
     return pd.DataFrame({"number": np.arange(1, len(layer.ids) + 1), "zone_id": layer.ids, "zone_name": layer.labels})
@@ -63,7 +64,7 @@ def _zones(layer: ZoneLayer | None, region_name: str) -> pd.DataFrame:
 def class_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
                 region_name: str, co2: bool = False) -> pd.DataFrame:
     """Per zone, epoch and class: pixels, area_ha, stock_tC, sink_tC_yr, source_tC_yr, uncounted_area_ha."""
-    zones = _zones(layer, region_name)
+    zones = zone_frame(layer, region_name)
     parts = []
     for year, frame in counts.items():
         acct = acc.account(frame, year)
@@ -83,7 +84,7 @@ def class_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneLay
     table["pixels"] = table["pixels"].astype(np.int64)
     order = ["zone_id", "zone_name", "year", "class", "class_name", "pixels", "area_ha", "stock_tC", "sink_tC_yr",
              "source_tC_yr", "uncounted_area_ha"]
-    table = table[order].sort_values(["zone_id", "year", "class"], key=_natural).reset_index(drop=True)
+    table = table[order].sort_values(["zone_id", "year", "class"], key=natural_order).reset_index(drop=True)
     return with_co2(table) if co2 else table
 
 
@@ -93,7 +94,7 @@ def balance_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneL
     net_emission_tC_yr = source - sink (t C/yr, positive = net source). A statistics year without an
     epoch uses the nearest epoch's land (``areas_from_epoch``); ``statistics`` says whether seed 002's
     terms were used for the zone and year, with the terms themselves on the carbon layer."""
-    zones = _zones(layer, region_name)
+    zones = zone_frame(layer, region_name)
     epochs = sorted(counts)
     rows = []
     for year in sorted(set(epochs) | set(acc.terms)):
@@ -118,7 +119,7 @@ def balance_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneL
     order = ["zone_id", "zone_name", "year", "areas_from_epoch", "nearest_epoch", "statistics", "area_ha", "stock_tC",
              "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr"]
     table = table[order + [c for c in table.columns if c not in order]]
-    table = table.sort_values(["zone_id", "year"], key=_natural).reset_index(drop=True)
+    table = table.sort_values(["zone_id", "year"], key=natural_order).reset_index(drop=True)
     return with_co2(table) if co2 else table
 
 
@@ -130,7 +131,7 @@ def with_co2(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _natural(column: pd.Series) -> pd.Series:
+def natural_order(column: pd.Series) -> pd.Series:
     """Sort zone ids numerically when they are numbers (420101 after 99), as text otherwise."""
     if column.name != "zone_id":
         return column

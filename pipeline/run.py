@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import __version__, balance, carbon, execution, ingest, reclassify, split, statistics, zonal
+from pipeline import (__version__, balance, carbon, execution, ingest, reclassify, split, statistics, tables,
+                      transitions, zonal)
 from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import InputError, UnknownCodesError
@@ -119,23 +121,22 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             if not patch_rule:  # with the patch rule they were checked after the first pass
                 _check_unknown(unknown, lc, config.unknown_codes)
             _check_carbon_keys(results, densities)
+            counts = _epoch_counts(results)
             row_area = lc.grid.row_area_m2()
             acc = balance.Accounting(densities, rates, row_area, carbon_layer, terms)
             if terms:
-                _warn_partial_zones(carbon_layer, results["counts"], row_area, terms)
+                _warn_partial_zones(carbon_layer, counts, row_area, terms)
             if spread_years:
                 with timer.stage("spread statistics over the flux maps"):
-                    _spread_flux(acc, results["counts"], spread_years, czone, staging, lc.grid, config.dask.chunks, lock)
+                    _spread_flux(acc, counts, spread_years, list(results["interval_counts"]), czone, staging,
+                                 lc.grid, config.dask.chunks, lock)
         with timer.stage("write outputs"):
             _finish_rasters(staging)
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
-            for layer in [None, *layers]:
-                name, column = ("region", None) if layer is None else (layer.name, columns[layer.name])
-                for kind, build in (("classes", balance.class_table), ("balance", balance.balance_table)):
-                    table = build(acc, results["counts"], layer, column, config.name, config.carbon.co2)
-                    if layer is None and kind == "classes":
-                        _warn_uncounted(table, rates)
-                    write_table(table, staging.path(f"tables/{kind}_{name}.csv"))
+            named = {"region": (None, None), **{z.name: (z, columns[z.name]) for z in layers}}
+            classes = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging)
+            _warn_uncounted(classes, rates)
+            tables.interval_tables(acc, results["interval_counts"], named, config.name, config.carbon.co2, staging)
         shutil.rmtree(staging.folder("work"))
         manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
         staging.path("manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -178,42 +179,83 @@ def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int
 
 def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_years: set[int], staging: Staging,
                   lock, per_row: bool) -> dict:
-    """Lazy writes and reductions of stages 2-3 for every epoch, to be computed together.
+    """Lazy writes and reductions of stages 2-4, to be computed together in one pass.
 
     ``zones`` maps a count column to (zone raster, number of zones + 1); ``czone`` is the carbon layer's
-    raster. Flux maps of ``spread_years`` go to work/ first: statistics are shared out over them later.
+    raster. Pixels are counted per interval (from class, to class, parameter rows of both epochs,
+    zones); each epoch's counts are sums of those, so one reduction per interval serves every table.
+    Flux maps of ``spread_years`` go to work/ first: statistics are shared out over them later.
     """
-    tasks: dict = {"writes": [], "counts": {}, "missing_density": {}}
+    tasks: dict = {"writes": [], "counts": {}, "interval_counts": {}, "missing_density": {}}
+    lookups = {"density": densities, "rate": rates} if densities is not None else {"rate": rates}
+    index: dict[int, dict] = {}
     for year, cls in lc.classes.items():
-        tasks["writes"].append(tiled_geotiff_task(cls, staging.path(f"rasters/landcover_{year}.tiled.tif"), lc.grid, 0, lock))
+        tasks["writes"].append(_tiled(cls, staging, f"rasters/landcover_{year}", lc.grid, 0, lock))
+        index[year] = {name: carbon.row_index(lookup, cls, lc.codes[year], czone) for name, lookup in lookups.items()}
+        for name, lookup in lookups.items():
+            kind = "stock" if name == "density" else "flux"
+            folder = "work" if kind == "flux" and year in spread_years else "rasters"
+            tasks["writes"].append(_tiled(carbon.per_pixel(lookup, index[year][name]), staging,
+                                          f"{folder}/{kind}_{year}", lc.grid, np.nan, lock))
+        if densities is not None:
+            tasks["missing_density"][year] = carbon.missing_keys(densities, index[year]["density"], cls, lc.codes[year])
+    pairs = transitions.intervals(list(lc.classes))
+    if not pairs:
+        ((year, cls),) = lc.classes.items()
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
-        for name, lookup in (("stock", densities), ("flux", rates)):
-            if lookup is None:
-                continue
-            index = carbon.row_index(lookup, cls, lc.codes[year], czone)
-            folder = "work" if name == "flux" and year in spread_years else "rasters"
-            tasks["writes"].append(tiled_geotiff_task(carbon.per_pixel(lookup, index),
-                                                      staging.path(f"{folder}/{name}_{year}.tiled.tif"),
-                                                      lc.grid, np.nan, lock))
-            keys["density" if name == "stock" else "rate"] = (index, lookup.size)
-            if name == "stock":
-                tasks["missing_density"][year] = carbon.missing_keys(lookup, index, cls, lc.codes[year])
+        keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
         tasks["counts"][year] = zonal.group_counts(keys, per_row)
+    for y0, y1 in pairs:
+        before, after, tag = lc.classes[y0], lc.classes[y1], f"{y0}_{y1}"
+        keys = {"from_class": (before, carbon.NBINS_CLASS), "to_class": (after, carbon.NBINS_CLASS), **zones}
+        for name, lookup in lookups.items():
+            keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
+        tasks["interval_counts"][(y0, y1)] = zonal.group_counts(keys, per_row)
+        writes = [(transitions.transition_raster(before, after), "transition", 0),
+                  (transitions.pathway_raster(before, after), "pathway", transitions.PATHWAY_NODATA)]
+        if densities is not None:
+            writes.append((transitions.value_change(densities, index[y0]["density"], index[y1]["density"]),
+                           "stock_change", np.nan))
+        if not {y0, y1} & spread_years:  # otherwise written once the statistics are spread
+            writes.append((transitions.value_change(rates, index[y0]["rate"], index[y1]["rate"]), "flux_change", np.nan))
+        tasks["writes"] += [_tiled(a, staging, f"rasters/{kind}_{tag}", lc.grid, nodata, lock) for a, kind, nodata in writes]
     return tasks
 
 
-def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], czone, staging: Staging, grid: Grid,
-                 chunks: int, lock) -> None:
+def _tiled(arr: xr.DataArray, staging: Staging, stem: str, grid: Grid, nodata: float, lock):
+    return tiled_geotiff_task(arr, staging.path(f"{stem}.tiled.tif"), grid, nodata, lock)
+
+
+def _epoch_counts(results: dict) -> dict[int, pd.DataFrame]:
+    """Per epoch counts: computed directly for a single epoch, else summed from an interval it ends."""
+    counts = dict(results["counts"])
+    for (y0, y1), frame in results["interval_counts"].items():
+        for side, year in ((0, y0), (1, y1)):
+            if year not in counts:
+                counts[year] = transitions.epoch_counts(frame, side)
+    return dict(sorted(counts.items()))
+
+
+def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], pairs: list[tuple[int, int]], czone,
+                 staging: Staging, grid: Grid, chunks: int, lock) -> None:
     """Rewrite the flux maps of statistics years: each zone's statistical terms spread over its pixels
-    of cropland and construction, per-hectare rates elsewhere (reads our own intermediate rasters)."""
-    writes = []
+    of cropland and construction, per-hectare rates elsewhere; then the flux change of the intervals
+    that touch those years (reads our own intermediate rasters)."""
+    flux, writes = {}, []
     for year in sorted(years):
         lut = balance.flux_spread(acc, counts[year], year)
-        flux = _reopen(staging.path(f"work/flux_{year}.tiled.tif"), year, grid, chunks)
+        rated = _reopen(staging.path(f"work/flux_{year}.tiled.tif"), year, grid, chunks, "float32", np.nan)
         cls = _reopen(staging.path(f"rasters/landcover_{year}.tiled.tif"), year, grid, chunks)
         spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
-        out = xr.where(np.isnan(spread), flux, spread).astype(np.float32)
-        writes.append(tiled_geotiff_task(out, staging.path(f"rasters/flux_{year}.tiled.tif"), grid, np.nan, lock))
+        flux[year] = xr.where(np.isnan(spread), rated, spread).astype(np.float32)
+        writes.append(_tiled(flux[year], staging, f"rasters/flux_{year}", grid, np.nan, lock))
+    for y0, y1 in pairs:
+        if {y0, y1} & years:
+            ends = [flux[y] if y in flux else
+                    _reopen(staging.path(f"rasters/flux_{y}.tiled.tif"), y, grid, chunks, "float32", np.nan)
+                    for y in (y0, y1)]
+            change = (ends[1].astype(np.float64) - ends[0]).astype(np.float32)
+            writes.append(_tiled(change, staging, f"rasters/flux_change_{y0}_{y1}", grid, np.nan, lock))
     execution.compute(writes)
 
 
@@ -261,19 +303,33 @@ _RASTER_MEANING = {
     "landcover": ("land class, DESIGN.md codes 1-8 (0 = nodata)", "class code"),
     "stock": ("carbon stock density c_above + c_below + c_soil + c_dead", "t C/ha"),
     "flux": ("annual carbon rate (+ emission, - uptake)", "t C/ha/yr"),
+    "transition": ("land-class transition, from class x 10 + to class (0 = nodata)", "transition code"),
+    "pathway": ("pathway of change, DESIGN.md codes 0-6 (255 = nodata)", "pathway code"),
+    "stock_change": ("stock change, stock-difference method D_to - D_from", "t C/ha"),
+    "flux_change": ("change of annual carbon F_to - F_from (+ more emission or less uptake)", "t C/ha/yr"),
 }
 
 
 def _finish_rasters(staging: Staging) -> None:
+    """Tiled work files -> COGs with their meaning; class-like rasters get a colour table and a QGIS style."""
     labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
+    grey = (225, 225, 225)
+    styles = {
+        "landcover": (CLASS_COLOURS, labels),
+        "pathway": (transitions.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in transitions.PATHWAY_NAMES.items()}),
+        # A change is drawn in the colour of the class it became; persistence in grey.
+        "transition": ({f * 10 + t: grey if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
+                       {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
+    }
     for tiled in sorted(staging.root.glob("rasters/*.tiled.tif")):
         final = tiled.with_name(tiled.name.replace(".tiled", ""))
-        meaning = _RASTER_MEANING[final.name.split("_")[0]]
-        if final.name.startswith("landcover_"):
-            finish_cog(tiled, final, meaning, CLASS_COLOURS, labels, overview_resampling="MODE")
-            paletted_qml(final.with_suffix(".qml"), CLASS_COLOURS, labels)
+        kind = re.sub(r"(_\d+)+$", "", final.stem)
+        if kind in styles:
+            colours, names = styles[kind]
+            finish_cog(tiled, final, _RASTER_MEANING[kind], colours, names, overview_resampling="MODE")
+            paletted_qml(final.with_suffix(".qml"), colours, names)
         else:
-            finish_cog(tiled, final, meaning, overview_resampling="AVERAGE")
+            finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE")
 
 
 def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:
@@ -315,9 +371,9 @@ def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndar
     return pd.DataFrame(rows)
 
 
-def _reopen(path: Path, year: int, grid: Grid, chunks: int) -> xr.DataArray:
-    """Our own uint8 intermediate, read lazily on the run's grid and chunks."""
-    src = ingest.EpochSource(year, (path,), path, grid, "uint8", 0)
+def _reopen(path: Path, year: int, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
+    """One of our own intermediate rasters, read lazily on the run's grid and chunks."""
+    src = ingest.EpochSource(year, (path,), path, grid, dtype, nodata)
     return ingest.open_epoch(src, grid, chunks)
 
 

@@ -22,7 +22,7 @@ from pipeline.grid import Grid
 from pipeline.parameters import zone_id_text
 from pipeline.vector import rasterize_blocks, read_polygons
 
-#: Above this many key combinations a block's keys are found by sorting instead of a dense bincount.
+#: Above this many key combinations a block's keys are found by hashing instead of a dense bincount.
 _DENSE_LIMIT = 1 << 22
 
 
@@ -76,12 +76,12 @@ def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> da
     """Delayed DataFrame of pixel counts per combination of keys present (and per image row if ``per_row``).
 
     ``keys`` maps a column name to (an integer raster with values in 0..size-1, size). The result has
-    one column per key, ``row`` (0 unless ``per_row``) and ``pixels`` (int64), sorted by the keys.
+    one column per key, ``row`` (0 unless ``per_row``) and ``pixels`` (int64), sorted by the keys and row.
     """
     names = list(keys)
     sizes = [int(n) for _, n in keys.values()]
     arrays = [a.data for a, _ in keys.values()]
-    if np.prod(sizes, dtype=float) >= (2.0**32 if per_row else 2.0**62):
+    if np.prod(sizes, dtype=float) >= 2.0**62:
         raise ValueError(f"too many key combinations to count: {sizes}")
     row_starts = np.concatenate([[0], np.cumsum(arrays[0].chunks[0])[:-1]])
     ncols = len(arrays[0].chunks[1])
@@ -91,42 +91,42 @@ def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> da
         dask.delayed(_block_counts)(sizes, int(row_starts[i // ncols]) if per_row else None, *(b[i] for b in blocks))
         for i in range(len(blocks[0]))
     ]
-    return dask.delayed(_merge)(parts, names, sizes, per_row)
+    return dask.delayed(_merge)(parts, names, sizes)
 
 
-def _block_counts(sizes: list[int], row0: int | None, *blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(combined key, pixels) of one block; the key includes the global row when ``row0`` is given."""
+def _compact(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, index of each value among them): a dense bincount when ``size`` is small,
+    else a hash table (pandas.factorize is linear where sorting is not)."""
+    if size <= _DENSE_LIMIT:
+        present = np.flatnonzero(np.bincount(values, minlength=size))
+        lookup = np.zeros(size, np.int64)
+        lookup[present] = np.arange(len(present))
+        return present, lookup[values]
+    index, present = pd.factorize(values, sort=False)
+    return np.asarray(present, np.int64), index.astype(np.int64)
+
+
+def _block_counts(sizes: list[int], row0: int | None, *blocks: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(combined key, global row, pixels) of one block; rows are all 0 unless ``row0`` is given."""
     key = np.zeros(blocks[0].shape, np.int64)
     for block, size in zip(blocks, sizes):
         key *= size
         key += block
-    total = int(np.prod(sizes))
-    if total <= _DENSE_LIMIT:
-        hist = np.bincount(key.ravel(), minlength=total)
-        present = np.flatnonzero(hist)
-        if row0 is None:
-            return present, hist[present]
-        compact = np.zeros(total, np.int64)
-        compact[present] = np.arange(len(present))
-        local = compact[key]
-    else:
-        present, inverse = np.unique(key.ravel(), return_inverse=True)
-        if row0 is None:
-            return present, np.bincount(inverse)
-        local = inverse.reshape(key.shape)
+    present, local = _compact(key.ravel(), int(np.prod(sizes)))
+    if row0 is None:
+        pixels = np.bincount(local, minlength=len(present))
+        return present, np.zeros(len(present), np.int64), pixels
     h = key.shape[0]
-    hist = np.bincount((local * h + np.arange(h)[:, None]).ravel(), minlength=len(present) * h).reshape(-1, h)
-    k, r = np.nonzero(hist)
-    return present[k] * (1 << 31) + r + row0, hist[k, r]
+    combo, where = _compact(local * h + np.repeat(np.arange(h), key.shape[1]), len(present) * h)
+    pixels = np.bincount(where, minlength=len(combo))
+    return present[combo // h], combo % h + row0, pixels
 
 
-def _merge(parts: list, names: list[str], sizes: list[int], per_row: bool) -> pd.DataFrame:
-    keys = np.concatenate([p[0] for p in parts])
-    unique, inverse = np.unique(keys, return_inverse=True)
-    # Float weights are exact for integers below 2**53 (far more pixels than any raster has).
-    pixels = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts])).astype(np.int64)
-    combined, row = (unique >> 31, unique & ((1 << 31) - 1)) if per_row else (unique, np.zeros_like(unique))
-    frame = pd.DataFrame({n: c.astype(np.int64) for n, c in zip(names, np.unravel_index(combined, sizes))})
-    frame["row"] = row
-    frame["pixels"] = pixels
-    return frame
+def _merge(parts: list, names: list[str], sizes: list[int]) -> pd.DataFrame:
+    frame = pd.DataFrame({name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(["key", "row", "pixels"])})
+    # Integer sums: exact, and the same in any order of the blocks.
+    frame = frame.groupby(["key", "row"], sort=True)["pixels"].sum().reset_index()
+    out = pd.DataFrame({n: c.astype(np.int64) for n, c in zip(names, np.unravel_index(frame["key"].to_numpy(), sizes))})
+    out["row"] = frame["row"].to_numpy(np.int64)
+    out["pixels"] = frame["pixels"].to_numpy(np.int64)
+    return out

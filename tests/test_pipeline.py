@@ -11,6 +11,7 @@ from affine import Affine
 
 from pipeline.cli import main
 from pipeline.reclassify import load_scheme
+from pipeline.transitions import PATHWAY
 
 from .conftest import read, write_config, write_raster
 
@@ -104,10 +105,29 @@ def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
     write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings,
                  dask={"chunks": 96, "scheduler": "synchronous"})
     assert cli("run", two_epochs, "-o", tmp / "o2") == 0
-    assert len(same_tables(tmp / "o1", tmp / "o2")) == 5
+    assert len(same_tables(tmp / "o1", tmp / "o2")) == 14
     balance = pd.read_csv(tmp / "o1/tables/balance_zone.csv", encoding="utf-8-sig")
     assert balance.stock_tC.gt(0).all() and balance.statistics.any() and balance.nearest_epoch.any()
     np.testing.assert_array_equal(read(tmp / "o1/rasters/flux_2000.tif"), read(tmp / "o2/rasters/flux_2000.tif"))
+    for kind in ("transition", "pathway", "stock_change", "flux_change"):
+        np.testing.assert_array_equal(read(tmp / f"o1/rasters/{kind}_2000_2020.tif"),
+                                      read(tmp / f"o2/rasters/{kind}_2000_2020.tif"))
+    # The interval rasters against the epoch rasters they come from (2000 has statistics spread over it).
+    lc = {y: read(tmp / f"o1/rasters/landcover_{y}.tif") for y in (2000, 2020)}
+    valid = lc[2000] > 0
+    with rasterio.open(tmp / "o1/rasters/pathway_2000_2020.tif") as ds:
+        assert ds.nodata == 255 and ds.dtypes[0] == "uint8" and ds.colormap(1)[1][:3] == (215, 25, 28)
+        np.testing.assert_array_equal(ds.read(1), np.where(valid, PATHWAY[lc[2000], lc[2020]], 255))
+    np.testing.assert_array_equal(read(tmp / "o1/rasters/transition_2000_2020.tif"),
+                                  np.where(valid, lc[2000] * 10 + lc[2020], 0))
+    for kind in ("stock", "flux"):
+        before, after = (read(tmp / f"o1/rasters/{kind}_{y}.tif") for y in (2000, 2020))
+        change = read(tmp / f"o1/rasters/{kind}_change_2000_2020.tif")
+        np.testing.assert_allclose(change, after.astype(np.float64) - before, rtol=1e-6, atol=1e-4)
+        assert np.isnan(change[~valid]).all() and not np.isnan(change[valid]).all()
+    pathways = pd.read_csv(tmp / "o1/tables/pathways_zone_2000_2020.csv", encoding="utf-8-sig")
+    stock = balance.set_index(["zone_id", "year"]).stock_tC.unstack("year")
+    np.testing.assert_allclose(pathways.groupby("zone_id").stock_change_tC.sum(), stock[2020] - stock[2000], rtol=1e-9)
 
 
 def test_alignment_nearest_for_shift_resolution_and_crs(tmp_path):
@@ -296,7 +316,7 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
         write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
                      **settings, dask={"chunks": 64, "scheduler": scheduler})
         assert cli("run", two_epochs, "-o", tmp / name) == 0
-    assert len(same_tables(tmp / "threads", tmp / "procs")) == 5
+    assert len(same_tables(tmp / "threads", tmp / "procs")) == 14
     np.testing.assert_array_equal(read(tmp / "threads/rasters/flux_2000.tif"), read(tmp / "procs/rasters/flux_2000.tif"))
     np.testing.assert_array_equal(read(tmp / "threads/rasters/landcover_2020.tif"),
                                   read(tmp / "procs/rasters/landcover_2020.tif"))

@@ -44,6 +44,7 @@ def test_nlcd_four_epochs_sub_pixel_shift(real_data, tmp_path):
     raw = read(d / "nlcd_cedar_2006.tif")
     expected = np.bincount(lut_of("nlcd")[raw[raw != 255]], minlength=9)[1:]
     assert classes[classes.year == 2006].pixels.tolist() == expected.tolist()
+    assert_matrices_agree_with_class_areas(tmp_path / "out/tables", [2006, 2011, 2016, 2021])
 
 
 def test_wuhan_mixed_dtypes_and_mcplus_demands(real_data, tmp_path):
@@ -64,6 +65,23 @@ def test_wuhan_mixed_dtypes_and_mcplus_demands(real_data, tmp_path):
     shortfall = {k: mapped_demand[k] - got[k] for k in mapped_demand}
     assert all(v >= 0 for v in shortfall.values()) and sum(shortfall.values()) == table.loc[2013, "excluded_by_other_epochs_pixels"]
     assert table.valid_pixels.iloc[0] == sum(got)
+    assert_matrices_agree_with_class_areas(tmp_path / "out/tables", [2003, 2005, 2010, 2013])
+
+
+def assert_matrices_agree_with_class_areas(tables: Path, years: list[int]) -> None:
+    """Every interval's transition matrix: rows sum to the first epoch's class pixels and areas, columns
+    to the second's."""
+    classes = pd.read_csv(tables / "classes_region.csv", encoding="utf-8-sig").set_index(["year", "class"])
+    pairs = list(zip(years, years[1:])) + [(years[0], years[-1])]
+    for y0, y1 in pairs:
+        matrix = pd.read_csv(tables / f"transitions_region_{y0}_{y1}.csv", encoding="utf-8-sig")
+        assert matrix.from_class.ne(matrix.to_class).any()  # real change, not only persistence
+        for key, year in (("from_class", y0), ("to_class", y1)):
+            sums = matrix.groupby(key)[["pixels", "area_ha"]].sum()
+            expected = classes.loc[year].loc[sums.index]
+            assert sums.pixels.tolist() == expected.pixels.tolist()
+            np.testing.assert_allclose(sums.area_ha, expected.area_ha, rtol=1e-12)
+            assert expected.pixels.sum() == classes.loc[year].pixels.sum()  # no class left out of the matrix
 
 
 def test_corine_pair_on_different_grids(real_data, tmp_path):

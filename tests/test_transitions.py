@@ -50,3 +50,169 @@ def test_transition_codes():
     b = np.array([[5, 2, 3], [1, 0, 6]], np.uint8)
     np.testing.assert_array_equal(transition(a, b), [[15, 22, 0], [81, 0, 66]])
     np.testing.assert_array_equal(pathway(a, b), [[1, 0, 255], [2, 255, 0]])
+
+
+# ---- interval tables, by hand ----------------------------------------------------------------------------
+
+import dask.array as da  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+from pipeline import balance, carbon, transitions, zonal  # noqa: E402
+from pipeline.parameters import ParameterTable  # noqa: E402
+
+# Every pathway appears: see the comments on each pixel in test_interval_tables_by_hand.
+BEFORE = np.array([[1, 1, 2, 3, 4],
+                   [6, 1, 4, 8, 1],
+                   [5, 2, 2, 1, 3]], np.uint8)
+AFTER = np.array([[5, 1, 1, 1, 1],
+                  [2, 7, 3, 6, 1],
+                  [6, 2, 2, 2, 3]], np.uint8)
+DENSITY = {1: 50, 2: 150, 3: 40, 4: 20, 5: 10, 6: 30, 7: 5, 8: 2}  # t C/ha
+RATE = {1: 0.4, 2: -0.644, 3: -0.021, 4: -0.3, 5: 2.5}  # t C/ha/yr; 6, 7, 8 have none: not counted
+PX_HA = 0.09  # 30 m pixels
+
+
+def _lazy(a: np.ndarray, chunks) -> xr.DataArray:
+    return xr.DataArray(da.from_array(a, chunks=chunks), dims=("y", "x"))
+
+
+def _lookups(density: dict, rate: dict) -> tuple[carbon.Lookup, carbon.Lookup]:
+    d = pd.DataFrame({"key": list(density), "c_above": list(density.values()), "c_below": 0.0, "c_soil": 0.0,
+                      "c_dead": 0.0, "source": ""})
+    r = pd.DataFrame({"key": list(rate), "rate_tC_ha_yr": list(rate.values()), "source": ""})
+    return (carbon.density_lookup(ParameterTable(None, "class", d)),
+            carbon.rate_lookup(ParameterTable(None, "class", r)))
+
+
+def _interval(before, after, zone, chunks, densities, rates, per_row=False):
+    """The run's interval count for two class rasters and one zone raster (no zone-keyed tables)."""
+    b, a, z = _lazy(before, chunks), _lazy(after, chunks), _lazy(zone, chunks)
+    idx = {k: [carbon.row_index(lk, c, c, None) for c in (b, a)] for k, lk in (("density", densities), ("rate", rates))}
+    keys = {"from_class": (b, 9), "to_class": (a, 9), "zone_z": (z, int(zone.max()) + 1),
+            "density0": (idx["density"][0], densities.size), "density1": (idx["density"][1], densities.size),
+            "rate0": (idx["rate"][0], rates.size), "rate1": (idx["rate"][1], rates.size)}
+    epoch = {y: zonal.group_counts({"class": (c, 9), "zone_z": keys["zone_z"], "density": (idx["density"][i], densities.size),
+                                     "rate": (idx["rate"][i], rates.size)}, per_row)
+             for i, (y, c) in enumerate(((2000, b), (2020, a)))}
+    return zonal.group_counts(keys, per_row).compute(), {y: f.compute() for y, f in epoch.items()}
+
+
+def test_interval_tables_by_hand():
+    densities, rates = _lookups(DENSITY, RATE)
+    frame, _ = _interval(BEFORE, AFTER, np.ones_like(BEFORE, np.int32), (2, 3), densities, rates)
+    acc = balance.Accounting(densities, rates, np.array([900.0]))
+    acct = transitions.account(acc, frame, 2000, 2020)
+    zones = balance.zone_frame(None, "test")
+    paths = transitions.pathway_table(acct, zones, None, stock=True).set_index("pathway")
+    # pathway: (pixels, stock change t C/ha summed over its pixels, flux change t C/ha/yr summed, uncounted px)
+    hand = {
+        0: (5, 0, 0, 0),                                      # 1->1 twice, 2->2 twice, 3->3
+        1: (2, (10 - 50) + (5 - 50), 2.5 - 0.4, 1),            # 1->5; 1->7 (no rate for 7)
+        2: (3, (50 - 150) + (50 - 40) + (50 - 20), (0.4 + 0.644) + (0.4 + 0.021) + (0.4 + 0.3), 0),  # 2,3,4 -> 1
+        3: (1, 150 - 30, np.nan, 1),                          # 6->2: none of it counted, so NaN rather than 0
+        4: (1, 30 - 2, np.nan, 1),                            # 8->6
+        5: (1, 150 - 50, -0.644 - 0.4, 0),                    # 1->2
+        6: (2, (40 - 20) + (30 - 10), -0.021 + 0.3, 1),        # 4->3; 5->6
+    }
+    for code, (px, stock, flux, uncounted) in hand.items():
+        row = paths.loc[code]
+        assert row.area_ha == pytest.approx(px * PX_HA, rel=1e-12), code
+        assert row.stock_change_tC == pytest.approx(stock * PX_HA, rel=1e-12, abs=1e-12), code
+        assert row.flux_change_tC_yr == pytest.approx(flux * PX_HA, rel=1e-12, abs=1e-12, nan_ok=True), code
+        assert row.flux_uncounted_area_ha == pytest.approx(uncounted * PX_HA), code
+    # Lost and gained per transition: 1->5 (-40), 1->7 (-45) and 2->1 (-100) lose; the rest gain.
+    lost, gained = (40 + 45 + 100) * PX_HA, (10 + 30 + 120 + 28 + 100 + 20 + 20) * PX_HA
+    assert paths.stock_lost_tC.sum() == pytest.approx(lost) and paths.stock_gained_tC.sum() == pytest.approx(gained)
+    assert paths.loc[1, "share_of_stock_lost"] == pytest.approx(85 / 185)
+    assert paths.loc[2, "share_of_stock_lost"] == pytest.approx(100 / 185)
+    assert paths.loc[2, "share_of_stock_gained"] == pytest.approx(40 / 328)
+    assert paths.loc[2, "transitions"] == ("forest → cropland 0.09 ha; grassland → cropland 0.09 ha; "
+                                           "water and wetland → cropland 0.09 ha")
+    stock_before = sum(DENSITY[c] for c in BEFORE.ravel()) * PX_HA
+    stock_after = sum(DENSITY[c] for c in AFTER.ravel()) * PX_HA
+    assert paths.stock_change_tC.sum() == pytest.approx(stock_after - stock_before, rel=1e-12)
+
+    matrix = transitions.transition_table(acct, zones, None)
+    summary = transitions.interval_summary(matrix, zones, 2000, 2020).iloc[0]
+    assert summary.years == 20 and summary.changed_area_ha == pytest.approx(10 * PX_HA)
+    assert summary.displaced_to_cropland_ha == pytest.approx(3 * PX_HA)      # 2, 3, 4 -> 1
+    assert summary.cropland_to_construction_ha == pytest.approx(2 * PX_HA)   # 1 -> 5, 1 -> 7
+    assert summary.displacement_ratio == pytest.approx(1.5)
+    assert summary.cropland_y0_ha == pytest.approx(5 * PX_HA) and summary.new_cropland_ha == pytest.approx(3 * PX_HA)
+    assert summary.new_cropland_share == pytest.approx(0.6) and summary.new_cropland_check == "pass"
+    assert summary.construction_change_ha == pytest.approx(2 * PX_HA) and summary.construction_check == "fail"
+
+
+def test_change_rasters_by_hand():
+    densities, rates = _lookups(DENSITY, RATE)
+    b, a = _lazy(BEFORE, (2, 2)), _lazy(AFTER, (2, 2))
+    index = [carbon.row_index(densities, c, c, None) for c in (b, a)]
+    got = transitions.value_change(densities, *index).values
+    np.testing.assert_array_equal(got, np.vectorize(DENSITY.get)(AFTER) - np.vectorize(DENSITY.get)(BEFORE))
+    flux = transitions.value_change(rates, *[carbon.row_index(rates, c, c, None) for c in (b, a)]).values
+    assert np.isnan(flux[1, 1]) and np.isnan(flux[1, 0])  # 1 -> 7 and 6 -> 2: one end has no rate
+    assert flux[0, 0] == pytest.approx(2.1) and flux.dtype == np.float32
+    np.testing.assert_array_equal(transitions.pathway_raster(b, a).values, PATHWAY[BEFORE, AFTER])
+    assert transitions.transition_raster(b, a).values[2, 3] == 12
+
+
+def test_consolidation_check_with_no_cropland_and_less_construction():
+    zones = balance.zone_frame(None, "test")
+    matrix = pd.DataFrame({"zone_id": "1", "zone_name": "test", "from_class": [5, 2], "to_class": [2, 2],
+                           "area_ha": [1.0, 3.0], "stock_change_tC": [4.0, 0.0], "flux_change_tC_yr": [0.0, 0.0]})
+    row = transitions.interval_summary(matrix, zones, 2000, 2010).iloc[0]
+    assert row.new_cropland_check == "n/a" and np.isnan(row.displacement_ratio)
+    assert row.construction_change_ha == -1.0 and row.construction_check == "pass"
+
+
+def test_intervals():
+    assert transitions.intervals([2020, 2000]) == [(2000, 2020)]
+    assert transitions.intervals([2000, 2010, 2020]) == [(2000, 2010), (2010, 2020), (2000, 2020)]
+    assert transitions.intervals([2000]) == []
+
+
+# ---- invariants over random rasters and chunkings ----------------------------------------------------------
+
+@st.composite
+def interval_rasters(draw):
+    h, w = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    before = draw(arrays(np.uint8, (h, w), elements=st.integers(0, 8)))
+    after = draw(arrays(np.uint8, (h, w), elements=st.integers(1, 8)))
+    after[before == 0] = 0  # a common valid mask
+    zone = draw(arrays(np.int32, (h, w), elements=st.integers(0, 3)))
+    chunks = [(draw(st.integers(1, h)), draw(st.integers(1, w))) for _ in range(2)]
+    rows = draw(arrays(np.float64, h, elements=st.floats(100.0, 1e6)))
+    return before, after, zone, chunks, rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(interval_rasters())
+def test_matrix_and_pathway_invariants(data):
+    before, after, zone, (c1, c2), row_area = data
+    densities, rates = _lookups({k: 7.3 * k + (k % 3) * 11.1 for k in range(1, 9)}, RATE)
+    frame, epochs = _interval(before, after, zone, c1, densities, rates, per_row=True)
+    other, _ = _interval(before, after, zone, c2, densities, rates, per_row=True)
+    pd.testing.assert_frame_equal(frame, other)  # exact counts whatever the chunking
+    for side, year in ((0, 2000), (1, 2020)):  # each epoch's counts are sums of the interval's
+        pd.testing.assert_frame_equal(transitions.epoch_counts(frame, side), epochs[year])
+    acc = balance.Accounting(densities, rates, row_area)
+    acct = transitions.account(acc, frame, 2000, 2020)
+    layer = zonal.ZoneLayer("z", None, ["a", "b", "c"], ["A", "B", "C"], None)
+    for lay, column in ((None, None), (layer, "zone_z")):
+        zones = balance.zone_frame(lay, "r")
+        classes = balance.class_table(acc, epochs, lay, column, "r").set_index(["zone_id", "year", "class"])
+        matrix = transitions.transition_table(acct, zones, column)
+        for key, year in (("from_class", 2000), ("to_class", 2020)):
+            sums = matrix.groupby(["zone_id", key])["area_ha"].sum()
+            for (z, k), area in sums.items():
+                assert area == pytest.approx(classes.loc[(z, year, k), "area_ha"], rel=1e-12)
+            inside = (before > 0) & (zone > 0) if lay else before > 0  # zone 0 lies outside every zone
+            assert matrix["pixels"].sum() == inside.sum()
+        paths = transitions.pathway_table(acct, zones, column, stock=True).set_index("zone_id")
+        stock = classes.groupby(["zone_id", "year"])["stock_tC"].sum().unstack("year")
+        for z, change in paths.groupby("zone_id")["stock_change_tC"].sum().items():
+            assert change == pytest.approx(stock.loc[z, 2020] - stock.loc[z, 2000], rel=1e-9, abs=1e-6)

@@ -30,10 +30,11 @@ def rasters(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rasters(), st.booleans())
-def test_group_counts_are_exact_for_any_chunking(data, per_row):
+@given(rasters(), st.booleans(), st.sampled_from([4, 1 << 40]))
+def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
+    """A declared size of 2**40 zones takes the hashing path instead of the dense bincount."""
     zone, cls, (c1, c2) = data
-    frames = [zonal.group_counts({"zone": (_lazy(zone, c), 4), "class": (_lazy(cls, c), 9)}, per_row).compute()
+    frames = [zonal.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
               for c in (c1, c2)]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     f = frames[0]
