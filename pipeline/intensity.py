@@ -24,7 +24,7 @@ def matrices(transitions: dict[tuple[int, int], pd.DataFrame]) -> dict[tuple[int
 
 def interval_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
     """S_t: area changed in the interval as % of the extent per year, against U, the same over all
-    intervals; ``fast`` where S_t > U."""
+    intervals; ``fast`` where S_t > U, ``slow`` where below."""
     rows = []
     for (y0, y1), m in mats.items():
         c = m.to_numpy()
@@ -33,7 +33,9 @@ def interval_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
     out["annual_change_pct"] = out["changed_area_ha"] / out["area_ha"] / out["years"] * 100
     # U: all change over the whole duration, over the extent (every interval has the same extent).
     out["uniform_pct"] = out["changed_area_ha"].sum() / out["area_ha"].iloc[0] / (out["y1"].max() - out["y0"].min()) * 100
-    out["speed"] = np.where(out["annual_change_pct"] > out["uniform_pct"], "fast", "slow")
+    # With one interval S_t is U by definition: neither fast nor slow.
+    same = np.isclose(out["annual_change_pct"], out["uniform_pct"], rtol=1e-12, atol=0)
+    out["speed"] = np.where(same, "uniform", np.where(out["annual_change_pct"] > out["uniform_pct"], "fast", "slow"))
     return out
 
 

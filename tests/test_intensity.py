@@ -28,6 +28,8 @@ def test_interval_level():
     assert t.loc[2005, "annual_change_pct"] == pytest.approx(37 / 120 / 10 * 100)    # 3.083
     assert t.uniform_pct.tolist() == pytest.approx([(28 + 37) / 120 / 15 * 100] * 2)   # 3.611
     assert t.speed.tolist() == ["fast", "slow"]
+    single = intensity.interval_level({(2000, 2005): MATS[(2000, 2005)]})
+    assert single.speed.tolist() == ["uniform"]
 
 
 def test_category_level():
