@@ -37,6 +37,8 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     """transitions_<layer>_<y0>_<y1>, pathways_<layer>_<y0>_<y1> and intervals_<layer> for every layer
     and interval; intensity_{interval,category,transition} and maps/sankey.png for the region over the
     consecutive intervals."""
+    if not interval_counts:  # a single epoch has no change to describe
+        return
     summaries: dict[str, list[pd.DataFrame]] = {name: [] for name in layers}
     region_matrices = {}
     stock = acc.densities is not None

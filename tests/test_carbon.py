@@ -53,6 +53,15 @@ def test_missing_density_row_stops_the_run_naming_the_table(tmp_path, capsys):
     assert not (tmp_path / "out/manifest.json").exists()
 
 
+def test_single_epoch_has_stock_but_no_change(tmp_path):
+    write_raster(tmp_path / "a.tif", np.array([[11, 41, 21], [23, 11, 255]], np.uint8))
+    (tmp_path / "d.csv").write_text(DENSITIES + "4,1,1,1,1,f\n")
+    assert cli("run", write_config(tmp_path, epochs={2000: "a.tif"}, carbon={"densities": "d.csv"})) == 0
+    classes = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig").set_index("class")
+    assert classes.pixels.sum() == 5 and classes.loc[4, "stock_tC"] == pytest.approx(4 * 0.09)
+    assert not list((tmp_path / "out").rglob("*transition*")) and not (tmp_path / "out/maps").exists()
+
+
 def _table(rows: dict[int, float]) -> ParameterTable:
     frame = pd.DataFrame({"key": list(rows), "rate_tC_ha_yr": list(rows.values()), "source": ""})
     return ParameterTable(None, "class", frame)
@@ -88,3 +97,18 @@ def test_invest_table_on_its_own_rasters(real_data, tmp_path):
         assert table[table.year == year].stock_tC.sum() == pytest.approx(expected, rel=1e-9)
         stock = read(tmp_path / f"out/rasters/stock_{year}.tif")
         np.testing.assert_allclose(stock[valid], total.reindex(lulc[valid]).to_numpy(), rtol=1e-6)
+    # Stock change by pathway, against the pixels: with lucode densities a pixel can keep its class and
+    # still change stock (another lucode of the same class), which DESIGN.md puts under pathway 0.
+    from pipeline.reclassify import load_scheme
+    from pipeline.transitions import PATHWAY
+
+    lut = np.zeros(256, np.uint8)
+    for k, v in load_scheme(scheme).as_dict().items():
+        lut[k] = v
+    change = (total.reindex(b[valid]).to_numpy() - total.reindex(a[valid]).to_numpy()) * 0.09
+    pathway = PATHWAY[lut[a[valid]], lut[b[valid]]]
+    paths = pd.read_csv(tmp_path / "out/tables/pathways_region_1990_2050.csv", encoding="utf-8-sig").set_index("pathway")
+    for code in range(7):
+        assert paths.loc[code, "stock_change_tC"] == pytest.approx(change[pathway == code].sum(), rel=1e-9, abs=1e-6)
+    assert paths.loc[0, "stock_change_tC"] != 0 and (paths.loc[0, "stock_lost_tC"] > 0)
+    assert paths.stock_change_tC.sum() == pytest.approx(change.sum(), rel=1e-9)
