@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 
 import click
+import numpy as np
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
@@ -62,6 +63,33 @@ def sample_data(directory: Path, seed: int) -> None:
 
     files = generate_sample(directory, seed=seed)
     click.echo(f"wrote {len(files)} files to {directory}")
+
+
+@cli.command()
+@click.argument("series", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--until", type=int, required=True, help="Last year to forecast.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"a","b","C","P","grade","forecast":{year: value}}.')
+def forecast(series: Path, until: int, as_json: bool) -> None:
+    """GM(1,1) grey forecast of a year,value series (seed 002), with its C, P and precision grade."""
+    import json
+
+    from pipeline import trends
+
+    years, values = trends.read_series(series)
+    model = trends.gm11(years, values, series)
+    future = np.arange(years[-1] + model.step, until + 1, model.step)
+    ahead = dict(zip(future.tolist(), model.predict(future).tolist()))
+    if as_json:
+        click.echo(json.dumps({"a": model.a, "b": model.b, "C": model.C, "P": model.P, "grade": model.grade,
+                               "forecast": {str(y): v for y, v in ahead.items()}}, indent=2))
+        return
+    click.echo(f"GM(1,1) on {len(years)} values {years[0]}-{years[-1]}: a = {model.a:.6g}, b = {model.b:.6g}")
+    click.echo(f"posterior-error ratio C = {model.C:.4f}, small-error probability P = {model.P:.4f}: {model.grade}")
+    click.echo("year  observed  modelled  residual")
+    for y, v, m in zip(years, values, model.predict(years)):
+        click.echo(f"{y}  {v:,.2f}  {m:,.2f}  {v - m:,.2f}")
+    for y, v in ahead.items():
+        click.echo(f"{y}  -  {v:,.2f}  -")
 
 
 def main() -> None:

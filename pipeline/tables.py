@@ -8,7 +8,7 @@ import logging
 
 import pandas as pd
 
-from pipeline import balance, intensity, sankey, transitions
+from pipeline import balance, intensity, sankey, transitions, trends
 from pipeline.outputs import Staging, write_table
 from pipeline.zonal import ZoneLayer
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def epoch_tables(acc: balance.Accounting, counts: dict[int, pd.DataFrame], layers: dict[str, tuple], region: str,
                  co2: bool, staging: Staging) -> pd.DataFrame:
-    """classes_<layer> and balance_<layer> for every layer; returns the region's classes table.
+    """classes_<layer>, balance_<layer> and trends_<layer> for every layer; returns the region's classes table.
 
     ``layers`` maps an output name to (ZoneLayer or None for the region, its count column or None).
     """
@@ -26,8 +26,9 @@ def epoch_tables(acc: balance.Accounting, counts: dict[int, pd.DataFrame], layer
         classes = balance.class_table(acc, counts, layer, column, region, co2)
         region_classes = classes if layer is None else region_classes
         write_table(classes, staging.path(f"tables/classes_{name}.csv"))
-        write_table(balance.balance_table(acc, counts, layer, column, region, co2),
-                    staging.path(f"tables/balance_{name}.csv"))
+        balances = balance.balance_table(acc, counts, layer, column, region, co2)
+        write_table(balances, staging.path(f"tables/balance_{name}.csv"))
+        write_table(trends.trend_table(classes, balances), staging.path(f"tables/trends_{name}.csv"))
     return region_classes
 
 

@@ -1,0 +1,207 @@
+"""Stage 6, trends: seed 002's indicators over a series of years. Pure numpy/pandas.
+
+* Gibbs-Martin diversity index of land use, GM = 1 - sum(x_i^2) / (sum x_i)^2 (0: one class; towards
+  1 - 1/n: n classes of equal area).
+* Single land-use dynamic degree of a class, K = (U_b - U_a) / U_a / T x 100 (% per year).
+* Grey relational grade of a series against a reference series (Deng's grey relational analysis,
+  resolution coefficient rho = 0.5 as in seed 002 section 2.3), after dividing each series by its first
+  value.
+* GM(1,1) grey forecast (seed 002 section 2.4) with its posterior-error ratio C, small-error
+  probability P and the usual precision grade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import InputError
+
+#: Precision grades of GM(1,1) by (C at most, P at least), best first (Deng's grey system theory tables).
+GRADES = (("good", 0.35, 0.95), ("qualified", 0.50, 0.80), ("barely qualified", 0.65, 0.70))
+
+
+def gibbs_martin(areas: np.ndarray) -> float:
+    """Diversity of a set of class areas (any unit), 0 ... 1 - 1/n."""
+    areas = np.asarray(areas, np.float64)
+    total = areas.sum()
+    return float(1 - (areas**2).sum() / total**2) if total > 0 else float("nan")
+
+
+def dynamic_degree(area_a: float, area_b: float, years: float) -> float:
+    """Single land-use dynamic degree (% per year) of a class from area_a to area_b over ``years``."""
+    return (area_b - area_a) / area_a / years * 100 if area_a > 0 else float("nan")
+
+
+def grey_relational_grades(reference: np.ndarray, series: np.ndarray, rho: float = 0.5) -> np.ndarray:
+    """Grade (0-1] of each row of ``series`` against ``reference`` (same length, first values non-zero)."""
+    x0 = np.asarray(reference, np.float64)
+    xi = np.atleast_2d(np.asarray(series, np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = np.abs(xi / xi[:, :1] - x0 / x0[0])
+    lo, hi = np.nanmin(diff), np.nanmax(diff)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coeff = (lo + rho * hi) / (diff + rho * hi)
+    return np.where(hi > 0, coeff.mean(axis=1), 1.0)
+
+
+@dataclass(frozen=True)
+class GreyModel:
+    """A fitted GM(1,1): dx1/dt + a x1 = b on the accumulated series."""
+
+    years: np.ndarray
+    values: np.ndarray
+    a: float
+    b: float
+    step: int
+
+    def predict(self, years) -> np.ndarray:
+        """Modelled values at ``years`` (the first year returns the first observation, by construction)."""
+        k = (np.asarray(years) - self.years[0]) // self.step
+        x0 = self.values[0]
+        accumulated = lambda k: (x0 - self.b / self.a) * np.exp(-self.a * k) + self.b / self.a  # noqa: E731
+        return np.where(k == 0, x0, accumulated(k) - accumulated(k - 1))
+
+    @property
+    def residuals(self) -> np.ndarray:
+        return self.values - self.predict(self.years)
+
+    @property
+    def C(self) -> float:  # noqa: N802 - the field's name
+        """Posterior-error ratio: std of the residuals / std of the series (smaller is better)."""
+        return float(self.residuals.std() / self.values.std())
+
+    @property
+    def P(self) -> float:  # noqa: N802
+        """Small-error probability: share of residuals within 0.6745 std of the series of their mean."""
+        e = self.residuals
+        return float(np.mean(np.abs(e - e.mean()) < 0.6745 * self.values.std()))
+
+    @property
+    def grade(self) -> str:
+        return next((name for name, c, p in GRADES if self.C <= c and self.P >= p), "unqualified")
+
+
+def gm11(years, values, source=None) -> GreyModel:
+    """Fit GM(1,1) by least squares to a series at equally spaced years (at least 4 points).
+
+    C and P count every point including the first, whose residual is 0 by construction; with seed 002's
+    2005-2019 net-emission series (Table 5) this gives the paper's C = 0.3235 and P = 0.9333.
+    """
+    years = np.asarray(years, np.int64)
+    values = np.asarray(values, np.float64)
+    order = np.argsort(years)
+    years, values = years[order], values[order]
+    if len(years) < 4:
+        raise InputError(f"GM(1,1) needs at least 4 values, got {len(years)}", source)
+    steps = np.diff(years)
+    if len(set(steps.tolist())) != 1 or steps[0] <= 0:
+        raise InputError(f"GM(1,1) needs equally spaced years; got {years.tolist()}", source)
+    if not np.isfinite(values).all() or (values <= 0).any():
+        raise InputError("GM(1,1) needs positive values (a series that is a net sink or crosses zero cannot "
+                         "be modelled; forecast sources and sinks separately)", source)
+    accumulated = np.cumsum(values)
+    background = 0.5 * (accumulated[1:] + accumulated[:-1])
+    design = np.column_stack([-background, np.ones(len(background))])
+    (a, b), *_ = np.linalg.lstsq(design, values[1:], rcond=None)
+    return GreyModel(years, values, float(a), float(b), int(steps[0]))
+
+
+def read_series(path) -> tuple[np.ndarray, np.ndarray]:
+    """A ``year,value`` CSV (any letter case; ``#`` comments) as sorted years and values."""
+    import pandas as pd
+
+    from pipeline.parameters import read_table
+
+    frame = read_table(path)
+    if not {"year", "value"} <= set(frame.columns):
+        raise InputError(f"a series needs columns year,value; found {list(frame.columns)}", path)
+    numbers = frame[["year", "value"]].apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna().any(axis=1) | (numbers["year"] % 1 != 0)
+    if bad.any():
+        raise InputError(f"not numbers in data rows {[i + 1 for i in np.flatnonzero(bad)][:10]}", path)
+    if numbers["year"].duplicated().any():
+        raise InputError(f"years given twice: {sorted(set(numbers['year'][numbers['year'].duplicated()].astype(int)))}",
+                         path)
+    numbers = numbers.sort_values("year")
+    return numbers["year"].to_numpy(np.int64), numbers["value"].to_numpy(np.float64)
+
+
+# ---- the trends table of a zone layer -------------------------------------------------------------------
+
+FORECAST_YEARS = 10
+
+
+def trend_table(classes, balance):
+    """seed 002's indicators per zone from a layer's ``classes`` and ``balance`` tables (long form):
+    Gibbs-Martin diversity per epoch, dynamic degree per class and consecutive epochs, grey relational
+    grade of each class's area against net emission, and a GM(1,1) forecast of net emission (10 years on)
+    with C, P and grade. Zones or series a method cannot use get a ``note`` instead of a value."""
+    import pandas as pd
+
+    from pipeline.classes import CLASS_NAMES
+
+    rows = []
+
+    def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
+        rows.append({"zone_id": zone[0], "zone_name": zone[1], "indicator": indicator, "class": cls,
+                     "class_name": CLASS_NAMES.get(cls, ""), "y0": y0, "y1": y1, "value": value, "unit": unit,
+                     "note": note})
+
+    for zone, c in classes.groupby(["zone_id", "zone_name"], sort=False):
+        area = c.pivot_table(index="year", columns="class", values="area_ha", aggfunc="sum")
+        epochs = area.index.tolist()
+        for year in epochs:
+            add(zone, "gibbs_martin_diversity", gibbs_martin(area.loc[year].to_numpy()), "index 0-1", y1=year)
+        for y0, y1 in zip(epochs, epochs[1:]):
+            for cls in area.columns:
+                add(zone, "dynamic_degree", dynamic_degree(area.loc[y0, cls], area.loc[y1, cls], y1 - y0),
+                    "% per year", cls, y0, y1)
+        b = balance[balance["zone_id"] == zone[0]].dropna(subset=["net_emission_tC_yr"]).set_index("year")
+        _grey(zone, area, b, add)
+        _forecast(zone, b, add)
+    columns = ["zone_id", "zone_name", "indicator", "class", "class_name", "y0", "y1", "value", "unit", "note"]
+    out = pd.DataFrame(rows, columns=columns)
+    for column in ("class", "y0", "y1"):
+        out[column] = out[column].astype("Int64")
+    return out
+
+
+def _grey(zone, area, balance, add) -> None:
+    """Each class's area (that of the epoch standing in for each balance year) against net emission."""
+    if len(balance) < 3:
+        add(zone, "grey_relational_grade", np.nan, "grade 0-1", note="fewer than 3 years with a net emission")
+        return
+    years = balance.index.to_numpy()
+    net = balance["net_emission_tC_yr"].to_numpy()
+    areas = area.loc[balance["areas_from_epoch"].to_numpy()].to_numpy().T  # class x year
+    usable = (areas[:, 0] > 0) & (net[0] != 0)
+    grades = np.full(len(areas), np.nan)
+    if usable.any():
+        grades[usable] = grey_relational_grades(net, areas[usable])
+    for cls, grade, ok in zip(area.columns, grades, usable):
+        add(zone, "grey_relational_grade", grade, "grade 0-1", cls, int(years[0]), int(years[-1]),
+            "" if ok else "zero area or net emission in the first year")
+
+
+def _forecast(zone, balance, add) -> None:
+    """GM(1,1) of net emission over the first usable series: the statistics years, the epochs, all years."""
+    candidates = [balance[balance["statistics"]], balance[~balance["nearest_epoch"]], balance]
+    model, reason = None, ""
+    for series in candidates:
+        try:
+            model = gm11(series.index.to_numpy(), series["net_emission_tC_yr"].to_numpy())
+            break
+        except InputError as e:
+            reason = reason or e.message
+    if model is None:
+        add(zone, "net_emission_forecast", np.nan, "t C/yr", note=reason)
+        return
+    first, last = int(model.years[0]), int(model.years[-1])
+    fit = f"GM(1,1) on {first}-{last}: a={model.a:.6g}, b={model.b:.6g}, grade {model.grade}"
+    add(zone, "gm11_C", model.C, "ratio", y0=first, y1=last, note=fit)
+    add(zone, "gm11_P", model.P, "probability", y0=first, y1=last, note=fit)
+    future = np.arange(last + model.step, last + FORECAST_YEARS + 1, model.step)
+    for year, value in zip(future, model.predict(future)):
+        add(zone, "net_emission_forecast", value, "t C/yr", y0=last, y1=int(year), note=fit)
