@@ -70,6 +70,8 @@ class ZoneLayerConfig(_Strict):
     id: str
     label: str | None = None
     layer: str | None = None
+    #: ``gcj02``: the file says WGS84 lon/lat but holds China's GCJ-02 offset coordinates (Amap, DataV)
+    coordinates: Literal["crs", "gcj02"] = "crs"
 
     @field_validator("name")
     @classmethod

@@ -88,7 +88,8 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 per_row = not lc.grid.constant_pixel_area
                 status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4, per_row) for y, m in lc.mapped.items()}
                 unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
-                layers = [zonal.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer) for z in config.zones]
+                layers = [zonal.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer, z.coordinates == "gcj02")
+                          for z in config.zones]
                 carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
                 densities, rates = _carbon_tables(config, carbon_layer)
                 terms = _statistics_terms(config, carbon_layer)
@@ -134,8 +135,9 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             _finish_rasters(staging)
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
             named = {"region": (None, None), **{z.name: (z, columns[z.name]) for z in layers}}
-            classes = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging)
-            _warn_uncounted(classes, rates)
+            written = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging)
+            _warn_uncounted(written["region"][0], rates)
+            tables.zone_tables(named, counts, {n: b for n, (_, b) in written.items()}, row_area, lc.grid, staging)
             tables.interval_tables(acc, results["interval_counts"], named, config.name, config.carbon.co2, staging)
         shutil.rmtree(staging.folder("work"))
         manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)

@@ -8,7 +8,7 @@ import logging
 
 import pandas as pd
 
-from pipeline import balance, intensity, sankey, transitions, trends
+from pipeline import balance, intensity, sankey, transitions, trends, zonal
 from pipeline.outputs import Staging, write_table
 from pipeline.zonal import ZoneLayer
 
@@ -16,20 +16,40 @@ log = logging.getLogger(__name__)
 
 
 def epoch_tables(acc: balance.Accounting, counts: dict[int, pd.DataFrame], layers: dict[str, tuple], region: str,
-                 co2: bool, staging: Staging) -> pd.DataFrame:
-    """classes_<layer>, balance_<layer> and trends_<layer> for every layer; returns the region's classes table.
+                 co2: bool, staging: Staging) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """classes_<layer>, balance_<layer> and trends_<layer> for every layer; returns the classes and
+    balance tables by layer name.
 
     ``layers`` maps an output name to (ZoneLayer or None for the region, its count column or None).
     """
-    region_classes = None
+    written = {}
     for name, (layer, column) in layers.items():
         classes = balance.class_table(acc, counts, layer, column, region, co2)
-        region_classes = classes if layer is None else region_classes
-        write_table(classes, staging.path(f"tables/classes_{name}.csv"))
         balances = balance.balance_table(acc, counts, layer, column, region, co2)
+        write_table(classes, staging.path(f"tables/classes_{name}.csv"))
         write_table(balances, staging.path(f"tables/balance_{name}.csv"))
         write_table(trends.trend_table(classes, balances), staging.path(f"tables/trends_{name}.csv"))
-    return region_classes
+        written[name] = (classes, balances)
+    return written
+
+
+def zone_tables(layers: dict[str, tuple], counts: dict[int, pd.DataFrame], balances: dict[str, pd.DataFrame],
+                row_area_m2, grid, staging: Staging) -> None:
+    """zones_<layer>: polygon, burned and valid areas, boundary difference and overlaps of every zone;
+    overlaps between zones of one layer are also warned about (a pixel goes to one of them). And
+    <layer>.gpkg: the zones in the grid's CRS with those areas and their balance, one column per year."""
+    frame = next(iter(counts.values()))
+    for name, (layer, column) in layers.items():
+        if layer is None:
+            continue
+        report = zonal.zone_report(layer, frame, column, row_area_m2, grid)
+        write_table(report, staging.path(f"tables/zones_{name}.csv"))
+        _geopackage(layer, report, balances[name], staging.path(f"{name}.gpkg"))
+        shared = report["overlap_ha"] > 0
+        if shared.any():
+            log.warning("zone layer '%s': %d zones overlap others, %.2f ha shared in all (each pixel is counted in "
+                        "one zone only); see tables/zones_%s.csv", name, shared.sum(),
+                        report["overlap_ha"].sum() / 2, name)
 
 
 def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, int], pd.DataFrame],
@@ -75,3 +95,20 @@ def _sorted(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
 
 def _write(table: pd.DataFrame, staging: Staging, name: str, co2: bool) -> None:
     write_table(balance.with_co2(table) if co2 else table, staging.path(f"tables/{name}.csv"))
+
+
+def _geopackage(layer: ZoneLayer, report: pd.DataFrame, table: pd.DataFrame, path) -> None:
+    """The zones with their areas and, per balance year, stock, sink, source and net emission."""
+    import geopandas as gpd
+
+    from pipeline.errors import OutputError
+
+    values = [c for c in ("stock_tC", "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr") if c in table.columns]
+    wide = table.pivot(index="zone_id", columns="year", values=values)
+    wide.columns = [f"{value}_{year}" for value, year in wide.columns]
+    attributes = report.merge(wide, left_on="zone_id", right_index=True, how="left")
+    gdf = gpd.GeoDataFrame(attributes, geometry=layer.polygons.geometry.to_numpy(), crs=layer.polygons.crs)
+    try:
+        gdf.to_file(path, driver="GPKG", layer=layer.name, engine="pyogrio")
+    except Exception as e:  # noqa: BLE001 - GDAL's errors come in several types
+        raise OutputError(f"cannot write the GeoPackage: {e}", path) from None

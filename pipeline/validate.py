@@ -55,8 +55,10 @@ def validate(config: Config) -> list[str]:
         lines.append(f"urban extent: {len(gdf)} polygons")
     layers = []
     for z in config.zones:
-        layers.append(zonal.read_zone_layer(z.name, z.path, z.id, z.label, grid, z.layer))
-        lines.append(f"zones '{z.name}': {len(layers[-1].ids)} polygons ({z.path.name})")
+        layers.append(zonal.read_zone_layer(z.name, z.path, z.id, z.label, grid, z.layer, z.coordinates == "gcj02"))
+        shared = zonal.overlaps(layers[-1])
+        overlap = f"; {len(shared)} pairs overlap, {shared.overlap_ha.sum():,.2f} ha shared" if len(shared) else ""
+        lines.append(f"zones '{z.name}': {len(layers[-1].ids)} polygons ({z.path.name}){overlap}")
     carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
     lines += _check_carbon_tables(config, scheme, sampled & known, carbon_layer)
     if config.carbon.statistics is not None:

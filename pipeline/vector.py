@@ -14,6 +14,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 
+from pipeline import gcj02 as gcj02_module
 from pipeline.errors import InputError
 from pipeline.grid import Grid
 
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning, "rasterio")
 
 
-def read_polygons(path: Path, grid: Grid, layer: str | None = None) -> gpd.GeoDataFrame:
-    """A polygon layer in the grid's CRS: invalid geometries repaired (with a warning), checked to overlap."""
+def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool = False,
+                  name_field: str | None = None) -> gpd.GeoDataFrame:
+    """A polygon layer in the grid's CRS: GCJ-02 coordinates moved to WGS84 if declared, invalid
+    geometries repaired (a warning names them by ``name_field``, else by row), checked to overlap."""
     if not Path(path).exists():
         raise InputError("polygon file not found", path)
     try:
@@ -39,10 +42,17 @@ def read_polygons(path: Path, grid: Grid, layer: str | None = None) -> gpd.GeoDa
     kinds = set(gdf.geom_type.dropna())
     if not kinds <= {"Polygon", "MultiPolygon"}:
         raise InputError(f"expected polygons, found {sorted(kinds)}", path)
+    if gcj02:
+        if not gdf.crs.is_geographic:
+            raise InputError(f"coordinates: gcj02 needs longitude/latitude, but the layer's CRS is {gdf.crs.name}",
+                             path)
+        gdf["geometry"] = gcj02_module.geometries_to_wgs84(gdf.geometry.values)
+        gdf = gdf.set_crs(4326, allow_override=True)
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
-        log.warning("%s: %d invalid geometries repaired with make_valid (rows %s)", path, invalid.sum(),
-                    list(gdf.index[invalid][:10]))
+        names = gdf.loc[invalid, name_field].astype(str).tolist() if name_field in gdf.columns else \
+            [f"row {i}" for i in gdf.index[invalid]]
+        log.warning("%s: %d invalid geometries repaired with make_valid: %s", path, invalid.sum(), ", ".join(names))
         gdf.loc[invalid, "geometry"] = shapely.make_valid(gdf.geometry[invalid].values)
         # make_valid may return collections holding lines; keep the polygonal part.
         gdf["geometry"] = [_polygonal(g) for g in gdf.geometry]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import rasterio
 from affine import Affine
 
@@ -105,7 +106,7 @@ def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
     write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings,
                  dask={"chunks": 96, "scheduler": "synchronous"})
     assert cli("run", two_epochs, "-o", tmp / "o2") == 0
-    assert len(same_tables(tmp / "o1", tmp / "o2")) == 16
+    assert len(same_tables(tmp / "o1", tmp / "o2")) == 17
     balance = pd.read_csv(tmp / "o1/tables/balance_zone.csv", encoding="utf-8-sig")
     assert balance.stock_tC.gt(0).all() and balance.statistics.any() and balance.nearest_epoch.any()
     np.testing.assert_array_equal(read(tmp / "o1/rasters/flux_2000.tif"), read(tmp / "o2/rasters/flux_2000.tif"))
@@ -128,6 +129,30 @@ def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
     pathways = pd.read_csv(tmp / "o1/tables/pathways_zone_2000_2020.csv", encoding="utf-8-sig")
     stock = balance.set_index(["zone_id", "year"]).stock_tC.unstack("year")
     np.testing.assert_allclose(pathways.groupby("zone_id").stock_change_tC.sum(), stock[2020] - stock[2000], rtol=1e-9)
+
+
+def test_zone_report_and_gcj02_on_a_projected_layer(two_epochs, capsys):
+    tmp = two_epochs.parent
+    settings = zones_and_statistics(tmp)
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings)
+    assert cli("run", two_epochs) == 0
+    report = pd.read_csv(tmp / "out/tables/zones_zone.csv", encoding="utf-8-sig").set_index("zone_id")
+    # z3 is a box on pixel edges: 60 x 40 pixels of 0.09 ha, burned exactly; the three zones tile the raster.
+    assert report.loc["z3", "burned_area_ha"] == pytest.approx(216.0) and report.loc["z3", "inside_rasters_ha"] == pytest.approx(216.0)
+    assert report.burned_area_ha.sum() == pytest.approx(120 * 100 * 0.09)
+    assert report.boundary_difference_ha.abs().max() < 2 * 0.09 * 20  # triangle edges: a few pixels either way
+    assert (report.overlap_ha == 0).all() and (report.valid_area_ha <= report.burned_area_ha).all()
+    import geopandas as gpd
+
+    layer = gpd.read_file(tmp / "out/zone.gpkg", layer="zone").set_index("zone_id")
+    balance = pd.read_csv(tmp / "out/tables/balance_zone.csv", encoding="utf-8-sig").set_index(["zone_id", "year"])
+    assert layer.crs.to_epsg() == 32650 and len(layer) == 3
+    for year in (2000, 2010, 2020):
+        np.testing.assert_allclose(layer[f"net_emission_tC_yr_{year}"], balance.xs(year, level="year").net_emission_tC_yr[layer.index])
+    settings["zones"][0]["coordinates"] = "gcj02"
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings)
+    assert cli("run", two_epochs) == 1
+    assert "coordinates: gcj02 needs longitude/latitude" in capsys.readouterr().err
 
 
 def test_alignment_nearest_for_shift_resolution_and_crs(tmp_path):
@@ -316,7 +341,7 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
         write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
                      **settings, dask={"chunks": 64, "scheduler": scheduler})
         assert cli("run", two_epochs, "-o", tmp / name) == 0
-    assert len(same_tables(tmp / "threads", tmp / "procs")) == 16
+    assert len(same_tables(tmp / "threads", tmp / "procs")) == 17
     np.testing.assert_array_equal(read(tmp / "threads/rasters/flux_2000.tif"), read(tmp / "procs/rasters/flux_2000.tif"))
     np.testing.assert_array_equal(read(tmp / "threads/rasters/landcover_2020.tif"),
                                   read(tmp / "procs/rasters/landcover_2020.tif"))
