@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import (__version__, balance, carbon, execution, ingest, reclassify, split, statistics, tables,
-                      transitions, zonal)
+from pipeline import (__version__, balance, carbon, execution, ingest, maps, reclassify, report, split, statistics,
+                      tables, transitions, zonal)
 from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import InputError, UnknownCodesError
@@ -138,8 +138,17 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             written = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging)
             _warn_uncounted(written["region"][0], rates)
             tables.zone_tables(named, counts, {n: b for n, (_, b) in written.items()}, row_area, lc.grid, staging)
-            tables.interval_tables(acc, results["interval_counts"], named, config.name, config.carbon.co2, staging)
+            pathways = tables.interval_tables(acc, results["interval_counts"], named, config.name,
+                                              config.carbon.co2, staging)
         shutil.rmtree(staging.folder("work"))
+        with timer.stage("maps and report"):
+            source = (f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
+                      f"{', '.join(map(str, config.years))} · {lc.grid.crs.to_string()}")
+            drawn = maps.draw_maps(staging.root, {z.name: z for z in layers},
+                                   {n: b for n, (_, b) in written.items()}, pathways, source)
+            manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
+            report.write_report(staging.path("report.html"), staging.root, manifest, drawn,
+                                _parameter_tables(config))
         manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
         staging.path("manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         staging.commit()
@@ -409,6 +418,15 @@ def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dic
                     for f in staging.files()],
         "command": " ".join(sys.argv),
     }
+
+
+def _parameter_tables(config: Config) -> dict[str, Path]:
+    """The small parameter tables the report shows whole, with their sources."""
+    c = config.carbon
+    tables = {"carbon densities (t C/ha)": c.densities, "annual rates (t C/ha/yr)": c.rates or _DEFAULT_RATES}
+    if c.statistics:
+        tables["statistics coefficients (seed 002)"] = c.coefficients or statistics.default_coefficients()
+    return {k: Path(v) for k, v in tables.items() if v is not None}
 
 
 def _parameter_files(config: Config) -> list[Path]:

@@ -54,12 +54,13 @@ def zone_tables(layers: dict[str, tuple], counts: dict[int, pd.DataFrame], balan
 
 def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, int], pd.DataFrame],
                     layers: dict[str, tuple[ZoneLayer | None, str | None]], region: str, co2: bool,
-                    staging: Staging) -> None:
+                    staging: Staging) -> dict[tuple[str, int, int], pd.DataFrame]:
     """transitions_<layer>_<y0>_<y1>, pathways_<layer>_<y0>_<y1> and intervals_<layer> for every layer
     and interval; intensity_{interval,category,transition} and maps/sankey.png for the region over the
-    consecutive intervals."""
+    consecutive intervals. Returns the pathway tables by (layer, y0, y1)."""
+    written: dict[tuple[str, int, int], pd.DataFrame] = {}
     if not interval_counts:  # a single epoch has no change to describe
-        return
+        return written
     summaries: dict[str, list[pd.DataFrame]] = {name: [] for name in layers}
     region_matrices = {}
     stock = acc.densities is not None
@@ -71,6 +72,7 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
             pathways = _sorted(transitions.pathway_table(acct, zones, column, stock), ["pathway"])
             _write(matrix, staging, f"transitions_{name}_{y0}_{y1}", co2)
             _write(pathways, staging, f"pathways_{name}_{y0}_{y1}", co2)
+            written[(name, y0, y1)] = pathways
             summaries[name].append(transitions.interval_summary(matrix, zones, y0, y1))
             if layer is None:
                 region_matrices[(y0, y1)] = matrix
@@ -79,7 +81,7 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     consecutive = {k: m for k, m in region_matrices.items()
                    if not any(k[0] < y < k[1] for pair in region_matrices for y in pair)}
     if not consecutive:
-        return
+        return written
     mats = intensity.matrices(consecutive)
     write_table(intensity.interval_level(mats), staging.path("tables/intensity_interval.csv"))
     write_table(intensity.category_level(mats), staging.path("tables/intensity_category.csv"))
@@ -87,6 +89,7 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     flows = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in consecutive.items()], ignore_index=True)
     sankey.draw_sankey(flows[["y0", "y1", "from_class", "to_class", "area_ha"]], staging.path("maps/sankey.png"),
                        f"{region}: land-class flows {min(flows['y0'])}-{max(flows['y1'])}")
+    return written
 
 
 def _sorted(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:

@@ -31,3 +31,16 @@ def test_versions_agree():
     for dep in env["dependencies"]:
         if isinstance(dep, str) and ">=" in dep and _name(dep) in pins:
             assert dep.split(">=")[1] == pins[_name(dep)], dep
+
+
+def test_notebooks_are_committed_without_outputs():
+    import nbformat
+
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks, "notebooks/quickstart.ipynb is missing"
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip the outputs"

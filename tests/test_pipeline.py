@@ -107,6 +107,11 @@ def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
                  dask={"chunks": 96, "scheduler": "synchronous"})
     assert cli("run", two_epochs, "-o", tmp / "o2") == 0
     assert len(same_tables(tmp / "o1", tmp / "o2")) == 17
+    drawn = sorted(p.name for p in (tmp / "o1/maps").glob("*.png"))
+    assert drawn == ["balance_zone_2000.png", "balance_zone_2010.png", "balance_zone_2020.png",
+                     "pathways_zone_2000_2020.png", "sankey.png", "stock_change_2000_2020.png"]
+    for name in drawn:  # the maps too are the same bytes
+        assert (tmp / "o1/maps" / name).read_bytes() == (tmp / "o2/maps" / name).read_bytes(), name
     balance = pd.read_csv(tmp / "o1/tables/balance_zone.csv", encoding="utf-8-sig")
     assert balance.stock_tC.gt(0).all() and balance.statistics.any() and balance.nearest_epoch.any()
     np.testing.assert_array_equal(read(tmp / "o1/rasters/flux_2000.tif"), read(tmp / "o2/rasters/flux_2000.tif"))
@@ -149,6 +154,15 @@ def test_zone_report_and_gcj02_on_a_projected_layer(two_epochs, capsys):
     assert layer.crs.to_epsg() == 32650 and len(layer) == 3
     for year in (2000, 2010, 2020):
         np.testing.assert_allclose(layer[f"net_emission_tC_yr_{year}"], balance.xs(year, level="year").net_emission_tC_yr[layer.index])
+    page = (tmp / "out/report.html").read_text(encoding="utf-8")
+    pngs = sorted((tmp / "out/maps").glob("*.png"))
+    # Self-contained: every map embedded, nothing fetched.
+    assert page.count('src="data:image/png;base64,') == len(pngs) == 6 and "http" not in page.replace("http-equiv", "")
+    assert "<script" not in page and "rates_seed002" not in page  # the config's own rate table is shown
+    for needle in ("Balance by zone, last year", "z3", "GM(1,1)", "annual rates (t C/ha/yr)", "stock_change_2000_2020"):
+        assert needle in page, needle
+    outputs = {o["path"] for o in json.loads((tmp / "out/manifest.json").read_text())["outputs"]}
+    assert {"report.html", "maps/balance_zone_2010.png", "zone.gpkg"} <= outputs
     settings["zones"][0]["coordinates"] = "gcj02"
     write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings)
     assert cli("run", two_epochs) == 1
@@ -380,7 +394,8 @@ def test_each_input_block_is_read_once(two_epochs, monkeypatch):
     original = rasterio.io.DatasetReader.read
 
     def counting(self, *args, **kwargs):
-        if not self.name.endswith(".tiled.tif"):
+        # Not our own outputs: work files, and the finished rasters whose overviews the maps read.
+        if not self.name.endswith(".tiled.tif") and "/rasters/" not in self.name:
             reads[(self.name, str(kwargs.get("window")))] += 1
         return original(self, *args, **kwargs)
 

@@ -1,0 +1,308 @@
+"""Report maps as PNG (stage 8): zone balance choropleths, stock-change rasters, pathway contributions.
+
+Every map has a legend with its unit, class breaks from mapclassify (Fisher-Jenks, exact), a scale bar
+(matplotlib-scalebar), a north arrow and a source note. Signed quantities use a diverging scale centred
+on zero: negative and positive values are classified apart, so zero is always a class boundary and
+blue always means less carbon in the air (sink, stock gained), red more. Maps are drawn from the
+tables and from decimated overviews of the COGs, never from full-resolution rasters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import mapclassify
+import numpy as np
+import pandas as pd
+import pyproj
+import rasterio
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.patches import Patch
+from matplotlib_scalebar.scalebar import ScaleBar
+from rasterio.enums import Resampling
+
+from pipeline.transitions import PATHWAY_NAMES
+
+log = logging.getLogger(__name__)
+
+#: Classes per side of zero; fewer when there are fewer distinct values.
+CLASSES_PER_SIDE = 4
+#: Fisher-Jenks is quadratic in the number of values: above this, it runs on this many quantiles.
+_JENKS_MAX = 200
+#: Zones are labelled on the map up to this many.
+_LABEL_MAX = 60
+NO_DATA_COLOUR = (0.85, 0.85, 0.85, 1.0)
+
+
+@dataclass(frozen=True)
+class Classes:
+    """Class edges (ascending, zero among them when both signs occur) and one RGBA colour per class."""
+
+    edges: np.ndarray
+    colours: list[tuple[float, float, float, float]]
+
+    def labels(self) -> list[str]:
+        return [_fmt(b) if _fmt(a) == _fmt(b) else f"{_fmt(a)} to {_fmt(b)}"
+                for a, b in zip(self.edges[:-1], self.edges[1:])]
+
+    def colormap(self) -> tuple[ListedColormap, BoundaryNorm]:
+        # The maximum sits on the last edge, which BoundaryNorm counts as "over".
+        cmap = ListedColormap(self.colours).with_extremes(over=self.colours[-1], under=self.colours[0])
+        return cmap, BoundaryNorm(self.edges, len(self.colours))
+
+
+def _side_bins(values: np.ndarray, k: int) -> np.ndarray:
+    """Upper bounds of up to ``k`` Fisher-Jenks classes of ``values`` (all of one sign)."""
+    unique = np.unique(values)
+    if len(unique) <= k:
+        return unique
+    if len(values) > _JENKS_MAX:  # deterministic stand-in for a random sample
+        values = np.quantile(values, np.linspace(0, 1, _JENKS_MAX))
+    with warnings.catch_warnings():  # "Numba not installed": the pure-Python path is fast enough here
+        warnings.simplefilter("ignore", UserWarning)
+        return np.unique(mapclassify.FisherJenks(values, k=k).bins)
+
+
+def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE) -> Classes:
+    """Classes for a signed quantity: negatives and positives classified apart, coloured from RdBu_r
+    symmetrically by class rank (darkest at the extremes, lightest next to zero)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values != 0)]
+    if not len(values):
+        return Classes(np.array([-1.0, 1.0]), [colormaps["RdBu_r"](0.5)])
+    cmap = colormaps["RdBu_r"]
+    neg, pos = values[values < 0], values[values > 0]
+    edges, colours = [], []
+    if len(neg):
+        bins = _side_bins(neg, k)
+        edges = [neg.min(), *bins[:-1], 0.0]
+        colours = [cmap(0.5 - 0.5 * (len(bins) - i) / len(bins)) for i in range(len(bins))]
+    else:
+        edges = [0.0]
+    if len(pos):
+        bins = _side_bins(pos, k)
+        edges += list(bins)
+        colours += [cmap(0.5 + 0.5 * (i + 1) / len(bins)) for i in range(len(bins))]
+    edges = np.array(edges, dtype=float)
+    # A class of one value (min == first bin) would have no width for BoundaryNorm.
+    edges[0] = min(edges[0], edges[1] - abs(edges[1]) * 1e-9 - 1e-12)
+    return Classes(edges, colours)
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:,.0f}".replace("-", "−")
+    return f"{v:,.3g}".replace("-", "−")
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """File of an installed font with Chinese glyphs, or None (matplotlib's own fonts have none)."""
+    from matplotlib import font_manager, ft2font
+
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: e.name):
+        if entry.name.startswith("Last Resort"):  # matplotlib's placeholder boxes for every character
+            continue
+        try:
+            font = ft2font.FT2Font(entry.fname)
+        except (OSError, RuntimeError):
+            continue
+        if all(font.get_char_index(ord(c)) for c in "县区中"):
+            return entry.fname
+    return None
+
+
+def zone_labels(layers: dict) -> dict[str, list[str]]:
+    """Labels to print per layer: the names when the system can draw them, else the ids (said once)."""
+    font = cjk_font()
+    out, fallback = {}, []
+    for name, layer in layers.items():
+        drawable = font is not None or all(s.isascii() for s in layer.labels)
+        out[name] = layer.labels if drawable else layer.ids
+        if not drawable:
+            fallback.append(name)
+    if fallback:
+        log.warning("no font with Chinese characters on this system (install e.g. fonts-noto-cjk): maps of %s "
+                    "are labelled with zone ids instead of names", ", ".join(f"'{n}'" for n in fallback))
+    return out
+
+
+def _text_font() -> dict:
+    # By file, not family name: CJK fonts often lack the "normal" weight matplotlib asks a family for.
+    font = cjk_font()
+    return {"fontproperties": FontProperties(fname=font, size=6.5)} if font else {"fontsize": 6.5}
+
+
+def _new_figure(size: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _furniture(ax, crs: pyproj.CRS, scale_bar: bool = True) -> None:
+    """North arrow (grid north), scale bar in metres, equal-distance aspect on geographic grids."""
+    ax.annotate("N", xy=(0.94, 0.97), xytext=(0.94, 0.86), xycoords="axes fraction", ha="center", va="center",
+                fontsize=10, fontweight="bold",
+                arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 8})
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    if not scale_bar:
+        return
+    if crs.is_geographic:
+        x0, x1 = ax.get_xlim()
+        lat = float(np.mean(ax.get_ylim()))
+        lon = (x0 + x1) / 2
+        metres_per_degree = pyproj.Geod(ellps="WGS84").inv(lon - 0.5, lat, lon + 0.5, lat)[2]
+        ax.set_aspect(1 / np.cos(np.radians(lat)))
+        bar = ScaleBar(metres_per_degree, "m", location="lower left", box_alpha=0.7, font_properties={"size": 7})
+    else:
+        bar = ScaleBar(crs.axis_info[0].unit_conversion_factor, "m", location="lower left", box_alpha=0.7,
+                       font_properties={"size": 7})
+        ax.set_aspect("equal")
+    ax.add_artist(bar)
+
+
+def _legend(ax, classes: Classes, title: str, no_data: bool) -> None:
+    handles = [Patch(facecolor=c, edgecolor="0.3", lw=0.4) for c in reversed(classes.colours)]
+    names = list(reversed(classes.labels()))
+    if no_data:
+        handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="0.3", lw=0.4))
+        names.append("no data")
+    ax.legend(handles, names, title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+              title_fontsize=8, frameon=False)
+
+
+def _choropleth(ax, polygons: gpd.GeoSeries, values: np.ndarray, classes: Classes, labels: list[str] | None) -> None:
+    values = np.asarray(values, dtype=float)
+    index = np.clip(np.searchsorted(classes.edges, values, side="left") - 1, 0, len(classes.colours) - 1)
+    # A value equal to an upper edge belongs to the class below (mapclassify's bins are upper bounds).
+    colours = [classes.colours[i] if np.isfinite(v) else NO_DATA_COLOUR for i, v in zip(index, values)]
+    polygons.plot(ax=ax, color=colours, edgecolor="0.25", linewidth=0.4)
+    if labels is not None and len(labels) <= _LABEL_MAX:
+        for point, text in zip(polygons.representative_point(), labels):
+            ax.annotate(text, (point.x, point.y), ha="center", va="center",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.6},
+                        **_text_font())
+
+
+def balance_maps(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str], layer: str,
+                 balance: pd.DataFrame, folder: Path, source: str) -> list[Path]:
+    """maps/balance_<layer>_<year>.png: net emission per zone (t C/yr; + source, − sink), one map per
+    balance year, on classes shared by all the years so the maps compare."""
+    classes = diverging_classes(balance["net_emission_tC_yr"].to_numpy())
+    paths = []
+    for year, rows in balance.groupby("year", sort=True):
+        values = rows.set_index("zone_id")["net_emission_tC_yr"].reindex(zone_ids).to_numpy(dtype=float)
+        fig = _new_figure((8.5, 6.5))
+        ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
+        _choropleth(ax, polygons, values, classes, labels)
+        _furniture(ax, polygons.crs)
+        _legend(ax, classes, "net emission, t C/yr\n(+ source, − sink)", bool(np.isnan(values).any()))
+        ax.set_title(f"Carbon balance by {layer}, {year}", fontsize=12)
+        fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
+        paths.append(_save(fig, folder / f"balance_{layer}_{year}.png"))
+    return paths
+
+
+def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str], layer: str,
+                pathways: pd.DataFrame, y0: int, y1: int, folder: Path, source: str) -> Path | None:
+    """maps/pathways_<layer>_<y0>_<y1>.png: each pathway's stock change per zone (t C), one panel per
+    pathway that changes stock anywhere, on shared classes."""
+    wide = pathways.pivot(index="zone_id", columns="pathway", values="stock_change_tC").reindex(zone_ids)
+    shown = [p for p in sorted(wide.columns) if np.nanmax(np.abs(wide[p].to_numpy(dtype=float)), initial=0) > 0]
+    if not shown:
+        return None
+    classes = diverging_classes(wide[shown].to_numpy(dtype=float).ravel())
+    ncols = min(3, len(shown))
+    nrows = -(-len(shown) // ncols)
+    fig = _new_figure((4.2 * ncols + 2.2, 3.9 * nrows + 0.8))
+    width, height = 0.84 / ncols * (4.2 * ncols) / (4.2 * ncols + 2.2), 0.86 / nrows
+    for k, p in enumerate(shown):
+        r, c = divmod(k, ncols)
+        ax = fig.add_axes((0.01 + c * width, 0.93 - (r + 1) * height, width * 0.97, height * 0.88))
+        _choropleth(ax, polygons, wide[p].to_numpy(dtype=float), classes, labels if len(shown) <= 3 else None)
+        _furniture(ax, polygons.crs, scale_bar=k == 0)
+        ax.set_title(f"{p} {PATHWAY_NAMES[p]}", fontsize=9)
+        if k == ncols - 1:
+            _legend(ax, classes, "stock change, t C\n(− lost, + gained)", bool(wide[p].isna().any()))
+    fig.suptitle(f"Stock change by pathway and {layer}, {y0}–{y1}", fontsize=12)
+    fig.text(0.01, 0.01, source, fontsize=6.5, color="0.3")
+    return _save(fig, folder / f"pathways_{layer}_{y0}_{y1}.png")
+
+
+def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: int, folder: Path, source: str,
+                     max_cells: int = 1000) -> Path:
+    """maps/stock_change_<y0>_<y1>.png from the COG's overviews (each cell the mean of the pixels under it,
+    t C/ha); unchanged land in grey, zone outlines on top."""
+    with rasterio.open(raster) as src:
+        step = max(1, int(np.ceil(max(src.width, src.height) / max_cells)))
+        shape = (max(1, src.height // step), max(1, src.width // step))
+        data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True).filled(np.nan)
+        left, bottom, right, top = src.bounds
+        crs = pyproj.CRS.from_user_input(src.crs)
+    extent = (left, right, bottom, top)
+    changed = np.where(np.isfinite(data) & (data != 0), data, np.nan)
+    classes = diverging_classes(changed[np.isfinite(changed)])
+    cmap, norm = classes.colormap()
+    fig = _new_figure((8.5, 6.5))
+    ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
+    ax.imshow(np.where(np.isfinite(data), 1.0, np.nan), extent=extent, cmap=ListedColormap([NO_DATA_COLOUR]),
+              interpolation="nearest")
+    ax.imshow(changed, extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
+    if outline is not None:
+        outline.boundary.plot(ax=ax, color="0.2", linewidth=0.4)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    _furniture(ax, crs)
+    _legend(ax, classes, "stock change, t C/ha\n(− lost, + gained)", False)
+    ax.set_title(f"Carbon stock change {y0}–{y1}", fontsize=12)
+    note = f"Grey: unchanged stock. Each cell is the mean of {step} × {step} pixels." if step > 1 else \
+        "Grey: unchanged stock."
+    fig.text(0.03, 0.055, note, fontsize=7)
+    fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
+    return _save(fig, folder / f"stock_change_{y0}_{y1}.png")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, metadata={"Software": None})  # no version stamp: same maps, same bytes
+    return path
+
+
+def draw_maps(folder: Path, layers: dict, balances: dict[str, pd.DataFrame],
+              pathways: dict[tuple[str, int, int], pd.DataFrame], source: str) -> list[Path]:
+    """Every map of a run into ``folder``/maps: balance per zone layer and year, pathway contributions
+    per zone layer (first -> last epoch), stock change per interval (outlined by the first zone layer),
+    and the Sankey already drawn with the tables. ``layers`` maps names to ZoneLayers."""
+    drawn = []
+    maps = folder / "maps"
+    printed = zone_labels(layers)
+    for name, layer in layers.items():
+        polygons = layer.polygons.geometry
+        labels = printed[name]
+        if "net_emission_tC_yr" in balances[name]:
+            drawn += balance_maps(polygons, layer.ids, labels, name, balances[name], maps, source)
+        spans = [(y0, y1) for (n, y0, y1) in pathways if n == name]
+        if spans:
+            y0, y1 = max(spans, key=lambda s: s[1] - s[0])
+            table = pathways[(name, y0, y1)].assign(zone_id=lambda f: f["zone_id"].astype(str))
+            drawn.append(pathway_map(polygons, layer.ids, labels, name, table, y0, y1, maps, source))
+    outline = next(iter(layers.values())).polygons.geometry if layers else None
+    for raster in sorted((folder / "rasters").glob("stock_change_*.tif")):
+        y0, y1 = (int(v) for v in raster.stem.split("_")[-2:])
+        drawn.append(stock_change_map(raster, outline, y0, y1, maps, source))
+    drawn += sorted(maps.glob("sankey*.png"))
+    return [p for p in drawn if p is not None]

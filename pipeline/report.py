@@ -1,0 +1,138 @@
+"""report.html (stage 8): one self-contained page with the maps (embedded PNG), the key tables, the
+parameters with their sources, the run's warnings and its manifest. No scripts, no network."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.parameters import read_table
+
+_STYLE = """
+body{font-family:"DejaVu Sans","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em auto;max-width:1200px;
+color:#222;line-height:1.4}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;margin-top:2em}
+table{border-collapse:collapse;font-size:.82em;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:2px 6px}td{text-align:right}th{background:#f3f3f3}
+td:nth-child(-n+2){text-align:left}
+.maps{display:flex;flex-wrap:wrap;gap:12px}.maps figure{margin:0;width:48%}.maps img{width:100%}
+figcaption{font-size:.8em;color:#555}.warn{background:#fff4e0;border-left:4px solid #e69500;padding:.3em .8em}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.75em}nav a{margin-right:1em}
+"""
+
+
+def write_report(path: Path, folder: Path, manifest: dict, maps: list[Path], parameters: dict[str, Path]) -> None:
+    """Write ``path`` from the run's ``folder`` (tables already written), its ``maps`` and ``manifest``.
+
+    ``parameters`` maps a title to a parameter table file, shown whole with its ``source`` column. The
+    manifest shown lists the outputs written before the report; the manifest file itself also lists
+    the report.
+    """
+    tables = folder / "tables"
+    parts = [_header(manifest)]
+    parts.append(_section("warnings", "Warnings", _warnings(manifest["warnings"])))
+    parts.append(_section("balance", "Carbon balance of the region", _table(tables / "balance_region.csv",
+                          drop=["zone_id", "zone_name"])))
+    parts.append(_section("maps", "Maps", _figures(folder, maps)))
+    parts.append(_section("zones", "Balance by zone, last year", _zone_balances(tables)))
+    parts.append(_section("pathways", "Pathways of change, first to last epoch", _pathways(tables)))
+    parts.append(_section("checks", "Displacement and consolidation checks", _table(
+        tables / "intervals_region.csv", drop=["zone_id", "zone_name"])))
+    parts.append(_section("trends", "Trends and GM(1,1) forecast (seed 002)", _trends(tables)))
+    parts.append(_section("parameters", "Parameters and their sources", "".join(
+        f"<h3>{html.escape(title)}</h3><p><code>{html.escape(str(file))}</code></p>"
+        + _frame(read_table(file)) for title, file in parameters.items())))
+    parts.append(_section("manifest", "Run manifest", "<details><summary>inputs, versions, timings, outputs"
+                          "</summary><pre>" + html.escape(json.dumps(manifest, indent=2, ensure_ascii=False))
+                          + "</pre></details>"))
+    nav = "<nav>" + "".join(f'<a href="#{k}">{t}</a>' for k, t in _NAV) + "</nav>"
+    body = parts[0] + nav + "".join(parts[1:])
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}'
+            f" carbon report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n")
+    path.write_text(page, encoding="utf-8")
+
+
+_NAV = [("warnings", "Warnings"), ("balance", "Balance"), ("maps", "Maps"), ("zones", "Zones"),
+        ("pathways", "Pathways"), ("checks", "Checks"), ("trends", "Trends"), ("parameters", "Parameters"),
+        ("manifest", "Manifest")]
+
+
+def _header(manifest: dict) -> str:
+    grid = manifest["grid"]
+    years = ", ".join(str(y) for y in manifest["config"]["epochs"])
+    return (f"<h1>{html.escape(manifest['name'])}: land-use carbon balance</h1>"
+            f"<p>carbon-pipeline {manifest['pipeline_version']}, finished {manifest['finished_utc']}. "
+            f"Epochs {years}; grid {grid['width']} × {grid['height']} pixels, {html.escape(grid['crs'])}. "
+            "Stock in t C; sink, source and net emission in t C/yr (+ emission, − uptake).</p>")
+
+
+def _section(key: str, title: str, content: str) -> str:
+    return f'<h2 id="{key}">{html.escape(title)}</h2>{content}'
+
+
+def _warnings(messages: list[str]) -> str:
+    if not messages:
+        return "<p>None.</p>"
+    return "".join(f'<p class="warn">{html.escape(m)}</p>' for m in messages)
+
+
+def _figures(folder: Path, maps: list[Path]) -> str:
+    items = []
+    for m in maps:
+        data = base64.b64encode(m.read_bytes()).decode("ascii")
+        rel = m.relative_to(folder).as_posix()
+        items.append(f'<figure><img alt="{rel}" src="data:image/png;base64,{data}"><figcaption>{rel}</figcaption>'
+                     "</figure>")
+    return f'<div class="maps">{"".join(items)}</div>' if items else "<p>No maps.</p>"
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path, encoding="utf-8-sig", dtype={"zone_id": str}) if path.exists() else None
+
+
+def _frame(frame: pd.DataFrame | None) -> str:
+    if frame is None or frame.empty:
+        return "<p>Not computed in this run.</p>"
+    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}",
+                         border=0)
+
+
+def _table(path: Path, drop: list[str] = ()) -> str:
+    frame = _read(path)
+    return _frame(None if frame is None else frame.drop(columns=[c for c in drop if c in frame.columns]))
+
+
+def _zone_balances(tables: Path) -> str:
+    out = []
+    for file in sorted(tables.glob("balance_*.csv")):
+        layer = file.stem.removeprefix("balance_")
+        frame = _read(file)
+        if layer == "region" or frame is None:
+            continue
+        last = frame[frame["year"] == frame["year"].max()]
+        keep = [c for c in ("zone_id", "zone_name", "year", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr",
+                            "net_emission_tC_yr") if c in last.columns]
+        out.append(f"<h3>{html.escape(layer)}</h3>" + _frame(last[keep]))
+    return "".join(out) or "<p>No zone layers in the config.</p>"
+
+
+def _pathways(tables: Path) -> str:
+    files = sorted(tables.glob("pathways_region_*.csv"))
+    if not files:
+        return "<p>One epoch only: no change to describe.</p>"
+    # The widest interval is first -> last.
+    file = max(files, key=lambda f: (lambda y: y[1] - y[0])([int(v) for v in f.stem.split("_")[-2:]]))
+    frame = _read(file).drop(columns=["zone_id", "zone_name"])
+    return f"<p><code>tables/{file.name}</code></p>" + _frame(frame)
+
+
+def _trends(tables: Path) -> str:
+    frame = _read(tables / "trends_region.csv")
+    if frame is None:
+        return _frame(None)
+    keep = frame[frame["indicator"].isin(["gibbs_martin_diversity", "gm11_C", "gm11_P", "net_emission_forecast"])]
+    return _frame(keep.drop(columns=["zone_id", "zone_name", "class", "class_name"]))

@@ -1,0 +1,84 @@
+"""Map classes, labels and the files of the maps stage (the whole run is in test_pipeline)."""
+
+import logging
+from types import SimpleNamespace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from matplotlib import colormaps
+
+from pipeline import maps
+
+
+def test_diverging_classes_put_zero_on_an_edge_and_colour_by_sign():
+    values = np.array([-40.0, -39.0, -10.0, -9.0, 0.0, 3.0, 4.0, 50.0, 52.0, np.nan])
+    classes = maps.diverging_classes(values, k=2)
+    # Fisher-Jenks per side: {-40,-39 | -10,-9} and {3,4 | 50,52}; zero closes the negative side.
+    np.testing.assert_array_equal(classes.edges, [-40.0, -39.0, 0.0, 4.0, 52.0])
+    assert classes.labels() == ["−40 to −39", "−39 to 0", "0 to 4", "4 to 52"]
+    cmap = colormaps["RdBu_r"]
+    assert classes.colours == [cmap(0.0), cmap(0.25), cmap(0.75), cmap(1.0)]
+    blue, red = classes.colours[0], classes.colours[-1]
+    assert blue[2] > blue[0] and red[0] > red[2]
+
+
+def test_one_signed_values_and_few_distinct_values():
+    classes = maps.diverging_classes(np.array([5.0, 5.0, 7.0]), k=4)
+    np.testing.assert_array_equal(classes.edges, [0.0, 5.0, 7.0])
+    assert len(classes.colours) == 2 and all(c[0] > c[2] for c in classes.colours)
+    negative = maps.diverging_classes(np.array([-1.0, -2.0]), k=4)
+    assert negative.edges[-1] == 0 and len(negative.colours) == 2
+    assert len(maps.diverging_classes(np.array([0.0, np.nan])).colours) == 1  # nothing to classify
+
+
+def test_many_values_are_classified_on_quantiles_deterministically():
+    values = np.random.default_rng(0).normal(size=20_000)
+    a, b = maps.diverging_classes(values), maps.diverging_classes(values[::-1].copy())
+    np.testing.assert_array_equal(a.edges, b.edges)
+    assert a.edges[0] == values.min() and a.edges[-1] == values.max() and 0.0 in a.edges
+    assert len(a.colours) == 2 * maps.CLASSES_PER_SIDE
+
+
+def test_labels_fall_back_to_ids_without_a_chinese_font(monkeypatch, caplog):
+    chinese = SimpleNamespace(ids=["420101", "420102"], labels=["青岚县", "柳湾县"])
+    latin = SimpleNamespace(ids=["a", "b"], labels=["North", "South"])
+    monkeypatch.setattr(maps, "cjk_font", lambda: None)
+    with caplog.at_level(logging.WARNING):
+        labels = maps.zone_labels({"county": chinese, "zone": latin, "ecozone": chinese})
+    assert labels == {"county": ["420101", "420102"], "zone": ["North", "South"], "ecozone": ["420101", "420102"]}
+    assert len(caplog.records) == 1 and "'county', 'ecozone'" in caplog.text
+    monkeypatch.setattr(maps, "cjk_font", lambda: "/usr/share/fonts/NotoSansCJK.ttc")
+    assert maps.zone_labels({"county": chinese})["county"] == ["青岚县", "柳湾县"]
+
+
+def test_matplotlibs_placeholder_font_is_not_taken_for_chinese(monkeypatch):
+    from matplotlib import font_manager
+
+    placeholder = [e for e in font_manager.fontManager.ttflist if e.name.startswith("Last Resort")]
+    if not placeholder:
+        pytest.skip("this matplotlib ships no Last Resort font")
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", placeholder)
+    maps.cjk_font.cache_clear()
+    try:
+        assert maps.cjk_font() is None
+    finally:
+        maps.cjk_font.cache_clear()
+
+
+def test_balance_and_pathway_maps_are_written_and_reproducible(tmp_path):
+    polygons = gpd.GeoSeries([shapely.box(0, 0, 1000, 1000), shapely.box(1000, 0, 2000, 1000)], crs="EPSG:32650")
+    balance = pd.DataFrame({"zone_id": ["a", "b", "a", "b"], "year": [2000, 2000, 2020, 2020],
+                            "net_emission_tC_yr": [-5.0, 12.0, np.nan, 30.0]})
+    paths = maps.balance_maps(polygons, ["a", "b"], ["A", "B"], "zone", balance, tmp_path / "m1", "test")
+    again = maps.balance_maps(polygons, ["a", "b"], ["A", "B"], "zone", balance, tmp_path / "m2", "test")
+    assert [p.name for p in paths] == ["balance_zone_2000.png", "balance_zone_2020.png"]
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+    pathways = pd.DataFrame({"zone_id": ["a", "a", "b", "b"], "pathway": [0, 1, 0, 1],
+                             "stock_change_tC": [0.0, -7.5, 0.0, 2.0]})
+    path = maps.pathway_map(polygons, ["a", "b"], ["A", "B"], "zone", pathways, 2000, 2020, tmp_path, "test")
+    assert path.name == "pathways_zone_2000_2020.png" and path.stat().st_size > 10_000
+    unchanged = pathways.assign(stock_change_tC=0.0)
+    assert maps.pathway_map(polygons, ["a", "b"], ["A", "B"], "zone", unchanged, 2000, 2020, tmp_path, "t") is None
