@@ -82,7 +82,31 @@ class ZoneLayerConfig(_Strict):
 
 
 class RedlineConfig(_Strict):
+    """Ecological protection red-line candidates: Getis-Ord Gi* hotspots of carbon (seed 003 section 4.2)
+    and their coverage of ecological function zones (seed 004's 73.84 % of national key zones)."""
+
+    #: Smallest candidate patch (ha). Required: a planning choice, so no default.
     min_area_ha: float = Field(gt=0)
+    #: The carbon whose hotspots are sought: stock density (t C/ha) or sink density (uptake, t C/ha/yr).
+    value: Literal["stock", "sink"] = "stock"
+    #: Epoch whose land is used (default: the last).
+    year: int | None = None
+    #: Radius of the Gi* neighbourhood (m): pixel centres within it, the pixel itself included.
+    radius_m: float = Field(300.0, gt=0)
+    #: Pixels with Gi* z above this are hotspots (1.96: 5 % two-sided).
+    z_threshold: float = 1.96
+    #: Polygons where no candidate may go (planned development, permanent basic farmland, ...).
+    lock_out: ResolvedPath | None = None
+    #: Existing protected areas: counted as red line whatever their carbon.
+    protected_areas: ResolvedPath | None = None
+    #: Zone layer of ecological function zones for the coverage table (default: none, no coverage).
+    zone_layer: str | None = None
+    #: Boolean field of that layer flagging national key ecological function zones.
+    key_field: str | None = None
+    #: Target share of a key zone inside red lines (seed 004, Table 3: 73.84 %).
+    key_target_share: float = Field(0.7384, gt=0, le=1)
+    #: Target share for the other zones (default: none, coverage reported without a target).
+    other_target_share: float | None = Field(None, gt=0, le=1)
 
 
 class DaskConfig(_Strict):
@@ -164,6 +188,18 @@ class Config(_Strict):
             raise ValueError(f"carbon.zone_layer '{layer}' is not a zone layer; {hint}layers: {names or 'none'}")
         if self.carbon.statistics is not None and not names:
             raise ValueError("carbon.statistics are per zone: add the zone layer they refer to under `zones`")
+        red = self.redline
+        if red is not None:
+            if red.zone_layer is not None and red.zone_layer not in names:
+                close = difflib.get_close_matches(red.zone_layer, names, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(f"redline.zone_layer '{red.zone_layer}' is not a zone layer; {hint}layers: {names or 'none'}")
+            if red.key_field is not None and red.zone_layer is None:
+                raise ValueError("redline.key_field needs redline.zone_layer (the layer that has the field)")
+            if red.year is not None and red.year not in self.epochs:
+                raise ValueError(f"redline.year {red.year} is not an epoch; epochs: {list(self.epochs)}")
+            if self.carbon.densities is None:
+                raise ValueError("redline needs carbon.densities: candidates are ranked by their stock")
         return self
 
     @property

@@ -104,7 +104,7 @@ def scheduler_context(name: str, progress: bool):
     if name in ("threads", "synchronous"):
         from dask.diagnostics import ProgressBar
 
-        with dask.config.set(scheduler=name), (ProgressBar(dt=1.0) if progress else contextlib.nullcontext()):
+        with dask.config.set(scheduler=name), (ProgressBar(dt=0.1) if progress else contextlib.nullcontext()):
             yield None
         return
     from distributed import Client, LocalCluster, Lock

@@ -270,3 +270,8 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
     except RasterioError as e:
         raise InputError(f"cannot read pixels (corrupt or truncated?): {e}", path) from None
     return counts
+
+
+def open_own(path: Path, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
+    """One of the run's own rasters (intermediate or output), read lazily on its grid and chunks."""
+    return open_epoch(EpochSource(0, (path,), path, grid, dtype, nodata), grid, chunks)

@@ -247,12 +247,7 @@ def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: i
                      max_cells: int = 1000) -> Path:
     """maps/stock_change_<y0>_<y1>.png from the COG's overviews (each cell the mean of the pixels under it,
     t C/ha); unchanged land in grey, zone outlines on top."""
-    with rasterio.open(raster) as src:
-        step = max(1, int(np.ceil(max(src.width, src.height) / max_cells)))
-        shape = (max(1, src.height // step), max(1, src.width // step))
-        data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True).filled(np.nan)
-        left, bottom, right, top = src.bounds
-        crs = pyproj.CRS.from_user_input(src.crs)
+    data, (left, bottom, right, top), crs, step = _overview(raster, max_cells)
     extent = (left, right, bottom, top)
     changed = np.where(np.isfinite(data) & (data != 0), data, np.nan)
     classes = diverging_classes(changed[np.isfinite(changed)])
@@ -276,6 +271,50 @@ def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: i
     return _save(fig, folder / f"stock_change_{y0}_{y1}.png")
 
 
+def redline_map(stock_raster: Path, candidates: gpd.GeoDataFrame, gap_fill: gpd.GeoDataFrame | None,
+                protected: gpd.GeoSeries | None, zones: gpd.GeoSeries | None, title: str, path: Path, source: str,
+                max_cells: int = 1000) -> Path:
+    """maps/redline_<year>.png: candidates (red) and gap fill (orange) over the stock density (greens,
+    t C/ha, from the COG's overviews), protected areas and zone outlines on top."""
+    data, (left, bottom, right, top), crs, _ = _overview(stock_raster, max_cells)
+    fig = _new_figure((8.5, 6.5))
+    ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
+    # Faded, so that red over dense forest still reads as red.
+    image = ax.imshow(data, extent=(left, right, bottom, top), cmap="Greens", alpha=0.5, interpolation="nearest")
+    red = {"facecolor": (0.84, 0.1, 0.11, 0.3), "edgecolor": (0.75, 0.0, 0.0)}
+    handles = [Patch(**red, label=f"candidate ({len(candidates)})")]
+    candidates.plot(ax=ax, **red, linewidth=0.7)
+    if gap_fill is not None and len(gap_fill):
+        gap_fill.plot(ax=ax, facecolor=(1.0, 0.55, 0.0, 0.6), edgecolor="none")
+        handles.append(Patch(facecolor=(1.0, 0.55, 0.0, 0.6), label="gap fill (next best land)"))
+    if protected is not None and len(protected):
+        protected.boundary.plot(ax=ax, color="navy", linewidth=1.0)
+        handles.append(Patch(facecolor="none", edgecolor="navy", label="protected area (locked in)"))
+    if zones is not None:
+        zones.boundary.plot(ax=ax, color="0.2", linewidth=0.5)
+        handles.append(Patch(facecolor="none", edgecolor="0.2", label="ecological function zone"))
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    _furniture(ax, crs)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    bar = fig.colorbar(image, cax=fig.add_axes((0.74, 0.12, 0.02, 0.35)))
+    bar.set_label("stock density, t C/ha", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=10)
+    fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
+    return _save(fig, path)
+
+
+def _overview(raster: Path, max_cells: int) -> tuple[np.ndarray, tuple, pyproj.CRS, int]:
+    """(the raster averaged over step x step pixels so that neither side exceeds ``max_cells``, NaN for
+    nodata; its bounds; its CRS; step), read from the COG's overviews."""
+    with rasterio.open(raster) as src:
+        step = max(1, int(np.ceil(max(src.width, src.height) / max_cells)))
+        shape = (max(1, src.height // step), max(1, src.width // step))
+        data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True).filled(np.nan)
+        return data, tuple(src.bounds), pyproj.CRS.from_user_input(src.crs), step
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150, metadata={"Software": None})  # no version stamp: same maps, same bytes
@@ -283,10 +322,12 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def draw_maps(folder: Path, layers: dict, balances: dict[str, pd.DataFrame],
-              pathways: dict[tuple[str, int, int], pd.DataFrame], source: str) -> list[Path]:
+              pathways: dict[tuple[str, int, int], pd.DataFrame], source: str, redlines: dict | None = None
+              ) -> list[Path]:
     """Every map of a run into ``folder``/maps: balance per zone layer and year, pathway contributions
     per zone layer (first -> last epoch), stock change per interval (outlined by the first zone layer),
-    and the Sankey already drawn with the tables. ``layers`` maps names to ZoneLayers."""
+    the Sankey already drawn with the tables, and the red-line map when ``redlines`` (from
+    ``redline_stage.write_redlines``) is given. ``layers`` maps names to ZoneLayers."""
     drawn = []
     maps = folder / "maps"
     printed = zone_labels(layers)
@@ -305,4 +346,8 @@ def draw_maps(folder: Path, layers: dict, balances: dict[str, pd.DataFrame],
         y0, y1 = (int(v) for v in raster.stem.split("_")[-2:])
         drawn.append(stock_change_map(raster, outline, y0, y1, maps, source))
     drawn += sorted(maps.glob("sankey*.png"))
+    if redlines is not None:
+        drawn.append(redline_map(folder / f"rasters/stock_{redlines['year']}.tif", redlines["candidates"],
+                                 redlines.get("gap_fill"), redlines.get("protected"), redlines.get("zones"),
+                                 redlines["title"], maps / f"redline_{redlines['year']}.png", source))
     return [p for p in drawn if p is not None]

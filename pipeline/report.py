@@ -42,6 +42,8 @@ def write_report(path: Path, folder: Path, manifest: dict, maps: list[Path], par
     parts.append(_section("pathways", "Pathways of change, first to last epoch", _pathways(tables)))
     parts.append(_section("checks", "Displacement and consolidation checks", _table(
         tables / "intervals_region.csv", drop=["zone_id", "zone_name"])))
+    if (folder / "redline/candidates.csv").exists():
+        parts.append(_section("redline", "Ecological protection red-line candidates", _redline(folder / "redline")))
     parts.append(_section("trends", "Trends and GM(1,1) forecast (seed 002)", _trends(tables)))
     parts.append(_section("parameters", "Parameters and their sources", "".join(
         f"<h3>{html.escape(title)}</h3><p><code>{html.escape(str(file))}</code></p>"
@@ -57,7 +59,7 @@ def write_report(path: Path, folder: Path, manifest: dict, maps: list[Path], par
 
 
 _NAV = [("warnings", "Warnings"), ("balance", "Balance"), ("maps", "Maps"), ("zones", "Zones"),
-        ("pathways", "Pathways"), ("checks", "Checks"), ("trends", "Trends"), ("parameters", "Parameters"),
+        ("pathways", "Pathways"), ("checks", "Checks"), ("redline", "Red lines"), ("trends", "Trends"), ("parameters", "Parameters"),
         ("manifest", "Manifest")]
 
 
@@ -128,6 +130,18 @@ def _pathways(tables: Path) -> str:
     file = max(files, key=lambda f: (lambda y: y[1] - y[0])([int(v) for v in f.stem.split("_")[-2:]]))
     frame = _read(file).drop(columns=["zone_id", "zone_name"])
     return f"<p><code>tables/{file.name}</code></p>" + _frame(frame)
+
+
+def _redline(folder: Path) -> str:
+    """Coverage per ecological function zone (with the gap fill) and the 20 best candidates."""
+    cover = _read(folder / "coverage.csv")
+    text = "<p>Candidates: Getis-Ord Gi* hotspots of carbon in forest, grassland, water and unused land, " \
+           "ranked by stock (<code>redline/candidates.gpkg</code>); gap fill: the next best land by stock density " \
+           "where a zone falls short of its target (<code>redline/gap_fill.gpkg</code>).</p>"
+    if cover is not None:
+        text += "<h3>Coverage per zone</h3>" + _frame(cover)
+    best = _read(folder / "candidates.csv")
+    return text + "<h3>Best candidates</h3>" + _frame(best.head(20))
 
 
 def _trends(tables: Path) -> str:

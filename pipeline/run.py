@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import (__version__, balance, carbon, execution, ingest, maps, reclassify, report, split, statistics,
-                      tables, transitions, zonal)
+from pipeline import (__version__, balance, carbon, execution, ingest, maps, reclassify, redline_stage, report,
+                      split, statistics, tables, transitions, zonal)
 from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import InputError, UnknownCodesError
@@ -92,6 +92,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                           for z in config.zones]
                 carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
                 densities, rates = _carbon_tables(config, carbon_layer)
+                red_inputs = config.redline and redline_stage.read_inputs(config.redline, layers, lc.grid)
                 terms = _statistics_terms(config, carbon_layer)
             if patch_rule:
                 # Patch sizes need the whole raster before any block can be split: write the unsplit
@@ -103,7 +104,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                     _, status, unknown, flags = execution.compute(writes, status, unknown, flags)
                 _check_unknown(unknown, lc, config.unknown_codes)
                 lc.classes = {
-                    y: split.apply_patch_flags(_reopen(unsplit[y], y, lc.grid, config.dask.chunks), flags[y])
+                    y: split.apply_patch_flags(ingest.open_own(unsplit[y], lc.grid, config.dask.chunks), flags[y])
                     for y in lc.classes
                 }
             with timer.stage("carbon (graph)"):
@@ -131,6 +132,12 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 with timer.stage("spread statistics over the flux maps"):
                     _spread_flux(acc, counts, spread_years, list(results["interval_counts"]), czone, staging,
                                  lc.grid, config.dask.chunks, lock)
+            redlines = None
+            if config.redline is not None:
+                with timer.stage("red-line candidates"):
+                    redlines = redline_stage.write_redlines(config.redline, red_inputs,
+                                                            config.redline.year or config.years[-1], layers,
+                                                            zone_rasters, lc.grid, config.dask.chunks, staging, lock)
         with timer.stage("write outputs"):
             _finish_rasters(staging)
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
@@ -145,7 +152,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             source = (f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
                       f"{', '.join(map(str, config.years))} · {lc.grid.crs.to_string()}")
             drawn = maps.draw_maps(staging.root, {z.name: z for z in layers},
-                                   {n: b for n, (_, b) in written.items()}, pathways, source)
+                                   {n: b for n, (_, b) in written.items()}, pathways, source, redlines)
             manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
             report.write_report(staging.path("report.html"), staging.root, manifest, drawn,
                                 _parameter_tables(config))
@@ -255,15 +262,15 @@ def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], pairs: 
     flux, writes = {}, []
     for year in sorted(years):
         lut = balance.flux_spread(acc, counts[year], year)
-        rated = _reopen(staging.path(f"work/flux_{year}.tiled.tif"), year, grid, chunks, "float32", np.nan)
-        cls = _reopen(staging.path(f"rasters/landcover_{year}.tiled.tif"), year, grid, chunks)
+        rated = ingest.open_own(staging.path(f"work/flux_{year}.tiled.tif"), grid, chunks, "float32", np.nan)
+        cls = ingest.open_own(staging.path(f"rasters/landcover_{year}.tiled.tif"), grid, chunks)
         spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
         flux[year] = xr.where(np.isnan(spread), rated, spread).astype(np.float32)
         writes.append(_tiled(flux[year], staging, f"rasters/flux_{year}", grid, np.nan, lock))
     for y0, y1 in pairs:
         if {y0, y1} & years:
             ends = [flux[y] if y in flux else
-                    _reopen(staging.path(f"rasters/flux_{y}.tiled.tif"), y, grid, chunks, "float32", np.nan)
+                    ingest.open_own(staging.path(f"rasters/flux_{y}.tiled.tif"), grid, chunks, "float32", np.nan)
                     for y in (y0, y1)]
             change = (ends[1].astype(np.float64) - ends[0]).astype(np.float32)
             writes.append(_tiled(change, staging, f"rasters/flux_change_{y0}_{y1}", grid, np.nan, lock))
@@ -318,6 +325,7 @@ _RASTER_MEANING = {
     "pathway": ("pathway of change, DESIGN.md codes 0-6 (255 = nodata)", "pathway code"),
     "stock_change": ("stock change, stock-difference method D_to - D_from", "t C/ha"),
     "flux_change": ("change of annual carbon F_to - F_from (+ more emission or less uptake)", "t C/ha/yr"),
+    "gi_star": ("Getis-Ord Gi* z-score of the red-line carbon value (stock or sink density)", "z-score"),
 }
 
 
@@ -380,12 +388,6 @@ def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndar
             "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
         })
     return pd.DataFrame(rows)
-
-
-def _reopen(path: Path, year: int, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
-    """One of our own intermediate rasters, read lazily on the run's grid and chunks."""
-    src = ingest.EpochSource(year, (path,), path, grid, dtype, nodata)
-    return ingest.open_epoch(src, grid, chunks)
 
 
 def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dict, warnings: list[str]) -> dict:

@@ -16,6 +16,7 @@ import rasterio
 import rasterio.features
 from rasterio.transform import from_origin
 import shapely
+import shapely.geometry
 from scipy import ndimage
 
 from pipeline import transitions
@@ -75,7 +76,7 @@ carbon:
 zones:
   - {name: county, path: counties.gpkg, id: code, label: name}
   - {name: ecozone, path: ecozones.gpkg, id: zone_id, label: name}
-redline: {min_area_ha: 100}
+redline: {min_area_ha: 100, zone_layer: ecozone, key_field: national_key, protected_areas: protected_areas.gpkg}
 output: ../out/sample
 dask: {chunks: 512, scheduler: threads}
 """
@@ -342,6 +343,7 @@ upper-left corner x=480000, y=3400000 m. About 80 % of the square is the region;
 | `lc<year>/lc<year>_r<row>c<col>.tif` | CNLUCC land use 2000, 2005, 2010, 2015, 2020, 2 x 2 tiles of 800 x 800 px; 2005 has a cloud gap | uint8 codes, nodata 255 |
 | `counties.gpkg` (layer `counties`) | 12 counties tiling the region: `code`, `name` | EPSG:4547 metres |
 | `ecozones.gpkg` (layer `ecozones`) | 4 ecological function zones: `zone_id`, `name`, `function`, `national_key` | EPSG:4547 metres |
+| `protected_areas.gpkg` (layer `protected_areas`) | 2 existing protected areas (a wetland park around the largest lake, a forest park inside the largest forest): `name`, `type`; locked into the red lines | EPSG:4547 metres |
 | `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead`, `source`: grassland from Sci. Rep. 6:21378 (2016); **the other rows are illustrative, not published figures** | t C/ha |
 | `rates.csv` | annual carbon rate per class, negative = uptake (seed 002 Table 2) | t C/ha/yr |
 | `statistics.csv` | seed 002 county inputs per year (`zone_id` = county `code`), synthetic | t, hm2, kW, kg, tce per 10k yuan, 10k yuan |
@@ -365,6 +367,26 @@ Areas of each file as generated. The pipeline counts a pixel only where every ep
 """
 
 
+def protected_areas(lc: np.ndarray) -> gpd.GeoDataFrame:
+    """Two existing protected areas, drawn from the first epoch without the random generator (so the
+    other files do not change): a wetland park around the largest lake and a forest park in the largest
+    forest."""
+    scheme = load_scheme("cnlucc")
+    target = np.zeros(256, np.uint8)
+    target[scheme.codes] = scheme.targets
+    classes = target[lc]
+    parks = []
+    for cls, name, kind, buffer_m in ((4, "镜湖湿地公园", "wetland park", 300.0), (2, "青峰森林公园", "forest park", -600.0)):
+        patches, n = ndimage.label(classes == cls)
+        largest = 1 + int(np.argmax(np.bincount(patches.ravel(), minlength=n + 1)[1:]))
+        shapes = rasterio.features.shapes(np.uint8(patches == largest), mask=patches == largest, transform=TRANSFORM)
+        area = shapely.union_all([shapely.geometry.shape(g) for g, _ in shapes])
+        # Wetland parks take in the shore; a forest park is the core of the forest, not its edge.
+        parks.append((name, kind, shapely.simplify(area.buffer(buffer_m), PIXEL)))
+    return gpd.GeoDataFrame({"name": [p[0] for p in parks], "type": [p[1] for p in parks]},
+                            geometry=[p[2] for p in parks], crs=CRS)
+
+
 def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
     """Write the sample region (rasters, zones, tables, config, README) into ``out_dir``; returns the files."""
     out_dir = Path(out_dir)
@@ -384,7 +406,7 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
     zones = gpd.GeoDataFrame(dict(zip(("name", "function", "national_key"), zip(*ZONES))), crs=CRS,
                              geometry=[cells[i] for i in order])
     zones.insert(0, "zone_id", [f"EZ{i + 1}" for i in range(len(zones))])
-    for gdf, name in ((counties, "counties"), (zones, "ecozones")):
+    for gdf, name in ((counties, "counties"), (zones, "ecozones"), (protected_areas(epochs[0]), "protected_areas")):
         path = out_dir / f"{name}.gpkg"
         path.unlink(missing_ok=True)
         gdf.to_file(path, layer=name, driver="GPKG")

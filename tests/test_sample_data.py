@@ -66,7 +66,7 @@ def epochs() -> dict[int, np.ndarray]:
 def test_same_file_list(regenerated: Path) -> None:
     listing = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())  # noqa: E731
     assert listing(regenerated) == listing(COMMITTED)
-    assert len(listing(COMMITTED)) == 5 * 4 + 7
+    assert len(listing(COMMITTED)) == 5 * 4 + 8
     assert sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file()) < 4_000_000
 
 
@@ -86,7 +86,8 @@ def test_same_pixels_and_grid(regenerated: Path, year: int) -> None:
         assert (ds.transform.c, ds.transform.f) == (480000.0, 3400000.0)
 
 
-@pytest.mark.parametrize("name,layer", [("counties", "counties"), ("ecozones", "ecozones")])
+@pytest.mark.parametrize("name,layer", [("counties", "counties"), ("ecozones", "ecozones"),
+                                        ("protected_areas", "protected_areas")])
 def test_same_vectors(regenerated: Path, name: str, layer: str) -> None:
     old = gpd.read_file(COMMITTED / f"{name}.gpkg", layer=layer)
     new = gpd.read_file(regenerated / f"{name}.gpkg", layer=layer)

@@ -1,0 +1,203 @@
+"""Stage 7 wiring: from the run's own rasters to redline/ (candidates, coverage, gap fill).
+
+Reads only what the run wrote (land cover, stock and flux of one epoch), in three bounded passes:
+(1) the distinct stock and flux values with their pixel counts (exact Gi* mean and deviation, and a
+level index for every pixel), (2) Gi* z, written as ``rasters/gi_star_<year>``, and the hotspot mask,
+(3) patch labels written once, then counted by patch, zone, protection and land in one reduction.
+The compute is ``pipeline.redline``; this module adds files, zone ids and names.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline import execution, ingest, redline
+from pipeline.classes import CROPLAND
+from pipeline.config import RedlineConfig
+from pipeline.errors import InputError
+from pipeline.grid import Grid
+from pipeline.outputs import Staging, tiled_geotiff_task, write_table
+from pipeline.vector import rasterize_blocks, read_polygons
+from pipeline.zonal import ZoneLayer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RedlineInputs:
+    """The red-line polygons and key zones, read and checked before any pixel is computed."""
+
+    lock_out: gpd.GeoDataFrame | None
+    protected: gpd.GeoDataFrame | None
+    key_zones: list[int]
+
+
+def read_inputs(red: RedlineConfig, layers: list[ZoneLayer], grid: Grid) -> RedlineInputs:
+    layer = next((z for z in layers if z.name == red.zone_layer), None)
+    return RedlineInputs(_polygons(red.lock_out, grid, "lock_out"), _polygons(red.protected_areas, grid, "protected_areas"),
+                         _key_zones(layer, red.key_field) if layer is not None else [])
+
+
+def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers: list[ZoneLayer],
+                   zone_rasters: dict[str, xr.DataArray], grid: Grid, chunks: int, staging: Staging, lock) -> dict:
+    """Candidates, coverage and gap fill for ``year`` into ``staging``/redline.
+
+    Returns what the map and report show: year, title, candidates and gap_fill (GeoDataFrames),
+    protected and zones (GeoSeries or None), coverage (DataFrame or None)."""
+    own = lambda stem, dtype, nodata: ingest.open_own(staging.path(f"rasters/{stem}.tiled.tif"), grid, chunks,  # noqa: E731
+                                                      dtype, nodata)
+    classes = own(f"landcover_{year}", "uint8", 0)
+    stock, flux = own(f"stock_{year}", "float32", np.nan), own(f"flux_{year}", "float32", np.nan)
+    density_levels, rate_levels = execution.compute(_levels(stock), _levels(flux))
+    density = _indexed(stock, density_levels)
+    rate = _indexed(flux, rate_levels)
+    if red.value == "stock":
+        index, counts, table = density, density_levels, np.r_[np.nan, density_levels.index.to_numpy()]
+    else:  # sink density: uptake as a positive t C/ha/yr, 0 for sources
+        index, counts, table = rate, rate_levels, np.r_[np.nan, np.maximum(-rate_levels.index.to_numpy(), 0.0)]
+    stats = redline.level_stats(np.r_[0, counts.to_numpy()], table)
+    radius = max(1, int(round(red.radius_m / np.sqrt(float(np.mean(grid.row_area_m2()))))))
+    z = redline.gi_star(redline.level_values(index[0], table), radius, stats).astype(np.float32)
+    locked_out, locked_in = _burn(inputs.lock_out, grid, classes), _burn(inputs.protected, grid, classes)
+    if locked_out is not None:
+        # Locked-out land stays in its zone's area but, like cropland, can be neither candidate nor gap fill.
+        classes = classes.where(~locked_out, CROPLAND).astype(np.uint8)
+    hot = redline.hotspots(z, classes, red.z_threshold).astype(np.uint8)
+    hot_path = staging.path("work/redline_hot.tif")
+    execution.compute([tiled_geotiff_task(z, staging.path(f"rasters/gi_star_{year}.tiled.tif"), grid, np.nan, lock),
+                       tiled_geotiff_task(hot, hot_path, grid, 0, lock)])
+    hot = ingest.open_own(hot_path, grid, chunks, "uint8", 0)
+    (joined,) = execution.compute(redline.join_patches(hot))
+    labels, n = redline.label_patches(hot, joined)
+    label_path = staging.path("work/redline_labels.tif")
+    (_, n) = execution.compute(tiled_geotiff_task(labels, label_path, grid, 0, lock), n)
+    labels = ingest.open_own(label_path, grid, chunks, "int32", 0)
+    zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
+    pixels, anchors = execution.compute(
+        redline.redline_counts(labels, int(n), classes, grid, (density[0], density[1]), zones,
+                               (rate[0], rate[1]), locked_in), redline.patch_anchors(labels))
+    density_table = np.r_[np.nan, density_levels.index.to_numpy()]
+    rate_table = np.r_[np.nan, rate_levels.index.to_numpy()]
+    candidates = redline.patch_table(pixels, anchors, grid, red.min_area_ha, density_table, rate_table,
+                                     [z.name for z in layers])
+    keep = candidates["label"].tolist()
+    table = _named(candidates, layers).drop(columns="label")
+    polygons = gpd.GeoDataFrame(table, geometry=redline.vectorise(labels, keep, grid).geometry.to_numpy(), crs=grid.crs)
+    _geopackage(polygons, staging.path("redline/candidates.gpkg"), "candidates")
+    write_table(table, staging.path("redline/candidates.csv"))
+    what = "stock density" if red.value == "stock" else "sink density"
+    out = {"year": year, "candidates": polygons, "gap_fill": None, "coverage": None, "zones": None,
+           "protected": None if inputs.protected is None else inputs.protected.geometry,
+           "title": f"Red-line candidates {year}\nGi* hotspots of {what} (z > {red.z_threshold:g}, "
+                    f"radius {red.radius_m:g} m), patches ≥ {red.min_area_ha:g} ha"}
+    if red.zone_layer is not None:
+        layer = next(z for z in layers if z.name == red.zone_layer)
+        cover = redline.coverage(pixels, grid, layer.name, keep, inputs.key_zones,
+                                 red.key_target_share, red.other_target_share)
+        fill, thresholds = redline.gap_fill(pixels, cover, grid, layer.name, keep, density_table)
+        gap = redline.gap_fill_mask(labels, keep, classes, density[0], density_table, zone_rasters[layer.name],
+                                    thresholds, locked_in)
+        gap_zones = zone_rasters[layer.name].where(gap, 0).astype(np.int32)
+        shapes = redline.vectorise(gap_zones, list(thresholds), grid)
+        attributes = _zone_columns(fill, layer).set_index("zone").loc[shapes["label"]].reset_index(drop=True)
+        out["gap_fill"] = gpd.GeoDataFrame(attributes, geometry=shapes.geometry.to_numpy(), crs=grid.crs)
+        _geopackage(out["gap_fill"], staging.path("redline/gap_fill.gpkg"), "gap_fill")
+        merged = cover.merge(fill.drop(columns=["shortfall_ha"]), on="zone", how="left")
+        out["coverage"] = _zone_columns(merged, layer).drop(columns="zone")
+        out["zones"] = layer.polygons.geometry
+        write_table(out["coverage"], staging.path("redline/coverage.csv"))
+    log.info("red lines %d: %d hotspot patches, %d candidates of >= %g ha (Gi* radius %d px, z > %g)", year, int(n),
+             len(candidates), red.min_area_ha, radius, red.z_threshold)
+    return out
+
+
+def _levels(values: xr.DataArray):
+    """Delayed Series: each distinct non-NaN value -> its pixel count (integers: exact in any chunking)."""
+    parts = [dask.delayed(_block_levels)(b) for b in values.data.to_delayed(optimize_graph=False).ravel()]
+    return dask.delayed(_merge_levels)(parts)
+
+
+def _block_levels(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.unique(block[~np.isnan(block)], return_counts=True)
+
+
+def _merge_levels(parts: list) -> pd.Series:
+    values = np.concatenate([p[0] for p in parts]).astype(np.float64)
+    counts = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    levels = pd.Series(counts, index=values).groupby(level=0).sum()
+    if len(levels) > 1_000_000:
+        raise InputError(f"{len(levels)} distinct carbon values: red lines expect rasters made from parameter tables")
+    return levels
+
+
+def _indexed(values: xr.DataArray, levels: pd.Series) -> tuple[xr.DataArray, int]:
+    """(uint32 raster of 1 + the position of each pixel's value among ``levels``, 0 = NaN; size)."""
+    sorted_values = levels.index.to_numpy()
+
+    def block(v: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(sorted_values, v.astype(np.float64)) + 1
+        return np.where(np.isnan(v), 0, i).astype(np.uint32)
+
+    return values.copy(data=values.data.map_blocks(block, dtype=np.uint32)), len(levels) + 1
+
+
+def _polygons(path: Path | None, grid: Grid, what: str) -> gpd.GeoDataFrame | None:
+    if path is None:
+        return None
+    polygons = read_polygons(path, grid)
+    if polygons.empty:
+        raise InputError(f"redline.{what}: the layer has no polygons", path)
+    return polygons
+
+
+def _burn(polygons: gpd.GeoDataFrame | None, grid: Grid, like: xr.DataArray) -> xr.DataArray | None:
+    """Lazy boolean raster of the polygons (pixel-centre rule), or None."""
+    if polygons is None:
+        return None
+    geoms = polygons.geometry.to_numpy()
+    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data.chunks, np.uint8)
+    return like.copy(data=burned.astype(bool))
+
+
+def _key_zones(layer: ZoneLayer, field: str | None) -> list[int]:
+    """Zone numbers (1-based) flagged as national key ecological function zones."""
+    if field is None:
+        return []
+    if field not in layer.polygons.columns:
+        fields = ", ".join(c for c in layer.polygons.columns if c != layer.polygons.geometry.name)
+        raise InputError(f"redline.key_field '{field}' is not a field of zone layer '{layer.name}'; fields: {fields}",
+                         layer.path)
+    flags = layer.polygons[field].map(lambda v: str(v).strip().lower() in ("1", "true", "yes", "y", "t"))
+    return [i + 1 for i, flagged in enumerate(flags) if flagged]
+
+
+def _zone_columns(frame: pd.DataFrame, layer: ZoneLayer) -> pd.DataFrame:
+    ids, names = np.asarray(layer.ids, object), np.asarray(layer.labels, object)
+    z = frame["zone"].to_numpy(np.int64) - 1
+    return frame.assign(zone_id=ids[z], zone_name=names[z])[
+        ["zone", "zone_id", "zone_name", *[c for c in frame.columns if c != "zone"]]]
+
+
+def _named(candidates: pd.DataFrame, layers: list[ZoneLayer]) -> pd.DataFrame:
+    """Zone numbers -> `<layer>_id` and `<layer>_name` (empty outside every zone)."""
+    out = candidates.copy()
+    for layer in layers:
+        number = out.pop(layer.name).to_numpy(np.int64)
+        share = out.pop(f"{layer.name}_share")
+        ids, names = np.asarray([""] + layer.ids, object), np.asarray([""] + layer.labels, object)
+        out[f"{layer.name}_id"], out[f"{layer.name}_name"] = ids[number], names[number]
+        out[f"{layer.name}_share"] = share
+    return out
+
+
+def _geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")

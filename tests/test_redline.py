@@ -1,0 +1,306 @@
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+import xarray as xr
+from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.crs import CRS
+from scipy import ndimage
+
+from pipeline.grid import Grid
+from pipeline.redline import (
+    coverage, disc, gap_fill, gap_fill_mask, gi_star, hotspots, join_patches, label_patches, level_stats, level_values, patch_anchors,
+    patch_table, redline_counts, vectorise,
+)
+
+UTM50 = CRS.from_epsg(32650)
+
+
+def grid30(h, w):
+    return Grid(UTM50, Affine(30, 0, 500000, 0, -30, 3400000), w, h)  # 0.09 ha pixels
+
+
+def grid100(h, w):
+    return Grid(UTM50, Affine(100, 0, 500000, 0, -100, 3400000), w, h)  # 1 ha pixels
+
+
+def arr(a, chunks):
+    return xr.DataArray(da.from_array(np.asarray(a), chunks=chunks), dims=("y", "x"))
+
+
+# Density (t C/ha) and rate (t C/ha/yr) by class code, indexed by the raster value (0 = none).
+DENS = np.array([np.nan, 60, 180, 70, 30, 10, 15, 5, 3], float)
+RATE = np.array([np.nan, 0.3, -0.644, -0.021, -0.218, 2.0, 1.0, 1.5, -0.005])
+
+
+def brute_gi(x, r):
+    """Gi* by loops, straight from the formula."""
+    valid = ~np.isnan(x)
+    v = x[valid]
+    n, mean, s = v.size, v.mean(), v.std()
+    out = np.full(x.shape, np.nan)
+    h, w = x.shape
+    for i in range(h):
+        for j in range(w):
+            if not valid[i, j]:
+                continue
+            sx = wsum = 0.0
+            for di in range(-r, r + 1):
+                for dj in range(-r, r + 1):
+                    a, b = i + di, j + dj
+                    if di * di + dj * dj <= r * r and 0 <= a < h and 0 <= b < w and valid[a, b]:
+                        sx += x[a, b]
+                        wsum += 1
+            den = s * np.sqrt((n * wsum - wsum**2) / (n - 1))
+            out[i, j] = (sx - mean * wsum) / den if den > 0 else np.nan
+    return out
+
+
+def random_values(seed, shape=(13, 17)):
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 30.0, shape)
+    x[rng.random(shape) < 0.15] = np.nan
+    return x
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), radius=st.integers(1, 3), chunks=st.sampled_from([(4, 5), (13, 17), (3, 8)]))
+def test_gi_star_matches_brute_force(seed, radius, chunks):
+    x = random_values(seed)
+    got = gi_star(arr(x, chunks), radius).values  # default: lazy global stats in the same graph
+    np.testing.assert_allclose(got, brute_gi(x, radius), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [(5, 6), (13, 17)])
+def test_gi_star_two_chunkings_and_given_stats(chunks):
+    x = random_values(7)
+    expected = brute_gi(x, 2)
+    v = x[~np.isnan(x)]
+    got = gi_star(arr(x, chunks), 2, stats=(v.size, v.mean(), v.std())).values
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    assert np.array_equal(np.isnan(got), np.isnan(x))
+
+
+def test_gi_star_constant_raster_is_nan_and_disc_has_centre():
+    assert disc(1).sum() == 5 and disc(2).sum() == 13 and disc(0).sum() == 1
+    assert np.isnan(gi_star(arr(np.full((6, 6), 3.0), 3), 1).values).all()
+
+
+def test_level_stats_equal_pixel_stats():
+    idx = np.random.default_rng(1).integers(0, 9, (20, 30))
+    x = level_values(arr(idx, 7), DENS).values
+    n, mean, std = level_stats(np.bincount(idx.ravel(), minlength=9), DENS)
+    v = x[~np.isnan(x)]
+    assert n == v.size and mean == pytest.approx(v.mean(), rel=1e-14) and std == pytest.approx(v.std(), rel=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), density=st.floats(0.3, 0.7),
+       chunks=st.sampled_from([(1, 1), (2, 3), (4, 4), (5, 7), (13, 11)]))
+def test_labels_partition_like_whole_array_label(seed, density, chunks):
+    mask = np.random.default_rng(seed).random((13, 11)) < density
+    lab, n = label_patches(arr(mask, chunks))  # one graph: the default
+    lab, n = dask.compute(lab.data, n)
+    ref, ref_n = ndimage.label(mask, np.ones((3, 3)))
+    assert n == ref_n == lab.max(initial=0) and (lab[~mask] == 0).all()
+    assert len(set(zip(ref[mask].tolist(), lab[mask].tolist()))) == ref_n  # same patches, other numbers
+
+
+def run(cls, chunks, grid, zones, min_area_ha, radius=2, locked=None, lockout=None, key_zones=(), default_target=None,
+        mask=None, idx=None):
+    """The module wired as a run would: stats, z, hotspots, labels written once, one counting pass, tables."""
+    idx = cls if idx is None else idx
+    c, ix = arr(cls, chunks), arr(idx, chunks)
+    lk = None if locked is None else arr(locked, chunks)
+    if mask is None:
+        stats = level_stats(np.bincount(idx.ravel(), minlength=len(DENS)), DENS)  # from counts in a real run
+        z = gi_star(level_values(ix, DENS), radius, stats)
+        mask = hotspots(z, c, locked_out=None if lockout is None else arr(lockout, chunks))
+    else:
+        mask = arr(mask, chunks)
+    (joined,) = dask.compute(join_patches(mask))  # first pass: edge labels only
+    lab, n = label_patches(mask, joined)
+    lab_np, n = dask.compute(lab.data, n)  # stands for the temporary GeoTIFF
+    labels = arr(lab_np, chunks)
+    zr = {name: (arr(z, chunks), int(z.max()) + 1) for name, z in zones.items()}
+    counts, anchors = dask.compute(redline_counts(labels, int(n), c, grid, (ix, len(DENS)), zr, rate=(ix, len(RATE)),
+                                                  locked_in=lk), patch_anchors(labels))
+    table = patch_table(counts, anchors, grid, min_area_ha, DENS, RATE, zone_names=list(zones))
+    keep = table["label"].tolist()
+    zone = list(zones)[-1]
+    cover = coverage(counts, grid, zone, keep, key_zones, default_target=default_target)
+    fill, thresholds = gap_fill(counts, cover, grid, zone, keep, DENS)
+    gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
+    polygons = vectorise(labels, keep, grid)
+    return dict(mask=mask.values, table=table, cover=cover, fill=fill, thresholds=thresholds, gap=gap,
+                polygons=polygons, labels=lab_np)
+
+
+def hotspot_raster():
+    cls = np.full((40, 40), 3, np.uint8)  # grassland, 70 t C/ha
+    cls[7:21, 9:23] = 1  # a ring of cropland (60 t C/ha) three pixels wide ...
+    cls[10:18, 12:20] = 2  # ... around an 8 x 8 forest block (180 t C/ha)
+    return cls
+
+
+@pytest.mark.parametrize("chunks", [(40, 40), (7, 9)])
+def test_known_hotspot_block_found_with_hand_area_and_stock(chunks):
+    out = run(hotspot_raster(), chunks, grid30(40, 40), {"county": np.ones((40, 40), np.int32)}, min_area_ha=1.0)
+    expected = np.zeros((40, 40), bool)
+    expected[10:18, 12:20] = True
+    np.testing.assert_array_equal(out["mask"], expected)
+    (row,) = out["table"].to_dict("records")
+    assert row["patch_id"] == 1 and row["pixels"] == 64
+    assert row["area_ha"] == pytest.approx(64 * 0.09) and row["stock_tC"] == pytest.approx(5.76 * 180)
+    assert row["density_tC_ha"] == pytest.approx(180) and row["sink_tC_yr"] == pytest.approx(5.76 * 0.644)
+    assert (row["first_row"], row["first_col"], row["county"], row["county_share"]) == (10, 12, 1, 1.0)
+    assert out["polygons"].area.iloc[0] == pytest.approx(64 * 900)
+    assert shapely.equals(out["polygons"].geometry.iloc[0], shapely.box(500000 + 12 * 30, 3400000 - 18 * 30,
+                                                                        500000 + 20 * 30, 3400000 - 10 * 30))
+
+
+def test_lock_out_removes_pixels():
+    lockout = np.zeros((40, 40), bool)
+    lockout[10:12, 12:20] = True
+    out = run(hotspot_raster(), (7, 9), grid30(40, 40), {"county": np.ones((40, 40), np.int32)}, min_area_ha=1.0,
+              lockout=lockout)
+    assert out["mask"].sum() == 48 and not out["mask"][lockout].any()
+    assert out["table"]["pixels"].tolist() == [48]
+
+
+def test_minimum_area_just_above_and_below():
+    mask = np.zeros((12, 16), bool)
+    mask[1:4, 1:5] = True  # 12 pixels = 1.08 ha
+    mask[7:8, 2:13] = True  # 11 pixels = 0.99 ha
+    cls = np.full((12, 16), 2, np.uint8)
+    zones = {"county": np.ones((12, 16), np.int32)}
+
+    def areas(limit):
+        return run(cls, (5, 6), grid30(12, 16), zones, min_area_ha=limit, mask=mask)["table"]["pixels"].tolist()
+
+    assert areas(1.08) == [12]
+    assert areas(1.0801) == []
+    assert areas(0.99) == [12, 11]  # ranked by stock
+
+
+def coverage_case():
+    """Zone 1: 100 px of 1 ha (columns 0-9); zone 2: columns 10-11, no target."""
+    h, w = 10, 12
+    cls = np.full((h, w), 2, np.uint8)
+    idx = np.full((h, w), 3, np.uint8)  # 70 t C/ha by default
+    mask = np.zeros((h, w), bool)
+    mask[0:4, 0:10] = True  # candidates: 40 px
+    locked = np.zeros((h, w), bool)
+    locked[3:6, 0:10] = True  # locked in: 30 px, 10 shared with the candidates
+    idx[6, 0:10] = 2  # 180 t C/ha: 10 ha
+    idx[7, 0:5] = 8  # 3 t C/ha: 5 ha ... lowest densities, so change the table below
+    cls[7, 5:10] = 1  # cropland, never filled
+    idx[7, 5:10] = 1
+    idx[8:10, 0:10] = 4  # 30 t C/ha: 20 ha
+    idx[:, 10:12] = 2  # 180 t C/ha in zone 2: another zone, never used for zone 1
+    zone = np.ones((h, w), np.int32)
+    zone[:, 10:12] = 2
+    return cls, idx, mask, locked, zone
+
+
+def test_coverage_and_gap_fill_by_hand():
+    cls, idx, mask, locked, zone = coverage_case()
+    idx[7, 0:5] = 3  # 70 t C/ha: the second level
+    out = run(cls, (4, 5), grid100(10, 12), {"ecozone": zone}, min_area_ha=1.0, locked=locked, key_zones=[1],
+              mask=mask, idx=idx)
+    assert out["table"][["pixels", "locked_in_ha"]].values.tolist() == [[40, 10]]  # keeps its protected part
+    cover = out["cover"].set_index("zone")
+    assert cover.loc[1, ["zone_area_ha", "candidate_ha", "locked_in_ha", "covered_ha"]].tolist() == [100, 40, 30, 60]
+    assert cover.loc[1, "share"] == pytest.approx(0.6) and cover.loc[1, "target_share"] == pytest.approx(0.7384)
+    assert cover.loc[1, "shortfall_ha"] == pytest.approx(13.84) and not cover.loc[1, "met"]
+    assert np.isnan(cover.loc[2, "target_share"]) and cover.loc[2, "shortfall_ha"] == 0 and pd.isna(cover.loc[2, "met"])
+    (fill,) = out["fill"].to_dict("records")
+    # 180 t C/ha first (10 ha, still 3.84 short), then the whole 70 t C/ha level (5 ha): 15 ha, 1.16 ha over.
+    assert fill["zone"] == 1 and fill["added_ha"] == pytest.approx(15) and fill["threshold_density_tC_ha"] == 70
+    assert fill["added_stock_tC"] == pytest.approx(10 * 180 + 5 * 70) and fill["met_after"]
+    assert fill["share_after"] == pytest.approx(0.75) and fill["remaining_shortfall_ha"] == 0
+    expected = np.zeros_like(mask)
+    expected[6, 0:10] = expected[7, 0:5] = True
+    np.testing.assert_array_equal(out["gap"], expected)
+    assert out["thresholds"] == {1: 70.0}
+
+
+def test_gap_fill_reports_what_it_cannot_close():
+    cls, idx, mask, locked, zone = coverage_case()
+    cls[6:10, 0:10] = 1  # no allowed land left in zone 1
+    out = run(cls, (10, 12), grid100(10, 12), {"ecozone": zone}, min_area_ha=1.0, locked=locked, key_zones=[1],
+              mask=mask, idx=idx)
+    (fill,) = out["fill"].to_dict("records")
+    assert fill["added_ha"] == 0 and not fill["met_after"] and fill["remaining_shortfall_ha"] == pytest.approx(13.84)
+    assert not out["gap"].any() and out["thresholds"] == {}
+
+
+@pytest.mark.parametrize("chunks", [(4, 4), (8, 8), (3, 5)])
+def test_patch_across_chunk_edge_and_diagonal_corner_is_one(chunks):
+    mask = np.zeros((8, 8), bool)
+    mask[1:7, 1] = True  # crosses the row edge between 3 and 4
+    mask[2, 3] = mask[3, 3] = mask[4, 4] = mask[4, 5] = True  # (3,3)-(4,4): only a corner, at the chunk corner
+    out = run(np.full((8, 8), 2, np.uint8), chunks, grid30(8, 8), {"county": np.ones((8, 8), np.int32)},
+              min_area_ha=0.01, mask=mask)
+    assert out["table"]["pixels"].tolist() == [6, 4]
+    polys = out["polygons"].geometry
+    assert len(polys) == 2 and shapely.is_valid(polys.values).all()
+    assert polys.area.tolist() == pytest.approx([6 * 900, 4 * 900])
+    assert polys.iloc[0].geom_type == "Polygon" and len(shapely.get_parts(polys.iloc[1])) == 2
+
+
+def test_geographic_grid_areas_from_row_areas():
+    geo = Grid(CRS.from_epsg(4326), Affine(0.001, 0, 110, 0, -0.001, 45.0), 10, 12)
+    mask = np.zeros((12, 10), bool)
+    mask[2:9, 3:6] = True  # 7 rows x 3 columns
+    out = run(np.full((12, 10), 2, np.uint8), (5, 4), geo, {"county": np.ones((12, 10), np.int32)},
+              min_area_ha=0.1, mask=mask)
+    (row,) = out["table"].to_dict("records")
+    area = geo.row_area_m2()[2:9].sum() * 3 / 1e4
+    assert row["area_ha"] == pytest.approx(area) and row["stock_tC"] == pytest.approx(area * 180)
+    assert out["polygons"].crs == geo.crs and shapely.is_valid(out["polygons"].geometry.iloc[0])
+
+
+def varied_case():
+    rng = np.random.default_rng(42)
+    h, w = 60, 70
+    smooth = ndimage.gaussian_filter(rng.normal(size=(h, w)), 4)
+    q = np.quantile(smooth, [0.15, 0.3, 0.45, 0.55, 0.7])
+    cls = np.select([smooth < q[0], smooth < q[1], smooth < q[2], smooth < q[3], smooth < q[4]],
+                    [1, 3, 5, 4, 8], default=2).astype(np.uint8)
+    cls[rng.random((h, w)) < 0.03] = 6
+    cls[0:3, 0:5] = 0
+    ecozone = np.ones((h, w), np.int32)
+    ecozone[:, 35:] = 2
+    ecozone[40:, :] = 3
+    county = np.where(np.arange(w)[None, :] < 20, 1, 2) * np.ones((h, 1), np.int32)
+    locked = np.zeros((h, w), bool)
+    locked[5:15, 40:55] = True
+    lockout = np.zeros((h, w), bool)
+    lockout[45:50, 10:30] = True
+    return cls, {"county": county, "ecozone": ecozone}, locked, lockout
+
+
+def test_outputs_identical_for_chunk_sizes():
+    cls, zones, locked, lockout = varied_case()
+    grid = grid30(*cls.shape)
+    runs = [run(cls, c, grid, zones, min_area_ha=0.5, radius=3, locked=locked, lockout=lockout, key_zones=[1, 2],
+                default_target=0.3) for c in (7, 16, 64)]
+    first = runs[0]
+    assert len(first["table"]) >= 3 and len(first["fill"]) >= 1 and first["gap"].any()
+    assert first["table"]["rank"].tolist() == list(range(1, len(first["table"]) + 1))
+    assert shapely.is_valid(first["polygons"].geometry.values).all()
+    np.testing.assert_allclose(first["polygons"].area.to_numpy(), first["table"]["area_ha"].to_numpy() * 1e4)
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(other["table"].drop(columns="label"), first["table"].drop(columns="label"))
+        pd.testing.assert_frame_equal(other["cover"], first["cover"])
+        pd.testing.assert_frame_equal(other["fill"], first["fill"])
+        assert other["thresholds"] == first["thresholds"]
+        np.testing.assert_array_equal(other["mask"], first["mask"])
+        np.testing.assert_array_equal(other["gap"], first["gap"])
+        assert shapely.to_wkb(other["polygons"].geometry.values).tolist() == \
+            shapely.to_wkb(first["polygons"].geometry.values).tolist()

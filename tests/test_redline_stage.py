@@ -1,0 +1,124 @@
+"""The red-line stage of a run: files, lock-in and lock-out, coverage arithmetic, chunk independence."""
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from affine import Affine
+
+from .conftest import read, write_config, write_raster
+from .test_pipeline import cli
+
+X0, Y0, PX = 500000, 3400000, 30
+# Totals (t C/ha): cropland 97, forest 185, grassland 85, the rest lower.
+DENSITIES = ("class,c_above,c_below,c_soil,c_dead\n1,5,1,90,1\n2,40,10,130,5\n3,1,4,80,0\n4,0.5,0,30,0\n"
+             "5,0.5,0.1,40,0\n6,2,0.5,60,0\n7,0.5,0.1,40,0\n8,0.5,0.1,20,0\n")
+
+
+def box(r0, c0, r1, c1):
+    """Polygon of pixel rows r0..r1-1 and columns c0..c1-1."""
+    return shapely.box(X0 + c0 * PX, Y0 - r1 * PX, X0 + c1 * PX, Y0 - r0 * PX)
+
+
+@pytest.fixture
+def forest_region(tmp_path):
+    """100 x 120 px: cropland with scattered grassland, two forest blocks (one crossing the 64-px chunk
+    edges), two ecological zones (left, right half; the left a national key zone), a protected area and a
+    lock-out area."""
+    rng = np.random.default_rng(11)
+    lc = np.where(rng.random((100, 120)) < 0.15, 31, 11).astype(np.uint8)  # grassland in cropland
+    lc[50:80, 50:80] = 21  # forest across the chunk edges at row 64 and column 64
+    lc[5:25, 5:25] = 21
+    lc[8:12, 100:104] = 21  # a small forest: too small to be a candidate
+    write_raster(tmp_path / "lc2000.tif", lc)
+    later = lc.copy()
+    later[60:64, 90:110] = 51
+    write_raster(tmp_path / "lc2020.tif", later)
+    (tmp_path / "d.csv").write_text(DENSITIES)
+    zones = gpd.GeoDataFrame({"code": ["W", "E"], "key": [True, False]}, geometry=[box(0, 0, 100, 60), box(0, 60, 100, 120)],
+                             crs="EPSG:32650")
+    zones.to_file(tmp_path / "eco.gpkg")
+    gpd.GeoDataFrame({"name": ["park"]}, geometry=[box(30, 0, 40, 20)], crs="EPSG:32650").to_file(tmp_path / "park.gpkg")
+    gpd.GeoDataFrame({"name": ["plan"]}, geometry=[box(5, 15, 25, 25)], crs="EPSG:32650").to_file(tmp_path / "plan.gpkg")
+    return tmp_path
+
+
+def config(folder, **dask):
+    return write_config(folder, epochs={2000: "lc2000.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"},
+                        zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
+                        redline={"min_area_ha": 20, "radius_m": 90, "zone_layer": "eco", "key_field": "key",
+                                 "protected_areas": "park.gpkg", "lock_out": "plan.gpkg"},
+                        dask=dask or {"chunks": 64})
+
+
+def test_candidates_coverage_and_gap_fill(forest_region):
+    assert cli("run", config(forest_region), "-o", forest_region / "o1") == 0
+    out = forest_region / "o1"
+    candidates = gpd.read_file(out / "redline/candidates.gpkg")
+    # Two forests are hot; the lock-out takes columns 15-24 of the first (20 x 10 px = 18 ha left,
+    # under 20 ha), so only the forest across the chunk edges remains: one polygon.
+    assert len(candidates) == 1 and candidates.is_valid.all()
+    (c,) = candidates.itertuples()
+    assert c.geometry.area / 1e4 == pytest.approx(c.area_ha) and c.pixels * 0.09 == pytest.approx(c.area_ha)
+    assert not c.geometry.intersects(box(5, 15, 25, 25).buffer(-1))  # nothing in the lock-out
+    assert c.geometry.contains(box(52, 52, 78, 78)) and c.area_ha >= 30 * 30 * 0.09 * 0.8
+    stock = read(out / "rasters/stock_2020.tif")
+    assert c.density_tC_ha == pytest.approx(float(stock[50:80, 50:80].mean()), rel=0.05)
+    assert c.rank == 1 and c.eco_id == "E" and c.eco_share == pytest.approx(20 / 30, abs=0.05)
+    cover = pd.read_csv(out / "redline/coverage.csv", encoding="utf-8-sig").set_index("zone_id")
+    valid = {"W": 100 * 60 * 0.09, "E": 100 * 60 * 0.09}
+    park_ha = 10 * 20 * 0.09
+    for z in ("W", "E"):
+        row = cover.loc[z]
+        assert row.zone_area_ha == pytest.approx(valid[z])
+        inside = c.geometry.intersection(box(0, 0, 100, 60) if z == "W" else box(0, 60, 100, 120)).area / 1e4
+        assert row.candidate_ha == pytest.approx(inside)
+        assert row.locked_in_ha == pytest.approx(park_ha if z == "W" else 0)
+        assert row.covered_ha == pytest.approx(row.candidate_ha + row.locked_in_ha)  # no overlap here
+        assert row.share == pytest.approx(row.covered_ha / row.zone_area_ha)
+    w = cover.loc["W"]
+    assert w.key_zone and w.target_share == 0.7384 and not w.met
+    assert w.shortfall_ha == pytest.approx(0.7384 * w.zone_area_ha - w.covered_ha)
+    # Gap fill takes the densest allowed land first: the forest left of the lock-out (185 t C/ha), then
+    # grassland (85); even all of it cannot close the gap.
+    assert w.threshold_density_tC_ha == 85.0 and not w.met_after and w.remaining_shortfall_ha > 0
+    assert w.added_ha == pytest.approx(w.shortfall_ha - w.remaining_shortfall_ha)
+    assert np.isnan(cover.loc["E", "target_share"]) and pd.isna(cover.loc["E", "met"])
+    gap = gpd.read_file(out / "redline/gap_fill.gpkg")
+    assert list(gap.zone_id) == ["W"] and gap.is_valid.all()
+    assert gap.geometry.iloc[0].area / 1e4 == pytest.approx(w.added_ha)
+    assert not gap.geometry.iloc[0].intersects(box(30, 0, 40, 20).buffer(-1))  # the park is covered already
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Ecological protection red-line candidates" in page and (out / "maps/redline_2020.png").exists()
+    assert (out / "rasters/gi_star_2020.tif").exists()
+
+
+def test_red_lines_do_not_depend_on_the_chunking(forest_region):
+    assert cli("run", config(forest_region), "-o", forest_region / "o1") == 0
+    assert cli("run", config(forest_region, chunks=80, scheduler="synchronous"), "-o", forest_region / "o2") == 0
+    for name in ("candidates.csv", "coverage.csv"):
+        assert (forest_region / "o1/redline" / name).read_bytes() == (forest_region / "o2/redline" / name).read_bytes()
+    for name in ("candidates", "gap_fill"):
+        a, b = (gpd.read_file(forest_region / o / f"redline/{name}.gpkg") for o in ("o1", "o2"))
+        assert a.geometry.geom_equals_exact(b.geometry, 0).all()
+    np.testing.assert_array_equal(read(forest_region / "o1/rasters/gi_star_2020.tif"),
+                                  read(forest_region / "o2/rasters/gi_star_2020.tif"))
+
+
+def test_bad_red_line_settings(forest_region, capsys):
+    write_config(forest_region, epochs={2000: "lc2000.tif"}, carbon={"densities": "d.csv"},
+                 zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
+                 redline={"min_area_ha": 20, "zone_layer": "ecozone"})
+    assert cli("run", forest_region / "config.yaml") == 1
+    assert "redline.zone_layer 'ecozone' is not a zone layer; did you mean 'eco'?" in capsys.readouterr().err
+    write_config(forest_region, epochs={2000: "lc2000.tif"}, carbon={"densities": "d.csv"},
+                 zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
+                 redline={"min_area_ha": 20, "zone_layer": "eco", "key_field": "national_key"})
+    assert cli("run", forest_region / "config.yaml") == 1
+    err = capsys.readouterr().err
+    assert "eco.gpkg" in err and "redline.key_field 'national_key' is not a field" in err and "key" in err
+    write_config(forest_region, epochs={2000: "lc2000.tif"}, redline={"radius_m": 90})
+    assert cli("run", forest_region / "config.yaml") == 1
+    assert "min_area_ha" in capsys.readouterr().err
+    assert not list(forest_region.glob("out/*"))  # nothing half-written
