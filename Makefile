@@ -15,12 +15,15 @@ STAMP  := $(VENV)/.installed
 INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '*/__pycache__/*' 2>/dev/null)
 SOURCES := $(shell find pipeline -type f \( -name '*.py' -o -name '*.csv' \) 2>/dev/null)
 
-.PHONY: help env run validate test sample-data clean
+SIZES  ?= 4000 10000 20000
+
+.PHONY: help env run validate test bench sample-data clean
 
 help: ## list the targets
 	@echo "Land-use carbon pipeline"
 	@echo "  make run      [CONFIG=region.yaml] [OUT=dir] [ARGS='--scheduler tcp://...']"
 	@echo "  make validate [CONFIG=region.yaml]"
+	@echo "  make bench    [SIZES='4000 10000 20000'] [ARGS=--worldcover]"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 env: $(STAMP) ## create or refresh .venv (only when pyproject.toml changed)
@@ -43,6 +46,9 @@ validate: $(STAMP) ## check every input of CONFIG without computing
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP) ## benchmark against the numpy floor and InVEST: SIZES="4000 10000 20000", ARGS=--worldcover
+	$(BIN)/python bench/run.py --sizes $(SIZES) $(ARGS)
 
 sample-data: $(STAMP) ## regenerate sample_data/ with the seeded generator
 	$(BIN)/carbon-pipeline sample-data sample_data

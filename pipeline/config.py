@@ -109,6 +109,11 @@ class RedlineConfig(_Strict):
     other_target_share: float | None = Field(None, gt=0, le=1)
 
 
+#: Rasters a run can write (rasters/<kind>_<year or interval>.tif).
+RASTER_KINDS = ("landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change")
+RasterKind = Literal["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change"]
+
+
 class DaskConfig(_Strict):
     chunks: int = Field(2048, ge=64, le=16384)
     scheduler: str = "threads"
@@ -131,6 +136,8 @@ class Config(_Strict):
     carbon: CarbonConfig = CarbonConfig()
     zones: list[ZoneLayerConfig] = []
     redline: RedlineConfig | None = None
+    #: Which rasters to write (default all); tables and maps do not depend on them.
+    rasters: list[RasterKind] = list(RASTER_KINDS)
     output: ResolvedPath = Path("out")
     dask: DaskConfig = DaskConfig()
     #: Folder of the config file; relative paths were resolved against it.
@@ -188,8 +195,13 @@ class Config(_Strict):
             raise ValueError(f"carbon.zone_layer '{layer}' is not a zone layer; {hint}layers: {names or 'none'}")
         if self.carbon.statistics is not None and not names:
             raise ValueError("carbon.statistics are per zone: add the zone layer they refer to under `zones`")
+        if "flux_change" in self.rasters and "flux" not in self.rasters:
+            raise ValueError("rasters: flux_change needs flux (statistics years are spread over the flux maps)")
         red = self.redline
         if red is not None:
+            needed = [k for k in ("landcover", "stock", "flux") if k not in self.rasters]
+            if needed:
+                raise ValueError(f"redline reads the run's own rasters: add {needed} to `rasters`")
             if red.zone_layer is not None and red.zone_layer not in names:
                 close = difflib.get_close_matches(red.zone_layer, names, n=1)
                 hint = f"did you mean '{close[0]}'? " if close else ""

@@ -112,8 +112,9 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 columns = {z.name: ("czone" if z is carbon_layer else f"zone_{z.name}") for z in layers}
                 keyed = {columns[n]: (r, len(z.ids) + 1) for (n, r), z in zip(zone_rasters.items(), layers)}
                 czone = zone_rasters.get(config.carbon_layer)
-                spread_years = set(terms) & set(lc.classes)
-                tasks = _output_tasks(lc, densities, rates, keyed, czone, spread_years, staging, lock, per_row)
+                spread_years = set(terms) & set(lc.classes) if "flux" in config.rasters else set()
+                tasks = _output_tasks(lc, densities, rates, keyed, czone, spread_years, staging, lock, per_row,
+                                      set(config.rasters))
             stage = "compute (urban/rural split and carbon)" if patch_rule else "compute (one pass over the input pixels)"
             with timer.stage(stage), execution.reading_errors(files):
                 if patch_rule:
@@ -196,25 +197,30 @@ def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int
 
 
 def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_years: set[int], staging: Staging,
-                  lock, per_row: bool) -> dict:
+                  lock, per_row: bool, want: set[str]) -> dict:
     """Lazy writes and reductions of stages 2-4, to be computed together in one pass.
 
     ``zones`` maps a count column to (zone raster, number of zones + 1); ``czone`` is the carbon layer's
     raster. Pixels are counted per interval (from class, to class, parameter rows of both epochs,
     zones); each epoch's counts are sums of those, so one reduction per interval serves every table.
-    Flux maps of ``spread_years`` go to work/ first: statistics are shared out over them later.
+    Flux maps of ``spread_years`` go to work/ first: statistics are shared out over them later. Only the
+    raster kinds in ``want`` are written.
     """
     tasks: dict = {"writes": [], "counts": {}, "interval_counts": {}, "missing_density": {}}
+
+    def write(arr, stem: str, nodata: float) -> None:
+        if re.sub(r"(_\d+)+$", "", Path(stem).name) in want:
+            tasks["writes"].append(_tiled(arr, staging, stem, lc.grid, nodata, lock))
+
     lookups = {"density": densities, "rate": rates} if densities is not None else {"rate": rates}
     index: dict[int, dict] = {}
     for year, cls in lc.classes.items():
-        tasks["writes"].append(_tiled(cls, staging, f"rasters/landcover_{year}", lc.grid, 0, lock))
+        write(cls, f"rasters/landcover_{year}", 0)
         index[year] = {name: carbon.row_index(lookup, cls, lc.codes[year], czone) for name, lookup in lookups.items()}
         for name, lookup in lookups.items():
             kind = "stock" if name == "density" else "flux"
             folder = "work" if kind == "flux" and year in spread_years else "rasters"
-            tasks["writes"].append(_tiled(carbon.per_pixel(lookup, index[year][name]), staging,
-                                          f"{folder}/{kind}_{year}", lc.grid, np.nan, lock))
+            write(carbon.per_pixel(lookup, index[year][name]), f"{folder}/{kind}_{year}", np.nan)
         if densities is not None:
             tasks["missing_density"][year] = carbon.missing_keys(densities, index[year]["density"], cls, lc.codes[year])
     pairs = transitions.intervals(list(lc.classes))
@@ -236,7 +242,8 @@ def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_ye
                            "stock_change", np.nan))
         if not {y0, y1} & spread_years:  # otherwise written once the statistics are spread
             writes.append((transitions.value_change(rates, index[y0]["rate"], index[y1]["rate"]), "flux_change", np.nan))
-        tasks["writes"] += [_tiled(a, staging, f"rasters/{kind}_{tag}", lc.grid, nodata, lock) for a, kind, nodata in writes]
+        for arr, kind, nodata in writes:
+            write(arr, f"rasters/{kind}_{tag}", nodata)
     return tasks
 
 

@@ -142,27 +142,52 @@ def trend_table(classes, balance):
 
     from pipeline.classes import CLASS_NAMES
 
+    # One pivot for all zones; the two per-area indicators are computed for every zone at once (a loop
+    # over zones costs seconds per thousand zones).
+    areas = classes.pivot_table(index=["zone_id", "zone_name", "year"], columns="class", values="area_ha",
+                                aggfunc="sum", sort=False).sort_index(level="year", sort_remaining=False)
+    zones = list(dict.fromkeys(zip(areas.index.get_level_values(0), areas.index.get_level_values(1))))
+    order = {z: k for k, z in enumerate(zones)}
+    keys = areas.index.to_frame(index=False)
+    parts = []
+    values = areas.to_numpy(np.float64)
+    total = values.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diversity = np.where(total > 0, 1 - (values**2).sum(axis=1) / total**2, np.nan)
+    parts.append(keys.assign(indicator="gibbs_martin_diversity", value=diversity, unit="index 0-1", y1=keys["year"],
+                             part=0, seq=keys["year"]))
+    following = areas.groupby(level=["zone_id", "zone_name"], sort=False).shift(-1)
+    next_year = keys.groupby(["zone_id", "zone_name"], sort=False)["year"].shift(-1)
+    has_next = next_year.notna().to_numpy()
+    span = (next_year - keys["year"]).to_numpy()
+    for cls in areas.columns:
+        a, b = areas[cls].to_numpy(np.float64), following[cls].to_numpy(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            degree = np.where(a > 0, (b - a) / a / span * 100, np.nan)
+        parts.append(keys[has_next].assign(indicator="dynamic_degree", value=degree[has_next], unit="% per year",
+                                           **{"class": cls}, y0=keys["year"][has_next],
+                                           y1=next_year[has_next].astype(np.int64), part=1,
+                                           seq=keys["year"][has_next] * 100 + cls))
     rows = []
 
     def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
         rows.append({"zone_id": zone[0], "zone_name": zone[1], "indicator": indicator, "class": cls,
-                     "class_name": CLASS_NAMES.get(cls, ""), "y0": y0, "y1": y1, "value": value, "unit": unit,
-                     "note": note})
+                     "y0": y0, "y1": y1, "value": value, "unit": unit, "note": note, "part": 2, "seq": len(rows)})
 
-    for zone, c in classes.groupby(["zone_id", "zone_name"], sort=False):
-        area = c.pivot_table(index="year", columns="class", values="area_ha", aggfunc="sum")
-        epochs = area.index.tolist()
-        for year in epochs:
-            add(zone, "gibbs_martin_diversity", gibbs_martin(area.loc[year].to_numpy()), "index 0-1", y1=year)
-        for y0, y1 in zip(epochs, epochs[1:]):
-            for cls in area.columns:
-                add(zone, "dynamic_degree", dynamic_degree(area.loc[y0, cls], area.loc[y1, cls], y1 - y0),
-                    "% per year", cls, y0, y1)
-        b = balance[balance["zone_id"] == zone[0]].dropna(subset=["net_emission_tC_yr"]).set_index("year")
-        _grey(zone, area, b, add)
+    balances = {z: b for z, b in balance.dropna(subset=["net_emission_tC_yr"]).groupby("zone_id", sort=False)}
+    empty = balance.iloc[:0]
+    for zone, area in areas.groupby(level=["zone_id", "zone_name"], sort=False):
+        b = balances.get(zone[0], empty).set_index("year")
+        _grey(zone, area.droplevel(["zone_id", "zone_name"]), b, add)
         _forecast(zone, b, add)
+    parts.append(pd.DataFrame(rows))
+    out = pd.concat(parts, ignore_index=True)
+    out["order"] = [order[z] for z in zip(out["zone_id"], out["zone_name"])]
+    out = out.sort_values(["order", "part", "seq"], kind="stable").reset_index(drop=True)
+    out["class_name"] = [CLASS_NAMES.get(c, "") if c == c and c is not None else "" for c in out["class"]]
+    out["note"] = out["note"].fillna("")
     columns = ["zone_id", "zone_name", "indicator", "class", "class_name", "y0", "y1", "value", "unit", "note"]
-    out = pd.DataFrame(rows, columns=columns)
+    out = out[columns]
     for column in ("class", "y0", "y1"):
         out[column] = out[column].astype("Int64")
     return out

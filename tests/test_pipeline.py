@@ -356,7 +356,17 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
                      **settings, dask={"chunks": 64, "scheduler": scheduler})
         assert cli("run", two_epochs, "-o", tmp / name) == 0
     assert len(same_tables(tmp / "threads", tmp / "procs")) == 17
+    # An existing cluster at its address (2 worker processes), with another chunk size.
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
+                     **settings, dask={"chunks": 96, "scheduler": cluster.scheduler_address})
+        assert cli("run", two_epochs, "-o", tmp / "cluster") == 0
+    assert len(same_tables(tmp / "threads", tmp / "cluster")) == 17
     np.testing.assert_array_equal(read(tmp / "threads/rasters/flux_2000.tif"), read(tmp / "procs/rasters/flux_2000.tif"))
+    np.testing.assert_array_equal(read(tmp / "threads/rasters/stock_change_2000_2020.tif"),
+                                  read(tmp / "cluster/rasters/stock_change_2000_2020.tif"))
     np.testing.assert_array_equal(read(tmp / "threads/rasters/landcover_2020.tif"),
                                   read(tmp / "procs/rasters/landcover_2020.tif"))
 
@@ -405,3 +415,21 @@ def test_each_input_block_is_read_once(two_epochs, monkeypatch):
     assert len(inputs) == 2 and any(n.endswith(".vrt") for n in inputs)  # the 2000 mosaic and 2020
     assert len(reads) == 2 * 4  # 100 x 120 px in 64-px chunks: 4 windows per epoch
     assert max(reads.values()) == 1, reads
+
+
+def test_rasters_setting_writes_only_those(two_epochs, capsys):
+    tmp = two_epochs.parent
+    (tmp / "d.csv").write_text(FULL_DENSITIES)
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"},
+                 rasters=["stock", "stock_change"])
+    assert cli("run", two_epochs, "-o", tmp / "few") == 0
+    assert sorted(p.name for p in (tmp / "few/rasters").iterdir()) == ["stock_2000.tif", "stock_2020.tif",
+                                                                        "stock_change_2000_2020.tif"]
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"})
+    assert cli("run", two_epochs, "-o", tmp / "all") == 0
+    assert len(same_tables(tmp / "few", tmp / "all")) == 10  # the tables do not depend on the rasters
+    write_config(tmp, epochs={2000: "lc2000/*.tif"}, rasters=["flux_change"])
+    assert cli("run", two_epochs) == 1 and "flux_change needs flux" in capsys.readouterr().err
+    write_config(tmp, epochs={2000: "lc2000/*.tif"}, carbon={"densities": "d.csv"}, rasters=["stock"],
+                 redline={"min_area_ha": 1})
+    assert cli("run", two_epochs) == 1 and "add ['landcover', 'flux'] to `rasters`" in capsys.readouterr().err
