@@ -8,9 +8,6 @@ and the pixels do not depend on ``block``. Illustrative land cover, not a real r
 
 from __future__ import annotations
 
-import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
@@ -230,10 +227,10 @@ def counties_frame(n: int, counties: int, seed: int = 0, pixel_m: float = 30.0) 
 
 
 def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), counties: int = 100, seed: int = 0,
-             pixel_m: float = 30.0, block: int = 2048, workers: int | None = None) -> Path:
+             pixel_m: float = 30.0, block: int = 2048) -> Path:
     """Write ``lc<year>.tif`` (uint8 CNLUCC, n x n px of ``pixel_m`` m), counties.gpkg, densities.csv (t C/ha),
-    config.yaml and config_stock.yaml (no zones) into ``out_dir``; returns config.yaml.
-    ``workers`` threads compute blocks (numpy releases the GIL); default min(2, CPUs)."""
+    config.yaml and config_stock.yaml (no zones) into ``out_dir``; returns config.yaml. One block at a
+    time: benchmark data is made once, and memory stays at a block's."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     q = _calibrate(n, seed, pixel_m)
@@ -244,14 +241,10 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     wins = [(r, min(r + block, n), c, min(c + block, n)) for r in range(0, n, block) for c in range(0, n, block)]
     dsts = [rasterio.open(out_dir / f"lc{y}.tif", "w", **profile) for y in epochs]
     try:  # a small GDAL cache: finished tiles are compressed and leave memory instead of piling up
-        with rasterio.Env(GDAL_CACHEMAX=128), ThreadPoolExecutor(workers or min(2, os.cpu_count() or 1)) as pool:
-            pending: deque = deque()
-            for w in wins:  # at most 3 blocks in flight: bounded memory, rows written in order
-                pending.append((w, pool.submit(_block, *w, ts, q, seed, pixel_m)))
-                while len(pending) > 2 or (w is wins[-1] and pending):
-                    (r0, r1, c0, c1), fut = pending.popleft()
-                    for dst, lc in zip(dsts, fut.result()):
-                        dst.write(lc, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        with rasterio.Env(GDAL_CACHEMAX=128):
+            for r0, r1, c0, c1 in wins:
+                for dst, lc in zip(dsts, _block(r0, r1, c0, c1, ts, q, seed, pixel_m)):
+                    dst.write(lc, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
     finally:
         for dst in dsts:
             dst.close()
