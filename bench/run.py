@@ -5,7 +5,8 @@ pipeline.synthetic) it runs, each in its own process, measured by the operating 
 wall time, user + system CPU time, peak resident memory of the whole process):
 
 * floor   bench/floor.py: read both epochs, look up total density, subtract, write one float32 raster
-* stock   the pipeline writing only stock and stock change (``rasters: [stock, stock_change]``, no zones)
+* stock   the pipeline with the floor's output: one stock-change raster (``rasters: [stock_change]``, as a
+          COG with overviews) plus its stock and change tables for the region, no zones
 * full    the whole pipeline with 100 counties: every raster, every table, maps and report
           (the time of the maps and report stage is read from the manifest and shown apart)
 * invest  natcap.invest.carbon (stock, stock change; 11 rasters) when INVEST_PYTHON (default: this
@@ -79,7 +80,7 @@ def stock_config(folder: Path) -> Path:
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config.pop("zones", None)
     config["name"] += "-stock"
-    config["rasters"] = ["stock", "stock_change"]
+    config["rasters"] = ["stock_change"]  # what the floor writes
     path = folder / "config_stock_only.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

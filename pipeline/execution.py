@@ -98,16 +98,15 @@ def reading_errors(files: list[Path]):
 def scheduler_context(name: str, progress: bool):
     """Threads (default), synchronous, a local process cluster, or an existing cluster at an address.
 
-    Yields the lock that serialises writes into one GeoTIFF: a thread lock locally, a cluster-wide
-    lock on distributed workers.
+    Raster writes need no lock on any of them: each task writes its own file (``outputs.raster_parts_task``).
     """
     if name in ("threads", "synchronous"):
         from dask.diagnostics import ProgressBar
 
         with dask.config.set(scheduler=name), (ProgressBar(dt=0.1) if progress else contextlib.nullcontext()):
-            yield None
+            yield
         return
-    from distributed import Client, LocalCluster, Lock
+    from distributed import Client, LocalCluster
 
     # distributed sets its own log levels on import; keep its chatter below ours.
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
@@ -115,7 +114,7 @@ def scheduler_context(name: str, progress: bool):
     try:
         with Client(cluster or name, timeout="10s") as client:
             log.info("running on %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)
-            yield Lock("carbon-pipeline-raster-write")
+            yield
     except OSError as e:
         raise PipelineError(f"cannot reach the Dask scheduler at {name}: {e}") from None
     finally:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 #: GDAL type names for the VRT, by numpy dtype name.
 _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32"}
+_VRT_TYPES = {**_GDAL_TYPES, "float32": "Float32", "float64": "Float64"}
 
 
 @dataclass(frozen=True)
@@ -148,30 +149,35 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
     nodata = first.nodata if first.nodata is not None else float(np.iinfo(first.dtype).max)
     workdir.mkdir(parents=True, exist_ok=True)
     vrt = workdir / f"mosaic_{year}.vrt"
-    vrt.write_text(_vrt_xml(grid, first.dtype, nodata, infos, offsets), encoding="utf-8")
+    sources = [(i.path, r, c, i.grid.height, i.grid.width) for i, (r, c) in zip(infos, offsets)]
+    vrt.write_text(vrt_xml(grid, first.dtype, nodata, sources), encoding="utf-8")
     log.info("epoch %d: %d tiles -> %s (%d x %d)", year, len(infos), vrt.name, width, height)
     return EpochSource(year, tuple(i.path for i in infos), vrt, grid, first.dtype, nodata)
 
 
-def _vrt_xml(grid: Grid, dtype: str, nodata: float, infos: list[RasterInfo], offsets: list[tuple[int, int]]) -> str:
+def vrt_xml(grid: Grid, dtype: str, nodata: float, sources: list[tuple[Path, int, int, int, int]],
+            masked: bool = True) -> str:
+    """A GDAL VRT on ``grid`` mosaicking ``sources`` (path, row, col, height, width). ``masked``: a source's
+    nodata pixels do not cover its neighbours' (a ComplexSource); else plain, faster SimpleSources."""
     t = grid.transform
-    nd = int(nodata)
-    sources = "".join(
+    value = "nan" if np.isnan(nodata) else repr(int(nodata) if float(nodata).is_integer() else float(nodata))
+    kind = "ComplexSource" if masked else "SimpleSource"
+    mask = f"\n      <NODATA>{value}</NODATA>" if masked else ""
+    parts = "".join(
         f"""
-    <ComplexSource>
-      <SourceFilename relativeToVRT="0">{escape(str(i.path))}</SourceFilename>
+    <{kind}>
+      <SourceFilename relativeToVRT="0">{escape(str(path))}</SourceFilename>
       <SourceBand>1</SourceBand>
-      <SrcRect xOff="0" yOff="0" xSize="{i.grid.width}" ySize="{i.grid.height}"/>
-      <DstRect xOff="{c}" yOff="{r}" xSize="{i.grid.width}" ySize="{i.grid.height}"/>
-      <NODATA>{nd}</NODATA>
-    </ComplexSource>"""
-        for i, (r, c) in zip(infos, offsets)
+      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>
+      <DstRect xOff="{c}" yOff="{r}" xSize="{w}" ySize="{h}"/>{mask}
+    </{kind}>"""
+        for path, r, c, h, w in sources
     )
     return f"""<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">
   <SRS dataAxisToSRSAxisMapping="1,2">{escape(grid.crs.to_wkt())}</SRS>
   <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>
-  <VRTRasterBand dataType="{_GDAL_TYPES[dtype]}" band="1">
-    <NoDataValue>{nd}</NoDataValue>{sources}
+  <VRTRasterBand dataType="{_VRT_TYPES[np.dtype(dtype).name]}" band="1">
+    <NoDataValue>{value}</NoDataValue>{parts}
   </VRTRasterBand>
 </VRTDataset>
 """

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import threading
 import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -20,10 +19,13 @@ import pandas as pd
 import rasterio
 import rasterio.shutil
 import xarray as xr
+from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
 from pipeline.errors import OutputError
 from pipeline.grid import Grid
+from pipeline.ingest import vrt_xml
 
 # rioxarray also stores the CRS as CF attributes; oblique Mercator (e.g. Swiss CH1903+) loses a parameter
 # there, but our GeoTIFFs carry the full WKT, so the warning says nothing about our outputs.
@@ -72,51 +74,69 @@ class Staging:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-_WRITE_LOCK = threading.Lock()
+def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) -> da.Array:
+    """Lazy write of ``arr``: one tiled GeoTIFF per Dask chunk in ``<path>.d/``, joined by the VRT at
+    ``path`` (written now; the parts when computed). A flag per chunk is returned, not the pixels.
 
-
-def tiled_geotiff_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float, lock=None) -> da.Array:
-    """Lazy write of ``arr`` into a tiled GeoTIFF at ``path`` (created now, filled when computed).
-
-    rioxarray returns the stored array itself; computing that would hand every block back to the
-    caller. Each stored block is reduced to one flag instead, so blocks are freed as they are written.
+    Each task writes its own file, so workers of a cluster need no lock, only a shared folder. The parts
+    are ZSTD level 1, about as small as DEFLATE and five times faster to write; ``finish_cog`` compresses
+    the deliverable once. (Blocks written into one file in update mode took five times as long.)
     """
-    out = arr.rio.write_crs(grid.crs).rio.write_transform(grid.transform).rio.write_nodata(nodata)
-    stored = out.rio.to_raster(
-        path,
-        tiled=True,
-        blockxsize=512,
-        blockysize=512,
-        compress="DEFLATE",
-        lock=lock or _WRITE_LOCK,
-        compute=False,
-    )
-    return stored.map_blocks(
-        lambda block: np.ones((1, 1), dtype=bool),
-        chunks=tuple((1,) * len(c) for c in stored.chunks),
-        dtype=bool,
-    )
+    folder = path.with_name(path.name + ".d")
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, cols = (np.cumsum((0,) + c)[:-1] for c in arr.chunks)
+    sources = [(folder / f"{r}_{c}.tif", int(r), int(c), h, w)
+               for r, h in zip(rows, arr.chunks[0]) for c, w in zip(cols, arr.chunks[1])]
+    path.write_text(vrt_xml(grid, arr.dtype, nodata, sources, masked=False), encoding="utf-8")
+
+    def write(block: np.ndarray, block_info=None) -> np.ndarray:
+        (r, _), (c, _) = block_info[0]["array-location"]
+        h, w = block.shape
+        tiles = dict(tiled=True, blockxsize=512, blockysize=512) if min(h, w) >= 512 else {}
+        with rasterio.open(folder / f"{r}_{c}.tif", "w", driver="GTiff", width=w, height=h, count=1,
+                           dtype=block.dtype, crs=grid.crs, transform=grid.transform @ Affine.translation(c, r),
+                           nodata=nodata, compress="ZSTD", zstd_level=1, **tiles) as dst:
+            dst.write(block, 1)
+        return np.ones((1, 1), dtype=bool)
+
+    return arr.data.map_blocks(write, chunks=tuple((1,) * len(c) for c in arr.chunks), dtype=bool)
 
 
-def finish_cog(tiled: Path, final: Path, meaning: tuple[str, str], colormap: dict[int, tuple[int, int, int]] | None = None,
+def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dict[int, tuple[int, int, int]] | None = None,
                categories: dict[int, str] | None = None, overview_resampling: str = "NEAREST") -> None:
-    """Copy a tiled GeoTIFF into a COG (DEFLATE, overviews) with its band description, unit and colour
-    table, then drop the tiled file. ``meaning`` is (description, unit)."""
+    """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE, overviews) with its band description,
+    unit and colour table, then drop the VRT and its parts. ``meaning`` is (description, unit)."""
     try:
-        with rasterio.open(tiled, "r+") as ds:
+        # Overviews built beside the VRT (ZSTD level 1) and reused by the COG driver: building them
+        # inside the COG copy, DEFLATE-compressed twice, took a quarter longer.
+        with rasterio.Env(COMPRESS_OVERVIEW="ZSTD", ZSTD_LEVEL_OVERVIEW=1, GDAL_TIFF_OVR_BLOCKSIZE=512,
+                          GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(parts, "r+") as ds:
             ds.set_band_description(1, meaning[0])
             ds.set_band_unit(1, meaning[1])
             if colormap:
                 ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
             if categories:
                 ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
+            factors = overview_factors(ds.width, ds.height)
+            if factors:
+                ds.build_overviews(factors, Resampling[overview_resampling.lower()])
         rasterio.shutil.copy(
-            tiled, final, driver="COG", COMPRESS="DEFLATE", OVERVIEW_RESAMPLING=overview_resampling,
+            parts, final, driver="COG", COMPRESS="DEFLATE", OVERVIEWS="FORCE_USE_EXISTING",
             BLOCKSIZE=512, NUM_THREADS="ALL_CPUS",
         )
     except RasterioError as e:
         raise OutputError(f"cannot write the raster: {e}", final) from None
-    tiled.unlink()
+    parts.unlink()
+    parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
+    shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
+
+
+def overview_factors(width: int, height: int, block: int = 512) -> list[int]:
+    """The COG driver's default levels: halve until the overview fits in one block."""
+    factors = []
+    while -(-max(width, height) // (2 ** len(factors))) > block:
+        factors.append(2 ** (len(factors) + 1))
+    return factors
 
 
 def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: dict[int, str]) -> None:

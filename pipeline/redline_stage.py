@@ -24,7 +24,7 @@ from pipeline.classes import CROPLAND
 from pipeline.config import RedlineConfig
 from pipeline.errors import InputError
 from pipeline.grid import Grid
-from pipeline.outputs import Staging, tiled_geotiff_task, write_table
+from pipeline.outputs import Staging, raster_parts_task, write_table
 from pipeline.vector import rasterize_blocks, read_polygons
 from pipeline.zonal import ZoneLayer
 
@@ -47,12 +47,12 @@ def read_inputs(red: RedlineConfig, layers: list[ZoneLayer], grid: Grid) -> Redl
 
 
 def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers: list[ZoneLayer],
-                   zone_rasters: dict[str, xr.DataArray], grid: Grid, chunks: int, staging: Staging, lock) -> dict:
+                   zone_rasters: dict[str, xr.DataArray], grid: Grid, chunks: int, staging: Staging) -> dict:
     """Candidates, coverage and gap fill for ``year`` into ``staging``/redline.
 
     Returns what the map and report show: year, title, candidates and gap_fill (GeoDataFrames),
     protected and zones (GeoSeries or None), coverage (DataFrame or None)."""
-    own = lambda stem, dtype, nodata: ingest.open_own(staging.path(f"rasters/{stem}.tiled.tif"), grid, chunks,  # noqa: E731
+    own = lambda stem, dtype, nodata: ingest.open_own(staging.path(f"rasters/{stem}.vrt"), grid, chunks,  # noqa: E731
                                                       dtype, nodata)
     classes = own(f"landcover_{year}", "uint8", 0)
     stock, flux = own(f"stock_{year}", "float32", np.nan), own(f"flux_{year}", "float32", np.nan)
@@ -71,14 +71,14 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
         # Locked-out land stays in its zone's area but, like cropland, can be neither candidate nor gap fill.
         classes = classes.where(~locked_out, CROPLAND).astype(np.uint8)
     hot = redline.hotspots(z, classes, red.z_threshold).astype(np.uint8)
-    hot_path = staging.path("work/redline_hot.tif")
-    execution.compute([tiled_geotiff_task(z, staging.path(f"rasters/gi_star_{year}.tiled.tif"), grid, np.nan, lock),
-                       tiled_geotiff_task(hot, hot_path, grid, 0, lock)])
+    hot_path = staging.path("work/redline_hot.vrt")
+    execution.compute([raster_parts_task(z, staging.path(f"rasters/gi_star_{year}.vrt"), grid, np.nan),
+                       raster_parts_task(hot, hot_path, grid, 0)])
     hot = ingest.open_own(hot_path, grid, chunks, "uint8", 0)
     (joined,) = execution.compute(redline.join_patches(hot))
     labels, n = redline.label_patches(hot, joined)
-    label_path = staging.path("work/redline_labels.tif")
-    (_, n) = execution.compute(tiled_geotiff_task(labels, label_path, grid, 0, lock), n)
+    label_path = staging.path("work/redline_labels.vrt")
+    (_, n) = execution.compute(raster_parts_task(labels, label_path, grid, 0), n)
     labels = ingest.open_own(label_path, grid, chunks, "int32", 0)
     zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
     pixels, anchors = execution.compute(

@@ -24,7 +24,7 @@ from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import InputError, UnknownCodesError
 from pipeline.grid import Grid
 from pipeline.parameters import read_densities, read_rates
-from pipeline.outputs import Staging, finish_cog, paletted_qml, sha256, tiled_geotiff_task, write_table
+from pipeline.outputs import Staging, finish_cog, paletted_qml, sha256, raster_parts_task, write_table
 from pipeline.vector import read_polygons
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     logging.getLogger("pipeline").addHandler(warnings)
     staging = Staging(output)
     try:
-        with execution.scheduler_context(scheduler or config.dask.scheduler, progress) as lock:
+        with execution.scheduler_context(scheduler or config.dask.scheduler, progress):
             with timer.stage("ingest and reclassify (graph)"):
                 patch_rule = config.urban_split if isinstance(config.urban_split, PatchSplit) else None
                 lc = build_landcover(config, staging.folder("work"), defer_patch_split=patch_rule is not None)
@@ -97,8 +97,8 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             if patch_rule:
                 # Patch sizes need the whole raster before any block can be split: write the unsplit
                 # classes and the patch flags in the one pass over the inputs, then split what we read back.
-                unsplit = {y: staging.path(f"work/unsplit_{y}.tif") for y in lc.classes}
-                writes = [tiled_geotiff_task(c, unsplit[y], lc.grid, 0, lock) for y, c in lc.classes.items()]
+                unsplit = {y: staging.path(f"work/unsplit_{y}.vrt") for y in lc.classes}
+                writes = [raster_parts_task(c, unsplit[y], lc.grid, 0) for y, c in lc.classes.items()]
                 flags = {y: split.patch_flags(c, lc.grid, patch_rule.patch_min_ha) for y, c in lc.classes.items()}
                 with timer.stage("compute (one pass over the input pixels)"), execution.reading_errors(files):
                     _, status, unknown, flags = execution.compute(writes, status, unknown, flags)
@@ -113,7 +113,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 keyed = {columns[n]: (r, len(z.ids) + 1) for (n, r), z in zip(zone_rasters.items(), layers)}
                 czone = zone_rasters.get(config.carbon_layer)
                 spread_years = set(terms) & set(lc.classes) if "flux" in config.rasters else set()
-                tasks = _output_tasks(lc, densities, rates, keyed, czone, spread_years, staging, lock, per_row,
+                tasks = _output_tasks(lc, densities, rates, keyed, czone, spread_years, staging, per_row,
                                       set(config.rasters))
             stage = "compute (urban/rural split and carbon)" if patch_rule else "compute (one pass over the input pixels)"
             with timer.stage(stage), execution.reading_errors(files):
@@ -132,13 +132,13 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             if spread_years:
                 with timer.stage("spread statistics over the flux maps"):
                     _spread_flux(acc, counts, spread_years, list(results["interval_counts"]), czone, staging,
-                                 lc.grid, config.dask.chunks, lock)
+                                 lc.grid, config.dask.chunks)
             redlines = None
             if config.redline is not None:
                 with timer.stage("red-line candidates"):
                     redlines = redline_stage.write_redlines(config.redline, red_inputs,
                                                             config.redline.year or config.years[-1], layers,
-                                                            zone_rasters, lc.grid, config.dask.chunks, staging, lock)
+                                                            zone_rasters, lc.grid, config.dask.chunks, staging)
         with timer.stage("write outputs"):
             _finish_rasters(staging)
             write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
@@ -197,7 +197,7 @@ def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int
 
 
 def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_years: set[int], staging: Staging,
-                  lock, per_row: bool, want: set[str]) -> dict:
+                  per_row: bool, want: set[str]) -> dict:
     """Lazy writes and reductions of stages 2-4, to be computed together in one pass.
 
     ``zones`` maps a count column to (zone raster, number of zones + 1); ``czone`` is the carbon layer's
@@ -210,7 +210,7 @@ def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_ye
 
     def write(arr, stem: str, nodata: float) -> None:
         if re.sub(r"(_\d+)+$", "", Path(stem).name) in want:
-            tasks["writes"].append(_tiled(arr, staging, stem, lc.grid, nodata, lock))
+            tasks["writes"].append(_parts(arr, staging, stem, lc.grid, nodata))
 
     lookups = {"density": densities, "rate": rates} if densities is not None else {"rate": rates}
     index: dict[int, dict] = {}
@@ -247,8 +247,8 @@ def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_ye
     return tasks
 
 
-def _tiled(arr: xr.DataArray, staging: Staging, stem: str, grid: Grid, nodata: float, lock):
-    return tiled_geotiff_task(arr, staging.path(f"{stem}.tiled.tif"), grid, nodata, lock)
+def _parts(arr: xr.DataArray, staging: Staging, stem: str, grid: Grid, nodata: float):
+    return raster_parts_task(arr, staging.path(f"{stem}.vrt"), grid, nodata)
 
 
 def _epoch_counts(results: dict) -> dict[int, pd.DataFrame]:
@@ -262,25 +262,25 @@ def _epoch_counts(results: dict) -> dict[int, pd.DataFrame]:
 
 
 def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], pairs: list[tuple[int, int]], czone,
-                 staging: Staging, grid: Grid, chunks: int, lock) -> None:
+                 staging: Staging, grid: Grid, chunks: int) -> None:
     """Rewrite the flux maps of statistics years: each zone's statistical terms spread over its pixels
     of cropland and construction, per-hectare rates elsewhere; then the flux change of the intervals
     that touch those years (reads our own intermediate rasters)."""
     flux, writes = {}, []
     for year in sorted(years):
         lut = balance.flux_spread(acc, counts[year], year)
-        rated = ingest.open_own(staging.path(f"work/flux_{year}.tiled.tif"), grid, chunks, "float32", np.nan)
-        cls = ingest.open_own(staging.path(f"rasters/landcover_{year}.tiled.tif"), grid, chunks)
+        rated = ingest.open_own(staging.path(f"work/flux_{year}.vrt"), grid, chunks, "float32", np.nan)
+        cls = ingest.open_own(staging.path(f"rasters/landcover_{year}.vrt"), grid, chunks)
         spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
         flux[year] = xr.where(np.isnan(spread), rated, spread).astype(np.float32)
-        writes.append(_tiled(flux[year], staging, f"rasters/flux_{year}", grid, np.nan, lock))
+        writes.append(_parts(flux[year], staging, f"rasters/flux_{year}", grid, np.nan))
     for y0, y1 in pairs:
         if {y0, y1} & years:
             ends = [flux[y] if y in flux else
-                    ingest.open_own(staging.path(f"rasters/flux_{y}.tiled.tif"), grid, chunks, "float32", np.nan)
+                    ingest.open_own(staging.path(f"rasters/flux_{y}.vrt"), grid, chunks, "float32", np.nan)
                     for y in (y0, y1)]
             change = (ends[1].astype(np.float64) - ends[0]).astype(np.float32)
-            writes.append(_tiled(change, staging, f"rasters/flux_change_{y0}_{y1}", grid, np.nan, lock))
+            writes.append(_parts(change, staging, f"rasters/flux_change_{y0}_{y1}", grid, np.nan))
     execution.compute(writes)
 
 
@@ -347,8 +347,8 @@ def _finish_rasters(staging: Staging) -> None:
         "transition": ({f * 10 + t: grey if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
                        {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
     }
-    for tiled in sorted(staging.root.glob("rasters/*.tiled.tif")):
-        final = tiled.with_name(tiled.name.replace(".tiled", ""))
+    for tiled in sorted(staging.root.glob("rasters/*.vrt")):
+        final = tiled.with_suffix(".tif")
         kind = re.sub(r"(_\d+)+$", "", final.stem)
         if kind in styles:
             colours, names = styles[kind]

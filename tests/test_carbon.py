@@ -1,12 +1,22 @@
 """Stock and flux by hand, seed 002's own arithmetic, and InVEST's table on its own rasters."""
 
+from pathlib import Path
+
+import dask.array
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from pipeline.carbon import account, by_class, rate_lookup
+from pipeline.carbon import account, by_class, rate_lookup, row_index
+from pipeline.classes import NODATA
 from pipeline.parameters import ParameterTable
+from pipeline.zonal import ZoneLayer
 
 from .conftest import read, write_config, write_raster
 from .test_pipeline import cli
@@ -112,3 +122,34 @@ def test_invest_table_on_its_own_rasters(real_data, tmp_path):
         assert paths.loc[code, "stock_change_tC"] == pytest.approx(change[pathway == code].sum(), rel=1e-9, abs=1e-6)
     assert paths.loc[0, "stock_change_tC"] != 0 and (paths.loc[0, "stock_lost_tC"] > 0)
     assert paths.stock_change_tC.sum() == pytest.approx(change.sum(), rel=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_row_index_follows_the_zone_then_general_rule(data):
+    """Each pixel gets its zone's row for its class if the table has one, else the row without a zone,
+    else 0; nodata pixels get 0. Checked pixel by pixel against that rule, over random chunkings."""
+    shape = (data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12)))
+    cls = data.draw(arrays(np.uint8, shape, elements=st.sampled_from([0, 1, 2, 3, 5, 8, NODATA])))
+    zone = data.draw(arrays(np.int32, shape, elements=st.integers(0, 3)))
+    general = data.draw(st.sets(st.integers(0, 8), max_size=6))
+    own = data.draw(st.sets(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 8)), max_size=6))
+    rows = [("", k) for k in sorted(general)] + sorted(own)
+    frame = pd.DataFrame({"key": [k for _, k in rows], "zone": [z for z, _ in rows],
+                          "rate_tC_ha_yr": np.arange(len(rows), dtype=float), "source": "t"})
+    layer = ZoneLayer("z", Path("z.gpkg"), ["a", "b", "c"], ["a", "b", "c"], gpd.GeoDataFrame())
+    lookup = rate_lookup(ParameterTable(Path("r.csv"), "class", frame), layer)
+    chunks = (data.draw(st.integers(1, shape[0])), data.draw(st.integers(1, shape[1])))
+    lazy = [xr.DataArray(dask.array.from_array(a, chunks=chunks), dims=("y", "x")) for a in (cls, zone)]
+    got = row_index(lookup, lazy[0], lazy[0], lazy[1] if rows else None).values
+    value = np.concatenate([[np.nan], lookup.values])[got]
+    names = {1: "a", 2: "b", 3: "c"}
+    for (i, j), c in np.ndenumerate(cls):
+        z = names.get(int(zone[i, j]))
+        want = next((n for n, r in enumerate(rows) if r == (z, c)), None)
+        if want is None:
+            want = next((n for n, r in enumerate(rows) if r == ("", c)), None)
+        if c == NODATA or want is None:
+            assert got[i, j] == 0
+        else:
+            assert value[i, j] == want  # rate column holds the row's position in `rows`
