@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -106,7 +107,9 @@ def invest_run(python: str, folder: Path, work: Path, log: Path) -> dict:
     scheme = load_scheme("cnlucc")
     pools = pd.DataFrame([{"lucode": code, **densities.loc[cls, ["c_above", "c_below", "c_soil", "c_dead"]].to_dict()}
                           for code, cls in zip(scheme.codes.tolist(), scheme.targets.tolist()) if cls in densities.index])
-    work.mkdir(parents=True, exist_ok=True)
+    # InVEST's taskgraph skips work whose results are in the workspace: start from an empty one.
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     pools.to_csv(work / "pools.csv", index=False)
     epochs = sorted(folder.glob("lc*.tif"))
     args = {"workspace_dir": str(work / "workspace"), "lulc_bas_path": str(epochs[0]), "lulc_alt_path": str(epochs[-1]),

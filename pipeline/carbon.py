@@ -72,13 +72,14 @@ def _lookup(table: ParameterTable, values: pd.Series, zones: ZoneLayer | None) -
 
 
 def _row_table(lookup: Lookup) -> np.ndarray:
-    """int32[zone number, key]: 1 + the row serving that (zone, key), 0 where none does; the last column
+    """[zone number, key] -> 1 + the row serving that (zone, key), 0 where none does, in the smallest
+    unsigned type that holds the rows (a block of indices is then as small as a block of classes); the last column
     (key beyond the table) is 0. Rows without a zone fill every zone's line, then zone rows override them."""
     zone = lookup.keys >> _ZONE_SHIFT
     key = lookup.keys & ((1 << _ZONE_SHIFT) - 1)
-    rows = np.arange(1, len(lookup.keys) + 1, dtype=np.int32)
+    rows = np.arange(1, len(lookup.keys) + 1, dtype=np.min_scalar_type(len(lookup.keys)))
     n_zones = len(lookup.zones.ids) + 1 if lookup.zones is not None else 1
-    table = np.zeros((n_zones, int(key.max(initial=0)) + 2), np.int32)
+    table = np.zeros((n_zones, int(key.max(initial=0)) + 2), rows.dtype)
     general = zone == 0
     table[:, key[general]] = rows[general]
     table[zone[~general], key[~general]] = rows[~general]
@@ -104,7 +105,7 @@ def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: 
         return out
 
     extra = [zone.data] if lookup.zones is not None else []
-    data = keyed.data.map_blocks(index, classes.data, *extra, dtype=np.int32)
+    data = keyed.data.map_blocks(index, classes.data, *extra, dtype=table.dtype)
     return classes.copy(data=data).rename("row_index")
 
 

@@ -174,11 +174,17 @@ def trend_table(classes, balance):
         rows.append({"zone_id": zone[0], "zone_name": zone[1], "indicator": indicator, "class": cls,
                      "y0": y0, "y1": y1, "value": value, "unit": unit, "note": note, "part": 2, "seq": len(rows)})
 
-    balances = {z: b for z, b in balance.dropna(subset=["net_emission_tC_yr"]).groupby("zone_id", sort=False)}
-    empty = balance.iloc[:0]
-    for zone, area in areas.groupby(level=["zone_id", "zone_name"], sort=False):
-        b = balances.get(zone[0], empty).set_index("year")
-        _grey(zone, area.droplevel(["zone_id", "zone_name"]), b, add)
+    # Per-zone work on plain arrays: pandas indexing inside this loop cost seconds per thousand zones.
+    usable = balance.dropna(subset=["net_emission_tC_yr"])
+    series = {name: usable[name].to_numpy() for name in ("year", "net_emission_tC_yr", "statistics",
+                                                         "nearest_epoch", "areas_from_epoch")}
+    by_zone = usable.groupby("zone_id", sort=False).indices
+    area_years = keys["year"].to_numpy()
+    for zone, at_area in areas.groupby(level=["zone_id", "zone_name"], sort=False).indices.items():
+        at = by_zone.get(zone[0], np.array([], np.int64))
+        b = {name: column[at] for name, column in series.items()}
+        row_of_year = dict(zip(area_years[at_area].tolist(), at_area.tolist()))
+        _grey(zone, areas.columns, values, row_of_year, b, add)
         _forecast(zone, b, add)
     parts.append(pd.DataFrame(rows))
     out = pd.concat(parts, ignore_index=True)
@@ -193,30 +199,30 @@ def trend_table(classes, balance):
     return out
 
 
-def _grey(zone, area, balance, add) -> None:
-    """Each class's area (that of the epoch standing in for each balance year) against net emission."""
-    if len(balance) < 3:
+def _grey(zone, columns, values, row_of_year, balance: dict, add) -> None:
+    """Each class's area (that of the epoch standing in for each balance year) against net emission.
+    ``values`` holds the class areas (columns) of every zone and epoch; ``row_of_year`` this zone's rows."""
+    if len(balance["year"]) < 3:
         add(zone, "grey_relational_grade", np.nan, "grade 0-1", note="fewer than 3 years with a net emission")
         return
-    years = balance.index.to_numpy()
-    net = balance["net_emission_tC_yr"].to_numpy()
-    areas = area.loc[balance["areas_from_epoch"].to_numpy()].to_numpy().T  # class x year
+    years, net = balance["year"], balance["net_emission_tC_yr"].astype(np.float64)
+    areas = values[[row_of_year[y] for y in balance["areas_from_epoch"].tolist()]].T  # class x year
     usable = (areas[:, 0] > 0) & (net[0] != 0)
     grades = np.full(len(areas), np.nan)
     if usable.any():
         grades[usable] = grey_relational_grades(net, areas[usable])
-    for cls, grade, ok in zip(area.columns, grades, usable):
+    for cls, grade, ok in zip(columns, grades, usable):
         add(zone, "grey_relational_grade", grade, "grade 0-1", cls, int(years[0]), int(years[-1]),
             "" if ok else "zero area or net emission in the first year")
 
 
-def _forecast(zone, balance, add) -> None:
+def _forecast(zone, balance: dict, add) -> None:
     """GM(1,1) of net emission over the first usable series: the statistics years, the epochs, all years."""
-    candidates = [balance[balance["statistics"]], balance[~balance["nearest_epoch"]], balance]
+    statistics, nearest = balance["statistics"].astype(bool), balance["nearest_epoch"].astype(bool)
     model, reason = None, ""
-    for series in candidates:
+    for keep in (statistics, ~nearest, np.ones(len(statistics), bool)):
         try:
-            model = gm11(series.index.to_numpy(), series["net_emission_tC_yr"].to_numpy())
+            model = gm11(balance["year"][keep], balance["net_emission_tC_yr"][keep].astype(np.float64))
             break
         except InputError as e:
             reason = reason or e.message

@@ -23,6 +23,11 @@ def test_diverging_classes_put_zero_on_an_edge_and_colour_by_sign():
     assert classes.colours == [cmap(0.0), cmap(0.25), cmap(0.75), cmap(1.0)]
     blue, red = classes.colours[0], classes.colours[-1]
     assert blue[2] > blue[0] and red[0] > red[2]
+    # Stock change: a loss (negative) is carbon to the air, so red; a gain blue.
+    gain = maps.diverging_classes(values, k=2, positive="gain")
+    np.testing.assert_array_equal(gain.edges, classes.edges)
+    lost, gained = gain.colours[0], gain.colours[-1]
+    assert lost[0] > lost[2] and gained[2] > gained[0]
 
 
 def test_one_signed_values_and_few_distinct_values():
