@@ -189,12 +189,13 @@ def _legend(ax, classes: Classes, title: str, no_data: bool) -> None:
               title_fontsize=8, frameon=False)
 
 
-def _choropleth(ax, polygons: gpd.GeoSeries, values: np.ndarray, classes: Classes, labels: list[str] | None) -> None:
+def _choropleth(ax, polygons: gpd.GeoSeries, values: np.ndarray, classes: Classes, labels: list[str] | None,
+                paths: list[MplPath] | None = None) -> None:
     values = np.asarray(values, dtype=float)
     index = np.clip(np.searchsorted(classes.edges, values, side="left") - 1, 0, len(classes.colours) - 1)
     # A value equal to an upper edge belongs to the class below (mapclassify's bins are upper bounds).
     colours = [classes.colours[i] if np.isfinite(v) else NO_DATA_COLOUR for i, v in zip(index, values)]
-    ax.add_collection(PathCollection(zone_paths(polygons), facecolors=colours, edgecolors="0.25", linewidths=0.4))
+    ax.add_collection(PathCollection(paths or zone_paths(polygons), facecolors=colours, edgecolors="0.25", linewidths=0.4))
     ax.autoscale_view()
     if labels is not None and len(labels) <= _LABEL_MAX:
         for point, text in zip(polygons.representative_point(), labels):
@@ -224,12 +225,12 @@ def balance_maps(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str]
     """maps/balance_<layer>_<year>.png: net emission per zone (t C/yr; + source, − sink), one map per
     balance year, on classes shared by all the years so the maps compare."""
     classes = diverging_classes(balance["net_emission_tC_yr"].to_numpy())
-    paths = []
+    paths, shapes = [], zone_paths(polygons)
     for year, rows in balance.groupby("year", sort=True):
         values = rows.set_index("zone_id")["net_emission_tC_yr"].reindex(zone_ids).to_numpy(dtype=float)
         fig = _new_figure((8.5, 6.5))
         ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
-        _choropleth(ax, polygons, values, classes, labels)
+        _choropleth(ax, polygons, values, classes, labels, shapes)
         _furniture(ax, polygons.crs)
         _legend(ax, classes, "net emission, t C/yr\n(+ source, − sink)", bool(np.isnan(values).any()))
         ax.set_title(f"Carbon balance by {layer}, {year}", fontsize=12)
@@ -251,10 +252,12 @@ def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str],
     nrows = -(-len(shown) // ncols)
     fig = _new_figure((4.2 * ncols + 2.2, 3.9 * nrows + 0.8))
     width, height = 0.84 / ncols * (4.2 * ncols) / (4.2 * ncols + 2.2), 0.86 / nrows
+    shapes = zone_paths(polygons)
     for k, p in enumerate(shown):
         r, c = divmod(k, ncols)
         ax = fig.add_axes((0.01 + c * width, 0.93 - (r + 1) * height, width * 0.97, height * 0.88))
-        _choropleth(ax, polygons, wide[p].to_numpy(dtype=float), classes, labels if len(shown) <= 3 else None)
+        _choropleth(ax, polygons, wide[p].to_numpy(dtype=float), classes, labels if len(shown) <= 3 else None,
+                    shapes)
         _furniture(ax, polygons.crs, scale_bar=k == 0)
         ax.set_title(f"{p} {PATHWAY_NAMES[p]}", fontsize=9)
         if k == ncols - 1:
