@@ -93,10 +93,13 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
         (r, _), (c, _) = block_info[0]["array-location"]
         h, w = block.shape
         tiles = dict(tiled=True, blockxsize=512, blockysize=512) if min(h, w) >= 512 else {}
-        with rasterio.open(folder / f"{r}_{c}.tif", "w", driver="GTiff", width=w, height=h, count=1,
-                           dtype=block.dtype, crs=grid.crs, transform=grid.transform @ Affine.translation(c, r),
-                           nodata=nodata, compress="ZSTD", zstd_level=1, **tiles) as dst:
-            dst.write(block, 1)
+        try:
+            with rasterio.open(folder / f"{r}_{c}.tif", "w", driver="GTiff", width=w, height=h, count=1,
+                               dtype=block.dtype, crs=grid.crs, transform=grid.transform @ Affine.translation(c, r),
+                               nodata=nodata, compress="ZSTD", zstd_level=1, **tiles) as dst:
+                dst.write(block, 1)
+        except RasterioError as e:  # disk full, folder gone: not the inputs' fault
+            raise OutputError(f"cannot write the raster: {e}", path) from None
         return np.ones((1, 1), dtype=bool)
 
     return arr.data.map_blocks(write, chunks=tuple((1,) * len(c) for c in arr.chunks), dtype=bool)

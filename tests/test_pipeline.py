@@ -306,6 +306,25 @@ def test_unwritable_output_folder(tmp_path, capsys):
     assert blocker.read_text().startswith("a file")
 
 
+def test_a_raster_that_cannot_be_written_is_an_output_error(tmp_path, capsys, monkeypatch):
+    """A failed write of a result raster (disk full, say) names the output raster, not an input file."""
+    import pipeline.outputs
+    from rasterio.errors import RasterioError
+
+    write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
+    cfg = write_config(tmp_path, epochs={2000: "a.tif"})
+    real_open = pipeline.outputs.rasterio.open
+
+    def failing(path, mode="r", *args, **kwargs):
+        if mode == "w":
+            raise RasterioError("No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.outputs.rasterio, "open", failing)
+    message = _fails(cfg, capsys, "cannot write the raster: No space left on device", "rasters/landcover_2000.vrt")
+    assert "a.tif" not in message
+
+
 def test_failed_run_keeps_the_previous_results(tmp_path, capsys):
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     write_raster(tmp_path / "b.tif", np.full((4, 4), 21, np.uint8))
