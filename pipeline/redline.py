@@ -47,12 +47,10 @@ from dask.delayed import Delayed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from pipeline.classes import FOREST, GRASSLAND, UNUSED, WATER
 from pipeline.grid import Grid
-from pipeline.split import EIGHT_NEIGHBOURS, _face_pairs  # queen connectivity, as the urban split
+from pipeline.patches import edge_labels, join_blocks, label_block
 from pipeline.zonal import group_counts
 
 # Blocks are polygonised in pixel coordinates, so the first block's transform is the identity; that is
@@ -165,10 +163,8 @@ def hotspots(z: xr.DataArray, classes: xr.DataArray, threshold: float = 1.96,
 
 def join_patches(mask: xr.DataArray) -> Delayed:
     """Delayed (per block: local label -> global label, number of patches): one pass keeping only the
-    blocks' edge labels. Each block is labelled with scipy.ndimage and labels touching across block
-    faces and corners (8-neighbour) are joined with scipy.sparse.csgraph, as split.py does. Not
-    dask_image.ndmeasure.label: its graph grows with the square of the number of blocks (225 blocks:
-    686k tasks and 100 s to build, 2 min to run on 8 x 8 blocks)."""
+    blocks' edge labels (``pipeline.patches``, as the urban split). Not dask_image.ndmeasure.label: its
+    graph grows with the square of the number of blocks (225 blocks: 686k tasks and 100 s to build)."""
     blocks = mask.data.astype(bool).to_delayed(optimize_graph=False)
     return dask.delayed(_join_labels)([[dask.delayed(_block_edges)(b) for b in row] for row in blocks])
 
@@ -187,7 +183,7 @@ def label_patches(mask: xr.DataArray, joined=None) -> tuple[xr.DataArray, da.Arr
 
     def relabel(block: np.ndarray, joined: tuple, block_info=None) -> np.ndarray:
         i, j = block_info[0]["chunk-location"]
-        return joined[0][i][j][ndimage.label(block, EIGHT_NEIGHBOURS)[0]]  # the local labels of _block_edges
+        return joined[0][i][j][label_block(block)[0]]  # the local labels of _block_edges
 
     data = mask.data.astype(bool).map_blocks(relabel, joined=joined, dtype=np.int32, meta=np.array((), np.int32))
     n = da.from_delayed(dask.delayed(operator.itemgetter(1))(joined), (), np.int64)
@@ -195,41 +191,20 @@ def label_patches(mask: xr.DataArray, joined=None) -> tuple[xr.DataArray, da.Arr
 
 
 def _block_edges(block: np.ndarray) -> tuple:
-    local, n = ndimage.label(block, EIGHT_NEIGHBOURS)
-    # Copies: views would keep the whole block alive until every block is summarised.
-    return n, local[0].copy(), local[-1].copy(), local[:, 0].copy(), local[:, -1].copy()
+    local, n = label_block(block)
+    return n, edge_labels(local)
 
 
 def _join_labels(summaries: list[list[tuple]]) -> tuple[list[list[np.ndarray]], int]:
     """Per block, local label -> global label (0 stays 0), and the number of patches."""
-    rows, cols = len(summaries), len(summaries[0])
-    offset = np.cumsum([0] + [s[0] for row in summaries for s in row]).reshape(-1)
-    off = lambda i, j: offset[i * cols + j] - 1  # node of local label k is off + k (k >= 1)
-    edges = [np.zeros((0, 2), np.int64)]
-
-    def join(i0, j0, i1, j1, pairs):
-        edges.append(np.stack([pairs[:, 0] + off(i0, j0), pairs[:, 1] + off(i1, j1)], axis=1).astype(np.int64))
-
-    for i in range(rows):
-        for j in range(cols):
-            _, top, bottom, left, right = summaries[i][j]
-            if j + 1 < cols:
-                join(i, j, i, j + 1, _face_pairs(right, summaries[i][j + 1][3]))
-            if i + 1 < rows:
-                join(i, j, i + 1, j, _face_pairs(bottom, summaries[i + 1][j][1]))
-                for dj, mine, theirs in ((1, -1, 0), (-1, 0, -1)):  # corners shared with diagonal blocks
-                    if 0 <= j + dj < cols and bottom[mine] and summaries[i + 1][j + dj][1][theirs]:
-                        join(i, j, i + 1, j + dj, np.array([[bottom[mine], summaries[i + 1][j + dj][1][theirs]]]))
-    total = int(offset[-1])
-    pairs = np.concatenate(edges)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(total, total))
-    n, component = connected_components(graph, directed=False) if total else (0, np.zeros(0, np.int64))
+    counts = [[n for n, _ in row] for row in summaries]
+    first, component = join_blocks(counts, [[e for _, e in row] for row in summaries])
+    n = int(component.max(initial=-1)) + 1
     if n >= np.iinfo(np.int32).max:
         raise ValueError(f"{n} patches do not fit int32 labels")
-    first = lambda i, j: offset[i * cols + j]
-    maps = [[np.concatenate([[0], component[first(i, j): first(i, j) + summaries[i][j][0]] + 1]).astype(np.int32)
-             for j in range(cols)] for i in range(rows)]
-    return maps, int(n)
+    maps = [[np.concatenate([[0], component[first[i, j]: first[i, j] + c] + 1]).astype(np.int32)
+             for j, c in enumerate(row)] for i, row in enumerate(counts)]
+    return maps, n
 
 
 def redline_counts(labels: xr.DataArray, n_labels: int, classes: xr.DataArray, grid: Grid,

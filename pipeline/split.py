@@ -10,16 +10,11 @@ from __future__ import annotations
 import dask
 import numpy as np
 import xarray as xr
-from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from pipeline.classes import RURAL, URBAN
 from pipeline.grid import Grid
+from pipeline.patches import edge_labels, join_blocks, label_block
 from pipeline.vector import rasterize_blocks
-
-#: Queen (8-neighbour) connectivity, FRAGSTATS' default for patches.
-EIGHT_NEIGHBOURS = ndimage.generate_binary_structure(2, 2)
 
 
 def split_by_extent(classes: xr.DataArray, inside: xr.DataArray) -> xr.DataArray:
@@ -48,10 +43,9 @@ def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> x
 def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> dask.delayed:
     """Delayed, per block, a boolean per local patch label: is its patch at least ``min_area_ha``?
 
-    Patches are labelled across chunk edges: each block is labelled with scipy.ndimage, the labels
-    that touch across block faces (8-neighbour, corners included) are joined with
-    scipy.sparse.csgraph, and patch sizes are summed over the joined graph. On projected grids the
-    test is on integer pixel counts, so it does not depend on the chunking.
+    Patches are labelled across chunk edges (``pipeline.patches``) and their sizes summed over the
+    joined patches. On projected grids the test is on integer pixel counts, so it does not depend on
+    the chunking.
     """
     built = ((classes == URBAN) | (classes == RURAL)).data
     row_area_ha = grid.row_area_m2() / 1e4
@@ -76,7 +70,7 @@ def apply_patch_flags(classes: xr.DataArray, flags) -> xr.DataArray:
 
     def assign(cls: np.ndarray, flags: list, block_info=None) -> np.ndarray:
         i, j = block_info[0]["chunk-location"]
-        local, _ = ndimage.label((cls == URBAN) | (cls == RURAL), EIGHT_NEIGHBOURS)
+        local, _ = label_block((cls == URBAN) | (cls == RURAL))
         out = cls.copy()
         inside = local > 0
         out[inside] = np.where(flags[i][j][local[inside]], URBAN, RURAL)
@@ -88,60 +82,23 @@ def apply_patch_flags(classes: xr.DataArray, flags) -> xr.DataArray:
 
 def _block_summary(built: np.ndarray, row_area_ha: np.ndarray | None) -> dict:
     """Sizes of the block's own patches and the labels along its four edges (all small)."""
-    local, n = ndimage.label(built, EIGHT_NEIGHBOURS)
+    local, n = label_block(built)
     if row_area_ha is None:
         sizes = np.bincount(local.ravel(), minlength=n + 1).astype(np.int64)
     else:
         sizes = np.bincount(local.ravel(), weights=np.broadcast_to(row_area_ha[:, None], local.shape).ravel(),
                             minlength=n + 1)
-    # Copies, not views: a view would keep the whole label block alive until every block is summarised.
-    edges = {"top": local[0].copy(), "bottom": local[-1].copy(), "left": local[:, 0].copy(), "right": local[:, -1].copy()}
-    return {"n": n, "sizes": sizes, **edges}
-
-
-def _face_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Label pairs that touch across a face: a[k] with b[k-1], b[k], b[k+1] (8-neighbour)."""
-    pairs = []
-    for d in (-1, 0, 1):
-        x = a[max(0, -d): len(a) - max(0, d)]
-        y = b[max(0, d): len(b) - max(0, -d)]
-        keep = (x > 0) & (y > 0)
-        pairs.append(np.stack([x[keep], y[keep]], axis=1))
-    return np.concatenate(pairs)
+    return {"n": n, "sizes": sizes, "edges": edge_labels(local)}
 
 
 def _urban_flags(summaries: list[list[dict]], threshold: float) -> list[list[np.ndarray]]:
-    """Per block, a boolean per local label: is its (possibly multi-block) patch large enough?"""
-    rows, cols = len(summaries), len(summaries[0])
-    offsets = np.zeros((rows, cols), dtype=np.int64)
-    total = 0
-    for i in range(rows):
-        for j in range(cols):
-            offsets[i, j] = total
-            total += summaries[i][j]["n"] + 1  # local label 0 (background) keeps a slot
-    edges = []
-
-    def join(i0, j0, i1, j1, pairs):
-        if len(pairs):
-            edges.append(np.stack([pairs[:, 0] + offsets[i0, j0], pairs[:, 1] + offsets[i1, j1]], axis=1))
-
-    for i in range(rows):
-        for j in range(cols):
-            s = summaries[i][j]
-            if j + 1 < cols:
-                join(i, j, i, j + 1, _face_pairs(s["right"], summaries[i][j + 1]["left"]))
-            if i + 1 < rows:
-                join(i, j, i + 1, j, _face_pairs(s["bottom"], summaries[i + 1][j]["top"]))
-                if j + 1 < cols and s["bottom"][-1] and summaries[i + 1][j + 1]["top"][0]:
-                    join(i, j, i + 1, j + 1, np.array([[s["bottom"][-1], summaries[i + 1][j + 1]["top"][0]]]))
-                if j > 0 and s["bottom"][0] and summaries[i + 1][j - 1]["top"][-1]:
-                    join(i, j, i + 1, j - 1, np.array([[s["bottom"][0], summaries[i + 1][j - 1]["top"][-1]]]))
-    pairs = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(total, total))
-    _, component = connected_components(graph, directed=False)
-    sizes = np.concatenate([summaries[i][j]["sizes"] for i in range(rows) for j in range(cols)])
+    """Per block, a boolean per local label (0 included): is its (possibly multi-block) patch large enough?"""
+    first, component = join_blocks([[s["n"] for s in row] for row in summaries],
+                                   [[s["edges"] for s in row] for row in summaries])
+    sizes = np.concatenate([s["sizes"][1:] for row in summaries for s in row])
     # Integer pixel counts sum exactly; row-weighted areas are added in a fixed (block, label) order.
-    patch_size = np.zeros(component.max() + 1, dtype=sizes.dtype)
+    patch_size = np.zeros(component.max(initial=-1) + 1, dtype=sizes.dtype)
     np.add.at(patch_size, component, sizes)
     urban = patch_size[component] >= threshold
-    return [[urban[offsets[i, j]: offsets[i, j] + summaries[i][j]["n"] + 1] for j in range(cols)] for i in range(rows)]
+    return [[np.concatenate([[False], urban[first[i, j]: first[i, j] + s["n"]]]) for j, s in enumerate(row)]
+            for i, row in enumerate(summaries)]

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from affine import Affine
 
 from .conftest import read, write_config, write_raster
 from .test_pipeline import cli

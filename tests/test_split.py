@@ -71,7 +71,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from pipeline.split import EIGHT_NEIGHBOURS  # noqa: E402
+from pipeline.patches import EIGHT_NEIGHBOURS  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
