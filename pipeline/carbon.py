@@ -101,7 +101,7 @@ def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: 
         elif np.iinfo(k.dtype).max > beyond:
             k = np.minimum(k, k.dtype.type(beyond))
         out = flat[k if z is None else z.astype(np.intp) * table.shape[1] + k]
-        out[cls == NODATA] = 0
+        out *= cls != NODATA  # a multiply costs half a masked assignment
         return out
 
     extra = [zone.data] if lookup.zones is not None else []

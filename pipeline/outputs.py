@@ -123,8 +123,10 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
             factors = overview_factors(ds.width, ds.height)
             if factors:
                 ds.build_overviews(factors, Resampling[overview_resampling.lower()])
+        # DEFLATE is read by every GIS. Level 1 against the default 6: the copy 2-3 times faster (it was
+        # two thirds of a whole run), files about 30 % larger, about the size LZW gives.
         rasterio.shutil.copy(
-            parts, final, driver="COG", COMPRESS="DEFLATE", OVERVIEWS="FORCE_USE_EXISTING",
+            parts, final, driver="COG", COMPRESS="DEFLATE", LEVEL=1, OVERVIEWS="FORCE_USE_EXISTING",
             BLOCKSIZE=512, NUM_THREADS="ALL_CPUS",
         )
     except RasterioError as e:

@@ -168,8 +168,16 @@ def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
 
 def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER."""
-    status = xr.where(mapped == NODATA, OWN_NODATA, xr.where(mapped == UNKNOWN, UNKNOWN_CODE, EXCLUDED_BY_OTHER))
-    return xr.where(valid, VALID, status).astype(np.uint8)
+    reason = np.full(256, EXCLUDED_BY_OTHER, np.uint8)
+    reason[[NODATA, UNKNOWN]] = OWN_NODATA, UNKNOWN_CODE
+
+    def status(classes: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        # One table look-up per pixel: nested xr.where chains built three int64 temporaries per block.
+        out = reason[classes]
+        out *= ~ok  # VALID is 0
+        return out
+
+    return mapped.copy(data=da.map_blocks(status, mapped.data, valid.data, dtype=np.uint8)).rename("status")
 
 
 def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
@@ -188,7 +196,7 @@ def row_histogram(values: xr.DataArray, nbins: int, per_row: bool = True) -> da.
 
     def count(block: np.ndarray) -> np.ndarray:
         if not per_row:
-            return np.bincount(block.ravel().astype(np.int64), minlength=nbins).reshape(1, 1, nbins)
+            return np.bincount(block.ravel(), minlength=nbins).reshape(1, 1, nbins)
         rows = np.arange(block.shape[0])[:, None] * nbins
         hist = np.bincount((rows + block.astype(np.int64)).ravel(), minlength=block.shape[0] * nbins)
         return hist.reshape(block.shape[0], 1, nbins)

@@ -86,12 +86,22 @@ def pathway_raster(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
     return before.copy(data=before.data.map_blocks(pathway, after.data, dtype=np.uint8)).rename("pathway")
 
 
+#: Largest (rows + 1)^2 for which ``value_change`` looks up pairs of rows in one table.
+_PAIR_TABLE_LIMIT = 1 << 22
+
+
 def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
     """Lazy float32 change of a table's value per pixel (after - before) from two row-index rasters
     (``carbon.row_index``); NaN where either has no row. Differences are taken in float64."""
     values = np.concatenate([[np.nan], lookup.values])
-    data = before.data.map_blocks(lambda a, b: (values[b] - values[a]).astype(np.float32), after.data,
-                                  dtype=np.float32)
+    n = len(values)
+    if n * n > _PAIR_TABLE_LIMIT:
+        data = before.data.map_blocks(lambda a, b: (values[b] - values[a]).astype(np.float32), after.data,
+                                      dtype=np.float32)
+        return before.copy(data=data)
+    # Every (before, after) pair of rows looked up at once: a third of the time of two float64 gathers.
+    change = (values[None, :] - values[:, None]).astype(np.float32).ravel()
+    data = before.data.map_blocks(lambda a, b: change[a.astype(np.intp) * n + b], after.data, dtype=np.float32)
     return before.copy(data=data)
 
 

@@ -160,16 +160,24 @@ def _compact(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _block_counts(sizes: list[int], row0: int | None, *blocks: np.ndarray) -> tuple[np.ndarray, ...]:
     """(combined key, global row, pixels) of one block; rows are all 0 unless ``row0`` is given."""
-    key = np.zeros(blocks[0].shape, np.int64)
-    for block, size in zip(blocks, sizes):
-        key *= size
-        key += block
-    present, local = _compact(key.ravel(), int(np.prod(sizes)))
+    total = int(np.prod(sizes))
+    # Half the memory traffic of int64 when the combinations fit: this loop is most of the counting time.
+    dtype = np.uint32 if total <= np.iinfo(np.uint32).max else np.int64
+    key = blocks[0].astype(dtype)
+    for block, size in zip(blocks[1:], sizes[1:]):
+        key *= dtype(size)
+        np.add(key, block, out=key, casting="unsafe")  # block values lie in 0..size-1
+    key = key.ravel()
+    if row0 is None and total <= _DENSE_LIMIT:
+        counts = np.bincount(key, minlength=total)
+        present = np.flatnonzero(counts)
+        return present, np.zeros(len(present), np.int64), counts[present]
+    present, local = _compact(key, total)
     if row0 is None:
         pixels = np.bincount(local, minlength=len(present))
         return present, np.zeros(len(present), np.int64), pixels
-    h = key.shape[0]
-    combo, where = _compact(local * h + np.repeat(np.arange(h), key.shape[1]), len(present) * h)
+    h = blocks[0].shape[0]
+    combo, where = _compact(local * h + np.repeat(np.arange(h), blocks[0].shape[1]), len(present) * h)
     pixels = np.bincount(where, minlength=len(combo))
     return present[combo // h], combo % h + row0, pixels
 

@@ -160,6 +160,19 @@ def test_change_rasters_by_hand():
     assert transitions.transition_raster(b, a).values[2, 3] == 12
 
 
+def test_change_rasters_the_same_without_the_pair_table(monkeypatch):
+    """Large tables take two look-ups per pixel instead of one in a table of row pairs: same float32 values."""
+    densities, rates = _lookups(DENSITY, RATE)
+    b, a = _lazy(BEFORE, (2, 3)), _lazy(AFTER, (2, 3))
+    expected = {}
+    for limit in (1 << 22, 0):
+        monkeypatch.setattr(transitions, "_PAIR_TABLE_LIMIT", limit)
+        for name, lookup in (("density", densities), ("rate", rates)):
+            got = transitions.value_change(lookup, *[carbon.row_index(lookup, c, c, None) for c in (b, a)]).values
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, expected.setdefault(name, got))
+
+
 def test_consolidation_check_with_no_cropland_and_less_construction():
     zones = balance.zone_frame(None, "test")
     matrix = pd.DataFrame({"zone_id": "1", "zone_name": "test", "from_class": [5, 2], "to_class": [2, 2],

@@ -30,9 +30,10 @@ def rasters(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rasters(), st.booleans(), st.sampled_from([4, 1 << 40]))
+@given(rasters(), st.booleans(), st.sampled_from([4, 1 << 25, 1 << 40]))
 def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
-    """A declared size of 2**40 zones takes the hashing path instead of the dense bincount."""
+    """Declared sizes of 2**25 and 2**40 zones take the hashing path instead of the dense bincount, with
+    32-bit and 64-bit combined keys."""
     zone, cls, (c1, c2) = data
     frames = [zonal.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
               for c in (c1, c2)]
