@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import mapclassify
 import numpy as np
 import pandas as pd
 import pyproj
@@ -69,8 +70,6 @@ def _side_bins(values: np.ndarray, k: int) -> np.ndarray:
         return unique
     if len(values) > _JENKS_MAX:  # deterministic stand-in for a random sample
         values = np.quantile(values, np.linspace(0, 1, _JENKS_MAX))
-    import mapclassify  # 0.8 s to import (scikit-learn, scipy.stats): only runs with zones need it
-
     with warnings.catch_warnings():  # "Numba not installed": the pure-Python path is fast enough here
         warnings.simplefilter("ignore", UserWarning)
         return np.unique(mapclassify.FisherJenks(values, k=k).bins)
