@@ -34,12 +34,16 @@ def cli(verbose: bool, quiet: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the config's `output`).")
 @click.option("--scheduler", help="threads (default), processes, synchronous, or a Dask scheduler address tcp://host:8786.")
-def run(config: Path, output: Path | None, scheduler: str | None) -> None:
+@click.option("--stages", metavar="LIST",
+              help="Comma-separated stages to run, of transitions, zonal, trends, redline, report (default: all; "
+                   "ingest, reclassify and carbon always run).")
+def run(config: Path, output: Path | None, scheduler: str | None, stages: str | None) -> None:
     """Run the pipeline on CONFIG and write the output folder."""
     from pipeline.config import load_config
     from pipeline.run import run as run_pipeline
 
-    manifest = run_pipeline(load_config(config), output, scheduler, progress=not _state.get("quiet"))
+    chosen = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
+    manifest = run_pipeline(load_config(config), output, scheduler, progress=not _state.get("quiet"), stages=chosen)
     click.echo(f"done: {manifest.parent} (manifest {manifest})")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -23,6 +24,8 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
+from pipeline import transitions
+from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.errors import OutputError
 from pipeline.grid import Grid
 from pipeline.ingest import vrt_xml
@@ -134,6 +137,41 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
     parts.unlink()
     parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
     shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
+
+
+#: Band description and unit written into each raster, so QGIS and gdalinfo show what the numbers are.
+_RASTER_MEANING = {
+    "landcover": ("land class, DESIGN.md codes 1-8 (0 = nodata)", "class code"),
+    "stock": ("carbon stock density c_above + c_below + c_soil + c_dead", "t C/ha"),
+    "flux": ("annual carbon rate (+ emission, - uptake)", "t C/ha/yr"),
+    "transition": ("land-class transition, from class x 10 + to class (0 = nodata)", "transition code"),
+    "pathway": ("pathway of change, DESIGN.md codes 0-6 (255 = nodata)", "pathway code"),
+    "stock_change": ("stock change, stock-difference method D_to - D_from", "t C/ha"),
+    "flux_change": ("change of annual carbon F_to - F_from (+ more emission or less uptake)", "t C/ha/yr"),
+    "gi_star": ("Getis-Ord Gi* z-score of the red-line carbon value (stock or sink density)", "z-score"),
+}
+
+
+def finish_rasters(staging: Staging) -> None:
+    """Tiled work files -> COGs with their meaning; class-like rasters get a colour table and a QGIS style."""
+    labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
+    grey = (225, 225, 225)
+    styles = {
+        "landcover": (CLASS_COLOURS, labels),
+        "pathway": (transitions.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in transitions.PATHWAY_NAMES.items()}),
+        # A change is drawn in the colour of the class it became; persistence in grey.
+        "transition": ({f * 10 + t: grey if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
+                       {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
+    }
+    for tiled in sorted(staging.root.glob("rasters/*.vrt")):
+        final = tiled.with_suffix(".tif")
+        kind = re.sub(r"(_\d+)+$", "", final.stem)
+        if kind in styles:
+            colours, names = styles[kind]
+            finish_cog(tiled, final, _RASTER_MEANING[kind], colours, names, overview_resampling="MODE")
+            paletted_qml(final.with_suffix(".qml"), colours, names)
+        else:
+            finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE")
 
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ POOLS = ("c_above", "c_below", "c_soil", "c_dead")
 KEYS = ("class", "lucode")
 #: InVEST 2 / early 3.x tables call the code column LULC.
 ALIASES = {"lulc": "lucode"}
+#: Annual rates used when the config names none: seed 002's Table 2.
+DEFAULT_RATES = Path(str(resources.files("pipeline.defaults").joinpath("rates_seed002.csv")))
 
 
 @dataclass(frozen=True)

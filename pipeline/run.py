@@ -4,32 +4,44 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import (__version__, balance, carbon, execution, ingest, maps, reclassify, redline_stage, report,
-                      split, statistics, tables, transitions, zonal)
-from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
+from pipeline import (__version__, balance, carbon, execution, ingest, manifest, maps, reclassify, redline_stage,
+                      report, split, statistics, tables, transitions, zonal)
 from pipeline.config import Config, ExtentSplit, PatchSplit
-from pipeline.errors import InputError, UnknownCodesError
+from pipeline.errors import ConfigError, InputError, UnknownCodesError
 from pipeline.grid import Grid
-from pipeline.parameters import read_densities, read_rates
-from pipeline.outputs import Staging, finish_cog, paletted_qml, sha256, raster_parts_task, write_table
+from pipeline.parameters import DEFAULT_RATES, read_densities, read_rates
+from pipeline.outputs import Staging, finish_rasters, raster_parts_task, write_table
 from pipeline.vector import read_polygons
 
 log = logging.getLogger(__name__)
 
+#: DESIGN.md's stages, in order. The first three make the counts every other stage is written from, so
+#: they always run; ``--stages`` chooses among the others.
+STAGES = ("ingest", "reclassify", "carbon", "transitions", "zonal", "trends", "redline", "report")
+CORE_STAGES = STAGES[:3]
+
+
+def resolve_stages(requested: list[str] | None, config: Config) -> list[str]:
+    """The stages a run does, in DESIGN.md's order: all by default (red lines when configured), else
+    those named plus the core ones."""
+    if requested is None:
+        return [s for s in STAGES if s != "redline" or config.redline is not None]
+    unknown = sorted(set(requested) - set(STAGES))
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    if "redline" in requested and config.redline is None:
+        raise ConfigError("--stages names redline but the config has no `redline:` section")
+    return [s for s in STAGES if s in requested or s in CORE_STAGES]
 
 
 @dataclass
@@ -74,11 +86,14 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
 
 
 
-def run(config: Config, output: Path | None = None, scheduler: str | None = None, progress: bool = True) -> Path:
-    """Run every stage and write the output folder; returns the manifest path."""
+def run(config: Config, output: Path | None = None, scheduler: str | None = None, progress: bool = True,
+        stages: list[str] | None = None) -> Path:
+    """Run the stages (all by default, see ``resolve_stages``) and write the output folder; returns the
+    manifest path."""
     # GDAL's block cache defaults to 5 % of RAM and filled up while the COGs of large rasters were
     # copied, so peak memory grew with the raster (3.2 GB at 20000^2 px, 1.5 GB with this bound).
     os.environ.setdefault("GDAL_CACHEMAX", "256")
+    stages = resolve_stages(stages, config)
     output = Path(output or config.output)
     timer, warnings = execution.Timer(), execution.WarningCollector()
     logging.getLogger("pipeline").addHandler(warnings)
@@ -96,7 +111,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                           for z in config.zones]
                 carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
                 densities, rates = _carbon_tables(config, carbon_layer)
-                red_inputs = config.redline and redline_stage.read_inputs(config.redline, layers, lc.grid)
+                red_inputs = "redline" in stages and redline_stage.read_inputs(config.redline, layers, lc.grid)
                 terms = _statistics_terms(config, carbon_layer)
             if patch_rule:
                 # Patch sizes need the whole raster before any block can be split: write the unsplit
@@ -114,11 +129,14 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             with timer.stage("carbon (graph)"):
                 zone_rasters = {z.name: zonal.zone_index(z, lc.grid, next(iter(lc.classes.values()))) for z in layers}
                 columns = {z.name: ("czone" if z is carbon_layer else f"zone_{z.name}") for z in layers}
-                keyed = {columns[n]: (r, len(z.ids) + 1) for (n, r), z in zip(zone_rasters.items(), layers)}
+                # Without the zonal stage only the carbon layer is counted (its zones choose the parameters).
+                reported = layers if "zonal" in stages else []
+                keyed = {columns[z.name]: (zone_rasters[z.name], len(z.ids) + 1) for z in layers
+                         if z in reported or z is carbon_layer}
                 czone = zone_rasters.get(config.carbon_layer)
                 spread_years = set(terms) & set(lc.classes) if "flux" in config.rasters else set()
                 tasks = _output_tasks(lc, densities, rates, keyed, czone, spread_years, staging, per_row,
-                                      set(config.rasters))
+                                      set(config.rasters), intervals="transitions" in stages)
             stage = "compute (urban/rural split and carbon)" if patch_rule else "compute (one pass over the input pixels)"
             with timer.stage(stage), execution.reading_errors(files):
                 if patch_rule:
@@ -138,31 +156,34 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                     _spread_flux(acc, counts, spread_years, list(results["interval_counts"]), czone, staging,
                                  lc.grid, config.dask.chunks)
             redlines = None
-            if config.redline is not None:
+            if "redline" in stages:
                 with timer.stage("red-line candidates"):
                     redlines = redline_stage.write_redlines(config.redline, red_inputs,
                                                             config.redline.year or config.years[-1], layers,
                                                             zone_rasters, lc.grid, config.dask.chunks, staging)
         with timer.stage("write outputs"):
-            _finish_rasters(staging)
-            write_table(epoch_table(lc, status, unknown, row_area), staging.path("tables/epochs.csv"))
-            named = {"region": (None, None), **{z.name: (z, columns[z.name]) for z in layers}}
-            written = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging)
+            finish_rasters(staging)
+            write_table(tables.epoch_table(lc.sources, status, unknown, row_area), staging.path("tables/epochs.csv"))
+            named = {"region": (None, None), **{z.name: (z, columns[z.name]) for z in reported}}
+            written = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging,
+                                          with_trends="trends" in stages)
             _warn_uncounted(written["region"][0], rates)
             tables.zone_tables(named, counts, {n: b for n, (_, b) in written.items()}, row_area, lc.grid, staging)
             pathways = tables.interval_tables(acc, results["interval_counts"], named, config.name,
-                                              config.carbon.co2, staging)
+                                              config.carbon.co2, staging, with_sankey="report" in stages)
         shutil.rmtree(staging.folder("work"))
-        with timer.stage("maps and report"):
-            source = (f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
-                      f"{', '.join(map(str, config.years))} · {lc.grid.crs.to_string()}")
-            drawn = maps.draw_maps(staging.root, {z.name: z for z in layers},
-                                   {n: b for n, (_, b) in written.items()}, pathways, source, redlines)
-            manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
-            report.write_report(staging.path("report.html"), staging.root, manifest, drawn,
-                                _parameter_tables(config))
-        manifest = build_manifest(config, lc, staging, timer.stages, warnings.messages)
-        staging.path("manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        checked = manifest.inputs(config, files)
+        if "report" in stages:
+            with timer.stage("maps and report"):
+                source = (f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
+                          f"{', '.join(map(str, config.years))} · {lc.grid.crs.to_string()}")
+                drawn = maps.draw_maps(staging.root, {z.name: z for z in reported},
+                                       {n: b for n, (_, b) in written.items()}, pathways, source, redlines)
+                so_far = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages)
+                report.write_report(staging.path("report.html"), staging.root, so_far, drawn,
+                                    manifest.parameter_tables(config))
+        final = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages)
+        staging.path("manifest.json").write_text(json.dumps(final, indent=2, ensure_ascii=False), encoding="utf-8")
         staging.commit()
     except BaseException:
         staging.discard()
@@ -172,9 +193,6 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     return output / "manifest.json"
 
 
-_DEFAULT_RATES = Path(str(resources.files("pipeline.defaults").joinpath("rates_seed002.csv")))
-
-
 def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbon.Lookup | None, carbon.Lookup]:
     """The density table (if any) and the rate table (the config's, else seed 002's Table 2)."""
     densities = None
@@ -182,7 +200,7 @@ def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbo
         densities = carbon.density_lookup(read_densities(config.carbon.densities), layer)
     else:
         log.warning("no carbon.densities in the config: stock is not computed")
-    return densities, carbon.rate_lookup(read_rates(config.carbon.rates or _DEFAULT_RATES), layer)
+    return densities, carbon.rate_lookup(read_rates(config.carbon.rates or DEFAULT_RATES), layer)
 
 
 def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int, pd.DataFrame]:
@@ -201,14 +219,15 @@ def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int
 
 
 def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_years: set[int], staging: Staging,
-                  per_row: bool, want: set[str]) -> dict:
+                  per_row: bool, want: set[str], intervals: bool = True) -> dict:
     """Lazy writes and reductions of stages 2-4, to be computed together in one pass.
 
     ``zones`` maps a count column to (zone raster, number of zones + 1); ``czone`` is the carbon layer's
     raster. Pixels are counted per interval (from class, to class, parameter rows of both epochs,
     zones); each epoch's counts are sums of those, so one reduction per interval serves every table.
     Flux maps of ``spread_years`` go to work/ first: statistics are shared out over them later. Only the
-    raster kinds in ``want`` are written.
+    raster kinds in ``want`` are written; without ``intervals`` (the transitions stage) each epoch is
+    counted on its own and nothing of the intervals is made.
     """
     tasks: dict = {"writes": [], "counts": {}, "interval_counts": {}, "missing_density": {}}
 
@@ -227,9 +246,8 @@ def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_ye
             write(carbon.per_pixel(lookup, index[year][name]), f"{folder}/{kind}_{year}", np.nan)
         if densities is not None:
             tasks["missing_density"][year] = carbon.missing_keys(densities, index[year]["density"], cls, lc.codes[year])
-    pairs = transitions.intervals(list(lc.classes))
-    if not pairs:
-        ((year, cls),) = lc.classes.items()
+    pairs = transitions.intervals(list(lc.classes)) if intervals else []
+    for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
         tasks["counts"][year] = zonal.group_counts(keys, per_row)
@@ -327,41 +345,6 @@ def _warn_uncounted(classes: pd.DataFrame, rates: carbon.Lookup) -> None:
                     "uncounted_area_ha in the tables); %s or county statistics", what, where)
 
 
-#: Band description and unit written into each raster, so QGIS and gdalinfo show what the numbers are.
-_RASTER_MEANING = {
-    "landcover": ("land class, DESIGN.md codes 1-8 (0 = nodata)", "class code"),
-    "stock": ("carbon stock density c_above + c_below + c_soil + c_dead", "t C/ha"),
-    "flux": ("annual carbon rate (+ emission, - uptake)", "t C/ha/yr"),
-    "transition": ("land-class transition, from class x 10 + to class (0 = nodata)", "transition code"),
-    "pathway": ("pathway of change, DESIGN.md codes 0-6 (255 = nodata)", "pathway code"),
-    "stock_change": ("stock change, stock-difference method D_to - D_from", "t C/ha"),
-    "flux_change": ("change of annual carbon F_to - F_from (+ more emission or less uptake)", "t C/ha/yr"),
-    "gi_star": ("Getis-Ord Gi* z-score of the red-line carbon value (stock or sink density)", "z-score"),
-}
-
-
-def _finish_rasters(staging: Staging) -> None:
-    """Tiled work files -> COGs with their meaning; class-like rasters get a colour table and a QGIS style."""
-    labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
-    grey = (225, 225, 225)
-    styles = {
-        "landcover": (CLASS_COLOURS, labels),
-        "pathway": (transitions.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in transitions.PATHWAY_NAMES.items()}),
-        # A change is drawn in the colour of the class it became; persistence in grey.
-        "transition": ({f * 10 + t: grey if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
-                       {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
-    }
-    for tiled in sorted(staging.root.glob("rasters/*.vrt")):
-        final = tiled.with_suffix(".tif")
-        kind = re.sub(r"(_\d+)+$", "", final.stem)
-        if kind in styles:
-            colours, names = styles[kind]
-            finish_cog(tiled, final, _RASTER_MEANING[kind], colours, names, overview_resampling="MODE")
-            paletted_qml(final.with_suffix(".qml"), colours, names)
-        else:
-            finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE")
-
-
 def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:
     found = {y: u for y, u in unknown.items() if u}
     if not found:
@@ -377,86 +360,3 @@ def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: st
     log.warning("codes not in scheme '%s' treated as nodata: %s", lc.scheme.name, by_year)
 
 
-def epoch_table(lc: LandCover, status: dict, unknown: dict, row_area_m2: np.ndarray) -> pd.DataFrame:
-    """Per epoch: valid, own-nodata, unknown-code and excluded-by-another-epoch pixels and hectares."""
-    rows = []
-    for src in lc.sources:
-        px = status[src.year].sum(axis=0)
-        ha = reclassify.areas_ha(status[src.year], row_area_m2)
-        rows.append({
-            "year": src.year,
-            "files": len(src.files),
-            "source_dtype": src.dtype,
-            "source_nodata": src.nodata,
-            "valid_pixels": int(px[reclassify.VALID]),
-            "valid_area_ha": ha[reclassify.VALID],
-            "nodata_pixels": int(px[reclassify.OWN_NODATA]),
-            "nodata_area_ha": ha[reclassify.OWN_NODATA],
-            "unknown_code_pixels": int(px[reclassify.UNKNOWN_CODE]),
-            "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
-            "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
-            "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
-            "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
-        })
-    return pd.DataFrame(rows)
-
-
-def build_manifest(config: Config, lc: LandCover, staging: Staging, timings: dict, warnings: list[str]) -> dict:
-    import pyproj
-    import rasterio
-    import shapely
-
-    inputs = sorted({str(f) for s in lc.sources for f in s.files} | {str(f) for f in _parameter_files(config)})
-    packages = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
-                "pyogrio", "shapely", "scipy", "pydantic", "click"]
-    return {
-        "name": config.name,
-        "pipeline_version": __version__,
-        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": config.model_dump(mode="json"),
-        "grid": {"crs": lc.grid.crs.to_string(), "transform": list(lc.grid.transform)[:6],
-                 "width": lc.grid.width, "height": lc.grid.height},
-        "scheme": {"name": lc.scheme.name, **lc.scheme.meta},
-        "inputs": [{"path": p, "sha256": sha256(Path(p))} for p in inputs],
-        "versions": {
-            "python": platform.python_version(),
-            **{p: _version(p) for p in packages},
-            "GDAL": rasterio.__gdal_version__,
-            "PROJ": pyproj.proj_version_str,
-            "GEOS": shapely.geos_version_string,
-        },
-        "timings_s": timings,
-        "warnings": warnings,
-        "outputs": [{"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": sha256(staging.root / f)}
-                    for f in staging.files()],
-        "command": " ".join(sys.argv),
-    }
-
-
-def _parameter_tables(config: Config) -> dict[str, Path]:
-    """The small parameter tables the report shows whole, with their sources."""
-    c = config.carbon
-    tables = {"carbon densities (t C/ha)": c.densities, "annual rates (t C/ha/yr)": c.rates or _DEFAULT_RATES}
-    if c.statistics:
-        tables["statistics coefficients (seed 002)"] = c.coefficients or statistics.default_coefficients()
-    return {k: Path(v) for k, v in tables.items() if v is not None}
-
-
-def _parameter_files(config: Config) -> list[Path]:
-    """Every non-raster input of a run: tables (the packaged defaults too, when used) and polygon files."""
-    carbon_cfg = config.carbon
-    files = [carbon_cfg.densities, carbon_cfg.rates or _DEFAULT_RATES, carbon_cfg.statistics]
-    if carbon_cfg.statistics:
-        files.append(carbon_cfg.coefficients or statistics.default_coefficients())
-    files += [Path(config.scheme) if config.scheme.endswith(".csv") else None]
-    files += [z.path for z in config.zones]
-    if isinstance(config.urban_split, ExtentSplit):
-        files.append(config.urban_split.urban_extent)
-    return [Path(f) for f in files if f is not None]
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None

@@ -6,19 +6,46 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
-from pipeline import balance, intensity, sankey, transitions, trends, zonal
+from pipeline import balance, intensity, reclassify, sankey, transitions, trends, zonal
 from pipeline.outputs import Staging, write_table
 from pipeline.zonal import ZoneLayer
 
 log = logging.getLogger(__name__)
 
 
+def epoch_table(sources: list, status: dict, unknown: dict, row_area_m2: np.ndarray) -> pd.DataFrame:
+    """tables/epochs.csv: per epoch (``sources``, the run's ``ingest.EpochSource``s) the valid, own-nodata,
+    unknown-code and excluded-by-another-epoch pixels and hectares."""
+    rows = []
+    for src in sources:
+        px = status[src.year].sum(axis=0)
+        ha = reclassify.areas_ha(status[src.year], row_area_m2)
+        rows.append({
+            "year": src.year,
+            "files": len(src.files),
+            "source_dtype": src.dtype,
+            "source_nodata": src.nodata,
+            "valid_pixels": int(px[reclassify.VALID]),
+            "valid_area_ha": ha[reclassify.VALID],
+            "nodata_pixels": int(px[reclassify.OWN_NODATA]),
+            "nodata_area_ha": ha[reclassify.OWN_NODATA],
+            "unknown_code_pixels": int(px[reclassify.UNKNOWN_CODE]),
+            "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
+            "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
+            "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
+            "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
+        })
+    return pd.DataFrame(rows)
+
+
 def epoch_tables(acc: balance.Accounting, counts: dict[int, pd.DataFrame], layers: dict[str, tuple], region: str,
-                 co2: bool, staging: Staging) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """classes_<layer>, balance_<layer> and trends_<layer> for every layer; returns the classes and
-    balance tables by layer name.
+                 co2: bool, staging: Staging, with_trends: bool = True
+                 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """classes_<layer>, balance_<layer> and (``with_trends``) trends_<layer> for every layer; returns the
+    classes and balance tables by layer name.
 
     ``layers`` maps an output name to (ZoneLayer or None for the region, its count column or None).
     """
@@ -28,7 +55,8 @@ def epoch_tables(acc: balance.Accounting, counts: dict[int, pd.DataFrame], layer
         balances = balance.balance_table(acc, counts, layer, column, region, co2)
         write_table(classes, staging.path(f"tables/classes_{name}.csv"))
         write_table(balances, staging.path(f"tables/balance_{name}.csv"))
-        write_table(trends.trend_table(classes, balances), staging.path(f"tables/trends_{name}.csv"))
+        if with_trends:
+            write_table(trends.trend_table(classes, balances), staging.path(f"tables/trends_{name}.csv"))
         written[name] = (classes, balances)
     return written
 
@@ -54,10 +82,10 @@ def zone_tables(layers: dict[str, tuple], counts: dict[int, pd.DataFrame], balan
 
 def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, int], pd.DataFrame],
                     layers: dict[str, tuple[ZoneLayer | None, str | None]], region: str, co2: bool,
-                    staging: Staging) -> dict[tuple[str, int, int], pd.DataFrame]:
+                    staging: Staging, with_sankey: bool = True) -> dict[tuple[str, int, int], pd.DataFrame]:
     """transitions_<layer>_<y0>_<y1>, pathways_<layer>_<y0>_<y1> and intervals_<layer> for every layer
-    and interval; intensity_{interval,category,transition} and maps/sankey.png for the region over the
-    consecutive intervals. Returns the pathway tables by (layer, y0, y1)."""
+    and interval; intensity_{interval,category,transition} and (``with_sankey``) maps/sankey.png for the
+    region over the consecutive intervals. Returns the pathway tables by (layer, y0, y1)."""
     written: dict[tuple[str, int, int], pd.DataFrame] = {}
     if not interval_counts:  # a single epoch has no change to describe
         return written
@@ -86,6 +114,8 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     write_table(intensity.interval_level(mats), staging.path("tables/intensity_interval.csv"))
     write_table(intensity.category_level(mats), staging.path("tables/intensity_category.csv"))
     write_table(intensity.transition_level(mats), staging.path("tables/intensity_transition.csv"))
+    if not with_sankey:
+        return written
     flows = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in consecutive.items()], ignore_index=True)
     sankey.draw_sankey(flows[["y0", "y1", "from_class", "to_class", "area_ha"]], staging.path("maps/sankey.png"),
                        f"{region}: land-class flows {min(flows['y0'])}-{max(flows['y1'])}")

@@ -454,3 +454,35 @@ def test_rasters_setting_writes_only_those(two_epochs, capsys):
     write_config(tmp, epochs={2000: "lc2000/*.tif"}, carbon={"densities": "d.csv"}, rasters=["stock"],
                  redline={"min_area_ha": 1})
     assert cli("run", two_epochs) == 1 and "add ['landcover', 'flux'] to `rasters`" in capsys.readouterr().err
+
+
+def test_stages_choose_what_is_written(two_epochs, capsys):
+    """`--stages carbon` writes the core outputs only, `transitions,zonal` adds the interval and zone tables;
+    what they write is byte for byte what the whole run writes."""
+    tmp = two_epochs.parent
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **zones_and_statistics(tmp))
+    assert cli("run", two_epochs, "-o", tmp / "all") == 0
+    assert cli("run", two_epochs, "-o", tmp / "core", "--stages", "carbon") == 0
+    assert cli("run", two_epochs, "-o", tmp / "some", "--stages", "transitions, zonal") == 0
+    everything = {p.relative_to(tmp / "all").as_posix() for p in (tmp / "all").rglob("*") if p.is_file()}
+    core = {p.relative_to(tmp / "core").as_posix() for p in (tmp / "core").rglob("*") if p.is_file()}
+    some = {p.relative_to(tmp / "some").as_posix() for p in (tmp / "some").rglob("*") if p.is_file()}
+    assert core < some < everything
+    assert sorted(f for f in core if f.startswith("tables/") and f.endswith(".csv")) == [
+        "tables/balance_region.csv", "tables/classes_region.csv", "tables/epochs.csv"]
+    assert sorted(f for f in core if f.startswith("rasters/")) == [
+        f"rasters/{k}_{y}.{e}" for k in ("flux", "landcover", "stock") for y in (2000, 2020)
+        for e in (("qml", "tif") if k == "landcover" else ("tif",))]
+    assert "tables/transitions_zone_2000_2020.csv" in some and "zone.gpkg" in some
+    assert not [f for f in some if f.startswith(("maps/", "report", "tables/trends_"))]
+    assert "report.html" in everything and "tables/trends_zone.csv" in everything
+    for folder, files in (("core", core), ("some", some)):
+        for name in (f for f in files if f.endswith(".csv")):
+            assert (tmp / folder / name).read_bytes() == (tmp / "all" / name).read_bytes(), (folder, name)
+    manifest = json.loads((tmp / "some/manifest.json").read_text())
+    assert manifest["stages"] == ["ingest", "reclassify", "carbon", "transitions", "zonal"]
+
+    assert cli("run", two_epochs, "--stages", "carbon,maps") == 1
+    assert "unknown stage(s) maps; stages: ingest, reclassify, carbon" in capsys.readouterr().err
+    assert cli("run", two_epochs, "--stages", "redline") == 1
+    assert "no `redline:` section" in capsys.readouterr().err

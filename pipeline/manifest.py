@@ -1,0 +1,85 @@
+"""The run manifest (``manifest.json``, written last): config, grid, inputs with checksums, versions,
+stages run with their timings, warnings and every output with its size and checksum."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from pipeline import __version__, statistics
+from pipeline.config import Config, ExtentSplit
+from pipeline.outputs import Staging, sha256
+from pipeline.parameters import DEFAULT_RATES
+
+_PACKAGES = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
+             "pyogrio", "shapely", "scipy", "pydantic", "click"]
+
+
+def inputs(config: Config, rasters: list[Path]) -> list[dict]:
+    """Every input of the run (rasters, tables, polygon files) with its SHA-256; computed once per run."""
+    paths = sorted({str(f) for f in rasters} | {str(f) for f in parameter_files(config)})
+    return [{"path": p, "sha256": sha256(Path(p))} for p in paths]
+
+
+def build_manifest(config: Config, lc, checked_inputs: list[dict], stages: list[str], staging: Staging,
+                   timings: dict, warnings: list[str]) -> dict:
+    """``lc``: the run's ``LandCover`` (grid and scheme)."""
+    import pyproj
+    import rasterio
+    import shapely
+
+    return {
+        "name": config.name,
+        "pipeline_version": __version__,
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": config.model_dump(mode="json"),
+        "stages": stages,
+        "grid": {"crs": lc.grid.crs.to_string(), "transform": list(lc.grid.transform)[:6],
+                 "width": lc.grid.width, "height": lc.grid.height},
+        "scheme": {"name": lc.scheme.name, **lc.scheme.meta},
+        "inputs": checked_inputs,
+        "versions": {
+            "python": platform.python_version(),
+            **{p: _version(p) for p in _PACKAGES},
+            "GDAL": rasterio.__gdal_version__,
+            "PROJ": pyproj.proj_version_str,
+            "GEOS": shapely.geos_version_string,
+        },
+        "timings_s": timings,
+        "warnings": warnings,
+        "outputs": [{"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": sha256(staging.root / f)}
+                    for f in staging.files()],
+        "command": " ".join(sys.argv),
+    }
+
+
+def parameter_tables(config: Config) -> dict[str, Path]:
+    """The small parameter tables the report shows whole, with their sources."""
+    c = config.carbon
+    tables = {"carbon densities (t C/ha)": c.densities, "annual rates (t C/ha/yr)": c.rates or DEFAULT_RATES}
+    if c.statistics:
+        tables["statistics coefficients (seed 002)"] = c.coefficients or statistics.default_coefficients()
+    return {k: Path(v) for k, v in tables.items() if v is not None}
+
+
+def parameter_files(config: Config) -> list[Path]:
+    """Every non-raster input of a run: tables (the packaged defaults too, when used) and polygon files."""
+    carbon_cfg = config.carbon
+    files = [carbon_cfg.densities, carbon_cfg.rates or DEFAULT_RATES, carbon_cfg.statistics]
+    if carbon_cfg.statistics:
+        files.append(carbon_cfg.coefficients or statistics.default_coefficients())
+    files += [Path(config.scheme) if config.scheme.endswith(".csv") else None]
+    files += [z.path for z in config.zones]
+    if isinstance(config.urban_split, ExtentSplit):
+        files.append(config.urban_split.urban_extent)
+    return [Path(f) for f in files if f is not None]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
