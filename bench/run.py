@@ -6,7 +6,8 @@ wall time, user + system CPU time, peak resident memory of the whole process):
 
 * floor   bench/floor.py: read both epochs, look up total density, subtract, write one float32 raster
 * stock   the pipeline with the floor's output: one stock-change raster (``rasters: [stock_change]``, as a
-          COG with overviews) plus its stock and change tables for the region, no zones
+          COG with overviews) plus its stock and change tables for the region, no zones, no maps or
+          report (``--stages transitions``)
 * full    the whole pipeline with 100 counties: every raster, every table, maps and report
           (the time of the maps and report stage is read from the manifest and shown apart)
 * invest  natcap.invest.carbon (stock, stock change; 11 rasters) when INVEST_PYTHON (default: this
@@ -86,8 +87,8 @@ def stock_config(folder: Path) -> Path:
     return path
 
 
-def pipeline_run(config: Path, out: Path, log: Path) -> dict:
-    result = measure([str(BIN / "carbon-pipeline"), "-q", "run", str(config), "--output", str(out)], log)
+def pipeline_run(config: Path, out: Path, log: Path, *args: str) -> dict:
+    result = measure([str(BIN / "carbon-pipeline"), "-q", "run", str(config), "--output", str(out), *args], log)
     timings = json.loads((out / "manifest.json").read_text())["timings_s"]
     result["maps_report_s"] = timings.get("maps and report", 0.0)
     result["stages_s"] = timings
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         epochs = sorted(folder.glob("lc*.tif"))
         record(n, "floor", measure([sys.executable, str(ROOT / "bench/floor.py"), str(epochs[0]), str(epochs[-1]),
                                     str(folder / "densities.csv"), str(scratch / "floor.tif")], scratch / "floor.log"))
-        record(n, "stock", pipeline_run(stock_config(folder), scratch / "stock", scratch / "stock.log"))
+        record(n, "stock", pipeline_run(stock_config(folder), scratch / "stock", scratch / "stock.log",
+                                        "--stages", "transitions"))
         record(n, "full", pipeline_run(folder / "config.yaml", scratch / "full", scratch / "full.log"))
         if k == 0:
             record(n, "full, 3000 zones", pipeline_run(folder / "config_3000.yaml", scratch / "zones", scratch / "zones.log"))

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipeline import balance, intensity, reclassify, sankey, transitions, trends, zonal
+from pipeline import balance, intensity, reclassify, transitions, trends, zonal
 from pipeline.outputs import Staging, write_table
 from pipeline.zonal import ZoneLayer
 
@@ -116,6 +116,8 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     write_table(intensity.transition_level(mats), staging.path("tables/intensity_transition.csv"))
     if not with_sankey:
         return written
+    from pipeline import sankey  # matplotlib, imported by the runs that draw
+
     flows = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in consecutive.items()], ignore_index=True)
     sankey.draw_sankey(flows[["y0", "y1", "from_class", "to_class", "area_ha"]], staging.path("maps/sankey.png"),
                        f"{region}: land-class flows {min(flows['y0'])}-{max(flows['y1'])}")
