@@ -65,7 +65,8 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
         index, counts, table = rate, rate_levels, np.r_[np.nan, np.maximum(-rate_levels.index.to_numpy(), 0.0)]
     stats = redline.level_stats(np.r_[0, counts.to_numpy()], table)
     radius = max(1, int(round(red.radius_m / np.sqrt(float(np.mean(grid.row_area_m2()))))))
-    z = redline.gi_star(redline.level_values(index[0], table), radius, stats).astype(np.float32)
+    z = redline.gi_star(redline.level_values(index[0], table), radius, stats,
+                        max_abs=float(np.nanmax(np.abs(table)))).astype(np.float32)
     locked_out, locked_in = _burn(inputs.lock_out, grid, classes), _burn(inputs.protected, grid, classes)
     if locked_out is not None:
         # Locked-out land stays in its zone's area but, like cropland, can be neither candidate nor gap fill.

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from pipeline.grid import Grid
 from pipeline.redline import (
-    coverage, disc, gap_fill, gap_fill_mask, gi_star, hotspots, join_patches, label_patches, level_stats, level_values, patch_anchors,
+    coverage, disc, disc_sum, gap_fill, gap_fill_mask, gi_star, hotspots, join_patches, label_patches, level_stats, level_values, patch_anchors,
     patch_table, redline_counts, vectorise,
 )
 
@@ -304,3 +304,22 @@ def test_outputs_identical_for_chunk_sizes():
         np.testing.assert_array_equal(other["gap"], first["gap"])
         assert shapely.to_wkb(other["polygons"].geometry.values).tolist() == \
             shapely.to_wkb(first["polygons"].geometry.values).tolist()
+
+
+@pytest.mark.parametrize("radius", [1, 4, 7])
+def test_disc_sum_is_the_exact_footprint_sum(radius):
+    """Integer window sums by row prefix sums: equal to the direct footprint sum, negatives and prefix sums
+    past 2**63 included (they wrap, the windows do not)."""
+    rng = np.random.default_rng(radius)
+    block = rng.integers(-(2**40), 2**40, (20, 300), dtype=np.int64)
+    block += 2**55  # row prefix sums pass 2**63 (300 x 2**55), no window sum does (at most 149 x 2**55)
+    got = disc_sum(block, radius)
+    r, foot = radius, disc(radius)
+    expected = np.zeros_like(block)
+    for i in range(r, block.shape[0] - r):
+        for j in range(r, block.shape[1] - r):
+            expected[i, j] = sum(int(v) for v in block[i - r:i + r + 1, j - r:j + r + 1][foot])
+    assert int(np.abs(block[0]).sum(dtype=object)) > 2**63
+    np.testing.assert_array_equal(got, expected)
+    counts = disc_sum((block > 0).astype(np.int32), radius)
+    assert counts.dtype == np.int32 and counts[r, r] == ((block > 0)[:2 * r + 1, :2 * r + 1] & foot).sum()
