@@ -419,13 +419,17 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
         for value, geom in part:
             pieces.setdefault(value, []).append(geom)
     t = grid.transform
+    # GEOS unions are valid, simplify keeps topology, and scaling each axis on its own keeps a valid
+    # polygon of integer vertices valid: only a rotated grid needs the (costly) check.
+    rotated = t.b != 0 or t.d != 0
     geoms = []
     for i in ids:
-        g = shapely.union_all(pieces.get(int(i), []))
+        found = pieces.get(int(i), [])
+        g = found[0] if len(found) == 1 else shapely.union_all(found)  # most patches lie in one block
         g = shapely.normalize(shapely.simplify(g, 0.0))  # drop the vertices where block edges cut a side
         g = shapely.transform(g, lambda xy: np.column_stack([t.c + t.a * xy[:, 0] + t.b * xy[:, 1],
                                                              t.f + t.d * xy[:, 0] + t.e * xy[:, 1]]))
-        geoms.append(g if shapely.is_valid(g) else shapely.make_valid(g))
+        geoms.append(g if not rotated or shapely.is_valid(g) else shapely.make_valid(g))
     return gpd.GeoDataFrame({"label": np.asarray(ids, np.int64)}, geometry=geoms, crs=grid.crs)
 
 
