@@ -43,7 +43,9 @@ def run(config: Path, output: Path | None, scheduler: str | None, stages: str | 
     from pipeline.run import run as run_pipeline
 
     chosen = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
-    manifest = run_pipeline(load_config(config), output, scheduler, progress=not _state.get("quiet"), stages=chosen)
+    # A progress bar redirected to a log file is one endless line of carriage returns; the stage lines say enough.
+    progress = not _state.get("quiet") and sys.stdout.isatty()
+    manifest = run_pipeline(load_config(config), output, scheduler, progress=progress, stages=chosen)
     click.echo(f"done: {manifest.parent} (manifest {manifest})")
 
 
