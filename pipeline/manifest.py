@@ -25,8 +25,13 @@ def inputs(config: Config, rasters: list[Path]) -> list[dict]:
 
 
 def build_manifest(config: Config, lc, checked_inputs: list[dict], stages: list[str], staging: Staging,
-                   timings: dict, warnings: list[str]) -> dict:
-    """``lc``: the run's ``LandCover`` (grid and scheme)."""
+                   timings: dict, warnings: list[str], checksums: dict[str, str] | None = None) -> dict:
+    """``lc``: the run's ``LandCover`` (grid and scheme). ``checksums`` (staged path -> SHA-256) is read
+    and filled, so a second manifest of the same run hashes only the files written since the first."""
+    checksums = {} if checksums is None else checksums
+    for f in staging.files():
+        if f not in checksums:
+            checksums[f] = sha256(staging.root / f)
     import pyproj
     import rasterio
     import shapely
@@ -50,7 +55,7 @@ def build_manifest(config: Config, lc, checked_inputs: list[dict], stages: list[
         },
         "timings_s": timings,
         "warnings": warnings,
-        "outputs": [{"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": sha256(staging.root / f)}
+        "outputs": [{"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": checksums[f]}
                     for f in staging.files()],
         "command": " ".join(sys.argv),
     }

@@ -172,7 +172,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             pathways = tables.interval_tables(acc, results["interval_counts"], named, config.name,
                                               config.carbon.co2, staging, with_sankey="report" in stages)
         shutil.rmtree(staging.folder("work"))
-        checked = manifest.inputs(config, files)
+        checked, checksums = manifest.inputs(config, files), {}
         if "report" in stages:
             with timer.stage("maps and report"):
                 from pipeline import maps, report  # matplotlib and mapclassify: 0.8 s to import, for this stage only
@@ -181,10 +181,12 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                           f"{', '.join(map(str, config.years))} · {lc.grid.crs.to_string()}")
                 drawn = maps.draw_maps(staging.root, {z.name: z for z in reported},
                                        {n: b for n, (_, b) in written.items()}, pathways, source, redlines)
-                so_far = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages)
+                so_far = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages,
+                                                 checksums)
                 report.write_report(staging.path("report.html"), staging.root, so_far, drawn,
                                     manifest.parameter_tables(config))
-        final = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages)
+        final = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages,
+                                        checksums)
         staging.path("manifest.json").write_text(json.dumps(final, indent=2, ensure_ascii=False), encoding="utf-8")
         staging.commit()
     except BaseException:

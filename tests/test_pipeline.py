@@ -1,5 +1,6 @@
 """End to end through the command line: values by hand, alignment, and every kind of bad input."""
 
+import hashlib
 import json
 import re
 import sys
@@ -60,6 +61,10 @@ def test_run_by_hand(two_epochs, capsys):
                                                        "tables/classes_region.csv", "tables/epochs.csv"}
     assert len(manifest["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     assert any(i["path"].endswith("defaults/rates_seed002.csv") for i in manifest["inputs"])  # the default used
+    for output in manifest["outputs"]:  # the report is written after the outputs are first hashed
+        data = (tmp / "out" / output["path"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (output["bytes"], output["sha256"]), output["path"]
+    assert "report.html" in {o["path"] for o in manifest["outputs"]}
     assert manifest["versions"]["GDAL"]
     assert not list((tmp / "out").glob(".staging*"))
     with rasterio.open(tmp / "out/rasters/landcover_2020.tif") as ds:
