@@ -10,6 +10,7 @@ wall time, user + system CPU time, peak resident memory of the whole process):
           report (``--stages transitions``)
 * full    the whole pipeline with 100 counties: every raster, every table, maps and report
           (the time of the maps and report stage is read from the manifest and shown apart)
+* full, no overviews  the same with ``overviews: false`` (COGs without overview levels)
 * invest  natcap.invest.carbon (stock, stock change; 11 rasters) when INVEST_PYTHON (default: this
           Python) can import natcap.invest
 * zones   at the first size, the full pipeline again with 3000 counties (zonal cost against zone count)
@@ -87,6 +88,14 @@ def stock_config(folder: Path) -> Path:
     return path
 
 
+def no_overviews_config(folder: Path) -> Path:
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["overviews"] = False
+    path = folder / "config_no_overviews.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def pipeline_run(config: Path, out: Path, log: Path, *args: str) -> dict:
     result = measure([str(BIN / "carbon-pipeline"), "-q", "run", str(config), "--output", str(out), *args], log)
     timings = json.loads((out / "manifest.json").read_text())["timings_s"]
@@ -140,6 +149,10 @@ def ratios(results: list[dict]) -> dict:
         if (n, "invest") in by and (n, "full") in by:
             full = by[n, "full"]["wall_s"] - by[n, "full"].get("maps_report_s", 0)
             out[f"invest/full wall at {n} (target >= 3)"] = round(by[n, "invest"]["wall_s"] / full, 2)
+            if (n, "full, no overviews") in by:
+                bare = by[n, "full, no overviews"]
+                out[f"invest/full without overviews wall at {n} (target >= 3)"] = round(
+                    by[n, "invest"]["wall_s"] / (bare["wall_s"] - bare.get("maps_report_s", 0)), 2)
             out[f"full/invest peak RSS at {n} (target < 1)"] = round(by[n, "full"]["peak_rss_mb"] / by[n, "invest"]["peak_rss_mb"], 2)
     sizes = sorted(n for n, run in by if run == "full" and isinstance(n, int))
     if len(sizes) >= 2:
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         record(n, "stock", pipeline_run(stock_config(folder), scratch / "stock", scratch / "stock.log",
                                         "--stages", "transitions"))
         record(n, "full", pipeline_run(folder / "config.yaml", scratch / "full", scratch / "full.log"))
+        record(n, "full, no overviews", pipeline_run(no_overviews_config(folder), scratch / "bare", scratch / "bare.log"))
         if k == 0:
             record(n, "full, 3000 zones", pipeline_run(folder / "config_3000.yaml", scratch / "zones", scratch / "zones.log"))
         if python:

@@ -109,9 +109,10 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
 
 
 def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dict[int, tuple[int, int, int]] | None = None,
-               categories: dict[int, str] | None = None, overview_resampling: str = "NEAREST") -> None:
-    """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE, overviews) with its band description,
-    unit and colour table, then drop the VRT and its parts. ``meaning`` is (description, unit)."""
+               categories: dict[int, str] | None = None, overview_resampling: str | None = "NEAREST") -> None:
+    """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE; overviews unless ``overview_resampling``
+    is None) with its band description, unit and colour table, then drop the VRT and its parts.
+    ``meaning`` is (description, unit)."""
     try:
         # Overviews built beside the VRT (ZSTD level 1) and reused by the COG driver: building them
         # inside the COG copy, DEFLATE-compressed twice, took a quarter longer.
@@ -123,13 +124,13 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
                 ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
             if categories:
                 ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
-            factors = overview_factors(ds.width, ds.height)
+            factors = overview_factors(ds.width, ds.height) if overview_resampling else []
             if factors:
                 ds.build_overviews(factors, Resampling[overview_resampling.lower()])
         # DEFLATE is read by every GIS. Level 1 against the default 6: the copy 2-3 times faster (it was
         # two thirds of a whole run), files about 30 % larger, about the size LZW gives.
         rasterio.shutil.copy(
-            parts, final, driver="COG", COMPRESS="DEFLATE", LEVEL=1, OVERVIEWS="FORCE_USE_EXISTING",
+            parts, final, driver="COG", COMPRESS="DEFLATE", LEVEL=1, OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE",
             BLOCKSIZE=512, NUM_THREADS="ALL_CPUS",
         )
     except RasterioError as e:
@@ -152,8 +153,9 @@ _RASTER_MEANING = {
 }
 
 
-def finish_rasters(staging: Staging) -> None:
-    """Tiled work files -> COGs with their meaning; class-like rasters get a colour table and a QGIS style."""
+def finish_rasters(staging: Staging, overviews: bool = True) -> None:
+    """Tiled work files -> COGs with their meaning (and overviews when asked); class-like rasters get a
+    colour table and a QGIS style."""
     labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
     grey = (225, 225, 225)
     styles = {
@@ -168,10 +170,10 @@ def finish_rasters(staging: Staging) -> None:
         kind = re.sub(r"(_\d+)+$", "", final.stem)
         if kind in styles:
             colours, names = styles[kind]
-            finish_cog(tiled, final, _RASTER_MEANING[kind], colours, names, overview_resampling="MODE")
+            finish_cog(tiled, final, _RASTER_MEANING[kind], colours, names, "MODE" if overviews else None)
             paletted_qml(final.with_suffix(".qml"), colours, names)
         else:
-            finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE")
+            finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE" if overviews else None)
 
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:

@@ -162,7 +162,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                                                             config.redline.year or config.years[-1], layers,
                                                             zone_rasters, lc.grid, config.dask.chunks, staging)
         with timer.stage("write outputs"):
-            finish_rasters(staging)
+            finish_rasters(staging, config.overviews)
             write_table(tables.epoch_table(lc.sources, status, unknown, row_area), staging.path("tables/epochs.csv"))
             named = {"region": (None, None), **{z.name: (z, columns[z.name]) for z in reported}}
             written = tables.epoch_tables(acc, counts, named, config.name, config.carbon.co2, staging,

@@ -461,6 +461,34 @@ def test_rasters_setting_writes_only_those(two_epochs, capsys):
     assert cli("run", two_epochs) == 1 and "add ['landcover', 'flux'] to `rasters`" in capsys.readouterr().err
 
 
+def test_overviews_off_changes_only_the_overviews(tmp_path):
+    """`overviews: false`: still COGs, same pixels and tables, maps drawn; no overview levels."""
+    codes = load_scheme("cnlucc").codes
+    rng = np.random.default_rng(7)
+    for year in (2000, 2020):  # 600 x 700 px: one overview level (factor 2) by default
+        write_raster(tmp_path / f"lc{year}.tif", rng.choice(codes[codes < 255], (600, 700)).astype(np.uint8))
+    (tmp_path / "d.csv").write_text(FULL_DENSITIES)
+    settings = dict(epochs={2000: "lc2000.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"},
+                    dask={"chunks": 256})
+    write_config(tmp_path, **settings)
+    assert cli("run", tmp_path / "config.yaml", "-o", tmp_path / "with") == 0
+    write_config(tmp_path, **settings, overviews=False)
+    assert cli("run", tmp_path / "config.yaml", "-o", tmp_path / "without") == 0
+    same_tables(tmp_path / "with", tmp_path / "without")
+    rasters = sorted(p.name for p in (tmp_path / "with/rasters").glob("*.tif"))
+    assert len(rasters) == 10 and rasters == sorted(p.name for p in (tmp_path / "without/rasters").glob("*.tif"))
+    for name in rasters:
+        with rasterio.open(tmp_path / "with/rasters" / name) as a, rasterio.open(tmp_path / "without/rasters" / name) as b:
+            assert a.overviews(1) == [2] and b.overviews(1) == [], name
+            assert a.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == b.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+            assert (a.descriptions, a.units) == (b.descriptions, b.units)
+    maps = sorted(p.name for p in (tmp_path / "without/maps").glob("stock_change_*.png"))
+    assert maps == ["stock_change_2000_2020.png"]
+    manifest = json.loads((tmp_path / "without/manifest.json").read_text())
+    assert manifest["config"]["overviews"] is False
+
+
 def test_stages_choose_what_is_written(two_epochs, capsys):
     """`--stages carbon` writes the core outputs only, `transitions,zonal` adds the interval and zone tables;
     what they write is byte for byte what the whole run writes."""
