@@ -4,7 +4,8 @@ Every map has a legend with its unit, class breaks from mapclassify (Fisher-Jenk
 (matplotlib-scalebar), a north arrow and a source note. Signed quantities use a diverging scale centred
 on zero: negative and positive values are classified apart, so zero is always a class boundary and
 blue always means less carbon in the air (sink, stock gained), red more. Maps are drawn from the
-tables and from decimated overviews of the COGs, never from full-resolution rasters.
+tables and from the COGs' overviews (with ``overviews: false``, GDAL averages the full-resolution pixels
+block by block; memory stays that of the drawn image).
 """
 
 from __future__ import annotations
@@ -331,7 +332,7 @@ def redline_map(stock_raster: Path, candidates: gpd.GeoDataFrame, gap_fill: gpd.
 
 def _overview(raster: Path, max_cells: int) -> tuple[np.ndarray, tuple, pyproj.CRS, int]:
     """(the raster averaged over step x step pixels so that neither side exceeds ``max_cells``, NaN for
-    nodata; its bounds; its CRS; step), read from the COG's overviews."""
+    nodata; its bounds; its CRS; step), read from the COG's overviews when it has them."""
     with rasterio.open(raster) as src:
         step = max(1, int(np.ceil(max(src.width, src.height) / max_cells)))
         shape = (max(1, src.height // step), max(1, src.width // step))
