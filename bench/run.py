@@ -78,20 +78,13 @@ def _zones_variant(folder: Path, n: int, counties: int) -> None:
     (folder / f"config_{counties}.yaml").write_text(yaml.safe_dump(config))
 
 
-def stock_config(folder: Path) -> Path:
+def config_variant(folder: Path, variant: str, drop: tuple[str, ...] = (), **changes) -> Path:
+    """``folder``/config_<variant>.yaml: the size's config.yaml without the keys ``drop``, with ``changes``."""
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    config.pop("zones", None)
-    config["name"] += "-stock"
-    config["rasters"] = ["stock_change"]  # what the floor writes
-    path = folder / "config_stock_only.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def no_overviews_config(folder: Path) -> Path:
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    config["overviews"] = False
-    path = folder / "config_no_overviews.yaml"
+    for key in drop:
+        config.pop(key, None)
+    config.update(changes)
+    path = folder / f"config_{variant}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -185,10 +178,11 @@ def main(argv: list[str] | None = None) -> None:
         epochs = sorted(folder.glob("lc*.tif"))
         record(n, "floor", measure([sys.executable, str(ROOT / "bench/floor.py"), str(epochs[0]), str(epochs[-1]),
                                     str(folder / "densities.csv"), str(scratch / "floor.tif")], scratch / "floor.log"))
-        record(n, "stock", pipeline_run(stock_config(folder), scratch / "stock", scratch / "stock.log",
+        record(n, "stock", pipeline_run(
+            config_variant(folder, "stock_only", drop=("zones",), name=f"synthetic-{n}-stock", rasters=["stock_change"]), scratch / "stock", scratch / "stock.log",
                                         "--stages", "transitions"))
         record(n, "full", pipeline_run(folder / "config.yaml", scratch / "full", scratch / "full.log"))
-        record(n, "full, no overviews", pipeline_run(no_overviews_config(folder), scratch / "bare", scratch / "bare.log"))
+        record(n, "full, no overviews", pipeline_run(config_variant(folder, "no_overviews", overviews=False), scratch / "bare", scratch / "bare.log"))
         if k == 0:
             record(n, "full, 3000 zones", pipeline_run(folder / "config_3000.yaml", scratch / "zones", scratch / "zones.log"))
         if python:
