@@ -20,7 +20,7 @@ import rasterio
 from rasterio.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
-from pipeline.reclassify import load_scheme  # noqa: E402
+from pipeline.io.parameters import load_scheme  # noqa: E402
 
 
 def density_lut(densities_csv: Path, nodata: float | None = 255) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`make bench`: the pipeline against the numpy floor and InVEST's Carbon model on the same synthetic files.
 
 For each size N (N x N px of 30 m, two epochs, 100 counties; generated once into bench/data/N by
-pipeline.synthetic) it runs, each in its own process, measured by the operating system (os.wait4:
+pipeline.samples.synthetic) it runs, each in its own process, measured by the operating system (os.wait4:
 wall time, user + system CPU time, peak resident memory of the whole process):
 
 * floor   bench/floor.py: read both epochs, look up total density, subtract, write one float32 raster
@@ -38,8 +38,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipeline import synthetic  # noqa: E402
-from pipeline.reclassify import load_scheme  # noqa: E402
+from pipeline.io.parameters import load_scheme  # noqa: E402
+from pipeline.samples import synthetic  # noqa: E402
 
 DATA, RESULTS = ROOT / "bench" / "data", ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent

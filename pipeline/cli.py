@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.io import tables
 
 _state = {"verbose": False}
 
@@ -40,7 +41,7 @@ def cli(verbose: bool, quiet: bool) -> None:
 def run(config: Path, output: Path | None, scheduler: str | None, stages: str | None) -> None:
     """Run the pipeline on CONFIG and write the output folder."""
     from pipeline.config import load_config
-    from pipeline.run import run as run_pipeline
+    from pipeline.runner.run import run as run_pipeline
 
     chosen = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     # A progress bar redirected to a log file is one endless line of carriage returns; the stage lines say enough.
@@ -54,7 +55,7 @@ def run(config: Path, output: Path | None, scheduler: str | None, stages: str | 
 def validate(config: Path) -> None:
     """Check every input of CONFIG (headers, grids, a sample of blocks, polygons) without computing."""
     from pipeline.config import load_config
-    from pipeline.validate import validate as check
+    from pipeline.runner.validate import validate as check
 
     for line in check(load_config(config)):
         click.echo(line)
@@ -65,7 +66,7 @@ def validate(config: Path) -> None:
 @click.option("--seed", default=2026, show_default=True, help="Random seed of the generator.")
 def sample_data(directory: Path, seed: int) -> None:
     """Regenerate the synthetic sample region into DIRECTORY."""
-    from pipeline.sample_data import generate_sample
+    from pipeline.samples.region import generate_sample
 
     files = generate_sample(directory, seed=seed)
     click.echo(f"wrote {len(files)} files to {directory}")
@@ -79,9 +80,9 @@ def forecast(series: Path, until: int, as_json: bool) -> None:
     """GM(1,1) grey forecast of a year,value series (seed 002), with its C, P and precision grade."""
     import json
 
-    from pipeline import trends
+    from pipeline.stages import trends
 
-    years, values = trends.read_series(series)
+    years, values = tables.read_series(series)
     model = trends.gm11(years, values, series)
     future = np.arange(years[-1] + model.step, until + 1, model.step)
     ahead = dict(zip(future.tolist(), model.predict(future).tolist()))

@@ -23,8 +23,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
-
-BUILTIN_SCHEMES = ("cnlucc", "clcd", "esa_worldcover", "globeland30", "modis_igbp", "nlcd", "corine")
+from pipeline.io.parameters import BUILTIN_SCHEMES
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:

@@ -13,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pipeline.carbon import account, by_class, rate_lookup, row_index
-from pipeline.classes import NODATA
-from pipeline.parameters import ParameterTable
-from pipeline.zonal import ZoneLayer
+from pipeline.model.classes import NODATA
+from pipeline.model.inputs import ParameterTable, ZoneLayer
+from pipeline.stages.carbon import account, by_class, rate_lookup, row_index
 
 from .conftest import read, write_config, write_raster
 from .test_pipeline import cli
@@ -109,8 +108,8 @@ def test_invest_table_on_its_own_rasters(real_data, tmp_path):
         np.testing.assert_allclose(stock[valid], total.reindex(lulc[valid]).to_numpy(), rtol=1e-6)
     # Stock change by pathway, against the pixels: with lucode densities a pixel can keep its class and
     # still change stock (another lucode of the same class), which DESIGN.md puts under pathway 0.
-    from pipeline.reclassify import load_scheme
-    from pipeline.transitions import PATHWAY
+    from pipeline.io.parameters import load_scheme
+    from pipeline.model.pathways import PATHWAY
 
     lut = np.zeros(256, np.uint8)
     for k, v in load_scheme(scheme).as_dict().items():

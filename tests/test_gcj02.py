@@ -5,7 +5,7 @@ import pyproj
 import pytest
 import shapely
 
-from pipeline.gcj02 import gcj02_to_wgs84, geometries_to_wgs84, wgs84_to_gcj02
+from pipeline.io.gcj02 import gcj02_to_wgs84, geometries_to_wgs84, wgs84_to_gcj02
 
 # (WGS84 lat, lon, GCJ-02 lat, lon), from github.com/googollee/eviltransform python/test.py
 PAIRS = [(31.1774276, 121.5272106, 31.17530398364597, 121.531541859215),

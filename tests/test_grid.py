@@ -4,7 +4,7 @@ from affine import Affine
 from pyproj import Geod
 from rasterio.crs import CRS
 
-from pipeline.grid import Grid
+from pipeline.model.grid import Grid
 
 DEG = 1 / 12000  # ESA WorldCover pixel
 

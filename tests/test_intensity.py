@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import intensity
+from pipeline.stages import intensity
 
 M1 = [[50, 10, 5], [4, 30, 6], [1, 2, 12]]   # 2000 -> 2005, ha; rows from, columns to
 M2 = [[40, 8, 7], [6, 28, 8], [2, 6, 15]]    # 2005 -> 2015; row sums = M1's column sums (55, 42, 23)

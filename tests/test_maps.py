@@ -10,7 +10,7 @@ import pytest
 import shapely
 from matplotlib import colormaps
 
-from pipeline import maps
+from pipeline.report import maps
 
 
 def test_diverging_classes_put_zero_on_an_edge_and_colour_by_sign():

@@ -3,8 +3,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import InputError
-from pipeline.parameters import read_densities, read_rates
-from pipeline.validate import validate
+from pipeline.io.parameters import read_densities, read_rates
+from pipeline.runner.validate import validate
 
 from .conftest import write_config, write_raster
 

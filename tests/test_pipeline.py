@@ -13,8 +13,8 @@ import rasterio
 from affine import Affine
 
 from pipeline.cli import main
-from pipeline.reclassify import load_scheme
-from pipeline.transitions import PATHWAY
+from pipeline.io.parameters import load_scheme
+from pipeline.model.pathways import PATHWAY
 
 from .conftest import read, write_config, write_raster
 
@@ -60,7 +60,7 @@ def test_run_by_hand(two_epochs, capsys):
     assert {o["path"] for o in manifest["outputs"]} >= {"rasters/landcover_2000.tif", "rasters/landcover_2000.qml",
                                                        "tables/classes_region.csv", "tables/epochs.csv"}
     assert len(manifest["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
-    assert any(i["path"].endswith("defaults/rates_seed002.csv") for i in manifest["inputs"])  # the default used
+    assert any(i["path"].endswith("data/rates_seed002.csv") for i in manifest["inputs"])  # the default used
     for output in manifest["outputs"]:  # the report is written after the outputs are first hashed
         data = (tmp / "out" / output["path"]).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (output["bytes"], output["sha256"]), output["path"]
@@ -314,19 +314,19 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 def test_a_raster_that_cannot_be_written_is_an_output_error(tmp_path, capsys, monkeypatch):
     """A failed write of a result raster (disk full, say) names the output raster, not an input file."""
-    import pipeline.outputs
+    import pipeline.io.cog
     from rasterio.errors import RasterioError
 
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     cfg = write_config(tmp_path, epochs={2000: "a.tif"})
-    real_open = pipeline.outputs.rasterio.open
+    real_open = pipeline.io.cog.rasterio.open
 
     def failing(path, mode="r", *args, **kwargs):
         if mode == "w":
             raise RasterioError("No space left on device")
         return real_open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.outputs.rasterio, "open", failing)
+    monkeypatch.setattr(pipeline.io.cog.rasterio, "open", failing)
     message = _fails(cfg, capsys, "cannot write the raster: No space left on device")
     # Whichever result raster a thread wrote first, the message names it and not the input.
     assert re.search(r"/rasters/[a-z_]+_2000\.vrt: ", message) and "a.tif" not in message, message
@@ -404,7 +404,7 @@ def test_unreachable_scheduler_is_one_clear_error(two_epochs, capsys):
 
 def test_user_vrt_input(tmp_path):
     """Any GDAL raster works as an epoch: here a VRT the user built over two tiles."""
-    from pipeline.ingest import open_sources
+    from pipeline.io.rasters import open_sources
 
     rng = np.random.default_rng(5)
     codes = rng.choice(np.array([11, 21, 31, 51], np.uint8), (20, 30))

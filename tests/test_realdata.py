@@ -13,9 +13,11 @@ from rasterio.windows import Window
 
 from pipeline.config import load_config
 from pipeline.errors import GridMismatchError
-from pipeline.reclassify import load_scheme
-from pipeline.run import build_landcover
-from pipeline.validate import validate
+from pipeline.io import vectors
+from pipeline.io.parameters import load_scheme
+from pipeline.runner.run import build_landcover
+from pipeline.runner.validate import validate
+from pipeline.stages import counts
 
 from .conftest import read, write_config
 from .test_pipeline import cli
@@ -149,15 +151,15 @@ def test_worldcover_valid_area_against_an_independent_geodesic_sum(real_data, tm
     numpy counts per row x pyproj's geodesic area of one pixel of that row."""
     from pyproj import Geod
 
-    from pipeline import reclassify
+    from pipeline.stages import reclassify
 
     d = real_data / "esa_worldcover_N00E006"
     files = [d / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif", d / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"]
     cfg = load_config(write_config(tmp_path, epochs={2020: str(files[0]), 2021: str(files[1])},
                                    scheme="esa_worldcover", dask={"chunks": 4096}))
     lc = build_landcover(cfg, tmp_path / "work")
-    counts = reclassify.row_histogram(reclassify.pixel_status(lc.mapped[2021], lc.valid), 4).compute()
-    got_ha = reclassify.areas_ha(counts, lc.grid.row_area_m2())[reclassify.VALID]
+    hist = counts.row_histogram(reclassify.pixel_status(lc.mapped[2021], lc.valid), 4).compute()
+    got_ha = counts.areas_ha(hist, lc.grid.row_area_m2())[reclassify.VALID]
 
     per_row = np.zeros(36000, np.int64)
     with rasterio.open(files[0]) as a, rasterio.open(files[1]) as b:
@@ -169,7 +171,7 @@ def test_worldcover_valid_area_against_an_independent_geodesic_sum(real_data, tm
     pixel_m2 = [abs(geod.polygon_area_perimeter([6, 6 + deg, 6 + deg, 6], [3 - i * deg] * 2 + [3 - (i + 1) * deg] * 2)[0])
                 for i in rows]
     expected_ha = float(np.dot(per_row[rows], pixel_m2)) / 1e4
-    assert per_row.sum() == counts[:, reclassify.VALID].sum() == 164_668_639  # PROVENANCE.md: 164.67 M valid px
+    assert per_row.sum() == hist[:, reclassify.VALID].sum() == 164_668_639  # PROVENANCE.md: 164.67 M valid px
     assert got_ha == pytest.approx(expected_ha, rel=1e-9)
     assert round(got_ha, 1) == 1_407_260.8
 
@@ -182,18 +184,18 @@ def test_guizhou_datav_counties_repaired_overlaps_and_gcj02(real_data, caplog):
     from affine import Affine
     from rasterio.crs import CRS
 
-    from pipeline import zonal
-    from pipeline.grid import Grid
+    from pipeline.model.grid import Grid
+    from pipeline.stages import zonal
 
     path = real_data / "guizhou_admin_datav/guizhou_counties_datav.geojson"
     grid = Grid(CRS.from_epsg(4326), Affine(0.01, 0, 103.5, 0, -0.01, 29.3), 620, 480)
-    as_given = zonal.read_zone_layer("county", path, "adcode", "name", grid)
+    as_given = vectors.read_zone_layer("county", path, "adcode", "name", grid)
     names = "乌当区, 观山湖区, 水城县, 西秀区, 金沙县, 石阡县, 施秉县, 天柱县"
     assert f"8 invalid geometries repaired with make_valid: {names}" in caplog.text
     assert len(as_given.ids) == 88 and as_given.polygons.geometry.is_valid.all()
     shared = zonal.overlaps(as_given)
     assert 900 < shared.overlap_ha.sum() < 1100  # about 10 km2
-    moved = zonal.read_zone_layer("county", path, "adcode", "name", grid, gcj02=True)
+    moved = vectors.read_zone_layer("county", path, "adcode", "name", grid, gcj02=True)
     a, b = shapely.centroid(as_given.polygons.geometry.values), shapely.centroid(moved.polygons.geometry.values)
     shift = pyproj.Geod(ellps="WGS84").inv(shapely.get_x(a), shapely.get_y(a), shapely.get_x(b), shapely.get_y(b))[2]
     assert 300 < shift.min() and shift.max() < 600

@@ -7,9 +7,19 @@ from hypothesis import strategies as st
 
 from pipeline.config import BUILTIN_SCHEMES
 from pipeline.errors import ConfigError
-from pipeline.reclassify import (
-    OWN_NODATA, UNKNOWN, UNKNOWN_CODE, VALID, EXCLUDED_BY_OTHER,
-    apply_mask, common_valid, load_scheme, map_to_classes, pixel_status, row_histogram, unknown_codes,
+from pipeline.io.parameters import load_scheme
+from pipeline.stages.counts import row_histogram
+from pipeline.stages.reclassify import (
+    EXCLUDED_BY_OTHER,
+    OWN_NODATA,
+    UNKNOWN,
+    UNKNOWN_CODE,
+    VALID,
+    apply_mask,
+    common_valid,
+    map_to_classes,
+    pixel_status,
+    unknown_codes,
 )
 
 # For each built-in scheme: a 2 x 4 block of product codes and the DESIGN.md classes expected, by hand

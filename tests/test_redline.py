@@ -11,10 +11,23 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from pipeline.grid import Grid
-from pipeline.redline import (
-    coverage, disc, disc_sum, gap_fill, gap_fill_mask, gi_star, hotspots, join_patches, label_patches, level_stats, level_values, patch_anchors,
-    patch_table, redline_counts, vectorise,
+from pipeline.model.grid import Grid
+from pipeline.stages.redline import (
+    coverage,
+    disc,
+    disc_sum,
+    gap_fill,
+    gap_fill_mask,
+    gi_star,
+    hotspots,
+    join_patches,
+    label_patches,
+    level_stats,
+    level_values,
+    patch_anchors,
+    patch_table,
+    redline_counts,
+    vectorise,
 )
 
 UTM50 = CRS.from_epsg(32650)

@@ -13,8 +13,8 @@ import rasterio
 import yaml
 from scipy import ndimage
 
-from pipeline.sample_data import generate_sample
-from pipeline.transitions import pathway
+from pipeline.model.pathways import pathway
+from pipeline.samples.region import generate_sample
 
 COMMITTED = Path(__file__).parents[1] / "sample_data"
 YEARS = (2000, 2005, 2010, 2015, 2020)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from pipeline.sankey import draw_sankey, layout
+from pipeline.report.sankey import draw_sankey, layout
 
 FLOWS = pd.DataFrame(
     [(2000, 2005, 1, 1, 50.0), (2000, 2005, 1, 2, 10.0), (2000, 2005, 2, 2, 30.0), (2000, 2005, 3, 1, 4.5),

@@ -6,8 +6,8 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
-from pipeline.grid import Grid
-from pipeline.split import extent_mask, split_by_extent, split_by_patches
+from pipeline.model.grid import Grid
+from pipeline.stages.split import extent_mask, split_by_extent, split_by_patches
 
 GRID = Grid(CRS.from_epsg(32650), Affine(100, 0, 500000, 0, -100, 3400000), 12, 10)  # 1 ha pixels
 
@@ -71,7 +71,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from pipeline.patches import EIGHT_NEIGHBOURS  # noqa: E402
+from pipeline.stages.patches import EIGHT_NEIGHBOURS  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipeline.statistics import read_coefficients, read_statistics, terms
+from pipeline.io.parameters import read_coefficients, read_statistics
+from pipeline.stages.statistics import terms
 
 from .conftest import UTM50, read, write_config, write_raster
 from .test_pipeline import cli

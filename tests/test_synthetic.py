@@ -1,4 +1,4 @@
-"""pipeline.synthetic (large synthetic land cover for benchmarks) and bench/floor.py (the numpy floor)."""
+"""pipeline.samples.synthetic (large synthetic land cover for benchmarks) and bench/floor.py (the numpy floor)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import rasterio
 from scipy import ndimage
 
 from pipeline.config import load_config
-from pipeline.reclassify import load_scheme
-from pipeline.synthetic import generate
+from pipeline.io.parameters import load_scheme
+from pipeline.samples.synthetic import generate
 
 N = 512
 KM2 = N * N * 30.0 * 30.0 / 1e6  # raster area, km2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.transitions import PATHWAY, PATHWAY_NAMES, pathway, transition
+from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
 
 # DESIGN.md, row by row: code -> the (from, to) pairs it names.
 DESIGN = {
@@ -61,8 +61,8 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
-from pipeline import balance, carbon, transitions, zonal  # noqa: E402
-from pipeline.parameters import ParameterTable  # noqa: E402
+from pipeline.model.inputs import ParameterTable, ZoneLayer  # noqa: E402
+from pipeline.stages import balance, carbon, counts, transitions  # noqa: E402
 
 # Every pathway appears: see the comments on each pixel in test_interval_tables_by_hand.
 BEFORE = np.array([[1, 1, 2, 3, 4],
@@ -95,10 +95,10 @@ def _interval(before, after, zone, chunks, densities, rates, per_row=False):
     keys = {"from_class": (b, 9), "to_class": (a, 9), "zone_z": (z, int(zone.max()) + 1),
             "density0": (idx["density"][0], densities.size), "density1": (idx["density"][1], densities.size),
             "rate0": (idx["rate"][0], rates.size), "rate1": (idx["rate"][1], rates.size)}
-    epoch = {y: zonal.group_counts({"class": (c, 9), "zone_z": keys["zone_z"], "density": (idx["density"][i], densities.size),
+    epoch = {y: counts.group_counts({"class": (c, 9), "zone_z": keys["zone_z"], "density": (idx["density"][i], densities.size),
                                      "rate": (idx["rate"][i], rates.size)}, per_row)
              for i, (y, c) in enumerate(((2000, b), (2020, a)))}
-    return zonal.group_counts(keys, per_row).compute(), {y: f.compute() for y, f in epoch.items()}
+    return counts.group_counts(keys, per_row).compute(), {y: f.compute() for y, f in epoch.items()}
 
 
 def test_interval_tables_by_hand():
@@ -214,7 +214,7 @@ def test_matrix_and_pathway_invariants(data):
         pd.testing.assert_frame_equal(transitions.epoch_counts(frame, side), epochs[year])
     acc = balance.Accounting(densities, rates, row_area)
     acct = transitions.account(acc, frame, 2000, 2020)
-    layer = zonal.ZoneLayer("z", None, ["a", "b", "c"], ["A", "B", "C"], None)
+    layer = ZoneLayer("z", None, ["a", "b", "c"], ["A", "B", "C"], None)
     for lay, column in ((None, None), (layer, "zone_z")):
         zones = balance.zone_frame(lay, "r")
         classes = balance.class_table(acc, epochs, lay, column, "r").set_index(["zone_id", "year", "class"])

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import trends
 from pipeline.errors import InputError
+from pipeline.stages import trends
 
 from .test_pipeline import cli
 

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pipeline import balance, carbon, zonal
-from pipeline.parameters import ParameterTable
+from pipeline.model import inputs
+from pipeline.model.inputs import ParameterTable
+from pipeline.stages import balance, carbon, counts, zonal
 
 
 def _lazy(a: np.ndarray, chunks: tuple[int, int]) -> xr.DataArray:
@@ -35,7 +36,7 @@ def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
     """Declared sizes of 2**25 and 2**40 zones take the hashing path instead of the dense bincount, with
     32-bit and 64-bit combined keys."""
     zone, cls, (c1, c2) = data
-    frames = [zonal.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
+    frames = [counts.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
               for c in (c1, c2)]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     f = frames[0]
@@ -61,7 +62,7 @@ def _densities() -> carbon.Lookup:
 def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
     zone, cls, (c1, c2) = data
     zone = np.where(zone == 0, 1, zone)  # zones 1..3 tile the raster
-    layer = zonal.ZoneLayer("zone", None, ["a", "b", "c"], ["A", "B", "C"], None)
+    layer = inputs.ZoneLayer("zone", None, ["a", "b", "c"], ["A", "B", "C"], None)
     dens, rates = _densities(), _rates()
     row_area = 900.0 + np.arange(zone.shape[0]) * 0.37  # rows of different area, as on a geographic grid
     acc = balance.Accounting(dens, rates, row_area)
@@ -71,8 +72,8 @@ def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
         keys = {"zone_zone": (_lazy(zone, c), 4), "class": (classes, 9),
                 "density": (carbon.row_index(dens, classes, classes, None), dens.size),
                 "rate": (carbon.row_index(rates, classes, classes, None), rates.size)}
-        counts = {2000: zonal.group_counts(keys, per_row=True).compute()}
-        tables.append([balance.balance_table(acc, counts, lay, col, "r") for lay, col in ((None, None), (layer, "zone_zone"))])
+        by_year = {2000: counts.group_counts(keys, per_row=True).compute()}
+        tables.append([balance.balance_table(acc, by_year, lay, col, "r") for lay, col in ((None, None), (layer, "zone_zone"))])
     for a, b in zip(*tables):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     region, zones = tables[0]
@@ -88,6 +89,6 @@ def test_polygon_area_is_geodesic():
     import shapely
 
     box = shapely.box(500000, 3400000, 501000, 3401000)  # 1 km square on UTM 50N near its central meridian
-    layer = zonal.ZoneLayer("z", None, ["1"], ["1"], gpd.GeoDataFrame(geometry=[box], crs="EPSG:32650"))
+    layer = inputs.ZoneLayer("z", None, ["1"], ["1"], gpd.GeoDataFrame(geometry=[box], crs="EPSG:32650"))
     # UTM's scale factor 0.9996 at the central meridian: the ground is (1/0.9996)^2 larger than the grid square.
     assert zonal.polygon_area_ha(layer)[0] == pytest.approx(100 / 0.9996**2, rel=2e-5)

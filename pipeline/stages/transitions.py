@@ -15,55 +15,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import carbon
-from pipeline.classes import (CLASS_NAMES, CONSTRUCTION, CROPLAND, FOREST, GRASSLAND, NODATA, OTHER_CONSTRUCTION,
-                              RURAL, UNUSED, URBAN, WATER)
-
-PATHWAY_NODATA = 255
-PATHWAY_NAMES = {
-    0: "unchanged",
-    1: "direct: urban expansion",
-    2: "indirect: cropland displacement",
-    3: "potential: rural shrinkage",
-    4: "rural expansion",
-    5: "ecological restoration",
-    6: "other change",
-}
-#: Map colours: grey for no change, red for the direct pathway, orange for the indirect, teal for the potential.
-PATHWAY_COLOURS = {0: (225, 225, 225), 1: (215, 25, 28), 2: (253, 174, 97), 3: (43, 131, 186), 4: (241, 105, 163),
-                   5: (26, 150, 65), 6: (140, 120, 160)}
-_NATURAL = (CROPLAND, FOREST, GRASSLAND, WATER, UNUSED)  # land that is neither built nor settled
-
-
-def _pathway_lookup() -> np.ndarray:
-    lut = np.full((9, 9), 6, np.uint8)
-    for f in range(1, 9):
-        lut[f, f] = 0
-    for f in _NATURAL:
-        lut[f, [URBAN, OTHER_CONSTRUCTION]] = 1
-        lut[f, RURAL] = 4
-    for f in (FOREST, GRASSLAND, WATER, UNUSED):
-        lut[f, CROPLAND] = 2
-    lut[RURAL, [CROPLAND, FOREST, GRASSLAND, WATER]] = 3
-    lut[CROPLAND, [FOREST, GRASSLAND, WATER]] = 5
-    lut[NODATA, :] = lut[:, NODATA] = PATHWAY_NODATA
-    return lut
-
-
-#: PATHWAY[from_class, to_class] -> pathway code (255 where either epoch is nodata).
-PATHWAY = _pathway_lookup()
-
-
-def pathway(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Pathway code per pixel (uint8) from two arrays of target classes."""
-    return PATHWAY[before, after]
-
-
-def transition(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """from x 10 + to per pixel (uint8, 11..88); 0 where either epoch is nodata."""
-    code = before.astype(np.uint8) * np.uint8(10) + after.astype(np.uint8)
-    return np.where((before == NODATA) | (after == NODATA), np.uint8(0), code).astype(np.uint8)
-
+from pipeline.model.classes import (
+    CLASS_NAMES,
+    CONSTRUCTION,
+    CROPLAND,
+    FOREST,
+    GRASSLAND,
+    NODATA,
+    UNUSED,
+    WATER,
+)
+from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
+from pipeline.stages import carbon
 
 #: Consolidation rule of seed 000 (notice NZF [2019] 194): new cropland >= 5 % of the original cropland.
 NEW_CROPLAND_MIN_SHARE = 0.05

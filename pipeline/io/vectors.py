@@ -1,4 +1,4 @@
-"""Polygon layers at the edge: reading, checking and rasterising onto the grid block by block."""
+"""Polygon layers at the edge: reading, repairing, GCJ-02 coordinates, zone layers checked once."""
 
 from __future__ import annotations
 
@@ -6,23 +6,23 @@ import logging
 import warnings
 from pathlib import Path
 
-import dask.array as da
 import geopandas as gpd
-import numpy as np
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import rasterize
 
-from pipeline import gcj02 as gcj02_module
 from pipeline.errors import InputError
-from pipeline.grid import Grid
-
-log = logging.getLogger(__name__)
+from pipeline.io import gcj02 as gcj02_module
+from pipeline.io.tables import zone_id_text
+from pipeline.model.grid import Grid
+from pipeline.model.inputs import (
+    ZoneLayer,
+)
 
 # rasterize builds an in-memory dataset and reads its transform before setting it; rasterio hides the
 # resulting warning with catch_warnings, which is not thread-safe, so under Dask threads it leaks out.
 warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning, "rasterio")
+log = logging.getLogger(__name__)
 
 
 def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool = False,
@@ -62,37 +62,25 @@ def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool 
         raise InputError("no polygon overlaps the rasters (check the CRS and the extent)", path)
     return gdf
 
-
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     if geom is None or geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom
     parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
-
-def rasterize_blocks(geoms: np.ndarray, values: np.ndarray, grid: Grid, chunks: tuple, dtype=np.int32) -> da.Array:
-    """Lazy raster of ``values`` burned by ``geoms`` (pixel-centre rule), 0 elsewhere, chunked like ``chunks``.
-
-    Each block only burns the geometries whose envelope meets it (an STRtree query), so the cost is
-    set by the block, not by the number of polygons.
-    """
-    tree = shapely.STRtree(geoms)
-
-    def burn(block_info=None) -> np.ndarray:
-        (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        transform = grid.window_transform(r0, c0)
-        box = shapely.box(*_window_bounds(transform, r1 - r0, c1 - c0))
-        hits = tree.query(box)
-        out = np.zeros((r1 - r0, c1 - c0), dtype=dtype)
-        if len(hits):
-            shapes = ((geoms[i], values[i]) for i in sorted(hits))
-            rasterize(shapes, out=out, transform=transform, all_touched=False)
-        return out
-
-    return da.map_blocks(burn, chunks=chunks, dtype=dtype, meta=np.array((), dtype=dtype))
-
-
-def _window_bounds(transform, height: int, width: int) -> tuple[float, float, float, float]:
-    x0, y0 = transform.c, transform.f
-    x1, y1 = x0 + transform.a * width, y0 + transform.e * height
-    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+def read_zone_layer(name: str, path: Path, id_field: str, label_field: str | None, grid: Grid,
+                    layer: str | None = None, gcj02: bool = False) -> ZoneLayer:
+    """A zone layer checked once: fields exist, ids unique and present, polygons overlap the grid."""
+    gdf = read_polygons(path, grid, layer, gcj02, label_field or id_field)
+    for column in filter(None, (id_field, label_field)):
+        if column not in gdf.columns:
+            fields = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
+            raise InputError(f"zone layer '{name}' has no field '{column}'; fields: {fields}", path)
+    if gdf[id_field].isna().any():
+        raise InputError(f"zone layer '{name}': {int(gdf[id_field].isna().sum())} features have no id in '{id_field}'", path)
+    ids = zone_id_text(gdf[id_field])
+    dup = sorted({z for z in ids if ids.count(z) > 1})
+    if dup:
+        raise InputError(f"zone layer '{name}': duplicate ids in '{id_field}': {dup[:10]}", path)
+    labels = [str(v) for v in gdf[label_field]] if label_field else ids
+    return ZoneLayer(name, Path(path), ids, labels, gdf)

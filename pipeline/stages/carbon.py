@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import reclassify
-from pipeline.classes import CONSTRUCTION, CROPLAND, NODATA
 from pipeline.errors import InputError
-from pipeline.parameters import POOLS, ParameterTable
-from pipeline.zonal import ZoneLayer
+from pipeline.model.classes import CONSTRUCTION, CROPLAND, NODATA
+from pipeline.model.inputs import POOLS, ParameterTable, ZoneLayer
+from pipeline.stages.counts import values_where
 
 NBINS_CLASS = 9  # class codes 0..8
 _ZONE_SHIFT = 32
@@ -118,7 +117,7 @@ def per_pixel(lookup: Lookup, index: xr.DataArray) -> xr.DataArray:
 def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, codes: xr.DataArray) -> dask.delayed:
     """Delayed {key: pixels} of valid pixels whose class or code has no row in the table."""
     keyed = classes if lookup.table.key == "class" else codes
-    return reclassify.values_where(keyed, (index == 0) & (classes != NODATA))
+    return values_where(keyed, (index == 0) & (classes != NODATA))
 
 
 def account(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | None, rates: Lookup,

@@ -5,21 +5,23 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pipeline import balance, carbon, ingest, reclassify, statistics, zonal
 from pipeline.config import Config, ExtentSplit
-from pipeline.classes import RURAL, URBAN
 from pipeline.errors import InputError, UnknownCodesError
-from pipeline.parameters import read_densities, read_rates
-from pipeline.vector import read_polygons
+from pipeline.io import parameters, rasters, vectors
+from pipeline.io.parameters import read_densities, read_rates
+from pipeline.io.vectors import read_polygons
+from pipeline.model import inputs
+from pipeline.model.classes import RURAL, URBAN
+from pipeline.stages import balance, carbon, statistics, zonal
 
 
 def validate(config: Config) -> list[str]:
     """Check every input named by ``config``; return report lines, raise on the first problem."""
     lines = [f"config: {config.name}, {len(config.epochs)} epochs {config.years}, scheme {config.scheme}"]
-    scheme = reclassify.load_scheme(config.scheme)
+    scheme = parameters.load_scheme(config.scheme)
     with tempfile.TemporaryDirectory() as tmp:
-        sources = ingest.open_sources(config.epochs, Path(tmp))
-        grid = ingest.check_alignment(sources, config.align)
+        sources = rasters.open_sources(config.epochs, Path(tmp))
+        grid = rasters.check_alignment(sources, config.align)
     crs = grid.crs.to_epsg() or grid.crs.to_string()[:40]
     area_ha = grid.row_area_m2().sum() * grid.width / 1e4
     lines.append(
@@ -32,7 +34,7 @@ def validate(config: Config) -> list[str]:
         diffs = grid.differences(src.grid)
         unknown: dict[int, int] = {}
         for path in src.files:
-            for code, n in ingest.sample_codes(path).items():
+            for code, n in rasters.sample_codes(path).items():
                 sampled.add(code)
                 if code not in known:
                     unknown[code] = unknown.get(code, 0) + n
@@ -55,15 +57,15 @@ def validate(config: Config) -> list[str]:
         lines.append(f"urban extent: {len(gdf)} polygons")
     layers = []
     for z in config.zones:
-        layers.append(zonal.read_zone_layer(z.name, z.path, z.id, z.label, grid, z.layer, z.coordinates == "gcj02"))
+        layers.append(vectors.read_zone_layer(z.name, z.path, z.id, z.label, grid, z.layer, z.coordinates == "gcj02"))
         shared = zonal.overlaps(layers[-1])
         overlap = f"; {len(shared)} pairs overlap, {shared.overlap_ha.sum():,.2f} ha shared" if len(shared) else ""
         lines.append(f"zones '{z.name}': {len(layers[-1].ids)} polygons ({z.path.name}){overlap}")
     carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
     lines += _check_carbon_tables(config, scheme, sampled & known, carbon_layer)
     if config.carbon.statistics is not None:
-        coefficients = statistics.read_coefficients(config.carbon.coefficients)
-        stats = statistics.read_statistics(config.carbon.statistics, coefficients)
+        coefficients = parameters.read_coefficients(config.carbon.coefficients)
+        stats = parameters.read_statistics(config.carbon.statistics, coefficients)
         by_year = balance.terms_by_year(statistics.terms(stats, coefficients), carbon_layer, config.carbon.statistics)
         away = sorted(set(by_year) - set(config.years))
         lines.append(f"carbon statistics: {len(stats)} rows for {stats.zone_id.nunique()} zones of '{carbon_layer.name}', "
@@ -72,7 +74,7 @@ def validate(config: Config) -> list[str]:
     return lines
 
 
-def _check_carbon_tables(config: Config, scheme: reclassify.Scheme, codes: set[int], layer) -> list[str]:
+def _check_carbon_tables(config: Config, scheme: inputs.Scheme, codes: set[int], layer) -> list[str]:
     """Density and rate tables open, hold numbers, and cover what the sampled blocks contain."""
     mapping = scheme.as_dict()
     classes = {mapping[c] for c in codes} - {0}

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline import carbon
-from pipeline.classes import CLASS_CODES, CLASS_NAMES, CONSTRUCTION, CROPLAND
 from pipeline.errors import InputError
-from pipeline.statistics import TERMS
-from pipeline.zonal import ZoneLayer
+from pipeline.model.classes import CLASS_CODES, CLASS_NAMES, CONSTRUCTION, CROPLAND
+from pipeline.model.inputs import ZoneLayer
+from pipeline.stages import carbon
+from pipeline.stages.statistics import TERMS
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import dask
 import numpy as np
 import xarray as xr
 
-from pipeline.classes import RURAL, URBAN
-from pipeline.grid import Grid
-from pipeline.patches import edge_labels, join_blocks, label_block
-from pipeline.vector import rasterize_blocks
+from pipeline.model.classes import RURAL, URBAN
+from pipeline.model.grid import Grid
+from pipeline.stages.patches import edge_labels, join_blocks, label_block
+from pipeline.stages.zonal import rasterize_blocks
 
 
 def split_by_extent(classes: xr.DataArray, inside: xr.DataArray) -> xr.DataArray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.classes import CLASS_NAMES
+from pipeline.model.classes import CLASS_NAMES
 
 
 def matrices(transitions: dict[tuple[int, int], pd.DataFrame]) -> dict[tuple[int, int], pd.DataFrame]:

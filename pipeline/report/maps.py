@@ -24,8 +24,8 @@ import pyproj
 import rasterio
 import shapely
 from matplotlib import colormaps
-from matplotlib.collections import PathCollection
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -34,7 +34,7 @@ from matplotlib.path import Path as MplPath
 from matplotlib_scalebar.scalebar import ScaleBar
 from rasterio.enums import Resampling
 
-from pipeline.transitions import PATHWAY_NAMES
+from pipeline.model.pathways import PATHWAY_NAMES
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.parameters import read_table
+from pipeline.io.tables import read_table
 
 _STYLE = """
 body{font-family:"DejaVu Sans","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em auto;max-width:1200px;

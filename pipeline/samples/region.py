@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.features
-from rasterio.transform import from_origin
 import shapely
 import shapely.geometry
+from rasterio.transform import from_origin
 from scipy import ndimage
 
-from pipeline import transitions
-from pipeline.reclassify import load_scheme
+from pipeline.io.parameters import load_scheme
+from pipeline.model.pathways import pathway
 
 #: Carbon density per target class, t C/ha (pools: above-ground, below-ground, soil, dead organic matter).
 #: No published four-pool table for all eight classes was found; only grassland is cited. The other rows
@@ -241,7 +241,7 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
 
 def pathways(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """DESIGN.md pathway codes 0..6 between two CNLUCC arrays; 255 where either is nodata."""
-    return transitions.pathway(TARGET[a], TARGET[b])
+    return pathway(TARGET[a], TARGET[b])
 
 
 def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist: float) -> list:

@@ -47,10 +47,10 @@ from dask.delayed import Delayed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 
-from pipeline.classes import FOREST, GRASSLAND, UNUSED, WATER
-from pipeline.grid import Grid
-from pipeline.patches import edge_labels, join_blocks, label_block
-from pipeline.zonal import group_counts
+from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
+from pipeline.model.grid import Grid
+from pipeline.stages.counts import group_counts
+from pipeline.stages.patches import edge_labels, join_blocks, label_block
 
 # Blocks are polygonised in pixel coordinates, so the first block's transform is the identity; that is
 # meant. A module filter, as in vector.py: catch_warnings is not thread-safe under Dask threads.

@@ -108,27 +108,6 @@ def gm11(years, values, source=None) -> GreyModel:
     return GreyModel(years, values, float(a), float(b), int(steps[0]))
 
 
-def read_series(path) -> tuple[np.ndarray, np.ndarray]:
-    """A ``year,value`` CSV (any letter case; ``#`` comments) as sorted years and values."""
-    import pandas as pd
-
-    from pipeline.parameters import read_table
-
-    frame = read_table(path)
-    if not {"year", "value"} <= set(frame.columns):
-        raise InputError(f"a series needs columns year,value; found {list(frame.columns)}", path)
-    numbers = frame[["year", "value"]].apply(pd.to_numeric, errors="coerce")
-    bad = numbers.isna().any(axis=1) | (numbers["year"] % 1 != 0)
-    if bad.any():
-        raise InputError(f"not numbers in data rows {[i + 1 for i in np.flatnonzero(bad)][:10]}", path)
-    if numbers["year"].duplicated().any():
-        raise InputError(f"years given twice: {sorted(set(numbers['year'][numbers['year'].duplicated()].astype(int)))}",
-                         path)
-    numbers = numbers.sort_values("year")
-    return numbers["year"].to_numpy(np.int64), numbers["value"].to_numpy(np.float64)
-
-
-# ---- the trends table of a zone layer -------------------------------------------------------------------
 
 FORECAST_YEARS = 10
 
@@ -140,7 +119,7 @@ def trend_table(classes, balance):
     with C, P and grade. Zones or series a method cannot use get a ``note`` instead of a value."""
     import pandas as pd
 
-    from pipeline.classes import CLASS_NAMES
+    from pipeline.model.classes import CLASS_NAMES
 
     # One pivot for all zones; the two per-area indicators are computed for every zone at once (a loop
     # over zones costs seconds per thousand zones).

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import glob
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 import rioxarray
 import xarray as xr
 from rasterio.enums import Resampling
@@ -22,37 +21,18 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from pipeline.errors import GridMismatchError, InputError
-from pipeline.grid import PIXEL_TOLERANCE, Grid
+from pipeline.io.vrt import vrt_xml
+from pipeline.model.grid import PIXEL_TOLERANCE, Grid
+from pipeline.model.inputs import (
+    EpochSource,
+    RasterInfo,
+)
 
 log = logging.getLogger(__name__)
 
+
 #: GDAL type names for the VRT, by numpy dtype name.
 _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32"}
-_VRT_TYPES = {**_GDAL_TYPES, "float32": "Float32", "float64": "Float64"}
-
-
-@dataclass(frozen=True)
-class RasterInfo:
-    """What the header of one raster file says."""
-
-    path: Path
-    grid: Grid
-    dtype: str
-    nodata: float | None
-    block: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class EpochSource:
-    """One epoch: its files, the dataset GDAL reads (a file or a VRT of the tiles) and its header."""
-
-    year: int
-    files: tuple[Path, ...]
-    dataset: Path
-    grid: Grid
-    dtype: str
-    nodata: float | None
-
 
 def resolve_tiles(year: int, patterns: list[str]) -> list[Path]:
     """Expand the globs and paths of one epoch into existing files (sorted, no duplicates)."""
@@ -70,7 +50,6 @@ def resolve_tiles(year: int, patterns: list[str]) -> list[Path]:
         else:
             files.append(Path(pattern))
     return list(dict.fromkeys(p.resolve() for p in files))
-
 
 def read_header(path: Path) -> RasterInfo:
     """Open a raster's header (no pixels) and check it can serve as land cover."""
@@ -98,7 +77,6 @@ def read_header(path: Path) -> RasterInfo:
     except RasterioError as e:
         raise InputError(f"not a readable raster: {e}", path) from None
 
-
 def open_sources(epochs: dict[int, list[str]], workdir: Path) -> list[EpochSource]:
     """Headers of every epoch, tiles joined into a VRT in ``workdir`` where there are several."""
     sources = []
@@ -110,7 +88,6 @@ def open_sources(epochs: dict[int, list[str]], workdir: Path) -> list[EpochSourc
         else:
             sources.append(_mosaic(year, infos, workdir))
     return sources
-
 
 def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
     first = infos[0]
@@ -154,35 +131,6 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
     log.info("epoch %d: %d tiles -> %s (%d x %d)", year, len(infos), vrt.name, width, height)
     return EpochSource(year, tuple(i.path for i in infos), vrt, grid, first.dtype, nodata)
 
-
-def vrt_xml(grid: Grid, dtype: str, nodata: float, sources: list[tuple[Path, int, int, int, int]],
-            masked: bool = True) -> str:
-    """A GDAL VRT on ``grid`` mosaicking ``sources`` (path, row, col, height, width). ``masked``: a source's
-    nodata pixels do not cover its neighbours' (a ComplexSource); else plain, faster SimpleSources."""
-    t = grid.transform
-    value = "nan" if np.isnan(nodata) else repr(int(nodata) if float(nodata).is_integer() else float(nodata))
-    kind = "ComplexSource" if masked else "SimpleSource"
-    mask = f"\n      <NODATA>{value}</NODATA>" if masked else ""
-    parts = "".join(
-        f"""
-    <{kind}>
-      <SourceFilename relativeToVRT="0">{escape(str(path))}</SourceFilename>
-      <SourceBand>1</SourceBand>
-      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>
-      <DstRect xOff="{c}" yOff="{r}" xSize="{w}" ySize="{h}"/>{mask}
-    </{kind}>"""
-        for path, r, c, h, w in sources
-    )
-    return f"""<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">
-  <SRS dataAxisToSRSAxisMapping="1,2">{escape(grid.crs.to_wkt())}</SRS>
-  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>
-  <VRTRasterBand dataType="{_VRT_TYPES[np.dtype(dtype).name]}" band="1">
-    <NoDataValue>{value}</NoDataValue>{parts}
-  </VRTRasterBand>
-</VRTDataset>
-"""
-
-
 def check_alignment(sources: list[EpochSource], align: str) -> Grid:
     """The first epoch's grid, once every other epoch is on it (or may be resampled onto it)."""
     target = sources[0].grid
@@ -203,7 +151,6 @@ def check_alignment(sources: list[EpochSource], align: str) -> Grid:
             log.warning("epoch %d resampled (nearest) onto the grid of %d: %s", src.year, sources[0].year, "; ".join(diffs))
     return target
 
-
 def _overlaps(target: Grid, other: Grid) -> bool:
     if other.crs == target.crs:
         return target.overlaps(other)
@@ -211,10 +158,8 @@ def _overlaps(target: Grid, other: Grid) -> bool:
     tb = target.bounds
     return left < tb[2] and tb[0] < right and bottom < tb[3] and tb[1] < top
 
-
 def _names(src: EpochSource) -> str:
     return str(src.files[0]) if len(src.files) == 1 else f"{src.files[0].parent}/ ({len(src.files)} tiles)"
-
 
 def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
     """Raw land-cover codes of one epoch on ``target``, lazy, as a (y, x) DataArray.
@@ -247,7 +192,6 @@ def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
         attrs={"nodata": src.nodata, "source_dtype": src.dtype, "year": src.year},
     )
 
-
 def grid_coords(grid: Grid) -> dict[str, np.ndarray]:
     """Pixel-centre coordinates of a north-up grid."""
     t = grid.transform
@@ -255,7 +199,6 @@ def grid_coords(grid: Grid) -> dict[str, np.ndarray]:
         "y": t.f + t.e * (np.arange(grid.height) + 0.5),
         "x": t.c + t.a * (np.arange(grid.width) + 0.5),
     }
-
 
 def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
     """Code counts in a sample of blocks (first, last and evenly spread), for ``validate``.
@@ -276,8 +219,3 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
     except RasterioError as e:
         raise InputError(f"cannot read pixels (corrupt or truncated?): {e}", path) from None
     return counts
-
-
-def open_own(path: Path, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
-    """One of the run's own rasters (intermediate or output), read lazily on its grid and chunks."""
-    return open_epoch(EpochSource(0, (path,), path, grid, dtype, nodata), grid, chunks)

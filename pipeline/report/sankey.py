@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 
-from pipeline.classes import CLASS_COLOURS, CLASS_NAMES
+from pipeline.model.classes import CLASS_COLOURS, CLASS_NAMES
 
 
 def layout(flows: pd.DataFrame, gap: float) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,13 +1,8 @@
-"""The output folder at the edge: staging, Cloud-Optimised GeoTIFFs with colour tables, QGIS styles, tables.
-
-Everything is written under ``OUT/.staging-<pid>/`` and moved into place only when the whole run
-succeeded, the manifest last; a failed run removes its staging folder and leaves earlier results alone.
-"""
+"""The run's own rasters: written as one GeoTIFF per Dask chunk joined by a VRT, read back lazily, and
+finished as Cloud-Optimised GeoTIFFs with their meaning, colour tables and QGIS styles."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shutil
 import warnings
@@ -16,7 +11,6 @@ from xml.sax.saxutils import escape
 
 import dask.array as da
 import numpy as np
-import pandas as pd
 import rasterio
 import rasterio.shutil
 import xarray as xr
@@ -24,57 +18,24 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
-from pipeline import transitions
-from pipeline.classes import CLASS_CODES, CLASS_COLOURS, CLASS_NAMES
 from pipeline.errors import OutputError
-from pipeline.grid import Grid
-from pipeline.ingest import vrt_xml
+from pipeline.io.rasters import open_epoch
+from pipeline.io.staging import Staging
+from pipeline.io.vrt import vrt_xml
+from pipeline.model import pathways
+from pipeline.model.classes import (
+    CLASS_CODES,
+    CLASS_COLOURS,
+    CLASS_NAMES,
+)
+from pipeline.model.grid import Grid
+from pipeline.model.inputs import (
+    EpochSource,
+)
 
 # rioxarray also stores the CRS as CF attributes; oblique Mercator (e.g. Swiss CH1903+) loses a parameter
 # there, but our GeoTIFFs carry the full WKT, so the warning says nothing about our outputs.
 warnings.filterwarnings("ignore", "angle from rectified to skew grid parameter lost", UserWarning)
-
-
-class Staging:
-    """A private folder inside the output folder; ``commit`` moves its files to their final names."""
-
-    def __init__(self, output: Path):
-        self.output = Path(output)
-        try:
-            self.output.mkdir(parents=True, exist_ok=True)
-            self.root = self.output / f".staging-{os.getpid()}"
-            if self.root.exists():
-                shutil.rmtree(self.root)
-            self.root.mkdir()
-        except OSError as e:
-            raise OutputError(f"cannot write the output folder: {e.strerror}", self.output) from None
-        if not os.access(self.output, os.W_OK):
-            raise OutputError("the output folder is not writable", self.output)
-
-    def path(self, relative: str) -> Path:
-        p = self.root / relative
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
-
-    def folder(self, relative: str) -> Path:
-        p = self.root / relative
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-
-    def files(self) -> list[str]:
-        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
-
-    def commit(self, last: str = "manifest.json") -> None:
-        """Move every staged file into place, ``last`` at the very end."""
-        names = [f for f in self.files() if f != last] + ([last] if (self.root / last).exists() else [])
-        for name in names:
-            final = self.output / name
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.root / name, final)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) -> da.Array:
@@ -107,7 +68,6 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
 
     return arr.data.map_blocks(write, chunks=tuple((1,) * len(c) for c in arr.chunks), dtype=bool)
 
-
 def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dict[int, tuple[int, int, int]] | None = None,
                categories: dict[int, str] | None = None, overview_resampling: str | None = "NEAREST") -> None:
     """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE; overviews unless ``overview_resampling``
@@ -139,7 +99,6 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
     parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
     shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
 
-
 #: Band description and unit written into each raster, so QGIS and gdalinfo show what the numbers are.
 _RASTER_MEANING = {
     "landcover": ("land class, DESIGN.md codes 1-8 (0 = nodata)", "class code"),
@@ -152,7 +111,6 @@ _RASTER_MEANING = {
     "gi_star": ("Getis-Ord Gi* z-score of the red-line carbon value (stock or sink density)", "z-score"),
 }
 
-
 def finish_rasters(staging: Staging, overviews: bool = True) -> None:
     """Tiled work files -> COGs with their meaning (and overviews when asked); class-like rasters get a
     colour table and a QGIS style."""
@@ -160,7 +118,7 @@ def finish_rasters(staging: Staging, overviews: bool = True) -> None:
     grey = (225, 225, 225)
     styles = {
         "landcover": (CLASS_COLOURS, labels),
-        "pathway": (transitions.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in transitions.PATHWAY_NAMES.items()}),
+        "pathway": (pathways.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in pathways.PATHWAY_NAMES.items()}),
         # A change is drawn in the colour of the class it became; persistence in grey.
         "transition": ({f * 10 + t: grey if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
                        {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
@@ -175,14 +133,12 @@ def finish_rasters(staging: Staging, overviews: bool = True) -> None:
         else:
             finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE" if overviews else None)
 
-
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:
     """The COG driver's default levels: halve until the overview fits in one block."""
     factors = []
     while -(-max(width, height) // (2 ** len(factors))) > block:
         factors.append(2 ** (len(factors) + 1))
     return factors
-
 
 def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: dict[int, str]) -> None:
     """A QGIS style beside a raster (QGIS loads ``NAME.qml`` with ``NAME.tif`` automatically)."""
@@ -205,22 +161,6 @@ def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: 
         encoding="utf-8",
     )
 
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """CSV (UTF-8 with BOM, so Excel shows Chinese names) and a Parquet copy beside it."""
-    frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n", float_format="%.10g")
-    frame.to_parquet(path.with_suffix(".parquet"), index=False)
-
-
-def sha256(path: Path) -> str:
-    """Checksum of a file, or of every file of a folder dataset (an ArcInfo grid) in name order."""
-    h = hashlib.sha256()
-    for member in sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [path]:
-        with open(member, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def nodata_for(dtype) -> float:
-    return float("nan") if np.issubdtype(np.dtype(dtype), np.floating) else 0
+def open_own(path: Path, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
+    """One of the run's own rasters (intermediate or output), read lazily on its grid and chunks."""
+    return open_epoch(EpochSource(0, (path,), path, grid, dtype, nodata), grid, chunks)

@@ -9,9 +9,18 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipeline import balance, intensity, reclassify, transitions, trends, zonal
-from pipeline.outputs import Staging, write_table
-from pipeline.zonal import ZoneLayer
+from pipeline.io.staging import Staging
+from pipeline.io.tables import write_table
+from pipeline.model.inputs import ZoneLayer
+from pipeline.stages import (
+    balance,
+    intensity,
+    reclassify,
+    transitions,
+    trends,
+    zonal,
+)
+from pipeline.stages.counts import areas_ha
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +31,7 @@ def epoch_table(sources: list, status: dict, unknown: dict, row_area_m2: np.ndar
     rows = []
     for src in sources:
         px = status[src.year].sum(axis=0)
-        ha = reclassify.areas_ha(status[src.year], row_area_m2)
+        ha = areas_ha(status[src.year], row_area_m2)
         rows.append({
             "year": src.year,
             "files": len(src.files),
@@ -116,7 +125,7 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     write_table(intensity.transition_level(mats), staging.path("tables/intensity_transition.csv"))
     if not with_sankey:
         return written
-    from pipeline import sankey  # matplotlib, imported by the runs that draw
+    from pipeline.report import sankey
 
     flows = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in consecutive.items()], ignore_index=True)
     sankey.draw_sankey(flows[["y0", "y1", "from_class", "to_class", "area_ha"]], staging.path("maps/sankey.png"),

@@ -14,14 +14,28 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import (__version__, balance, carbon, execution, ingest, manifest, reclassify, redline_stage, split,
-                      statistics, tables, transitions, zonal)
+from pipeline import __version__
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import ConfigError, InputError, UnknownCodesError
-from pipeline.grid import Grid
-from pipeline.parameters import DEFAULT_RATES, read_densities, read_rates
-from pipeline.outputs import Staging, finish_rasters, raster_parts_task, write_table
-from pipeline.vector import read_polygons
+from pipeline.io import cog, parameters, rasters, vectors
+from pipeline.io.cog import finish_rasters, raster_parts_task
+from pipeline.io.parameters import DEFAULT_RATES, read_densities, read_rates
+from pipeline.io.staging import Staging
+from pipeline.io.tables import write_table
+from pipeline.io.vectors import read_polygons
+from pipeline.model import inputs, pathways
+from pipeline.model.grid import Grid
+from pipeline.runner import execution, manifest, redlines, tables
+from pipeline.stages import (
+    balance,
+    carbon,
+    reclassify,
+    split,
+    statistics,
+    transitions,
+    zonal,
+)
+from pipeline.stages.counts import group_counts, row_histogram
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +63,8 @@ class LandCover:
     """The lazy land cover of every epoch on one grid, as stages 1-2 leave it."""
 
     grid: Grid
-    sources: list[ingest.EpochSource]
-    scheme: reclassify.Scheme
+    sources: list[inputs.EpochSource]
+    scheme: inputs.Scheme
     codes: dict[int, xr.DataArray]
     mapped: dict[int, xr.DataArray]
     valid: xr.DataArray
@@ -63,10 +77,10 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     With ``defer_patch_split`` the patch rule is left for the caller (see ``run``): the classes come
     back unsplit.
     """
-    scheme = reclassify.load_scheme(config.scheme)
-    sources = ingest.open_sources(config.epochs, workdir)
-    grid = ingest.check_alignment(sources, config.align)
-    codes = {s.year: ingest.open_epoch(s, grid, config.dask.chunks) for s in sources}
+    scheme = parameters.load_scheme(config.scheme)
+    sources = rasters.open_sources(config.epochs, workdir)
+    grid = rasters.check_alignment(sources, config.align)
+    codes = {s.year: rasters.open_epoch(s, grid, config.dask.chunks) for s in sources}
     mapped = {y: reclassify.map_to_classes(c, scheme) for y, c in codes.items()}
     valid = reclassify.common_valid(list(mapped.values()))
     classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
@@ -105,13 +119,13 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 lc = build_landcover(config, staging.folder("work"), defer_patch_split=patch_rule is not None)
                 files = [f for src in lc.sources for f in src.files]
                 per_row = not lc.grid.constant_pixel_area
-                status = {y: reclassify.row_histogram(reclassify.pixel_status(m, lc.valid), 4, per_row) for y, m in lc.mapped.items()}
+                status = {y: row_histogram(reclassify.pixel_status(m, lc.valid), 4, per_row) for y, m in lc.mapped.items()}
                 unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
-                layers = [zonal.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer, z.coordinates == "gcj02")
+                layers = [vectors.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer, z.coordinates == "gcj02")
                           for z in config.zones]
                 carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
                 densities, rates = _carbon_tables(config, carbon_layer)
-                red_inputs = "redline" in stages and redline_stage.read_inputs(config.redline, layers, lc.grid)
+                red_inputs = "redline" in stages and redlines.read_inputs(config.redline, layers, lc.grid)
                 terms = _statistics_terms(config, carbon_layer)
             if patch_rule:
                 # Patch sizes need the whole raster before any block can be split: write the unsplit
@@ -123,7 +137,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                     _, status, unknown, flags = execution.compute(writes, status, unknown, flags)
                 _check_unknown(unknown, lc, config.unknown_codes)
                 lc.classes = {
-                    y: split.apply_patch_flags(ingest.open_own(unsplit[y], lc.grid, config.dask.chunks), flags[y])
+                    y: split.apply_patch_flags(cog.open_own(unsplit[y], lc.grid, config.dask.chunks), flags[y])
                     for y in lc.classes
                 }
             with timer.stage("carbon (graph)"):
@@ -155,10 +169,10 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
                 with timer.stage("spread statistics over the flux maps"):
                     _spread_flux(acc, counts, spread_years, list(results["interval_counts"]), czone, staging,
                                  lc.grid, config.dask.chunks)
-            redlines = None
+            red = None
             if "redline" in stages:
                 with timer.stage("red-line candidates"):
-                    redlines = redline_stage.write_redlines(config.redline, red_inputs,
+                    red = redlines.write_redlines(config.redline, red_inputs,
                                                             config.redline.year or config.years[-1], layers,
                                                             zone_rasters, lc.grid, config.dask.chunks, staging)
         with timer.stage("write outputs"):
@@ -175,15 +189,15 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
         checked, checksums = manifest.inputs(config, files), {}
         if "report" in stages:
             with timer.stage("maps and report"):
-                from pipeline import maps, report  # matplotlib and mapclassify: 0.8 s to import, for this stage only
+                from pipeline.report import maps, page
 
                 source = (f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
                           f"{', '.join(map(str, config.years))} · {lc.grid.crs.to_string()}")
                 drawn = maps.draw_maps(staging.root, {z.name: z for z in reported},
-                                       {n: b for n, (_, b) in written.items()}, pathways, source, redlines)
+                                       {n: b for n, (_, b) in written.items()}, pathways, source, red)
                 so_far = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages,
                                                  checksums)
-                report.write_report(staging.path("report.html"), staging.root, so_far, drawn,
+                page.write_report(staging.path("report.html"), staging.root, so_far, drawn,
                                     manifest.parameter_tables(config))
         final = manifest.build_manifest(config, lc, checked, stages, staging, timer.stages, warnings.messages,
                                         checksums)
@@ -197,7 +211,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
     return output / "manifest.json"
 
 
-def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbon.Lookup | None, carbon.Lookup]:
+def _carbon_tables(config: Config, layer: inputs.ZoneLayer | None) -> tuple[carbon.Lookup | None, carbon.Lookup]:
     """The density table (if any) and the rate table (the config's, else seed 002's Table 2)."""
     densities = None
     if config.carbon.densities:
@@ -207,12 +221,12 @@ def _carbon_tables(config: Config, layer: zonal.ZoneLayer | None) -> tuple[carbo
     return densities, carbon.rate_lookup(read_rates(config.carbon.rates or DEFAULT_RATES), layer)
 
 
-def _statistics_terms(config: Config, layer: zonal.ZoneLayer | None) -> dict[int, pd.DataFrame]:
+def _statistics_terms(config: Config, layer: inputs.ZoneLayer | None) -> dict[int, pd.DataFrame]:
     """Seed 002's terms per statistics year, indexed by the carbon layer's zone numbers ({} without statistics)."""
     if config.carbon.statistics is None:
         return {}
-    coefficients = statistics.read_coefficients(config.carbon.coefficients)
-    stats = statistics.read_statistics(config.carbon.statistics, coefficients)
+    coefficients = parameters.read_coefficients(config.carbon.coefficients)
+    stats = parameters.read_statistics(config.carbon.statistics, coefficients)
     terms = statistics.terms(stats, coefficients)
     by_year = balance.terms_by_year(terms, layer, config.carbon.statistics)
     away = sorted(set(by_year) - set(config.years))
@@ -254,15 +268,15 @@ def _output_tasks(lc: LandCover, densities, rates, zones: dict, czone, spread_ye
     for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
-        tasks["counts"][year] = zonal.group_counts(keys, per_row)
+        tasks["counts"][year] = group_counts(keys, per_row)
     for y0, y1 in pairs:
         before, after, tag = lc.classes[y0], lc.classes[y1], f"{y0}_{y1}"
         keys = {"from_class": (before, carbon.NBINS_CLASS), "to_class": (after, carbon.NBINS_CLASS), **zones}
         for name, lookup in lookups.items():
             keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
-        tasks["interval_counts"][(y0, y1)] = zonal.group_counts(keys, per_row)
+        tasks["interval_counts"][(y0, y1)] = group_counts(keys, per_row)
         writes = [(transitions.transition_raster(before, after), "transition", 0),
-                  (transitions.pathway_raster(before, after), "pathway", transitions.PATHWAY_NODATA)]
+                  (transitions.pathway_raster(before, after), "pathway", pathways.PATHWAY_NODATA)]
         if densities is not None:
             writes.append((transitions.value_change(densities, index[y0]["density"], index[y1]["density"]),
                            "stock_change", np.nan))
@@ -295,22 +309,22 @@ def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], pairs: 
     flux, writes = {}, []
     for year in sorted(years):
         lut = balance.flux_spread(acc, counts[year], year)
-        rated = ingest.open_own(staging.path(f"work/flux_{year}.vrt"), grid, chunks, "float32", np.nan)
-        cls = ingest.open_own(staging.path(f"rasters/landcover_{year}.vrt"), grid, chunks)
+        rated = cog.open_own(staging.path(f"work/flux_{year}.vrt"), grid, chunks, "float32", np.nan)
+        cls = cog.open_own(staging.path(f"rasters/landcover_{year}.vrt"), grid, chunks)
         spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
         flux[year] = xr.where(np.isnan(spread), rated, spread).astype(np.float32)
         writes.append(_parts(flux[year], staging, f"rasters/flux_{year}", grid, np.nan))
     for y0, y1 in pairs:
         if {y0, y1} & years:
             ends = [flux[y] if y in flux else
-                    ingest.open_own(staging.path(f"rasters/flux_{y}.vrt"), grid, chunks, "float32", np.nan)
+                    cog.open_own(staging.path(f"rasters/flux_{y}.vrt"), grid, chunks, "float32", np.nan)
                     for y in (y0, y1)]
             change = (ends[1].astype(np.float64) - ends[0]).astype(np.float32)
             writes.append(_parts(change, staging, f"rasters/flux_change_{y0}_{y1}", grid, np.nan))
     execution.compute(writes)
 
 
-def _warn_partial_zones(layer: zonal.ZoneLayer, counts: dict, row_area_m2: np.ndarray, terms: dict) -> None:
+def _warn_partial_zones(layer: inputs.ZoneLayer, counts: dict, row_area_m2: np.ndarray, terms: dict) -> None:
     """Statistics are totals for whole zones: a zone partly outside the rasters gets them all on its part."""
     frame = next(iter(counts.values()))
     inside = (frame["pixels"] * row_area_m2[frame["row"]] / 1e4).groupby(frame["czone"]).sum()

@@ -19,14 +19,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import execution, ingest, redline
-from pipeline.classes import CROPLAND
 from pipeline.config import RedlineConfig
 from pipeline.errors import InputError
-from pipeline.grid import Grid
-from pipeline.outputs import Staging, raster_parts_task, write_table
-from pipeline.vector import rasterize_blocks, read_polygons
-from pipeline.zonal import ZoneLayer
+from pipeline.io import cog
+from pipeline.io.cog import raster_parts_task
+from pipeline.io.staging import Staging
+from pipeline.io.tables import write_table
+from pipeline.io.vectors import read_polygons
+from pipeline.model.classes import CROPLAND
+from pipeline.model.grid import Grid
+from pipeline.model.inputs import ZoneLayer
+from pipeline.runner import execution
+from pipeline.stages import redline
+from pipeline.stages.zonal import rasterize_blocks
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
 
     Returns what the map and report show: year, title, candidates and gap_fill (GeoDataFrames),
     protected and zones (GeoSeries or None), coverage (DataFrame or None)."""
-    own = lambda stem, dtype, nodata: ingest.open_own(staging.path(f"rasters/{stem}.vrt"), grid, chunks,  # noqa: E731
+    own = lambda stem, dtype, nodata: cog.open_own(staging.path(f"rasters/{stem}.vrt"), grid, chunks,  # noqa: E731
                                                       dtype, nodata)
     classes = own(f"landcover_{year}", "uint8", 0)
     stock, flux = own(f"stock_{year}", "float32", np.nan), own(f"flux_{year}", "float32", np.nan)
@@ -75,12 +80,12 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
     hot_path = staging.path("work/redline_hot.vrt")
     execution.compute([raster_parts_task(z, staging.path(f"rasters/gi_star_{year}.vrt"), grid, np.nan),
                        raster_parts_task(hot, hot_path, grid, 0)])
-    hot = ingest.open_own(hot_path, grid, chunks, "uint8", 0)
+    hot = cog.open_own(hot_path, grid, chunks, "uint8", 0)
     (joined,) = execution.compute(redline.join_patches(hot))
     labels, n = redline.label_patches(hot, joined)
     label_path = staging.path("work/redline_labels.vrt")
     (_, n) = execution.compute(raster_parts_task(labels, label_path, grid, 0), n)
-    labels = ingest.open_own(label_path, grid, chunks, "int32", 0)
+    labels = cog.open_own(label_path, grid, chunks, "int32", 0)
     zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
     pixels, anchors = execution.compute(
         redline.redline_counts(labels, int(n), classes, grid, (density[0], density[1]), zones,

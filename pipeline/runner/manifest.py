@@ -3,16 +3,18 @@ stages run with their timings, warnings and every output with its size and check
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from pipeline import __version__, statistics
+from pipeline import __version__
 from pipeline.config import Config, ExtentSplit
-from pipeline.outputs import Staging, sha256
-from pipeline.parameters import DEFAULT_RATES
+from pipeline.io import parameters
+from pipeline.io.parameters import DEFAULT_RATES
+from pipeline.io.staging import Staging
 
 _PACKAGES = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
              "pyogrio", "shapely", "scipy", "pydantic", "click"]
@@ -66,7 +68,7 @@ def parameter_tables(config: Config) -> dict[str, Path]:
     c = config.carbon
     tables = {"carbon densities (t C/ha)": c.densities, "annual rates (t C/ha/yr)": c.rates or DEFAULT_RATES}
     if c.statistics:
-        tables["statistics coefficients (seed 002)"] = c.coefficients or statistics.default_coefficients()
+        tables["statistics coefficients (seed 002)"] = c.coefficients or parameters.default_coefficients()
     return {k: Path(v) for k, v in tables.items() if v is not None}
 
 
@@ -75,7 +77,7 @@ def parameter_files(config: Config) -> list[Path]:
     carbon_cfg = config.carbon
     files = [carbon_cfg.densities, carbon_cfg.rates or DEFAULT_RATES, carbon_cfg.statistics]
     if carbon_cfg.statistics:
-        files.append(carbon_cfg.coefficients or statistics.default_coefficients())
+        files.append(carbon_cfg.coefficients or parameters.default_coefficients())
     files += [Path(config.scheme) if config.scheme.endswith(".csv") else None]
     files += [z.path for z in config.zones]
     if isinstance(config.urban_split, ExtentSplit):
@@ -88,3 +90,13 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def sha256(path: Path) -> str:
+    """Checksum of a file, or of every file of a folder dataset (an ArcInfo grid) in name order."""
+    h = hashlib.sha256()
+    for member in sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [path]:
+        with open(member, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,211 @@
+"""Carbon parameter tables at the edge: densities (t C/ha) and annual rates (t C/ha/yr), read and checked once.
+
+Density tables follow InVEST's carbon pool table so that InVEST users' files work as they are: a key
+column (``class`` for target classes, or ``lucode`` for the product's own codes), the pool
+columns ``c_above, c_below, c_soil, c_dead`` in any letter case, extra columns ignored, UTF-8 or
+Latin-1. Optional ``zone`` (an id of a zone layer, for regional densities) and ``source`` columns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.io.tables import read_table, read_text, zone_id_text
+from pipeline.model.classes import (
+    CLASS_CODES,
+    NODATA,
+)
+from pipeline.model.inputs import (
+    POOLS,
+    ParameterTable,
+    Scheme,
+)
+from pipeline.stages.statistics import ENERGY_PARTS, TERMS
+
+KEYS = ("class", "lucode")
+
+#: Annual rates used when the config names none: seed 002's Table 2.
+DATA = Path(str(resources.files("pipeline").joinpath("data")))
+DEFAULT_RATES = DATA / "rates_seed002.csv"
+#: Built-in schemes: the tables in pipeline/data/schemes/.
+BUILTIN_SCHEMES = ("cnlucc", "clcd", "esa_worldcover", "globeland30", "modis_igbp", "nlcd", "corine")
+
+def read_densities(path: Path) -> ParameterTable:
+    """Carbon density per class or product code (t C/ha per pool), checked: numbers, >= 0, unique keys."""
+    frame = read_table(path)
+    missing = [p for p in POOLS if p not in frame.columns]
+    if missing:
+        raise InputError(f"density table needs pool columns {', '.join(POOLS)} (t C/ha); missing {missing}", path)
+    table = _keyed(frame, path, list(POOLS))
+    negative = table[(table[list(POOLS)] < 0).any(axis=1)]
+    if len(negative):
+        raise InputError(f"negative carbon density in rows {_rows(negative)}", path)
+    return ParameterTable(Path(path), _key_name(frame), table)
+
+def read_rates(path: Path) -> ParameterTable:
+    """Annual carbon rate per class or product code (t C/ha/yr; negative = uptake, positive = emission)."""
+    frame = read_table(path)
+    if "rate_tc_ha_yr" not in frame.columns:
+        raise InputError("rate table needs a column rate_tC_ha_yr (t C/ha/yr, negative = uptake)", path)
+    table = _keyed(frame, path, ["rate_tc_ha_yr"])
+    return ParameterTable(Path(path), _key_name(frame), table.rename(columns={"rate_tc_ha_yr": "rate_tC_ha_yr"}))
+
+def _key_name(frame: pd.DataFrame) -> str:
+    return next(k for k in KEYS if k in frame.columns)
+
+def _keyed(frame: pd.DataFrame, path: Path, values: list[str]) -> pd.DataFrame:
+    present = [k for k in KEYS if k in frame.columns]
+    if len(present) != 1:
+        raise InputError(
+            "the table needs exactly one key column: 'class' (DESIGN.md classes 1-8) or 'lucode' "
+            f"(the product's own codes, as InVEST; LULC also accepted); found {present or 'neither'}",
+            path,
+        )
+    key = present[0]
+    numbers = frame[[key, *values]].apply(pd.to_numeric, errors="coerce")
+    bad = frame[numbers.isna().any(axis=1) | (numbers[key] % 1 != 0)]
+    if len(bad):
+        raise InputError(f"empty or non-numeric values in rows {_rows(bad)} (columns {key}, {', '.join(values)})", path)
+    table = numbers.astype({key: "int64", **dict.fromkeys(values, "float64")}).rename(columns={key: "key"})
+    if "zone" in frame.columns:
+        table.insert(1, "zone", zone_id_text(frame["zone"]))
+    ident = ["zone", "key"] if "zone" in table.columns else ["key"]
+    dup = table[table.duplicated(ident, keep=False)]
+    if len(dup):
+        listed = sorted({tuple(r) if len(ident) > 1 else r[0] for r in dup[ident].itertuples(index=False)})
+        raise InputError(f"keys listed more than once ({', '.join(ident)}): {listed[:10]}", path)
+    table["source"] = frame["source"].fillna("").astype(str) if "source" in frame.columns else ""
+    return table
+
+def _rows(frame: pd.DataFrame) -> str:
+    # +2: the header line and 1-based numbering, as a spreadsheet shows them.
+    return ", ".join(str(i + 2) for i in frame.index[:10]) + (" ..." if len(frame) > 10 else "")
+
+def load_scheme(name_or_path: str) -> Scheme:
+    """A built-in scheme by name, or a user CSV (``source_code,target_class[,name]``)."""
+    if name_or_path in BUILTIN_SCHEMES:
+        text = (DATA / "schemes" / f"{name_or_path}.csv").read_text(encoding="utf-8")
+        return _parse_scheme(text, name_or_path, name_or_path)
+    path = Path(name_or_path)
+    text = read_text(path)
+    return _parse_scheme(text, path.stem, path)
+
+def _parse_scheme(text: str, name: str, origin: str | Path) -> Scheme:
+    meta = {}
+    for line in text.splitlines():
+        if line.startswith("#") and ":" in line:
+            key, _, value = line.lstrip("# ").partition(":")
+            meta[key.strip()] = value.strip()
+    try:
+        table = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ConfigError(f"scheme table is not a CSV: {e}", origin) from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    missing = {"source_code", "target_class"} - set(table.columns)
+    if missing:
+        raise ConfigError(
+            f"scheme table needs columns source_code,target_class[,name]; missing {sorted(missing)}", origin
+        )
+    codes = pd.to_numeric(table["source_code"], errors="coerce")
+    targets = pd.to_numeric(table["target_class"], errors="coerce")
+    bad = table[codes.isna() | targets.isna() | (codes % 1 != 0) | (targets % 1 != 0)]
+    if len(bad):
+        raise ConfigError(f"non-integer codes in rows {_rows(bad)}", origin)
+    out_of_range = table[~targets.isin([NODATA, *CLASS_CODES])]
+    if len(out_of_range):
+        raise ConfigError(
+            f"target_class must be 0 (nodata) or 1-8 (DESIGN.md classes); rows {_rows(out_of_range)}", origin
+        )
+    dup = sorted(set(codes[codes.duplicated()].astype(int)))
+    if dup:
+        raise ConfigError(f"source codes listed more than once: {dup}", origin)
+    order = np.argsort(codes.to_numpy())
+    labels = table["name"].astype(str).tolist() if "name" in table else [""] * len(table)
+    return Scheme(
+        name=name,
+        codes=codes.to_numpy().astype(np.int64)[order],
+        targets=targets.to_numpy().astype(np.uint8)[order],
+        labels=tuple(labels[i] for i in order),
+        meta=meta,
+    )
+
+DESCRIPTIVE = {"zone_name", "name", "label", "note", "source"}
+
+def default_coefficients() -> Path:
+    return DATA / "coefficients_seed002.csv"
+
+def read_coefficients(path: Path | None = None) -> pd.DataFrame:
+    """term, column, t_C_per_unit, economic_coefficient, source; checked for numbers and known terms."""
+    path = Path(path or default_coefficients())
+    frame = read_table(path)
+    need = ["term", "column", "t_c_per_unit"]
+    if missing := [c for c in need if c not in frame.columns]:
+        raise InputError(f"coefficient table needs columns term, column, t_C_per_unit; missing {missing}", path)
+    frame = frame.rename(columns={"t_c_per_unit": "t_C_per_unit"})
+    frame["term"] = frame["term"].astype(str).str.strip()
+    frame["column"] = frame["column"].astype(str).str.strip().str.lower()
+    if bad := sorted(set(frame["term"]) - set(TERMS)):
+        raise InputError(f"unknown terms {bad}; use {', '.join(TERMS)}", path)
+    if "economic_coefficient" not in frame.columns:
+        frame["economic_coefficient"] = np.nan
+    frame[["t_C_per_unit", "economic_coefficient"]] = frame[["t_C_per_unit", "economic_coefficient"]].apply(
+        pd.to_numeric, errors="coerce")
+    crops = frame["term"] == "cropland_sink"
+    bad = frame[frame["t_C_per_unit"].isna() | (frame["t_C_per_unit"] < 0)
+                | (crops & ~(frame["economic_coefficient"] > 0))]
+    if len(bad):
+        raise InputError(f"missing, negative or zero coefficients in rows {', '.join(str(i + 2) for i in bad.index)} "
+                         "(cropland_sink rows need an economic_coefficient > 0)", path)
+    if dup := sorted(frame.loc[frame["column"].duplicated(), "column"]):
+        raise InputError(f"columns listed more than once: {dup}", path)
+    if "source" not in frame.columns:
+        frame["source"] = ""
+    frame.attrs["path"] = path
+    return frame[["term", "column", "t_C_per_unit", "economic_coefficient", "source"]]
+
+def read_statistics(path: Path, coefficients: pd.DataFrame) -> pd.DataFrame:
+    """One row per zone_id and year with the columns of whole terms; numbers >= 0, no duplicates."""
+    frame = read_table(path)
+    if missing := [c for c in ("zone_id", "year") if c not in frame.columns]:
+        raise InputError(f"statistics need columns zone_id and year; missing {missing}", path)
+    known = set(coefficients["column"]) | set(ENERGY_PARTS)
+    unknown = [c for c in frame.columns if c not in known | DESCRIPTIVE | {"zone_id", "year"}]
+    if unknown:
+        hints = [f"{c} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(c, known, n=1)) else c
+                 for c in unknown]
+        raise InputError(f"unknown statistics columns: {', '.join(hints)}; known: {', '.join(sorted(known))}", path)
+    values = [c for c in frame.columns if c in known]
+    numbers = frame[["year", *values]].apply(pd.to_numeric, errors="coerce")
+    bad = frame[numbers.isna().any(axis=1) | (numbers[values] < 0).any(axis=1) | (numbers["year"] % 1 != 0)]
+    if len(bad):
+        raise InputError(f"empty, non-numeric or negative values in rows {', '.join(str(i + 2) for i in bad.index[:10])}",
+                         path)
+    out = numbers.astype({"year": "int64"})
+    out.insert(0, "zone_id", zone_id_text(frame["zone_id"]))
+    dup = out[out.duplicated(["zone_id", "year"], keep=False)]
+    if len(dup):
+        raise InputError(f"zone_id and year repeated: {sorted(set(zip(dup.zone_id, dup.year)))[:10]}", path)
+    _whole_terms(set(values), coefficients, path)
+    out.attrs["path"] = Path(path)
+    return out
+
+def _whole_terms(columns: set[str], coefficients: pd.DataFrame, path: Path) -> None:
+    """Each term is either fully given or absent: half a term would be a silent underestimate."""
+    found = []
+    for term, group in coefficients.groupby("term"):
+        need = set(group["column"])
+        if term == "construction_source" and "energy_tce" not in columns:
+            need = set(ENERGY_PARTS)
+        have = need & columns
+        if have and have != need:
+            raise InputError(f"{term} needs all of {sorted(need)}; missing {sorted(need - have)}", path)
+        found += [term] if have else []
+    if not found:
+        raise InputError(f"no complete term in the statistics; give the columns of one of {', '.join(TERMS)}", path)

@@ -1,0 +1,78 @@
+"""Tables at the edge: reading CSV parameter files as text, writing the run's tables (CSV + Parquet) and
+GeoPackages."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+
+#: InVEST 2 / early 3.x tables call the code column LULC.
+ALIASES = {"lulc": "lucode"}
+
+def read_text(path: Path) -> str:
+    """A table file's text: UTF-8 (with or without BOM), else Latin-1 (as older InVEST tables are)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("table not found", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read table: {e.strerror}", path) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV as text (callers convert numbers, so zone ids keep leading zeros), with lower-case,
+    stripped column names (``LULC`` read as ``lucode``)."""
+    text = read_text(path)
+    try:
+        frame = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise InputError(f"not a readable CSV: {e}", path) from None
+    frame.columns = [ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in frame.columns]
+    return frame
+
+def zone_id_text(values: pd.Series) -> list[str]:
+    """Zone ids as text, so that 420101, 420101.0 and '420101' name the same county ('' when blank)."""
+    def one(v) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        text = str(v).strip()
+        return text[: text.index(".")] if re.fullmatch(r"-?\d+\.0+", text) else text
+    return [one(v) for v in values]
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV (UTF-8 with BOM, so Excel shows Chinese names) and a Parquet copy beside it."""
+    frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n", float_format="%.10g")
+    frame.to_parquet(path.with_suffix(".parquet"), index=False)
+
+def read_series(path) -> tuple[np.ndarray, np.ndarray]:
+    """A ``year,value`` CSV (any letter case; ``#`` comments) as sorted years and values."""
+    import pandas as pd
+
+    from pipeline.io.tables import read_table
+
+    frame = read_table(path)
+    if not {"year", "value"} <= set(frame.columns):
+        raise InputError(f"a series needs columns year,value; found {list(frame.columns)}", path)
+    numbers = frame[["year", "value"]].apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna().any(axis=1) | (numbers["year"] % 1 != 0)
+    if bad.any():
+        raise InputError(f"not numbers in data rows {[i + 1 for i in np.flatnonzero(bad)][:10]}", path)
+    if numbers["year"].duplicated().any():
+        raise InputError(f"years given twice: {sorted(set(numbers['year'][numbers['year'].duplicated()].astype(int)))}",
+                         path)
+    numbers = numbers.sort_values("year")
+    return numbers["year"].to_numpy(np.int64), numbers["value"].to_numpy(np.float64)
+
+
+# ---- the trends table of a zone layer -------------------------------------------------------------------

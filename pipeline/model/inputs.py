@@ -1,0 +1,89 @@
+"""The typed inputs of a run, as the edge reads and checks them: raster sources, schemes, parameter
+tables and zone layers. Stages take these, never file paths or the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from pipeline.model.classes import RURAL
+from pipeline.model.grid import Grid
+
+#: InVEST's four carbon pools (t C/ha each).
+POOLS = ("c_above", "c_below", "c_soil", "c_dead")
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the header of one raster file says."""
+
+    path: Path
+    grid: Grid
+    dtype: str
+    nodata: float | None
+    block: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class EpochSource:
+    """One epoch: its files, the dataset GDAL reads (a file or a VRT of the tiles) and its header."""
+
+    year: int
+    files: tuple[Path, ...]
+    dataset: Path
+    grid: Grid
+    dtype: str
+    nodata: float | None
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A mapping from a product's codes to target classes (0 = nodata)."""
+
+    name: str
+    codes: np.ndarray  # int64, sorted
+    targets: np.ndarray  # uint8, same order
+    labels: tuple[str, ...]
+    meta: dict[str, str]
+
+    @property
+    def native_split(self) -> bool:
+        """True when the scheme itself tells rural settlements (6) from urban land."""
+        return bool((self.targets == RURAL).any())
+
+    def as_dict(self) -> dict[int, int]:
+        return dict(zip(self.codes.tolist(), self.targets.tolist()))
+
+
+@dataclass(frozen=True)
+class ParameterTable:
+    """A checked table: ``key`` says what ``frame.key`` holds (target ``class`` or product ``lucode``)."""
+
+    path: Path
+    key: str
+    frame: pd.DataFrame  # columns: key, [zone], value columns, source
+
+    def keys(self) -> set[int]:
+        return set(self.frame["key"].tolist())
+
+    def missing(self, present: set[int]) -> list[int]:
+        """Codes or classes present in the rasters that have no row."""
+        return sorted(present - self.keys())
+
+
+@dataclass(frozen=True)
+class ZoneLayer:
+    """A polygon layer whose zone ``i`` (0-based) is burned as ``i + 1``; 0 is outside every zone."""
+
+    name: str
+    path: Path
+    ids: list[str]
+    labels: list[str]
+    polygons: gpd.GeoDataFrame
+
+    def index_of(self) -> dict[str, int]:
+        return {z: i + 1 for i, z in enumerate(self.ids)}
