@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from pipeline.model.classes import NODATA
 from pipeline.model.inputs import ParameterTable, ZoneLayer
-from pipeline.stages.carbon import account, by_class, rate_lookup, row_index
+from pipeline.stages.carbon import by_class, rate_lookup, row_index, stock_and_flux
 
 from .conftest import read, write_config, write_raster
 from .test_pipeline import cli
@@ -81,7 +81,7 @@ def test_seed_002_arithmetic():
     lookup = rate_lookup(_table({2: -0.644, 3: -0.021}))
     # Pixels of 1 ha (1e4 m2), so counts are hectares; rate index 1 is class 2's row, 2 is class 3's.
     counts = pd.DataFrame({"class": [2, 3], "rate": [1, 2], "row": [0, 0], "pixels": [7_907_300, 1_606_400]})
-    totals = by_class(account(counts, np.array([1e4]), None, lookup), []).set_index("class")
+    totals = by_class(stock_and_flux(counts, np.array([1e4]), None, lookup), []).set_index("class")
     assert round(totals.loc[2, "sink_tC_yr"] / 1e4, 2) == 509.23
     assert round(totals.loc[3, "sink_tC_yr"] / 1e4, 2) == 3.37
     assert (totals["source_tC_yr"] == 0).all()

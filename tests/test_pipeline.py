@@ -314,8 +314,9 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 def test_a_raster_that_cannot_be_written_is_an_output_error(tmp_path, capsys, monkeypatch):
     """A failed write of a result raster (disk full, say) names the output raster, not an input file."""
-    import pipeline.io.cog
     from rasterio.errors import RasterioError
+
+    import pipeline.io.cog
 
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     cfg = write_config(tmp_path, epochs={2000: "a.tif"})

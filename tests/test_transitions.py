@@ -104,8 +104,8 @@ def _interval(before, after, zone, chunks, densities, rates, per_row=False):
 def test_interval_tables_by_hand():
     densities, rates = _lookups(DENSITY, RATE)
     frame, _ = _interval(BEFORE, AFTER, np.ones_like(BEFORE, np.int32), (2, 3), densities, rates)
-    acc = balance.Accounting(densities, rates, np.array([900.0]))
-    acct = transitions.account(acc, frame, 2000, 2020)
+    acc = balance.CarbonParameters(densities, rates, np.array([900.0]))
+    acct = transitions.stock_and_flux_change(acc, frame, 2000, 2020)
     zones = balance.zone_frame(None, "test")
     paths = transitions.pathway_table(acct, zones, None, stock=True).set_index("pathway")
     # pathway: (pixels, stock change t C/ha summed over its pixels, flux change t C/ha/yr summed, uncounted px)
@@ -212,8 +212,8 @@ def test_matrix_and_pathway_invariants(data):
     pd.testing.assert_frame_equal(frame, other)  # exact counts whatever the chunking
     for side, year in ((0, 2000), (1, 2020)):  # each epoch's counts are sums of the interval's
         pd.testing.assert_frame_equal(transitions.epoch_counts(frame, side), epochs[year])
-    acc = balance.Accounting(densities, rates, row_area)
-    acct = transitions.account(acc, frame, 2000, 2020)
+    acc = balance.CarbonParameters(densities, rates, row_area)
+    acct = transitions.stock_and_flux_change(acc, frame, 2000, 2020)
     layer = ZoneLayer("z", None, ["a", "b", "c"], ["A", "B", "C"], None)
     for lay, column in ((None, None), (layer, "zone_z")):
         zones = balance.zone_frame(lay, "r")

@@ -65,7 +65,7 @@ def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
     layer = inputs.ZoneLayer("zone", None, ["a", "b", "c"], ["A", "B", "C"], None)
     dens, rates = _densities(), _rates()
     row_area = 900.0 + np.arange(zone.shape[0]) * 0.37  # rows of different area, as on a geographic grid
-    acc = balance.Accounting(dens, rates, row_area)
+    acc = balance.CarbonParameters(dens, rates, row_area)
     tables = []
     for c in (c1, c2):
         classes = _lazy(cls, c)

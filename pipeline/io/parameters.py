@@ -23,11 +23,12 @@ from pipeline.model.classes import (
     NODATA,
 )
 from pipeline.model.inputs import (
+    ENERGY_PARTS,
     POOLS,
+    TERMS,
     ParameterTable,
     Scheme,
 )
-from pipeline.stages.statistics import ENERGY_PARTS, TERMS
 
 KEYS = ("class", "lucode")
 

@@ -59,7 +59,6 @@ def read_series(path) -> tuple[np.ndarray, np.ndarray]:
     """A ``year,value`` CSV (any letter case; ``#`` comments) as sorted years and values."""
     import pandas as pd
 
-    from pipeline.io.tables import read_table
 
     frame = read_table(path)
     if not {"year", "value"} <= set(frame.columns):

@@ -15,6 +15,14 @@ from pipeline.model.grid import Grid
 
 #: InVEST's four carbon pools (t C/ha each).
 POOLS = ("c_above", "c_below", "c_soil", "c_dead")
+#: Statistics-based terms of county carbon accounting (Guizhou study, see the methods) -> their columns.
+TERMS = {
+    "agricultural_source": "source_agricultural_tC_yr",
+    "construction_source": "source_construction_tC_yr",
+    "cropland_sink": "sink_cropland_tC_yr",
+}
+#: E_C's inputs when total energy use (energy_tce) is not given directly.
+ENERGY_PARTS = ("energy_intensity_tce_per_10k_yuan", "gdp_secondary_10k_yuan", "gdp_tertiary_10k_yuan")
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ NO_DATA_COLOUR = (0.85, 0.85, 0.85, 1.0)
 
 
 @dataclass(frozen=True)
-class Classes:
+class ClassBreaks:
     """Class edges (ascending, zero among them when both signs occur) and one RGBA colour per class."""
 
     edges: np.ndarray
@@ -76,7 +76,7 @@ def _side_bins(values: np.ndarray, k: int) -> np.ndarray:
         return np.unique(mapclassify.FisherJenks(values, k=k).bins)
 
 
-def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: str = "emission") -> Classes:
+def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: str = "emission") -> ClassBreaks:
     """Classes for a signed quantity: negatives and positives classified apart, coloured symmetrically by
     class rank (darkest at the extremes, lightest next to zero). Red is carbon to the air: positive
     values when ``positive`` is "emission" (net emission), negative ones when it is "gain" (stock change)."""
@@ -84,7 +84,7 @@ def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: s
     values = values[np.isfinite(values) & (values != 0)]
     cmap = colormaps["RdBu_r" if positive == "emission" else "RdBu"]
     if not len(values):
-        return Classes(np.array([-1.0, 1.0]), [cmap(0.5)])
+        return ClassBreaks(np.array([-1.0, 1.0]), [cmap(0.5)])
     neg, pos = values[values < 0], values[values > 0]
     edges, colours = [], []
     if len(neg):
@@ -100,7 +100,7 @@ def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: s
     edges = np.array(edges, dtype=float)
     # A class of one value (min == first bin) would have no width for BoundaryNorm.
     edges[0] = min(edges[0], edges[1] - abs(edges[1]) * 1e-9 - 1e-12)
-    return Classes(edges, colours)
+    return ClassBreaks(edges, colours)
 
 
 def _fmt(v: float) -> str:
@@ -180,7 +180,7 @@ def _furniture(ax, crs: pyproj.CRS, scale_bar: bool = True) -> None:
     ax.add_artist(bar)
 
 
-def _legend(ax, classes: Classes, title: str, no_data: bool) -> None:
+def _legend(ax, classes: ClassBreaks, title: str, no_data: bool) -> None:
     handles = [Patch(facecolor=c, edgecolor="0.3", lw=0.4) for c in reversed(classes.colours)]
     names = list(reversed(classes.labels()))
     if no_data:
@@ -190,7 +190,7 @@ def _legend(ax, classes: Classes, title: str, no_data: bool) -> None:
               title_fontsize=8, frameon=False)
 
 
-def _choropleth(ax, polygons: gpd.GeoSeries, values: np.ndarray, classes: Classes, labels: list[str] | None,
+def _choropleth(ax, polygons: gpd.GeoSeries, values: np.ndarray, classes: ClassBreaks, labels: list[str] | None,
                 paths: list[MplPath] | None = None) -> None:
     values = np.asarray(values, dtype=float)
     index = np.clip(np.searchsorted(classes.edges, values, side="left") - 1, 0, len(classes.colours) - 1)

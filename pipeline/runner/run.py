@@ -162,7 +162,7 @@ def run(config: Config, output: Path | None = None, scheduler: str | None = None
             _check_carbon_keys(results, densities)
             counts = _epoch_counts(results)
             row_area = lc.grid.row_area_m2()
-            acc = balance.Accounting(densities, rates, row_area, carbon_layer, terms)
+            acc = balance.CarbonParameters(densities, rates, row_area, carbon_layer, terms)
             if terms:
                 _warn_partial_zones(carbon_layer, counts, row_area, terms)
             if spread_years:
@@ -301,7 +301,7 @@ def _epoch_counts(results: dict) -> dict[int, pd.DataFrame]:
     return dict(sorted(counts.items()))
 
 
-def _spread_flux(acc: balance.Accounting, counts: dict, years: set[int], pairs: list[tuple[int, int]], czone,
+def _spread_flux(acc: balance.CarbonParameters, counts: dict, years: set[int], pairs: list[tuple[int, int]], czone,
                  staging: Staging, grid: Grid, chunks: int) -> None:
     """Rewrite the flux maps of statistics years: each zone's statistical terms spread over its pixels
     of cropland and construction, per-hectare rates elsewhere; then the flux change of the intervals

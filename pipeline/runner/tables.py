@@ -50,7 +50,7 @@ def epoch_table(sources: list, status: dict, unknown: dict, row_area_m2: np.ndar
     return pd.DataFrame(rows)
 
 
-def epoch_tables(acc: balance.Accounting, counts: dict[int, pd.DataFrame], layers: dict[str, tuple], region: str,
+def epoch_tables(acc: balance.CarbonParameters, counts: dict[int, pd.DataFrame], layers: dict[str, tuple], region: str,
                  co2: bool, staging: Staging, with_trends: bool = True
                  ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """classes_<layer>, balance_<layer> and (``with_trends``) trends_<layer> for every layer; returns the
@@ -89,7 +89,7 @@ def zone_tables(layers: dict[str, tuple], counts: dict[int, pd.DataFrame], balan
                         report["overlap_ha"].sum() / 2, name)
 
 
-def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, int], pd.DataFrame],
+def interval_tables(acc: balance.CarbonParameters, interval_counts: dict[tuple[int, int], pd.DataFrame],
                     layers: dict[str, tuple[ZoneLayer | None, str | None]], region: str, co2: bool,
                     staging: Staging, with_sankey: bool = True) -> dict[tuple[str, int, int], pd.DataFrame]:
     """transitions_<layer>_<y0>_<y1>, pathways_<layer>_<y0>_<y1> and intervals_<layer> for every layer
@@ -102,7 +102,7 @@ def interval_tables(acc: balance.Accounting, interval_counts: dict[tuple[int, in
     region_matrices = {}
     stock = acc.densities is not None
     for (y0, y1), frame in interval_counts.items():
-        acct = transitions.account(acc, frame, y0, y1)
+        acct = transitions.stock_and_flux_change(acc, frame, y0, y1)
         for name, (layer, column) in layers.items():
             zones = balance.zone_frame(layer, region)
             matrix = _sorted(transitions.transition_table(acct, zones, column), ["from_class", "to_class"])

@@ -14,9 +14,8 @@ import pandas as pd
 
 from pipeline.errors import InputError
 from pipeline.model.classes import CLASS_CODES, CLASS_NAMES, CONSTRUCTION, CROPLAND
-from pipeline.model.inputs import ZoneLayer
+from pipeline.model.inputs import TERMS, ZoneLayer
 from pipeline.stages import carbon
-from pipeline.stages.statistics import TERMS
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ CO2_PER_C = 44 / 12
 
 
 @dataclass
-class Accounting:
+class CarbonParameters:
     """What turns pixel counts into carbon: parameter lookups, statistics terms, pixel areas."""
 
     densities: carbon.Lookup | None
@@ -34,8 +33,8 @@ class Accounting:
     #: statistics year -> terms indexed by the carbon layer's zone number
     terms: dict[int, pd.DataFrame] = field(default_factory=dict)
 
-    def account(self, counts: pd.DataFrame, year: int) -> pd.DataFrame:
-        return carbon.account(counts, self.row_area_m2, self.densities, self.rates, self.terms.get(year))
+    def stock_and_flux(self, counts: pd.DataFrame, year: int) -> pd.DataFrame:
+        return carbon.stock_and_flux(counts, self.row_area_m2, self.densities, self.rates, self.terms.get(year))
 
 
 def terms_by_year(terms: pd.DataFrame, layer: ZoneLayer, path) -> dict[int, pd.DataFrame]:
@@ -61,13 +60,13 @@ def zone_frame(layer: ZoneLayer | None, region_name: str) -> pd.DataFrame:
     return pd.DataFrame({"number": np.arange(1, len(layer.ids) + 1), "zone_id": layer.ids, "zone_name": layer.labels})
 
 
-def class_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
+def class_table(acc: CarbonParameters, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
                 region_name: str, co2: bool = False) -> pd.DataFrame:
     """Per zone, epoch and class: pixels, area_ha, stock_tC, sink_tC_yr, source_tC_yr, uncounted_area_ha."""
     zones = zone_frame(layer, region_name)
     parts = []
     for year, frame in counts.items():
-        acct = acc.account(frame, year)
+        acct = acc.stock_and_flux(frame, year)
         acct["number"] = acct[column] if column else 1
         sums = carbon.by_class(acct, ["number"])
         full = pd.MultiIndex.from_product([zones["number"], CLASS_CODES], names=["number", "class"])
@@ -88,7 +87,7 @@ def class_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneLay
     return with_co2(table) if co2 else table
 
 
-def balance_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
+def balance_table(acc: CarbonParameters, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
                   region_name: str, co2: bool = False) -> pd.DataFrame:
     """Per zone and year (epochs and statistics years): stock_tC, sink_tC_yr, source_tC_yr and
     net_emission_tC_yr = source - sink (t C/yr, positive = net source). A statistics year without an
@@ -99,7 +98,7 @@ def balance_table(acc: Accounting, counts: dict[int, pd.DataFrame], layer: ZoneL
     rows = []
     for year in sorted(set(epochs) | set(acc.terms)):
         epoch = year if year in counts else nearest_epoch(year, epochs)
-        acct = acc.account(counts[epoch], year)
+        acct = acc.stock_and_flux(counts[epoch], year)
         acct["number"] = acct[column] if column else 1
         covered = acc.terms[year].index if year in acc.terms else []
         acct["statistics"] = acct["czone"].isin(covered) if "czone" in acct.columns else False
@@ -139,13 +138,13 @@ def natural_order(column: pd.Series) -> pd.Series:
     return numeric if numeric.notna().all() else column
 
 
-def flux_spread(acc: Accounting, counts: pd.DataFrame, year: int) -> np.ndarray | None:
+def flux_spread(acc: CarbonParameters, counts: pd.DataFrame, year: int) -> np.ndarray | None:
     """Flux (t C/ha/yr) of each (carbon-layer zone, class) whose annual carbon comes from statistics:
     the zone's total for that class over its area, for the flux map. NaN elsewhere; None if no statistics."""
     terms = acc.terms.get(year)
     if terms is None or acc.carbon_layer is None:
         return None
-    acct = acc.account(counts, year)
+    acct = acc.stock_and_flux(counts, year)
     sums = acct.groupby(["czone", "class"])[["area_ha", "sink_tC_yr", "source_tC_yr"]].sum(min_count=1)
     lut = np.full((len(acc.carbon_layer.ids) + 1, carbon.NBINS_CLASS), np.nan, np.float32)
     for (zone, cls), row in sums.iterrows():
@@ -155,7 +154,7 @@ def flux_spread(acc: Accounting, counts: pd.DataFrame, year: int) -> np.ndarray 
     return lut
 
 
-def _warn_unplaced(acc: Accounting, terms: pd.DataFrame, sums: pd.DataFrame, year: int) -> None:
+def _warn_unplaced(acc: CarbonParameters, terms: pd.DataFrame, sums: pd.DataFrame, year: int) -> None:
     """Statistics of a zone with no land of the class they belong to cannot be shared out: say so."""
     area = sums["area_ha"].unstack("class", fill_value=0)
     for zone, row in terms.iterrows():

@@ -3,7 +3,7 @@
 A parameter table row is found for each pixel by its target class or, for ``lucode`` tables, its
 product code, and, for tables with a ``zone`` column, the zone it lies in (rows without a zone serve
 every other pixel). Totals never add floats chunk by chunk: ``zonal.group_counts`` counts pixels per
-(table row, class, zone) and ``account`` multiplies by the table's values afterwards.
+(table row, class, zone) and ``stock_and_flux`` multiplies by the table's values afterwards.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, cod
     return values_where(keyed, (index == 0) & (classes != NODATA))
 
 
-def account(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | None, rates: Lookup,
+def stock_and_flux(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | None, rates: Lookup,
             terms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Carbon of each counted group of pixels (``zonal.group_counts`` rows with class, density and rate).
 
@@ -161,7 +161,7 @@ def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
 
 
 def by_class(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Sums of an ``account`` frame per ``by`` + class; flux stays NaN where none of the land was counted,
+    """Sums of a ``stock_and_flux`` frame per ``by`` + class; flux stays NaN where none of the land was counted,
     and ``uncounted_area_ha`` says how much land had no flux term."""
     frame = frame.assign(uncounted_area_ha=frame["area_ha"].where(frame["sink_tC_yr"].isna(), 0))
     columns = ["pixels", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr", "uncounted_area_ha"]

@@ -14,14 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-TERMS = {
-    "agricultural_source": "source_agricultural_tC_yr",
-    "construction_source": "source_construction_tC_yr",
-    "cropland_sink": "sink_cropland_tC_yr",
-}
+from pipeline.model.inputs import ENERGY_PARTS, TERMS
 
-#: E_C's inputs when total energy use (energy_tce) is not given directly.
-ENERGY_PARTS = ("energy_intensity_tce_per_10k_yuan", "gdp_secondary_10k_yuan", "gdp_tertiary_10k_yuan")
 
 def terms(statistics: pd.DataFrame, coefficients: pd.DataFrame) -> pd.DataFrame:
     """Per zone_id and year: source_agricultural_tC_yr, source_construction_tC_yr, sink_cropland_tC_yr

@@ -27,6 +27,7 @@ from pipeline.model.classes import (
 )
 from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
 from pipeline.stages import carbon
+from pipeline.stages.balance import CarbonParameters
 
 #: Consolidation rule of seed 000 (notice NZF [2019] 194): new cropland >= 5 % of the original cropland.
 NEW_CROPLAND_MIN_SHARE = 0.05
@@ -83,15 +84,15 @@ def zone_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c == "czone" or c.startswith("zone_")]
 
 
-def account(acc, frame: pd.DataFrame, y0: int, y1: int) -> pd.DataFrame:
-    """Carbon of each counted group of an interval (``balance.Accounting`` ``acc``): adds pathway,
+def stock_and_flux_change(acc: CarbonParameters, frame: pd.DataFrame, y0: int, y1: int) -> pd.DataFrame:
+    """Carbon of each counted group of an interval (``balance.CarbonParameters`` ``acc``): adds pathway,
     area_ha, stock_change_tC and flux_change_tC_yr (NaN where either epoch's flux is not counted)."""
     frame = frame[frame["from_class"] != NODATA]  # the valid mask is common: to_class is nodata there too
     ends = []
     for side, year in ((0, y0), (1, y1)):
         own = frame.rename(columns={("from_class", "to_class")[side]: "class", f"density{side}": "density",
                                     f"rate{side}": "rate"})
-        ends.append(acc.account(own, year))
+        ends.append(acc.stock_and_flux(own, year))
     before, after = ends
     out = frame.copy()
     out["pathway"] = PATHWAY[out["from_class"].to_numpy(), out["to_class"].to_numpy()]

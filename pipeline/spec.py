@@ -1,0 +1,382 @@
+"""The output specification: every file a run can write, declared once with its meaning and unit.
+
+In the spirit of InVEST's ``MODEL_SPEC["outputs"]``. The writers take their file names, band
+descriptions and units from here; maps and the report find the files through here (never by globbing
+the output folder); the documentation's outputs reference is generated from here; and a test checks
+that every file a run writes is declared and every declared file a run should write exists.
+
+``COLUMNS`` is the glossary of table columns: each name means one thing, with one unit, in every
+table it appears in.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+#: Placeholders of the path patterns and what they stand for.
+FIELDS = {
+    "year": "an epoch (or statistics year, in balance maps)",
+    "y0": "first year of an interval",
+    "y1": "second year of an interval",
+    "layer": "a zone layer: `region` (the whole region, one zone) or a name under `zones`",
+}
+_FIELD_REGEX = {"year": r"\d{4}", "y0": r"\d{4}", "y1": r"\d{4}", "layer": r"[A-Za-z][A-Za-z0-9_]*"}
+
+
+@dataclass(frozen=True)
+class Output:
+    """One kind of output file. ``pattern`` uses the placeholders of ``FIELDS``."""
+
+    key: str
+    pattern: str
+    kind: str  # raster, table, vector, map, report, manifest
+    description: str
+    unit: str
+    stage: str
+    when: str
+    dtype: str | None = None
+    nodata: str | None = None
+    #: Class-like rasters: the colour table and QGIS style (``<name>.qml`` beside the raster).
+    style: str | None = None
+    #: Overview resampling of a raster (GDAL's name).
+    overviews: str | None = None
+    #: Files written beside this one with the same stem: a Parquet copy of a table, a QGIS style.
+    sidecars: tuple[str, ...] = ()
+    #: Table columns, in order (names of ``COLUMNS``; ``{layer}``/``{year}`` stand for any).
+    columns: tuple[str, ...] = ()
+
+    def path(self, **fields: object) -> str:
+        """The file's path relative to the output folder."""
+        return self.pattern.format(**fields)
+
+    @property
+    def placeholders(self) -> list[str]:
+        return [name for _, name, _, _ in string.Formatter().parse(self.pattern) if name]
+
+    def match(self, relative: str) -> dict[str, str] | None:
+        """The placeholder values if ``relative`` is this output (or one of its sidecars), else None."""
+        for suffix in ("", *self.sidecars):
+            pattern = self.pattern if not suffix else re.sub(r"\.\w+$", suffix, self.pattern)
+            regex = re.escape(pattern)
+            for name in self.placeholders:
+                regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>{_FIELD_REGEX[name]})", 1)
+            found = re.fullmatch(regex, relative)
+            if found:
+                return found.groupdict()
+        return None
+
+    @property
+    def band(self) -> tuple[str, str]:
+        """(description, unit) written into a raster's band, as GIS software shows them."""
+        return self.description.split(". ")[0], self.unit
+
+
+#: Column glossary: name -> (unit, meaning). ``{year}`` and ``{layer}`` stand for any value.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "zone_id": ("-", "zone id from the layer's `id` field (`1` for the region)"),
+    "zone_name": ("-", "zone label from the layer's `label` field (the config's `name` for the region)"),
+    "year": ("year", "epoch, or statistics year in balance tables"),
+    "y0": ("year", "first year of the interval"),
+    "y1": ("year", "second year of the interval"),
+    "years": ("years", "length of the interval, y1 - y0"),
+    "class": ("class code", "target land class 1-8"),
+    "class_name": ("-", "name of the target land class"),
+    "from_class": ("class code", "class at y0"),
+    "from_class_name": ("-", "name of the class at y0"),
+    "to_class": ("class code", "class at y1"),
+    "to_class_name": ("-", "name of the class at y1"),
+    "other_class": ("class code", "the other class of a transition (intensity analysis)"),
+    "other_class_name": ("-", "name of the other class"),
+    "pathway": ("pathway code", "pathway of change 0-6"),
+    "pathway_name": ("-", "name of the pathway"),
+    "pixels": ("pixels", "number of pixels"),
+    "files": ("files", "raster files (tiles) of the epoch"),
+    "source_dtype": ("-", "data type of the epoch's rasters"),
+    "source_nodata": ("source code", "nodata value of the epoch's rasters"),
+    "valid_pixels": ("pixels", "pixels valid in every epoch (the common mask)"),
+    "valid_area_ha": ("ha", "area valid in every epoch"),
+    "nodata_pixels": ("pixels", "pixels that are nodata in this epoch itself"),
+    "nodata_area_ha": ("ha", "area that is nodata in this epoch itself"),
+    "unknown_code_pixels": ("pixels", "pixels whose code the scheme does not map"),
+    "unknown_code_area_ha": ("ha", "area whose code the scheme does not map"),
+    "excluded_by_other_epochs_pixels": ("pixels", "pixels valid here but nodata in another epoch"),
+    "excluded_by_other_epochs_area_ha": ("ha", "area valid here but nodata in another epoch"),
+    "unknown_codes": ("code:pixels", "unknown codes with their pixel counts"),
+    "area_ha": ("ha", "area (ellipsoidal on a geographic grid, the grid's own on a projected one)"),
+    "stock_tC": ("t C", "carbon stock, c_above + c_below + c_soil + c_dead times area"),
+    "sink_tC_yr": ("t C/yr", "annual uptake as a positive number; NaN where not counted"),
+    "source_tC_yr": ("t C/yr", "annual emission; NaN where not counted"),
+    "net_emission_tC_yr": ("t C/yr", "source - sink; positive: a net source"),
+    "uncounted_area_ha": ("ha", "land with neither a rate nor statistics, left out of sink and source"),
+    "areas_from_epoch": ("year", "the epoch whose land the row uses"),
+    "nearest_epoch": ("true/false", "a statistics year without an epoch: the nearest epoch's land stands in"),
+    "statistics": ("true/false", "county statistics replace per-hectare terms in this zone and year"),
+    "source_agricultural_tC_yr": ("t C/yr", "agricultural source E_f from the statistics"),
+    "source_construction_tC_yr": ("t C/yr", "construction (energy) source E_C from the statistics"),
+    "sink_cropland_tC_yr": ("t C/yr", "cropland sink C_f from crop yields in the statistics"),
+    "stock_change_tC": ("t C", "stock change, (D_to - D_from) x area; negative: carbon released"),
+    "stock_lost_tC": ("t C", "stock lost by the pixels that lost stock (positive)"),
+    "stock_gained_tC": ("t C", "stock gained by the pixels that gained stock"),
+    "share_of_stock_lost": ("fraction 0-1", "the pathway's share of the zone's stock lost"),
+    "share_of_stock_gained": ("fraction 0-1", "the pathway's share of the zone's stock gained"),
+    "flux_change_tC_yr": ("t C/yr", "change of annual net emission, (F_to - F_from) x area"),
+    "flux_uncounted_area_ha": ("ha", "land whose flux is not counted in one of the two epochs"),
+    "transitions": ("-", "the from -> to pairs inside the pathway with their areas, largest first"),
+    "changed_area_ha": ("ha", "area whose class changed"),
+    "displaced_to_cropland_ha": ("ha", "forest, grassland, water and unused land turned into cropland"),
+    "cropland_to_construction_ha": ("ha", "cropland turned into urban, rural or other construction"),
+    "displacement_ratio": ("ratio", "displaced_to_cropland_ha / cropland_to_construction_ha"),
+    "cropland_y0_ha": ("ha", "cropland at y0"),
+    "cropland_y1_ha": ("ha", "cropland at y1"),
+    "new_cropland_ha": ("ha", "land that became cropland"),
+    "new_cropland_share": ("fraction", "new_cropland_ha / cropland_y0_ha"),
+    "new_cropland_check": ("pass/fail/n/a", "new cropland at least 5 % of the cropland at y0"),
+    "construction_y0_ha": ("ha", "construction land (5+6+7) at y0"),
+    "construction_y1_ha": ("ha", "construction land (5+6+7) at y1"),
+    "construction_change_ha": ("ha", "construction land gained minus lost"),
+    "construction_check": ("pass/fail", "construction land not increased"),
+    "annual_change_pct": ("% per year", "changed area over the extent per year (S_t)"),
+    "uniform_pct": ("% per year", "the uniform intensity the observed one is compared with"),
+    "speed": ("-", "fast, slow or uniform"),
+    "area_y0_ha": ("ha", "area of the class at y0"),
+    "area_y1_ha": ("ha", "area of the class at y1"),
+    "gain_ha": ("ha", "gross gain of the class"),
+    "loss_ha": ("ha", "gross loss of the class"),
+    "gain_intensity_pct": ("% per year", "gain over the class's size at y1 per year (G_tj)"),
+    "loss_intensity_pct": ("% per year", "loss over the class's size at y0 per year (L_ti)"),
+    "gain": ("-", "active or dormant"),
+    "loss": ("-", "active or dormant"),
+    "kind": ("-", "gain or loss"),
+    "intensity_pct": ("% per year", "transition intensity (R_tin or Q_tmj)"),
+    "behaviour": ("-", "targets or avoids"),
+    "indicator": ("-", "name of the trend indicator"),
+    "value": ("see unit", "value of the indicator"),
+    "unit": ("-", "unit of value"),
+    "note": ("-", "why a value is missing, or the model's fit"),
+    "polygon_area_ha": ("ha", "geodesic area of the zone's polygons"),
+    "inside_rasters_ha": ("ha", "part of the polygons inside the rasters' extent, measured as pixels are"),
+    "burned_area_ha": ("ha", "area of the pixels whose centre lies in the zone"),
+    "boundary_difference_ha": ("ha", "burned_area_ha - inside_rasters_ha (negative: lost at the boundary)"),
+    "overlap_ha": ("ha", "area shared with other zones of the layer"),
+    "patch_id": ("-", "candidate id, = rank"),
+    "rank": ("-", "1 = the candidate with the most stock"),
+    "locked_in_ha": ("ha", "part already in protected areas"),
+    "density_tC_ha": ("t C/ha", "mean stock density"),
+    "first_row": ("pixel row", "row of the patch's first pixel"),
+    "first_col": ("pixel column", "column of the patch's first pixel"),
+    "{layer}_id": ("-", "id of the zone of that layer holding the largest share"),
+    "{layer}_name": ("-", "label of that zone"),
+    "{layer}_share": ("fraction 0-1", "share of the candidate in that zone"),
+    "zone_area_ha": ("ha", "valid land of the zone"),
+    "candidate_ha": ("ha", "land in candidates"),
+    "covered_ha": ("ha", "land in candidates or protected areas, counted once"),
+    "share": ("fraction 0-1", "covered_ha / zone_area_ha"),
+    "key_zone": ("true/false", "a national key ecological function zone"),
+    "target_share": ("fraction 0-1", "share of the zone the red lines should cover"),
+    "shortfall_ha": ("ha", "land missing to reach the target"),
+    "met": ("true/false", "target reached (empty without a target)"),
+    "threshold_density_tC_ha": ("t C/ha", "lowest stock density the gap fill takes"),
+    "added_ha": ("ha", "land the gap fill adds"),
+    "added_stock_tC": ("t C", "stock of that land"),
+    "covered_after_ha": ("ha", "covered land after the gap fill"),
+    "share_after": ("fraction 0-1", "share covered after the gap fill"),
+    "met_after": ("true/false", "target reached after the gap fill"),
+    "remaining_shortfall_ha": ("ha", "land still missing after the gap fill"),
+    "stock_tC_{year}": ("t C", "stock in that year"),
+    "sink_tC_yr_{year}": ("t C/yr", "sink in that year"),
+    "source_tC_yr_{year}": ("t C/yr", "source in that year"),
+    "net_emission_tC_yr_{year}": ("t C/yr", "net emission in that year"),
+}
+
+
+def column_unit(name: str) -> tuple[str, str] | None:
+    """(unit, meaning) of a table column, including the t CO2 copies (``*_tCO2*`` = t C x 44/12) and
+    the per-layer and per-year columns; None if the column is not declared."""
+    if "_tCO2" in name:
+        found = column_unit(name.replace("_tCO2", "_tC"))
+        return None if found is None else (found[0].replace("t C", "t CO2"), found[1] + ", in CO2 (x 44/12)")
+    if name in COLUMNS:
+        return COLUMNS[name]
+    for pattern, meaning in COLUMNS.items():
+        if "{" in pattern:
+            regex = re.escape(pattern).replace(r"\{layer\}", "[A-Za-z][A-Za-z0-9_]*").replace(r"\{year\}", r"\d{4}")
+            if re.fullmatch(regex, name):
+                return meaning
+    return None
+
+
+_CLASS_CODES = "1 cropland ... 8 unused, 0 nodata"
+_TABLE = (".parquet",)
+
+OUTPUTS: tuple[Output, ...] = (
+    Output("manifest", "manifest.json", "manifest",
+           "Inputs with SHA-256, the resolved config, grid, scheme, versions, stages with timings, warnings, and "
+           "every output with its size and SHA-256. Written last.", "-", "report", "always"),
+    Output("report", "report.html", "report",
+           "One self-contained page: the region's balance, maps, balances by zone, pathways, checks, red lines, "
+           "trends, parameter tables with their sources, warnings and the manifest.", "-", "report",
+           "with the report stage"),
+    # ---- rasters: Cloud-Optimised GeoTIFFs on the first epoch's grid
+    Output("landcover", "rasters/landcover_{year}.tif", "raster",
+           "land class, target codes 1-8 (0 = nodata). On the common grid and valid mask; colour table, class "
+           "names and a QGIS style.", "class code", "reclassify", "every epoch; `rasters` has landcover",
+           dtype="uint8", nodata="0", style="landcover", overviews="MODE", sidecars=(".qml",)),
+    Output("stock", "rasters/stock_{year}.tif", "raster",
+           "carbon stock density c_above + c_below + c_soil + c_dead", "t C/ha", "carbon",
+           "every epoch; carbon.densities given; `rasters` has stock", dtype="float32", nodata="NaN",
+           overviews="AVERAGE"),
+    Output("flux", "rasters/flux_{year}.tif", "raster",
+           "annual carbon rate (+ emission, - uptake). NaN where the class has neither a rate nor statistics; "
+           "where a zone has statistics for the year, its cropland and construction pixels carry the zone's "
+           "total over their area.", "t C/ha/yr", "carbon", "every epoch; `rasters` has flux", dtype="float32",
+           nodata="NaN", overviews="AVERAGE"),
+    Output("transition", "rasters/transition_{y0}_{y1}.tif", "raster",
+           "land-class transition, from class x 10 + to class (0 = nodata). A change in the colour of the class "
+           "it became, persistence grey; a QGIS style names each pair.", "transition code", "transitions",
+           "every interval; `rasters` has transition", dtype="uint8", nodata="0", style="transition",
+           overviews="MODE", sidecars=(".qml",)),
+    Output("pathway", "rasters/pathway_{y0}_{y1}.tif", "raster",
+           "pathway of change, codes 0-6 (255 = nodata). Colour table and QGIS style.", "pathway code",
+           "transitions", "every interval; `rasters` has pathway", dtype="uint8", nodata="255", style="pathway",
+           overviews="MODE", sidecars=(".qml",)),
+    Output("stock_change", "rasters/stock_change_{y0}_{y1}.tif", "raster",
+           "stock change, stock-difference method D_to - D_from. A real change of -1 stays -1 (unlike "
+           "InVEST's -1 nodata).", "t C/ha", "transitions",
+           "every interval; carbon.densities given; `rasters` has stock_change", dtype="float32", nodata="NaN",
+           overviews="AVERAGE"),
+    Output("flux_change", "rasters/flux_change_{y0}_{y1}.tif", "raster",
+           "change of annual carbon F_to - F_from (+ more emission or less uptake). NaN where either year's flux "
+           "is not counted.", "t C/ha/yr", "transitions", "every interval; `rasters` has flux_change",
+           dtype="float32", nodata="NaN", overviews="AVERAGE"),
+    Output("gi_star", "rasters/gi_star_{year}.tif", "raster",
+           "Getis-Ord Gi* z-score of the red-line carbon value (stock or sink density)", "z-score", "redline",
+           "the red-line year, with `redline:`", dtype="float32", nodata="NaN", overviews="AVERAGE"),
+    # ---- tables: CSV (UTF-8 with BOM) with a Parquet copy
+    Output("epochs", "tables/epochs.csv", "table",
+           "Per epoch: valid pixels and area, the epoch's own nodata, unknown codes, and pixels excluded because "
+           "another epoch is nodata there.", "pixels, ha", "ingest", "always", sidecars=_TABLE,
+           columns=("year", "files", "source_dtype", "source_nodata", "valid_pixels", "valid_area_ha",
+                    "nodata_pixels", "nodata_area_ha", "unknown_code_pixels", "unknown_code_area_ha",
+                    "excluded_by_other_epochs_pixels", "excluded_by_other_epochs_area_ha", "unknown_codes")),
+    Output("classes", "tables/classes_{layer}.csv", "table",
+           "Per zone, epoch and class: area, stock, sink and source over the common valid mask.",
+           "pixels, ha, t C, t C/yr", "zonal", "the region always; each zone layer with the zonal stage",
+           sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "year", "class", "class_name", "pixels", "area_ha", "stock_tC",
+                    "sink_tC_yr", "source_tC_yr", "uncounted_area_ha")),
+    Output("balance", "tables/balance_{layer}.csv", "table",
+           "Per zone and year (every epoch and statistics year): stock, sink, source and net emission; on the "
+           "statistics' layer also the three statistical terms.", "ha, t C, t C/yr", "zonal",
+           "the region always; each zone layer with the zonal stage", sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "year", "areas_from_epoch", "nearest_epoch", "statistics", "area_ha",
+                    "stock_tC", "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr")),
+    Output("trends", "tables/trends_{layer}.csv", "table",
+           "Per zone, long form: Gibbs-Martin diversity, dynamic degree, grey relational grade and a GM(1,1) "
+           "forecast of net emission with C and P.", "as in `unit`", "trends",
+           "the region and (with zonal) each zone layer, with the trends stage", sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "indicator", "class", "class_name", "y0", "y1", "value", "unit",
+                    "note")),
+    Output("zones", "tables/zones_{layer}.csv", "table",
+           "Per zone: geodesic polygon area, the part inside the rasters, burned and valid area, boundary loss and "
+           "overlaps.", "ha", "zonal", "each zone layer, with the zonal stage", sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "polygon_area_ha", "inside_rasters_ha", "burned_area_ha",
+                    "valid_area_ha", "boundary_difference_ha", "overlap_ha")),
+    Output("transitions", "tables/transitions_{layer}_{y0}_{y1}.csv", "table",
+           "Transition matrix in long form per zone (pairs present), with stock and flux change.",
+           "pixels, ha, t C, t C/yr", "transitions", "every interval and layer, with the transitions stage",
+           sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "from_class", "from_class_name", "to_class", "to_class_name", "pathway",
+                    "pixels", "area_ha", "stock_change_tC", "flux_change_tC_yr", "flux_uncounted_area_ha")),
+    Output("pathways", "tables/pathways_{layer}_{y0}_{y1}.csv", "table",
+           "Per zone and pathway (all seven): area, stock change and its lost and gained sides with their "
+           "shares, flux change, and the from -> to pairs inside the pathway.", "ha, t C, t C/yr, fraction",
+           "transitions", "every interval and layer, with the transitions stage", sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "pathway", "pathway_name", "area_ha", "stock_change_tC", "stock_lost_tC",
+                    "stock_gained_tC", "share_of_stock_lost", "share_of_stock_gained", "flux_change_tC_yr",
+                    "flux_uncounted_area_ha", "transitions")),
+    Output("intervals", "tables/intervals_{layer}.csv", "table",
+           "Per zone and interval: changed area, carbon change, the displacement ratio and the two consolidation "
+           "checks.", "ha, t C, t C/yr", "transitions", "each layer, with the transitions stage and two epochs",
+           sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "y0", "y1", "years", "area_ha", "changed_area_ha", "stock_change_tC",
+                    "flux_change_tC_yr", "displaced_to_cropland_ha", "cropland_to_construction_ha",
+                    "displacement_ratio", "cropland_y0_ha", "cropland_y1_ha", "new_cropland_ha",
+                    "new_cropland_share", "new_cropland_check", "construction_y0_ha", "construction_y1_ha",
+                    "construction_change_ha", "construction_check")),
+    Output("intensity_interval", "tables/intensity_interval.csv", "table",
+           "Intensity Analysis of the region, interval level.", "ha, % per year", "transitions",
+           "with the transitions stage and two epochs", sidecars=_TABLE,
+           columns=("y0", "y1", "years", "area_ha", "changed_area_ha", "annual_change_pct", "uniform_pct", "speed")),
+    Output("intensity_category", "tables/intensity_category.csv", "table",
+           "Intensity Analysis of the region, category level.", "ha, % per year", "transitions",
+           "with the transitions stage and two epochs", sidecars=_TABLE,
+           columns=("y0", "y1", "years", "class", "class_name", "area_y0_ha", "area_y1_ha", "gain_ha", "loss_ha",
+                    "gain_intensity_pct", "loss_intensity_pct", "uniform_pct", "gain", "loss")),
+    Output("intensity_transition", "tables/intensity_transition.csv", "table",
+           "Intensity Analysis of the region, transition level, every class and pair.", "ha, % per year",
+           "transitions", "with the transitions stage and two epochs", sidecars=_TABLE,
+           columns=("y0", "y1", "years", "kind", "class", "class_name", "other_class", "other_class_name", "area_ha",
+                    "intensity_pct", "uniform_pct", "behaviour")),
+    # ---- GeoPackages
+    Output("zone_layer", "{layer}.gpkg", "vector",
+           "The zones in the grid's CRS with the columns of zones_<layer> and, per balance year, stock, sink, "
+           "source and net emission (opens in QGIS).", "ha, t C, t C/yr", "zonal",
+           "each zone layer, with the zonal stage",
+           columns=("zone_id", "zone_name", "polygon_area_ha", "inside_rasters_ha", "burned_area_ha",
+                    "valid_area_ha", "boundary_difference_ha", "overlap_ha", "stock_tC_{year}", "sink_tC_yr_{year}",
+                    "source_tC_yr_{year}", "net_emission_tC_yr_{year}")),
+    Output("candidates", "redline/candidates.csv", "table",
+           "Red-line candidates, best first, with their stock, sink, protected part and zones.",
+           "pixels, ha, t C, t C/ha, t C/yr", "redline", "with `redline:`", sidecars=_TABLE,
+           columns=("patch_id", "rank", "pixels", "area_ha", "stock_tC", "sink_tC_yr", "locked_in_ha", "density_tC_ha",
+                    "first_row", "first_col", "{layer}_id", "{layer}_name", "{layer}_share")),
+    Output("candidates_gpkg", "redline/candidates.gpkg", "vector",
+           "The red-line candidates as polygons (columns of redline/candidates.csv).",
+           "ha, t C, t C/ha, t C/yr", "redline", "with `redline:`"),
+    Output("coverage", "redline/coverage.csv", "table",
+           "Per ecological function zone: land covered by candidates and protected areas, the target and "
+           "shortfall, and the gap fill.", "ha, t C, t C/ha, fraction", "redline",
+           "with `redline:` and `redline.zone_layer`", sidecars=_TABLE,
+           columns=("zone_id", "zone_name", "zone_area_ha", "candidate_ha", "locked_in_ha", "covered_ha", "share",
+                    "key_zone", "target_share", "shortfall_ha", "met", "threshold_density_tC_ha", "added_ha",
+                    "added_stock_tC", "covered_after_ha", "share_after", "met_after", "remaining_shortfall_ha")),
+    Output("gap_fill", "redline/gap_fill.gpkg", "vector",
+           "Per short zone, the next best land that would close the gap.", "ha, t C, t C/ha", "redline",
+           "with `redline:` and `redline.zone_layer`",
+           columns=("zone_id", "zone_name", "shortfall_ha", "threshold_density_tC_ha", "added_ha", "added_stock_tC",
+                    "covered_after_ha", "share_after", "met_after", "remaining_shortfall_ha")),
+    # ---- maps (PNG, 150 dpi)
+    Output("balance_map", "maps/balance_{layer}_{year}.png", "map",
+           "Net emission per zone, one map per balance year, on classes shared by the years of the layer.",
+           "t C/yr", "report", "each zone layer and balance year, with the report stage"),
+    Output("pathways_map", "maps/pathways_{layer}_{y0}_{y1}.png", "map",
+           "Stock change of each pathway per zone, first -> last epoch, one panel per pathway that changes stock.",
+           "t C", "report", "each zone layer, with the transitions and report stages"),
+    Output("stock_change_map", "maps/stock_change_{y0}_{y1}.png", "map",
+           "The stock-change raster of the interval (from the COG's overviews), unchanged land grey.", "t C/ha",
+           "report", "every interval with a stock_change raster, with the report stage"),
+    Output("sankey", "maps/sankey.png", "map",
+           "Class flows between consecutive epochs, band width proportional to area.", "ha", "report",
+           "two epochs or more, with the transitions and report stages"),
+    Output("redline_map", "maps/redline_{year}.png", "map",
+           "Candidates, gap fill, protected areas and zones over the stock density.", "t C/ha", "report",
+           "with `redline:` and the report stage"),
+)
+
+BY_KEY: dict[str, Output] = {o.key: o for o in OUTPUTS}
+
+
+def path(key: str, **fields: object) -> str:
+    """Relative path of output ``key`` (e.g. ``path("stock", year=2000)``)."""
+    return BY_KEY[key].path(**fields)
+
+
+def find(relative: str) -> tuple[Output, dict[str, str]] | None:
+    """The declared output a file of the output folder is, with its placeholder values (None: undeclared)."""
+    for output in OUTPUTS:
+        fields = output.match(relative)
+        if fields is not None:
+            return output, fields
+    return None
