@@ -126,3 +126,9 @@ def areas_ha(counts: np.ndarray, row_area_m2: np.ndarray) -> np.ndarray:
     """Hectares per value from ``row_histogram`` counts (per row, or in all on a constant-area grid)."""
     weights = row_area_m2 if counts.shape[0] == len(row_area_m2) else row_area_m2[:1]
     return (counts * weights[:, None]).sum(axis=0) / 1e4
+
+
+def count_area_ha(counts: pd.DataFrame, row_area_m2: np.ndarray) -> np.ndarray:
+    """Hectares of each row of a ``group_counts`` frame: its pixels times the area of a pixel of its image
+    row (row 0 on a projected grid, where every pixel has the same area)."""
+    return counts["pixels"].to_numpy() * row_area_m2[counts["row"].to_numpy()] / 1e4
