@@ -41,7 +41,7 @@ def cli(verbose: bool, quiet: bool) -> None:
 def run(config: Path, output: Path | None, scheduler: str | None, stages: str | None) -> None:
     """Run the pipeline on CONFIG and write the output folder."""
     from pipeline.config import load_config
-    from pipeline.runner.run import run as run_pipeline
+    from pipeline.runner.run import run_pipeline
 
     chosen = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     # A progress bar redirected to a log file is one endless line of carriage returns; the stage lines say enough.

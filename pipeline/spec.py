@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 #: Placeholders of the path patterns and what they stand for.
 FIELDS = {
@@ -23,6 +24,38 @@ FIELDS = {
     "layer": "a zone layer: `region` (the whole region, one zone) or a name under `zones`",
 }
 _FIELD_REGEX = {"year": r"\d{4}", "y0": r"\d{4}", "y1": r"\d{4}", "layer": r"[A-Za-z][A-Za-z0-9_]*"}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What decides which outputs a run writes: its epochs, intervals, zone layers, stages and settings."""
+
+    years: tuple[int, ...]
+    intervals: tuple[tuple[int, int], ...]
+    #: Zone layers reported (with the zonal stage), without ``region``.
+    layers: tuple[str, ...]
+    stages: frozenset[str]
+    rasters: frozenset[str]
+    #: Carbon densities given (stock is computed).
+    stock: bool
+    #: Epochs and statistics years: the years of the balance tables.
+    balance_years: tuple[int, ...]
+    redline_year: int | None = None
+    #: ``redline.zone_layer`` given (coverage and gap fill).
+    coverage: bool = False
+
+    @property
+    def all_layers(self) -> tuple[str, ...]:
+        return ("region", *self.layers)
+
+    @property
+    def consecutive(self) -> tuple[tuple[int, int], ...]:
+        """The intervals between consecutive epochs (the Sankey and intensity analysis use these)."""
+        return tuple(p for p in self.intervals if not any(p[0] < y < p[1] for y in self.years))
+
+
+def _none(_: RunContext) -> list[dict]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -46,6 +79,16 @@ class Output:
     sidecars: tuple[str, ...] = ()
     #: Table columns, in order (names of ``COLUMNS``; ``{layer}``/``{year}`` stand for any).
     columns: tuple[str, ...] = ()
+    #: The placeholder values of every file of this kind a run with this context writes.
+    applies: Callable[[RunContext], list[dict]] = field(default=_none, compare=False, repr=False)
+
+    def expected(self, context: RunContext) -> list[str]:
+        """Every file of this kind (sidecars included) a run with ``context`` writes."""
+        out = []
+        for fields in self.applies(context):
+            main = self.path(**fields)
+            out += [main, *(re.sub(r"\.\w+$", suffix, main) for suffix in self.sidecars)]
+        return out
 
     def path(self, **fields: object) -> str:
         """The file's path relative to the output folder."""
@@ -365,7 +408,83 @@ OUTPUTS: tuple[Output, ...] = (
            "with `redline:` and the report stage"),
 )
 
+
+
+def _years(c: RunContext) -> list[dict]:
+    return [{"year": y} for y in c.years]
+
+
+def _pairs(c: RunContext) -> list[dict]:
+    return [{"y0": a, "y1": b} for a, b in c.intervals]
+
+
+def _raster(kind: str, per: Callable[[RunContext], list[dict]], stock: bool = False,
+            stage: str | None = None) -> Callable[[RunContext], list[dict]]:
+    def applies(c: RunContext) -> list[dict]:
+        wanted = kind in c.rasters and (c.stock or not stock) and (stage is None or stage in c.stages)
+        return per(c) if wanted else []
+    return applies
+
+
+def _if(condition: Callable[[RunContext], bool], per: Callable[[RunContext], list[dict]] = lambda c: [{}]
+        ) -> Callable[[RunContext], list[dict]]:
+    return lambda c: per(c) if condition(c) else []
+
+
+def _layers(c: RunContext, with_region: bool = True) -> list[dict]:
+    return [{"layer": name} for name in (c.all_layers if with_region else c.layers)]
+
+
+def _report(c: RunContext) -> bool:
+    return "report" in c.stages
+
+
+def _redline(c: RunContext) -> bool:
+    return "redline" in c.stages
+
+
+#: When each output is written (the ``when`` of each entry, as code).
+_APPLIES: dict[str, Callable[[RunContext], list[dict]]] = {
+    "manifest": lambda c: [{}],
+    "report": _if(_report),
+    "landcover": _raster("landcover", _years),
+    "stock": _raster("stock", _years, stock=True),
+    "flux": _raster("flux", _years),
+    "transition": _raster("transition", _pairs, stage="transitions"),
+    "pathway": _raster("pathway", _pairs, stage="transitions"),
+    "stock_change": _raster("stock_change", _pairs, stock=True, stage="transitions"),
+    "flux_change": _raster("flux_change", _pairs, stage="transitions"),
+    "gi_star": _if(_redline, lambda c: [{"year": c.redline_year}]),
+    "epochs": lambda c: [{}],
+    "classes": _layers,
+    "balance": _layers,
+    "trends": _if(lambda c: "trends" in c.stages, _layers),
+    "zones": lambda c: _layers(c, with_region=False),
+    "zone_layer": lambda c: _layers(c, with_region=False),
+    "transitions": lambda c: [{**layer, **pair} for layer in _layers(c) for pair in _pairs(c)],
+    "pathways": lambda c: [{**layer, **pair} for layer in _layers(c) for pair in _pairs(c)],
+    "intervals": _if(lambda c: bool(c.intervals), _layers),
+    "intensity_interval": _if(lambda c: bool(c.consecutive)),
+    "intensity_category": _if(lambda c: bool(c.consecutive)),
+    "intensity_transition": _if(lambda c: bool(c.consecutive)),
+    "candidates": _if(_redline),
+    "candidates_gpkg": _if(_redline),
+    "coverage": _if(lambda c: _redline(c) and c.coverage),
+    "gap_fill": _if(lambda c: _redline(c) and c.coverage),
+    "balance_map": _if(_report, lambda c: [{"layer": n, "year": y} for n in c.layers for y in c.balance_years]),
+    "pathways_map": _if(lambda c: _report(c) and bool(c.intervals),
+                        lambda c: [{"layer": n, "y0": c.years[0], "y1": c.years[-1]} for n in c.layers]),
+    "stock_change_map": _if(_report, _raster("stock_change", _pairs, stock=True, stage="transitions")),
+    "sankey": _if(lambda c: _report(c) and bool(c.consecutive)),
+    "redline_map": _if(lambda c: _report(c) and _redline(c), lambda c: [{"year": c.redline_year}]),
+}
+OUTPUTS = tuple(replace(o, applies=_APPLIES[o.key]) for o in OUTPUTS)
 BY_KEY: dict[str, Output] = {o.key: o for o in OUTPUTS}
+
+
+def expected(context: RunContext) -> list[str]:
+    """Every file a run with ``context`` writes, sorted."""
+    return sorted(f for o in OUTPUTS for f in o.expected(context))
 
 
 def path(key: str, **fields: object) -> str:

@@ -15,7 +15,7 @@ from pipeline.config import load_config
 from pipeline.errors import GridMismatchError
 from pipeline.io import vectors
 from pipeline.io.parameters import load_scheme
-from pipeline.runner.run import build_landcover
+from pipeline.runner.plan import build_landcover
 from pipeline.runner.validate import validate
 from pipeline.stages import counts
 

@@ -3,7 +3,6 @@ finished as Cloud-Optimised GeoTIFFs with their meaning, colour tables and QGIS 
 
 from __future__ import annotations
 
-import re
 import shutil
 import warnings
 from pathlib import Path
@@ -18,6 +17,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
+from pipeline import spec
 from pipeline.errors import OutputError
 from pipeline.io.rasters import open_epoch
 from pipeline.io.staging import Staging
@@ -99,39 +99,34 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
     parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
     shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
 
-#: Band description and unit written into each raster, so QGIS and gdalinfo show what the numbers are.
-_RASTER_MEANING = {
-    "landcover": ("land class, DESIGN.md codes 1-8 (0 = nodata)", "class code"),
-    "stock": ("carbon stock density c_above + c_below + c_soil + c_dead", "t C/ha"),
-    "flux": ("annual carbon rate (+ emission, - uptake)", "t C/ha/yr"),
-    "transition": ("land-class transition, from class x 10 + to class (0 = nodata)", "transition code"),
-    "pathway": ("pathway of change, DESIGN.md codes 0-6 (255 = nodata)", "pathway code"),
-    "stock_change": ("stock change, stock-difference method D_to - D_from", "t C/ha"),
-    "flux_change": ("change of annual carbon F_to - F_from (+ more emission or less uptake)", "t C/ha/yr"),
-    "gi_star": ("Getis-Ord Gi* z-score of the red-line carbon value (stock or sink density)", "z-score"),
+#: Colours and labels of the class-like rasters (the spec's ``style``): colour table and QGIS style.
+_STYLES = {
+    "landcover": (CLASS_COLOURS, {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}),
+    "pathway": (pathways.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in pathways.PATHWAY_NAMES.items()}),
+    # A change is drawn in the colour of the class it became; persistence in grey.
+    "transition": ({f * 10 + t: (225, 225, 225) if f == t else CLASS_COLOURS[t] for f in CLASS_CODES
+                    for t in CLASS_CODES},
+                   {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
 }
 
-def finish_rasters(staging: Staging, overviews: bool = True) -> None:
-    """Tiled work files -> COGs with their meaning (and overviews when asked); class-like rasters get a
-    colour table and a QGIS style."""
-    labels = {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}
-    grey = (225, 225, 225)
-    styles = {
-        "landcover": (CLASS_COLOURS, labels),
-        "pathway": (pathways.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in pathways.PATHWAY_NAMES.items()}),
-        # A change is drawn in the colour of the class it became; persistence in grey.
-        "transition": ({f * 10 + t: grey if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
-                       {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
-    }
-    for tiled in sorted(staging.root.glob("rasters/*.vrt")):
-        final = tiled.with_suffix(".tif")
-        kind = re.sub(r"(_\d+)+$", "", final.stem)
-        if kind in styles:
-            colours, names = styles[kind]
-            finish_cog(tiled, final, _RASTER_MEANING[kind], colours, names, "MODE" if overviews else None)
+
+def finish_rasters(staging: Staging, rasters: list[str], overviews: bool = True) -> None:
+    """The staged parts of ``rasters`` (relative ``.tif`` paths of the output specification) -> COGs with
+    the band description and unit of their spec entry (and overviews when asked); class-like rasters get
+    a colour table and a QGIS style."""
+    for relative in rasters:
+        found = spec.find(relative)
+        if found is None:
+            raise ValueError(f"{relative} is not in the output specification")
+        output, final = found[0], staging.root / relative
+        resampling = output.overviews if overviews else None
+        if output.style is not None:
+            colours, names = _STYLES[output.style]
+            finish_cog(final.with_suffix(".vrt"), final, output.band, colours, names, resampling)
             paletted_qml(final.with_suffix(".qml"), colours, names)
         else:
-            finish_cog(tiled, final, _RASTER_MEANING[kind], overview_resampling="AVERAGE" if overviews else None)
+            finish_cog(final.with_suffix(".vrt"), final, output.band, overview_resampling=resampling)
+
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:
     """The COG driver's default levels: halve until the overview fits in one block."""

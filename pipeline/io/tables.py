@@ -7,10 +7,11 @@ import io
 import re
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, OutputError
 
 #: InVEST 2 / early 3.x tables call the code column LULC.
 ALIASES = {"lulc": "lucode"}
@@ -75,3 +76,12 @@ def read_series(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- the trends table of a zone layer -------------------------------------------------------------------
+
+
+def write_geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
+    """One layer of a GeoPackage (opens in QGIS); a failure is an OutputError naming the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        frame.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
+    except Exception as e:  # noqa: BLE001 - GDAL's errors come in several types
+        raise OutputError(f"cannot write the GeoPackage: {e}", path) from None

@@ -34,7 +34,11 @@ from matplotlib.path import Path as MplPath
 from matplotlib_scalebar.scalebar import ScaleBar
 from rasterio.enums import Resampling
 
+from pipeline import spec
+from pipeline.model.inputs import ZoneLayer
 from pipeline.model.pathways import PATHWAY_NAMES
+from pipeline.model.results import RedlineResult
+from pipeline.report.sankey import draw_sankey
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +226,7 @@ def zone_paths(polygons: gpd.GeoSeries) -> list[MplPath]:
 
 
 def balance_maps(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str], layer: str,
-                 balance: pd.DataFrame, folder: Path, source: str) -> list[Path]:
+                 balance: pd.DataFrame, root: Path, source: str) -> list[Path]:
     """maps/balance_<layer>_<year>.png: net emission per zone (t C/yr; + source, − sink), one map per
     balance year, on classes shared by all the years so the maps compare."""
     classes = diverging_classes(balance["net_emission_tC_yr"].to_numpy())
@@ -236,18 +240,24 @@ def balance_maps(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str]
         _legend(ax, classes, "net emission, t C/yr\n(+ source, − sink)", bool(np.isnan(values).any()))
         ax.set_title(f"Carbon balance by {layer}, {year}", fontsize=12)
         fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
-        paths.append(_save(fig, folder / f"balance_{layer}_{year}.png"))
+        paths.append(_save(fig, root / spec.path("balance_map", layer=layer, year=year)))
     return paths
 
 
 def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str], layer: str,
-                pathways: pd.DataFrame, y0: int, y1: int, folder: Path, source: str) -> Path | None:
+                pathways: pd.DataFrame, y0: int, y1: int, root: Path, source: str) -> Path:
     """maps/pathways_<layer>_<y0>_<y1>.png: each pathway's stock change per zone (t C), one panel per
-    pathway that changes stock anywhere, on shared classes."""
+    pathway that changes stock anywhere, on shared classes; a map that says so when none does."""
     wide = pathways.pivot(index="zone_id", columns="pathway", values="stock_change_tC").reindex(zone_ids)
     shown = [p for p in sorted(wide.columns) if np.nanmax(np.abs(wide[p].to_numpy(dtype=float)), initial=0) > 0]
+    path = root / spec.path("pathways_map", layer=layer, y0=y0, y1=y1)
     if not shown:
-        return None
+        fig = _new_figure((8.5, 3.0))
+        why = ("stock is not computed (no carbon.densities)" if wide.isna().all().all()
+               else "no pathway changed the carbon stock of any zone")
+        fig.text(0.5, 0.55, f"Stock change by pathway and {layer}, {y0}–{y1}: {why}.", ha="center", fontsize=11)
+        fig.text(0.01, 0.03, source, fontsize=6.5, color="0.3")
+        return _save(fig, path)
     classes = diverging_classes(wide[shown].to_numpy(dtype=float).ravel(), positive="gain")
     ncols = min(3, len(shown))
     nrows = -(-len(shown) // ncols)
@@ -265,10 +275,10 @@ def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str],
             _legend(ax, classes, "stock change, t C\n(− lost, + gained)", bool(wide[p].isna().any()))
     fig.suptitle(f"Stock change by pathway and {layer}, {y0}–{y1}", fontsize=12)
     fig.text(0.01, 0.01, source, fontsize=6.5, color="0.3")
-    return _save(fig, folder / f"pathways_{layer}_{y0}_{y1}.png")
+    return _save(fig, path)
 
 
-def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: int, folder: Path, source: str,
+def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: int, root: Path, source: str,
                      max_cells: int = 1000) -> Path:
     """maps/stock_change_<y0>_<y1>.png from the COG's overviews (each cell the mean of the pixels under it,
     t C/ha); unchanged land in grey, zone outlines on top."""
@@ -293,7 +303,7 @@ def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: i
         "Grey: unchanged stock."
     fig.text(0.03, 0.055, note, fontsize=7)
     fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
-    return _save(fig, folder / f"stock_change_{y0}_{y1}.png")
+    return _save(fig, root / spec.path("stock_change_map", y0=y0, y1=y1))
 
 
 def redline_map(stock_raster: Path, candidates: gpd.GeoDataFrame, gap_fill: gpd.GeoDataFrame | None,
@@ -346,33 +356,35 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def draw_maps(folder: Path, layers: dict, balances: dict[str, pd.DataFrame],
-              pathways: dict[tuple[str, int, int], pd.DataFrame], source: str, redlines: dict | None = None
-              ) -> list[Path]:
-    """Every map of a run into ``folder``/maps: balance per zone layer and year, pathway contributions
-    per zone layer (first -> last epoch), stock change per interval (outlined by the first zone layer),
-    the Sankey already drawn with the tables, and the red-line map when ``redlines`` (from
-    ``redline_stage.write_redlines``) is given. ``layers`` maps names to ZoneLayers."""
+def draw_maps(root: Path, context: spec.RunContext, layers: dict[str, ZoneLayer], balances: dict[str, pd.DataFrame],
+              pathways: dict[tuple[str, int, int], pd.DataFrame], flows: dict[tuple[int, int], pd.DataFrame],
+              region: str, source: str, redlines: RedlineResult | None = None) -> list[Path]:
+    """Every map of a run (the output specification's maps for ``context``) into ``root``: balance per
+    zone layer and year, pathway contributions per zone layer (first -> last epoch), stock change per
+    interval (outlined by the first zone layer), the Sankey of the region's consecutive ``flows``, and
+    the red-line map. ``layers`` maps names to the reported ZoneLayers."""
     drawn = []
-    maps = folder / "maps"
     printed = zone_labels(layers)
     for name, layer in layers.items():
-        polygons = layer.polygons.geometry
-        labels = printed[name]
-        if "net_emission_tC_yr" in balances[name]:
-            drawn += balance_maps(polygons, layer.ids, labels, name, balances[name], maps, source)
-        spans = [(y0, y1) for (n, y0, y1) in pathways if n == name]
-        if spans:
-            y0, y1 = max(spans, key=lambda s: s[1] - s[0])
+        polygons, labels = layer.polygons.geometry, printed[name]
+        drawn += balance_maps(polygons, layer.ids, labels, name, balances[name], root, source)
+        if context.intervals:
+            y0, y1 = context.years[0], context.years[-1]
             table = pathways[(name, y0, y1)].assign(zone_id=lambda f: f["zone_id"].astype(str))
-            drawn.append(pathway_map(polygons, layer.ids, labels, name, table, y0, y1, maps, source))
+            drawn.append(pathway_map(polygons, layer.ids, labels, name, table, y0, y1, root, source))
     outline = next(iter(layers.values())).polygons.geometry if layers else None
-    for raster in sorted((folder / "rasters").glob("stock_change_*.tif")):
-        y0, y1 = (int(v) for v in raster.stem.split("_")[-2:])
-        drawn.append(stock_change_map(raster, outline, y0, y1, maps, source))
-    drawn += sorted(maps.glob("sankey*.png"))
+    for fields in spec.BY_KEY["stock_change_map"].applies(context):
+        raster = root / spec.path("stock_change", **fields)
+        drawn.append(stock_change_map(raster, outline, fields["y0"], fields["y1"], root, source))
+    if flows:
+        table = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in flows.items()], ignore_index=True)
+        drawn.append(root / spec.path("sankey"))
+        drawn[-1].parent.mkdir(parents=True, exist_ok=True)
+        draw_sankey(table[["y0", "y1", "from_class", "to_class", "area_ha"]], drawn[-1],
+                    f"{region}: land-class flows {min(table['y0'])}-{max(table['y1'])}")
     if redlines is not None:
-        drawn.append(redline_map(folder / f"rasters/stock_{redlines['year']}.tif", redlines["candidates"],
-                                 redlines.get("gap_fill"), redlines.get("protected"), redlines.get("zones"),
-                                 redlines["title"], maps / f"redline_{redlines['year']}.png", source))
-    return [p for p in drawn if p is not None]
+        year = redlines.year
+        drawn.append(redline_map(root / spec.path("stock", year=year), redlines.candidates, redlines.gap_fill,
+                                 redlines.protected, redlines.zones, redlines.title,
+                                 root / spec.path("redline_map", year=year), source))
+    return drawn

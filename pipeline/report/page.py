@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import spec
 from pipeline.io.tables import read_table
 
 _STYLE = """
@@ -25,26 +26,35 @@ pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.75em}nav a{margin-
 """
 
 
-def write_report(path: Path, folder: Path, manifest: dict, maps: list[Path], parameters: dict[str, Path]) -> None:
-    """Write ``path`` from the run's ``folder`` (tables already written), its ``maps`` and ``manifest``.
+def write_report(folder: Path, context: spec.RunContext, manifest: dict, maps: list[Path],
+                 parameters: dict[str, Path]) -> None:
+    """Write report.html into the run's ``folder`` (tables already written) from its ``maps`` and
+    ``manifest``; ``context`` says which tables the run wrote (the output specification's).
 
     ``parameters`` maps a title to a parameter table file, shown whole with its ``source`` column. The
     manifest shown lists the outputs written before the report; the manifest file itself also lists
     the report.
     """
-    tables = folder / "tables"
+    def table(key: str, **fields: object) -> Path:
+        return folder / spec.path(key, **fields)
+
+    region = ["zone_id", "zone_name"]
     parts = [_header(manifest)]
     parts.append(_section("warnings", "Warnings", _warnings(manifest["warnings"])))
-    parts.append(_section("balance", "Carbon balance of the region", _table(tables / "balance_region.csv",
-                          drop=["zone_id", "zone_name"])))
+    parts.append(_section("balance", "Carbon balance of the region", _table(table("balance", layer="region"),
+                          drop=region)))
     parts.append(_section("maps", "Maps", _figures(folder, maps)))
-    parts.append(_section("zones", "Balance by zone, last year", _zone_balances(tables)))
-    parts.append(_section("pathways", "Pathways of change, first to last epoch", _pathways(tables)))
-    parts.append(_section("checks", "Displacement and consolidation checks", _table(
-        tables / "intervals_region.csv", drop=["zone_id", "zone_name"])))
-    if (folder / "redline/candidates.csv").exists():
-        parts.append(_section("redline", "Ecological protection red-line candidates", _redline(folder / "redline")))
-    parts.append(_section("trends", "Trends and GM(1,1) forecast (seed 002)", _trends(tables)))
+    parts.append(_section("zones", "Balance by zone, last year",
+                          _zone_balances({name: table("balance", layer=name) for name in context.layers})))
+    first_last = (context.years[0], context.years[-1])
+    pathways = table("pathways", layer="region", y0=first_last[0], y1=first_last[1]) if context.intervals else None
+    parts.append(_section("pathways", "Pathways of change, first to last epoch", _pathways(folder, pathways)))
+    parts.append(_section("checks", "Displacement and consolidation checks",
+                          _table(table("intervals", layer="region"), drop=region)))
+    if "redline" in context.stages:
+        parts.append(_section("redline", "Ecological protection red-line candidates",
+                              _redline(table("candidates"), table("coverage") if context.coverage else None)))
+    parts.append(_section("trends", "Trends and GM(1,1) forecast", _trends(table("trends", layer="region"))))
     parts.append(_section("parameters", "Parameters and their sources", "".join(
         f"<h3>{html.escape(title)}</h3><p><code>{html.escape(str(file))}</code></p>"
         + _frame(read_table(file)) for title, file in parameters.items())))
@@ -55,7 +65,7 @@ def write_report(path: Path, folder: Path, manifest: dict, maps: list[Path], par
     body = parts[0] + nav + "".join(parts[1:])
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}'
             f" carbon report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n")
-    path.write_text(page, encoding="utf-8")
+    (folder / spec.path("report")).write_text(page, encoding="utf-8")
 
 
 _NAV = [("warnings", "Warnings"), ("balance", "Balance"), ("maps", "Maps"), ("zones", "Zones"),
@@ -108,12 +118,11 @@ def _table(path: Path, drop: list[str] = ()) -> str:
     return _frame(None if frame is None else frame.drop(columns=[c for c in drop if c in frame.columns]))
 
 
-def _zone_balances(tables: Path) -> str:
+def _zone_balances(files: dict[str, Path]) -> str:
     out = []
-    for file in sorted(tables.glob("balance_*.csv")):
-        layer = file.stem.removeprefix("balance_")
+    for layer, file in files.items():
         frame = _read(file)
-        if layer == "region" or frame is None:
+        if frame is None:
             continue
         last = frame[frame["year"] == frame["year"].max()]
         keep = [c for c in ("zone_id", "zone_name", "year", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr",
@@ -122,30 +131,28 @@ def _zone_balances(tables: Path) -> str:
     return "".join(out) or "<p>No zone layers in the config.</p>"
 
 
-def _pathways(tables: Path) -> str:
-    files = sorted(tables.glob("pathways_region_*.csv"))
-    if not files:
+def _pathways(folder: Path, file: Path | None) -> str:
+    frame = None if file is None else _read(file)
+    if file is None or frame is None:
         return "<p>One epoch only: no change to describe.</p>"
-    # The widest interval is first -> last.
-    file = max(files, key=lambda f: (lambda y: y[1] - y[0])([int(v) for v in f.stem.split("_")[-2:]]))
-    frame = _read(file).drop(columns=["zone_id", "zone_name"])
-    return f"<p><code>tables/{file.name}</code></p>" + _frame(frame)
+    return f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _frame(frame.drop(columns=["zone_id",
+                                                                                                      "zone_name"]))
 
 
-def _redline(folder: Path) -> str:
+def _redline(candidates: Path, coverage: Path | None) -> str:
     """Coverage per ecological function zone (with the gap fill) and the 20 best candidates."""
-    cover = _read(folder / "coverage.csv")
+    cover = None if coverage is None else _read(coverage)
     text = "<p>Candidates: Getis-Ord Gi* hotspots of carbon in forest, grassland, water and unused land, " \
            "ranked by stock (<code>redline/candidates.gpkg</code>); gap fill: the next best land by stock density " \
            "where a zone falls short of its target (<code>redline/gap_fill.gpkg</code>).</p>"
     if cover is not None:
         text += "<h3>Coverage per zone</h3>" + _frame(cover)
-    best = _read(folder / "candidates.csv")
-    return text + "<h3>Best candidates</h3>" + _frame(best.head(20))
+    best = _read(candidates)
+    return text + "<h3>Best candidates</h3>" + _frame(None if best is None else best.head(20))
 
 
-def _trends(tables: Path) -> str:
-    frame = _read(tables / "trends_region.csv")
+def _trends(file: Path) -> str:
+    frame = _read(file)
     if frame is None:
         return _frame(None)
     keep = frame[frame["indicator"].isin(["gibbs_martin_diversity", "gm11_C", "gm11_P", "net_emission_forecast"])]

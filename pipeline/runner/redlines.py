@@ -19,16 +19,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline import spec
 from pipeline.config import RedlineConfig
 from pipeline.errors import InputError
 from pipeline.io import cog
 from pipeline.io.cog import raster_parts_task
 from pipeline.io.staging import Staging
-from pipeline.io.tables import write_table
+from pipeline.io.tables import write_geopackage, write_table
 from pipeline.io.vectors import read_polygons
 from pipeline.model.classes import CROPLAND
 from pipeline.model.grid import Grid
 from pipeline.model.inputs import ZoneLayer
+from pipeline.model.results import RedlineResult
 from pipeline.runner import execution
 from pipeline.stages import redline
 from pipeline.stages.zonal import rasterize_blocks
@@ -52,15 +54,14 @@ def read_inputs(red: RedlineConfig, layers: list[ZoneLayer], grid: Grid) -> Redl
 
 
 def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers: list[ZoneLayer],
-                   zone_rasters: dict[str, xr.DataArray], grid: Grid, chunks: int, staging: Staging) -> dict:
-    """Candidates, coverage and gap fill for ``year`` into ``staging``/redline.
+                   zone_rasters: dict[str, xr.DataArray], grid: Grid, chunks: int, staging: Staging) -> RedlineResult:
+    """Candidates, coverage and gap fill for ``year`` into ``staging``/redline, and the Gi* raster."""
 
-    Returns what the map and report show: year, title, candidates and gap_fill (GeoDataFrames),
-    protected and zones (GeoSeries or None), coverage (DataFrame or None)."""
-    own = lambda stem, dtype, nodata: cog.open_own(staging.path(f"rasters/{stem}.vrt"), grid, chunks,  # noqa: E731
-                                                      dtype, nodata)
-    classes = own(f"landcover_{year}", "uint8", 0)
-    stock, flux = own(f"stock_{year}", "float32", np.nan), own(f"flux_{year}", "float32", np.nan)
+    def own(key: str, dtype: str, nodata: float) -> xr.DataArray:
+        return cog.open_own(staging.path(spec.path(key, year=year)).with_suffix(".vrt"), grid, chunks, dtype, nodata)
+
+    classes = own("landcover", "uint8", 0)
+    stock, flux = own("stock", "float32", np.nan), own("flux", "float32", np.nan)
     density_levels, rate_levels = execution.compute(_levels(stock), _levels(flux))
     density = _indexed(stock, density_levels)
     rate = _indexed(flux, rate_levels)
@@ -78,7 +79,8 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
         classes = classes.where(~locked_out, CROPLAND).astype(np.uint8)
     hot = redline.hotspots(z, classes, red.z_threshold).astype(np.uint8)
     hot_path = staging.path("work/redline_hot.vrt")
-    execution.compute([raster_parts_task(z, staging.path(f"rasters/gi_star_{year}.vrt"), grid, np.nan),
+    gi_star = spec.path("gi_star", year=year)
+    execution.compute([raster_parts_task(z, staging.path(gi_star).with_suffix(".vrt"), grid, np.nan),
                        raster_parts_task(hot, hot_path, grid, 0)])
     hot = cog.open_own(hot_path, grid, chunks, "uint8", 0)
     (joined,) = execution.compute(redline.join_patches(hot))
@@ -97,13 +99,12 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
     keep = candidates["label"].tolist()
     table = _named(candidates, layers).drop(columns="label")
     polygons = gpd.GeoDataFrame(table, geometry=redline.vectorise(labels, keep, grid).geometry.to_numpy(), crs=grid.crs)
-    _geopackage(polygons, staging.path("redline/candidates.gpkg"), "candidates")
-    write_table(table, staging.path("redline/candidates.csv"))
+    write_geopackage(polygons, staging.path(spec.path("candidates_gpkg")), "candidates")
+    write_table(table, staging.path(spec.path("candidates")))
     what = "stock density" if red.value == "stock" else "sink density"
-    out = {"year": year, "candidates": polygons, "gap_fill": None, "coverage": None, "zones": None,
-           "protected": None if inputs.protected is None else inputs.protected.geometry,
-           "title": f"Red-line candidates {year}\nGi* hotspots of {what} (z > {red.z_threshold:g}, "
-                    f"radius {red.radius_m:g} m), patches ≥ {red.min_area_ha:g} ha"}
+    out = RedlineResult(year, f"Red-line candidates {year}\nGi* hotspots of {what} (z > {red.z_threshold:g}, "
+                        f"radius {red.radius_m:g} m), patches ≥ {red.min_area_ha:g} ha", polygons,
+                        protected=None if inputs.protected is None else inputs.protected.geometry, rasters=[gi_star])
     if red.zone_layer is not None:
         layer = next(z for z in layers if z.name == red.zone_layer)
         cover = redline.coverage(pixels, grid, layer.name, keep, inputs.key_zones,
@@ -114,12 +115,12 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
         gap_zones = zone_rasters[layer.name].where(gap, 0).astype(np.int32)
         shapes = redline.vectorise(gap_zones, list(thresholds), grid)
         attributes = _zone_columns(fill, layer).set_index("zone").loc[shapes["label"]].reset_index(drop=True)
-        out["gap_fill"] = gpd.GeoDataFrame(attributes, geometry=shapes.geometry.to_numpy(), crs=grid.crs)
-        _geopackage(out["gap_fill"], staging.path("redline/gap_fill.gpkg"), "gap_fill")
+        out.gap_fill = gpd.GeoDataFrame(attributes, geometry=shapes.geometry.to_numpy(), crs=grid.crs)
+        write_geopackage(out.gap_fill, staging.path(spec.path("gap_fill")), "gap_fill")
         merged = cover.merge(fill.drop(columns=["shortfall_ha"]), on="zone", how="left")
-        out["coverage"] = _zone_columns(merged, layer).drop(columns="zone")
-        out["zones"] = layer.polygons.geometry
-        write_table(out["coverage"], staging.path("redline/coverage.csv"))
+        out.coverage = _zone_columns(merged, layer).drop(columns="zone")
+        out.zones = layer.polygons.geometry
+        write_table(out.coverage, staging.path(spec.path("coverage")))
     log.info("red lines %d: %d hotspot patches, %d candidates of >= %g ha (Gi* radius %d px, z > %g)", year, int(n),
              len(candidates), red.min_area_ha, radius, red.z_threshold)
     return out
@@ -202,8 +203,3 @@ def _named(candidates: pd.DataFrame, layers: list[ZoneLayer]) -> pd.DataFrame:
         out[f"{layer.name}_id"], out[f"{layer.name}_name"] = ids[number], names[number]
         out[f"{layer.name}_share"] = share
     return out
-
-
-def _geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")

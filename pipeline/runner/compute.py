@@ -1,0 +1,254 @@
+"""Compute: the one pass over the input pixels that writes the rasters' parts and makes every count the
+tables need, then what must follow it (county statistics spread over the flux maps)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline import spec
+from pipeline.errors import InputError, UnknownCodesError
+from pipeline.io import cog
+from pipeline.io.parameters import DEFAULT_RATES
+from pipeline.io.staging import Staging
+from pipeline.model.pathways import PATHWAY_NODATA
+from pipeline.runner import execution
+from pipeline.runner.plan import LandCover, Plan
+from pipeline.stages import balance, carbon, reclassify, split, transitions, zonal
+from pipeline.stages.counts import (
+    count_area_ha,
+    group_counts,
+    merge_counts,
+    row_histogram,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PassTasks:
+    """The lazy writes and reductions of one pass, computed together."""
+
+    writes: list = field(default_factory=list)
+    #: Relative paths (``rasters/*.tif``) of the rasters the writes stage.
+    rasters: list[str] = field(default_factory=list)
+    #: Per epoch, for a single-epoch run (else the epochs are sums of the interval counts).
+    counts: dict = field(default_factory=dict)
+    interval_counts: dict = field(default_factory=dict)
+    missing_density: dict = field(default_factory=dict)
+
+
+@dataclass
+class PassResults:
+    """What the pass computed: per epoch the pixel status histogram (``reclassify`` statuses, per row on a
+    geographic grid) and unknown codes, per epoch and interval the pixel counts, the staged rasters."""
+
+    status: dict[int, np.ndarray]
+    unknown: dict[int, dict[int, int]]
+    counts: dict[int, pd.DataFrame]
+    interval_counts: dict[tuple[int, int], pd.DataFrame]
+    rasters: list[str]
+    parameters: balance.CarbonParameters
+
+
+def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassResults:
+    """Every raster part and count of ingest, reclassify, carbon and transitions in one pass over the
+    inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
+    lc = plan.lc
+    status = {y: row_histogram(reclassify.pixel_status(m, lc.valid), 4, plan.per_row) for y, m in lc.mapped.items()}
+    unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+    if plan.patch_rule is not None:
+        with timer.stage("compute (one pass over the input pixels)"), execution.reading_errors(lc.files):
+            status, unknown = split_by_patches(plan, staging, status, unknown)
+        _check_unknown(unknown, lc, plan.config.unknown_codes)
+    tasks = _pass_tasks(plan, staging)
+    name = "compute (urban/rural split and carbon)" if plan.patch_rule else "compute (one pass over the input pixels)"
+    lazy = {"writes": tasks.writes, "counts": tasks.counts, "interval_counts": tasks.interval_counts,
+            "missing_density": tasks.missing_density}
+    with timer.stage(name), execution.reading_errors(lc.files):
+        if plan.patch_rule is not None:
+            (done,) = execution.compute(lazy)
+        else:
+            done, status, unknown = execution.compute(lazy, status, unknown)
+            _check_unknown(unknown, lc, plan.config.unknown_codes)
+    _check_carbon_keys(done["missing_density"], plan.densities)
+    counts = _epoch_counts(done["counts"], done["interval_counts"])
+    params = balance.CarbonParameters(plan.densities, plan.rates, lc.grid.row_area_m2(), plan.carbon_layer, plan.terms)
+    if plan.terms and plan.carbon_layer is not None:
+        _warn_partial_zones(plan, counts)
+    if plan.spread_years:
+        with timer.stage("spread statistics over the flux maps"):
+            tasks.rasters += spread_flux(plan, params, counts, list(done["interval_counts"]), staging)
+    return PassResults(status, unknown, counts, done["interval_counts"], sorted(set(tasks.rasters)), params)
+
+
+def split_by_patches(plan: Plan, staging: Staging, status: dict, unknown: dict) -> tuple[dict, dict]:
+    """The urban/rural patch rule: patch sizes need the whole raster before any block can be split, so
+    the unsplit classes and the patch flags are made in a first pass (with the status and unknown-code
+    counts), and the classes read back are split block by block. Replaces ``plan.lc.classes``."""
+    lc, rule = plan.lc, plan.patch_rule
+    assert rule is not None
+    unsplit = {y: staging.path(f"work/unsplit_{y}.vrt") for y in lc.classes}
+    writes = [cog.raster_parts_task(c, unsplit[y], lc.grid, 0) for y, c in lc.classes.items()]
+    flags = {y: split.patch_flags(c, lc.grid, rule.patch_min_ha) for y, c in lc.classes.items()}
+    _, status, unknown, flags = execution.compute(writes, status, unknown, flags)
+    lc.classes = {y: split.apply_patch_flags(cog.open_own(unsplit[y], lc.grid, plan.config.dask.chunks), flags[y])
+                  for y in lc.classes}
+    return status, unknown
+
+
+def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
+    """Lazy writes and reductions of reclassify, carbon and transitions, to be computed together.
+
+    Pixels are counted per interval (from class, to class, parameter rows of both epochs, zones); each
+    epoch's counts are sums of those, so one reduction per interval serves every table. Flux maps of
+    statistics years go to work/ first: the statistics are shared out over them later. Only the raster
+    kinds the config asks for are written; without the transitions stage each epoch is counted on its
+    own and nothing of the intervals is made.
+    """
+    lc, densities, rates = plan.lc, plan.densities, plan.rates
+    tasks = PassTasks()
+    want, spread = set(plan.config.rasters), plan.spread_years
+
+    def write(arr: xr.DataArray, key: str, nodata: float, work: str | None = None, **fields: int) -> None:
+        if key not in want:
+            return
+        relative = spec.path(key, **fields)
+        if work is None:
+            tasks.rasters.append(relative)
+        target = staging.path(work or relative).with_suffix(".vrt")
+        tasks.writes.append(cog.raster_parts_task(arr, target, lc.grid, nodata))
+
+    czone = plan.zone_rasters.get(plan.carbon_layer.name) if plan.carbon_layer is not None else None
+    zones = {plan.column(z): (plan.zone_rasters[z.name], len(z.ids) + 1) for z in plan.layers
+             if z in plan.reported or z is plan.carbon_layer}
+    lookups = {"density": densities, "rate": rates} if densities is not None else {"rate": rates}
+    index: dict[int, dict] = {}
+    for year, cls in lc.classes.items():
+        write(cls, "landcover", 0, year=year)
+        index[year] = {name: carbon.row_index(lookup, cls, lc.codes[year], czone) for name, lookup in lookups.items()}
+        if densities is not None:
+            write(carbon.per_pixel(densities, index[year]["density"]), "stock", np.nan, year=year)
+            tasks.missing_density[year] = carbon.missing_keys(densities, index[year]["density"], cls, lc.codes[year])
+        write(carbon.per_pixel(rates, index[year]["rate"]), "flux", np.nan,
+              work=f"work/flux_{year}.tif" if year in spread else None, year=year)
+    pairs = plan.intervals
+    for year, cls in lc.classes.items() if not pairs else []:
+        keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
+        keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
+        tasks.counts[year] = group_counts(keys, plan.per_row)
+    for y0, y1 in pairs:
+        before, after = lc.classes[y0], lc.classes[y1]
+        keys = {"from_class": (before, carbon.NBINS_CLASS), "to_class": (after, carbon.NBINS_CLASS), **zones}
+        for name, lookup in lookups.items():
+            keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
+        tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.per_row)
+        write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
+        write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
+        if densities is not None:
+            write(transitions.value_change(densities, index[y0]["density"], index[y1]["density"]), "stock_change",
+                  np.nan, y0=y0, y1=y1)
+        if not {y0, y1} & spread:  # otherwise written once the statistics are spread
+            write(transitions.value_change(rates, index[y0]["rate"], index[y1]["rate"]), "flux_change", np.nan,
+                  y0=y0, y1=y1)
+    return tasks
+
+
+def _epoch_counts(direct: dict[int, pd.DataFrame], intervals: dict[tuple[int, int], pd.DataFrame]
+                  ) -> dict[int, pd.DataFrame]:
+    """Per epoch counts: computed directly for a single epoch, else summed from an interval it ends."""
+    counts = dict(direct)
+    for (y0, y1), frame in intervals.items():
+        for side, year in ((0, y0), (1, y1)):
+            if year not in counts:
+                counts[year] = transitions.epoch_counts(frame, side)
+    return dict(sorted(counts.items()))
+
+
+def spread_flux(plan: Plan, params: balance.CarbonParameters, counts: dict[int, pd.DataFrame],
+                pairs: list[tuple[int, int]], staging: Staging) -> list[str]:
+    """Rewrite the flux maps of statistics years: each zone's statistical terms spread over its pixels
+    of cropland and construction, per-hectare rates elsewhere; then the flux change of the intervals
+    that touch those years (reads the run's own staged rasters). Returns the rasters staged."""
+    grid, chunks, years = plan.grid, plan.config.dask.chunks, plan.spread_years
+    assert plan.carbon_layer is not None
+    czone = plan.zone_rasters[plan.carbon_layer.name]
+
+    def staged(key: str, **fields: int) -> str:
+        return spec.path(key, **fields)
+
+    def own(relative: str, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
+        return cog.open_own(staging.path(relative).with_suffix(".vrt"), grid, chunks, dtype, nodata)
+
+    flux, writes, written = {}, [], []
+    for year in sorted(years):
+        lut = balance.flux_spread(params, counts[year], year)
+        rated = own(f"work/flux_{year}.tif", "float32", np.nan)
+        cls = own(staged("landcover", year=year))
+        spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
+        flux[year] = xr.where(np.isnan(spread), rated, spread).astype(np.float32)
+        written.append(staged("flux", year=year))
+    for y0, y1 in pairs:
+        if {y0, y1} & years and "flux_change" in plan.config.rasters:
+            ends = [flux[y] if y in flux else own(staged("flux", year=y), "float32", np.nan) for y in (y0, y1)]
+            flux[(y0, y1)] = (ends[1].astype(np.float64) - ends[0]).astype(np.float32)
+            written.append(staged("flux_change", y0=y0, y1=y1))
+    for key, relative in zip(flux, written):
+        target = staging.path(relative).with_suffix(".vrt")
+        writes.append(cog.raster_parts_task(flux[key], target, grid, np.nan))
+    execution.compute(writes)
+    return written
+
+
+def _warn_partial_zones(plan: Plan, counts: dict[int, pd.DataFrame]) -> None:
+    """Statistics are totals for whole zones: a zone partly outside the rasters gets them all on its part."""
+    layer = plan.carbon_layer
+    assert layer is not None
+    frame = next(iter(counts.values()))
+    inside = pd.Series(count_area_ha(frame, plan.grid.row_area_m2())).groupby(frame["czone"].to_numpy()).sum()
+    share = inside.reindex(range(1, len(layer.ids) + 1), fill_value=0).to_numpy() / zonal.polygon_area_ha(layer)
+    with_stats = sorted(set().union(*(t.index for t in plan.terms.values())))
+    partial = [f"{layer.ids[z - 1]} ({share[z - 1]:.0%})" for z in with_stats if share[z - 1] < 0.98]
+    if partial:
+        log.warning("zones of '%s' with statistics lie partly outside the rasters (share inside): %s; their "
+                    "statistical terms are spread over the part inside", layer.name, ", ".join(partial))
+
+
+def _check_carbon_keys(missing_density: dict[int, dict[int, int]], densities: carbon.Lookup | None) -> None:
+    """A density is needed for every class or code present (a missing rate is reported, not fatal)."""
+    missing = merge_counts(list(missing_density.values()))
+    if densities is not None and missing:
+        listing = ", ".join(f"{k} ({v} px)" for k, v in missing.items())
+        raise InputError(f"no carbon density for {densities.table.key} {listing} present in the rasters; add rows",
+                         densities.table.path)
+
+
+def warn_uncounted(classes: pd.DataFrame, rates: carbon.Lookup) -> None:
+    """Land with neither a rate nor statistics is left out of the flux: say which, and how much."""
+    lost = classes[classes["uncounted_area_ha"] > 0].groupby(["class", "class_name"])["uncounted_area_ha"].max()
+    if len(lost):
+        what = ", ".join(f"{c} {n} (up to {a:,.2f} ha in an epoch)" for (c, n), a in lost.items())
+        where = ("give a carbon.rates table" if rates.table.path == DEFAULT_RATES
+                 else f"add rows to {rates.table.path.name}")
+        log.warning("no annual rate or statistics for class %s: not counted in the flux (NaN in the flux maps, "
+                    "uncounted_area_ha in the tables); %s or county statistics", what, where)
+
+
+def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:
+    found = {y: u for y, u in unknown.items() if u}
+    if not found:
+        return
+    by_year = "; ".join(f"{y}: " + ", ".join(f"code {k} ({v} px)" for k, v in u.items()) for y, u in found.items())
+    if policy == "error":
+        files = next(s for s in lc.sources if s.year == next(iter(found)))
+        raise UnknownCodesError(
+            f"codes not in scheme '{lc.scheme.name}': {by_year}. Add them to a scheme CSV, "
+            "or set `unknown_codes: nodata` to treat them as nodata",
+            files.files[0] if len(files.files) == 1 else files.files[0].parent,
+        )
+    log.warning("codes not in scheme '%s' treated as nodata: %s", lc.scheme.name, by_year)
+

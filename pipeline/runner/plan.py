@@ -1,0 +1,201 @@
+"""Plan: the config -> every input read and checked, the lazy land cover, and what the run will write.
+
+Nothing here reads pixels beyond raster headers; every problem with an input surfaces here, before the
+one pass over the pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from pipeline import spec
+from pipeline.config import Config, ExtentSplit, PatchSplit
+from pipeline.errors import ConfigError
+from pipeline.io import parameters, rasters, vectors
+from pipeline.model.grid import Grid
+from pipeline.model.inputs import EpochSource, Scheme, ZoneLayer
+from pipeline.runner import redlines
+from pipeline.stages import (
+    balance,
+    carbon,
+    reclassify,
+    split,
+    statistics,
+    transitions,
+    zonal,
+)
+
+log = logging.getLogger(__name__)
+
+#: The stages, in order. The first three make the counts every other stage is written from, so they
+#: always run; ``--stages`` chooses among the others.
+STAGES = ("ingest", "reclassify", "carbon", "transitions", "zonal", "trends", "redline", "report")
+CORE_STAGES = STAGES[:3]
+
+
+def resolve_stages(requested: list[str] | None, config: Config) -> list[str]:
+    """The stages a run does, in order: all by default (red lines when configured), else those named
+    plus the core ones."""
+    if requested is None:
+        return [s for s in STAGES if s != "redline" or config.redline is not None]
+    unknown = sorted(set(requested) - set(STAGES))
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    if "redline" in requested and config.redline is None:
+        raise ConfigError("--stages names redline but the config has no `redline:` section")
+    return [s for s in STAGES if s in requested or s in CORE_STAGES]
+
+
+@dataclass
+class LandCover:
+    """The lazy land cover of every epoch on one grid, as ingest and reclassify leave it."""
+
+    grid: Grid
+    sources: list[EpochSource]
+    scheme: Scheme
+    codes: dict[int, xr.DataArray]
+    mapped: dict[int, xr.DataArray]
+    valid: xr.DataArray
+    classes: dict[int, xr.DataArray]
+
+    @property
+    def files(self) -> list[Path]:
+        return [f for src in self.sources for f in src.files]
+
+
+def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = False) -> LandCover:
+    """Ingest and reclassify, lazily: mosaics, alignment, reclassification, common mask, urban/rural split.
+
+    With ``defer_patch_split`` the patch rule is left to the caller (``compute.split_by_patches``): the
+    classes come back unsplit.
+    """
+    scheme = parameters.load_scheme(config.scheme)
+    sources = rasters.open_sources(config.epochs, workdir)
+    grid = rasters.check_alignment(sources, config.align)
+    codes = {s.year: rasters.open_epoch(s, grid, config.dask.chunks) for s in sources}
+    mapped = {y: reclassify.map_to_classes(c, scheme) for y, c in codes.items()}
+    valid = reclassify.common_valid(list(mapped.values()))
+    classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
+    rule = config.urban_split
+    if isinstance(rule, PatchSplit) and not defer_patch_split:
+        classes = {y: split.split_by_patches(c, grid, rule.patch_min_ha) for y, c in classes.items()}
+    elif isinstance(rule, ExtentSplit):
+        polygons = vectors.read_polygons(rule.urban_extent, grid, rule.layer)
+        inside = split.extent_mask(polygons.geometry.values, grid, valid)
+        classes = {y: split.split_by_extent(c, inside) for y, c in classes.items()}
+    elif rule == "native" and not scheme.native_split:
+        log.warning(
+            "scheme %s has no urban/rural split: all its construction is class 5 (urban); "
+            "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it", scheme.name
+        )
+    return LandCover(grid, sources, scheme, codes, mapped, valid, classes)
+
+
+@dataclass
+class Plan:
+    """Everything a run needs before its pass over the pixels, read and checked once."""
+
+    config: Config
+    stages: list[str]
+    lc: LandCover
+    layers: list[ZoneLayer]
+    carbon_layer: ZoneLayer | None
+    densities: carbon.Lookup | None
+    rates: carbon.Lookup
+    #: statistics year -> terms indexed by the carbon layer's zone numbers ({} without statistics)
+    terms: dict[int, pd.DataFrame]
+    redline_inputs: redlines.RedlineInputs | None
+    #: The urban/rural patch rule, which needs a pass of its own (``compute.split_by_patches``).
+    patch_rule: PatchSplit | None
+    zone_rasters: dict[str, xr.DataArray] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> Grid:
+        return self.lc.grid
+
+    @property
+    def per_row(self) -> bool:
+        """Pixel area changes with the row (geographic grid): count per row."""
+        return not self.lc.grid.constant_pixel_area
+
+    @property
+    def reported(self) -> list[ZoneLayer]:
+        """Zone layers with tables of their own (the zonal stage); the carbon layer is counted anyway."""
+        return self.layers if "zonal" in self.stages else []
+
+    def column(self, layer: ZoneLayer) -> str:
+        """The count column of a zone layer."""
+        return "czone" if layer is self.carbon_layer else f"zone_{layer.name}"
+
+    @property
+    def intervals(self) -> list[tuple[int, int]]:
+        return transitions.intervals(list(self.lc.classes)) if "transitions" in self.stages else []
+
+    @property
+    def spread_years(self) -> set[int]:
+        """Epochs whose flux maps carry county statistics, shared out after the pass."""
+        return set(self.terms) & set(self.lc.classes) if "flux" in self.config.rasters else set()
+
+    @property
+    def redline_year(self) -> int | None:
+        red = self.config.redline
+        return None if red is None or "redline" not in self.stages else (red.year or self.config.years[-1])
+
+    def context(self) -> spec.RunContext:
+        """What decides the run's outputs, for the output specification."""
+        red = self.config.redline
+        return spec.RunContext(
+            years=tuple(self.config.years), intervals=tuple(self.intervals),
+            layers=tuple(z.name for z in self.reported), stages=frozenset(self.stages),
+            rasters=frozenset(self.config.rasters), stock=self.densities is not None,
+            balance_years=tuple(sorted(set(self.config.years) | set(self.terms))), redline_year=self.redline_year,
+            coverage=red is not None and red.zone_layer is not None)
+
+
+def make_plan(config: Config, stages: list[str], workdir: Path) -> Plan:
+    """Read and check every input of ``config``; the land cover stays lazy."""
+    patch_rule = config.urban_split if isinstance(config.urban_split, PatchSplit) else None
+    lc = build_landcover(config, workdir, defer_patch_split=patch_rule is not None)
+    layers = [vectors.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer, z.coordinates == "gcj02")
+              for z in config.zones]
+    carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
+    densities, rates = _carbon_tables(config, carbon_layer)
+    red = config.redline if "redline" in stages else None
+    red_inputs = None if red is None else redlines.read_inputs(red, layers, lc.grid)
+    terms = _statistics_terms(config, carbon_layer)
+    plan = Plan(config, stages, lc, layers, carbon_layer, densities, rates, terms, red_inputs, patch_rule)
+    plan.zone_rasters = {z.name: zonal.zone_index(z, lc.grid, lc.valid) for z in layers}
+    return plan
+
+
+def _carbon_tables(config: Config, layer: ZoneLayer | None) -> tuple[carbon.Lookup | None, carbon.Lookup]:
+    """The density table (if any) and the rate table (the config's, else the packaged national rates)."""
+    densities = None
+    if config.carbon.densities:
+        densities = carbon.density_lookup(parameters.read_densities(config.carbon.densities), layer)
+    else:
+        log.warning("no carbon.densities in the config: stock is not computed")
+    rates = parameters.read_rates(config.carbon.rates or parameters.DEFAULT_RATES)
+    return densities, carbon.rate_lookup(rates, layer)
+
+
+def _statistics_terms(config: Config, layer: ZoneLayer | None) -> dict[int, pd.DataFrame]:
+    """The statistics-based terms per year, indexed by the carbon layer's zone numbers ({} without statistics)."""
+    if config.carbon.statistics is None:
+        return {}
+    if layer is None:  # the config refuses statistics without a zone layer
+        raise ConfigError("carbon.statistics are per zone: add the zone layer they refer to under `zones`")
+    coefficients = parameters.read_coefficients(config.carbon.coefficients)
+    stats = parameters.read_statistics(config.carbon.statistics, coefficients)
+    terms = statistics.terms(stats, coefficients)
+    by_year = balance.terms_by_year(terms, layer, config.carbon.statistics)
+    away = sorted(set(by_year) - set(config.years))
+    if away:
+        log.warning("statistics years %s have no land-cover epoch: their balance uses the nearest epoch's land "
+                    "(flagged nearest_epoch in tables/balance_*.csv)", away)
+    return by_year

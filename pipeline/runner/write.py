@@ -1,0 +1,149 @@
+"""Write: the run's tables from its pixel counts (no pixels are read here), its GeoPackages, and the
+staged rasters finished as COGs. Every file name comes from the output specification."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from pipeline import spec
+from pipeline.io.staging import Staging
+from pipeline.io.tables import write_geopackage, write_table
+from pipeline.model.grid import Grid
+from pipeline.model.inputs import EpochSource, ZoneLayer
+from pipeline.runner.compute import PassResults, warn_uncounted
+from pipeline.runner.plan import Plan
+from pipeline.stages import balance, intensity, reclassify, transitions, trends, zonal
+from pipeline.stages.counts import areas_ha
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tables:
+    """The tables the maps and the report draw: per layer name the classes and balance tables, per
+    (layer, y0, y1) the pathway table, and the region's transition matrices of consecutive epochs."""
+
+    classes: dict[str, pd.DataFrame] = field(default_factory=dict)
+    balance: dict[str, pd.DataFrame] = field(default_factory=dict)
+    pathways: dict[tuple[str, int, int], pd.DataFrame] = field(default_factory=dict)
+    flows: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict)
+
+
+def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
+    """Every table and GeoPackage of the run."""
+    config, row_area = plan.config, plan.grid.row_area_m2()
+    status = epochs_table(plan.lc.sources, results.status, results.unknown, row_area)
+    write_table(status, staging.path(spec.path("epochs")))
+    layers: dict[str, tuple[ZoneLayer | None, str | None]] = {"region": (None, None)}
+    layers |= {z.name: (z, plan.column(z)) for z in plan.reported}
+    out = Tables()
+    for name, (layer, column) in layers.items():
+        classes = balance.class_table(results.parameters, results.counts, layer, column, config.name, config.carbon.co2)
+        balances = balance.balance_table(results.parameters, results.counts, layer, column, config.name,
+                                         config.carbon.co2)
+        write_table(classes, staging.path(spec.path("classes", layer=name)))
+        write_table(balances, staging.path(spec.path("balance", layer=name)))
+        if "trends" in plan.stages:
+            write_table(trends.trend_table(classes, balances), staging.path(spec.path("trends", layer=name)))
+        out.classes[name], out.balance[name] = classes, balances
+    warn_uncounted(out.classes["region"], plan.rates)
+    frame = next(iter(results.counts.values()))
+    for layer in plan.reported:
+        zone_tables(layer, frame, plan.column(layer), out.balance[layer.name], row_area, plan.grid, staging)
+    interval_tables(results, layers, config.name, config.carbon.co2, staging, out)
+    return out
+
+
+def epochs_table(sources: list[EpochSource], status: dict[int, np.ndarray], unknown: dict[int, dict[int, int]],
+                 row_area_m2: np.ndarray) -> pd.DataFrame:
+    """tables/epochs.csv: per epoch the valid, own-nodata, unknown-code and excluded-by-another-epoch
+    pixels and hectares."""
+    rows = []
+    for src in sources:
+        px = status[src.year].sum(axis=0)
+        ha = areas_ha(status[src.year], row_area_m2)
+        rows.append({
+            "year": src.year,
+            "files": len(src.files),
+            "source_dtype": src.dtype,
+            "source_nodata": src.nodata,
+            "valid_pixels": int(px[reclassify.VALID]),
+            "valid_area_ha": ha[reclassify.VALID],
+            "nodata_pixels": int(px[reclassify.OWN_NODATA]),
+            "nodata_area_ha": ha[reclassify.OWN_NODATA],
+            "unknown_code_pixels": int(px[reclassify.UNKNOWN_CODE]),
+            "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
+            "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
+            "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
+            "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
+        })
+    return pd.DataFrame(rows)
+
+
+def zone_tables(layer: ZoneLayer, frame: pd.DataFrame, column: str, balances: pd.DataFrame, row_area_m2: np.ndarray,
+                grid: Grid, staging: Staging) -> None:
+    """zones_<layer>: polygon, burned and valid areas, boundary difference and overlaps of every zone
+    (overlaps are also warned about: a pixel goes to one of them); and <layer>.gpkg: the zones in the
+    grid's CRS with those areas and their balance, one column per year."""
+    report = zonal.zone_report(layer, frame, column, row_area_m2, grid)
+    write_table(report, staging.path(spec.path("zones", layer=layer.name)))
+    values = [c for c in ("stock_tC", "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr") if c in balances.columns]
+    wide = balances.pivot(index="zone_id", columns="year", values=values)
+    wide.columns = [f"{value}_{year}" for value, year in wide.columns]
+    attributes = report.merge(wide, left_on="zone_id", right_index=True, how="left")
+    gdf = gpd.GeoDataFrame(attributes, geometry=layer.polygons.geometry.to_numpy(), crs=layer.polygons.crs)
+    write_geopackage(gdf, staging.path(spec.path("zone_layer", layer=layer.name)), layer.name)
+    shared = report["overlap_ha"] > 0
+    if shared.any():
+        log.warning("zone layer '%s': %d zones overlap others, %.2f ha shared in all (each pixel is counted in "
+                    "one zone only); see %s", layer.name, shared.sum(), report["overlap_ha"].sum() / 2,
+                    spec.path("zones", layer=layer.name))
+
+
+def interval_tables(results: PassResults, layers: dict[str, tuple[ZoneLayer | None, str | None]], region: str,
+                    co2: bool, staging: Staging, out: Tables) -> None:
+    """transitions_<layer>_<y0>_<y1>, pathways_<layer>_<y0>_<y1> and intervals_<layer> for every layer
+    and interval; intensity_{interval,category,transition} for the region over the consecutive intervals.
+    Fills ``out.pathways`` and ``out.flows``."""
+    if not results.interval_counts:  # a single epoch has no change to describe
+        return
+    params = results.parameters
+    summaries: dict[str, list[pd.DataFrame]] = {name: [] for name in layers}
+    region_matrices = {}
+    for (y0, y1), frame in results.interval_counts.items():
+        change = transitions.stock_and_flux_change(params, frame, y0, y1)
+        for name, (layer, column) in layers.items():
+            zones = balance.zone_frame(layer, region)
+            matrix = _sorted(transitions.transition_table(change, zones, column), ["from_class", "to_class"])
+            pathways = _sorted(transitions.pathway_table(change, zones, column, params.densities is not None),
+                               ["pathway"])
+            _write(matrix, staging, spec.path("transitions", layer=name, y0=y0, y1=y1), co2)
+            _write(pathways, staging, spec.path("pathways", layer=name, y0=y0, y1=y1), co2)
+            out.pathways[(name, y0, y1)] = pathways
+            summaries[name].append(transitions.interval_summary(matrix, zones, y0, y1))
+            if layer is None:
+                region_matrices[(y0, y1)] = matrix
+    for name, parts in summaries.items():
+        _write(_sorted(pd.concat(parts, ignore_index=True), ["y0", "y1"]), staging,
+               spec.path("intervals", layer=name), co2)
+    out.flows = {k: m for k, m in region_matrices.items()
+                 if not any(k[0] < y < k[1] for pair in region_matrices for y in pair)}
+    if not out.flows:
+        return
+    mats = intensity.matrices(out.flows)
+    write_table(intensity.interval_level(mats), staging.path(spec.path("intensity_interval")))
+    write_table(intensity.category_level(mats), staging.path(spec.path("intensity_category")))
+    write_table(intensity.transition_level(mats), staging.path(spec.path("intensity_transition")))
+
+
+def _sorted(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
+    return table.sort_values(["zone_id", *then], key=balance.natural_order, kind="stable").reset_index(drop=True)
+
+
+def _write(table: pd.DataFrame, staging: Staging, relative: str, co2: bool) -> None:
+    write_table(balance.with_co2(table) if co2 else table, staging.path(relative))
