@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -99,7 +100,16 @@ def forecast(series: Path, until: int, as_json: bool) -> None:
         click.echo(f"{y}  -  {v:,.2f}  -")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a plain ``kill``), handled like Ctrl-C: the run's staging folder is removed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
     except PipelineError as e:
@@ -109,8 +119,10 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except Terminated:
+        _fail("terminated (SIGTERM); the output folder is as it was")
     except KeyboardInterrupt:
-        _fail("interrupted; nothing was written to the output folder")
+        _fail("interrupted; the output folder is as it was")
     except Exception as e:  # noqa: BLE001 - the last line of defence speaks to the user, not Python
         _fail(f"unexpected error ({type(e).__name__}): {e}. Run again with --verbose for the traceback "
               "and report it with the config")

@@ -9,6 +9,7 @@ from pipeline.config import Config, ExtentSplit
 from pipeline.errors import InputError, UnknownCodesError
 from pipeline.io import parameters, rasters, vectors
 from pipeline.io.parameters import read_densities, read_rates
+from pipeline.io.staging import check_writable
 from pipeline.io.vectors import read_polygons
 from pipeline.model import inputs
 from pipeline.model.classes import RURAL, URBAN
@@ -32,25 +33,25 @@ def validate(config: Config) -> list[str]:
     sampled: set[int] = set()
     for src in sources:
         diffs = grid.differences(src.grid)
-        unknown: dict[int, int] = {}
+        unknown: dict[Path, dict[int, int]] = {}  # per tile: counts in its sampled blocks
         for path in src.files:
             for code, n in rasters.sample_codes(path).items():
                 sampled.add(code)
                 if code not in known:
-                    unknown[code] = unknown.get(code, 0) + n
+                    unknown.setdefault(path, {})[code] = n
         note = f"; resampled onto the first epoch's grid ({'; '.join(diffs)})" if diffs else ""
         lines.append(
             f"epoch {src.year}: {len(src.files)} file(s), {src.dtype}, nodata {src.nodata}, "
             f"{src.grid.width} x {src.grid.height} px{note}"
         )
         if unknown:
-            listing = ", ".join(f"{k} ({v} px)" for k, v in sorted(unknown.items()))
+            listing = "; ".join(f"{path.name}: " + ", ".join(f"{k} ({v} px)" for k, v in sorted(found.items()))
+                                for path, found in unknown.items())
             if config.unknown_codes == "error":
+                where = next(iter(unknown)) if len(unknown) == 1 else Path(src.files[0]).parent
                 raise UnknownCodesError(
-                    f"codes not in scheme '{scheme.name}' in sampled blocks: {listing}. Add them to a scheme CSV "
-                    "or set `unknown_codes: nodata`",
-                    src.files[0],
-                )
+                    f"epoch {src.year}: codes not in scheme '{scheme.name}' in the sampled blocks of {listing}. "
+                    "Add them to a scheme CSV or set `unknown_codes: nodata`", where)
             lines.append(f"  codes not in the scheme (sampled blocks; will be nodata): {listing}")
     if isinstance(config.urban_split, ExtentSplit):
         gdf = read_polygons(config.urban_split.urban_extent, grid, config.urban_split.layer)
@@ -70,6 +71,8 @@ def validate(config: Config) -> list[str]:
         away = sorted(set(by_year) - set(config.years))
         lines.append(f"carbon statistics: {len(stats)} rows for {stats.zone_id.nunique()} zones of '{carbon_layer.name}', "
                      f"years {sorted(by_year)}" + (f" ({away} use the nearest epoch's land)" if away else ""))
+    check_writable(config.output)
+    lines.append(f"output: {config.output} (writable; a run replaces it as a whole)")
     lines.append("OK: every input opened; nothing was computed")
     return lines
 
