@@ -10,6 +10,8 @@ OUT    ?= out/$(notdir $(patsubst %/,%,$(dir $(abspath $(CONFIG)))))
 ARGS   ?=
 
 BIN    := $(VENV)/bin
+# Material for MkDocs prints a banner about its successor on every build; the docs do not need it.
+export NO_MKDOCS_2_WARNING := 1
 STAMP  := $(VENV)/.installed
 # A run is redone when the config, anything beside it (outside OUT) or the package changes.
 INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '*/__pycache__/*' 2>/dev/null)
