@@ -22,7 +22,6 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from pipeline import config as config_module
 from pipeline import spec
