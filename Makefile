@@ -10,6 +10,8 @@ OUT    ?= out/$(notdir $(patsubst %/,%,$(dir $(abspath $(CONFIG)))))
 ARGS   ?=
 
 BIN    := $(VENV)/bin
+# Material for MkDocs prints a banner about its successor on every build; the docs do not need it.
+export NO_MKDOCS_2_WARNING := 1
 STAMP  := $(VENV)/.installed
 # A run is redone when the config, anything beside it (outside OUT) or the package changes.
 INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '*/__pycache__/*' 2>/dev/null)
@@ -17,13 +19,14 @@ SOURCES := $(shell find pipeline -type f \( -name '*.py' -o -name '*.csv' \) 2>/
 
 SIZES  ?= 4000 10000 20000
 
-.PHONY: help env run validate test bench sample-data clean
+.PHONY: help env run validate test lint docs bench sample-data clean
 
 help: ## list the targets
 	@echo "Land-use carbon pipeline"
 	@echo "  make run      [CONFIG=region.yaml] [OUT=dir] [ARGS='--scheduler tcp://...']"
 	@echo "  make validate [CONFIG=region.yaml]"
 	@echo "  make bench    [SIZES='4000 10000 20000'] [ARGS=--worldcover]"
+	@echo "  make test     [ARGS='-k pattern']"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 env: $(STAMP) ## create or refresh .venv (only when pyproject.toml changed)
@@ -33,7 +36,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: $(PYTHON) is older than 3.10; set PYTHON=python3.11 or similar" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,lint]'
 	@touch $@
 
 run: $(OUT)/manifest.json ## run the pipeline (skipped when outputs are up to date)
@@ -44,8 +47,18 @@ $(OUT)/manifest.json: $(CONFIG) $(INPUTS) $(SOURCES) $(STAMP)
 validate: $(STAMP) ## check every input of CONFIG without computing
 	$(BIN)/carbon-pipeline validate $(CONFIG)
 
-test: $(STAMP) ## run the test suite
+# The docs are built first, warnings as errors, into a throw-away folder: a broken page fails the tests.
+test: $(STAMP) ## build the docs (strict) and run the test suite
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && $(BIN)/mkdocs build --strict --quiet --site-dir "$$site"
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/mypy pipeline
+
+docs: $(STAMP) ## build the documentation site into site/ (warnings are errors)
+	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP) ## benchmark against the numpy floor and InVEST: SIZES="4000 10000 20000", ARGS=--worldcover
 	$(BIN)/python bench/run.py --sizes $(SIZES) $(ARGS)
@@ -53,5 +66,5 @@ bench: $(STAMP) ## benchmark against the numpy floor and InVEST: SIZES="4000 100
 sample-data: $(STAMP) ## regenerate sample_data/ with the seeded generator
 	$(BIN)/carbon-pipeline sample-data sample_data
 
-clean: ## remove outputs (keeps .venv)
-	rm -rf out
+clean: ## remove outputs and the built docs (keeps .venv)
+	rm -rf out site

@@ -41,36 +41,74 @@ class _Strict(BaseModel):
 class PatchSplit(_Strict):
     """Connected construction patches of at least ``patch_min_ha`` hectares are urban (5), smaller rural (6)."""
 
-    patch_min_ha: float = Field(gt=0)
+    patch_min_ha: float = Field(
+        gt=0,
+        description="Smallest urban patch (ha): urban and rural pixels are pooled into 8-connected patches; "
+        "patches of at least this area are urban (5), smaller ones rural (6). Other construction (7) stays.",
+    )
 
 
 class ExtentSplit(_Strict):
     """Construction pixels whose centre lies in these polygons are urban (5), the rest rural (6)."""
 
-    urban_extent: ResolvedPath
-    layer: str | None = None
+    urban_extent: ResolvedPath = Field(
+        description="Polygon file of the urban extent (any format pyogrio reads, any CRS): construction pixels "
+        "whose centre lies inside are urban (5), the rest rural (6)."
+    )
+    layer: str | None = Field(None, description="Layer of a multi-layer file (default: the first).")
 
 
 class CarbonConfig(_Strict):
-    densities: ResolvedPath | None = None
-    rates: ResolvedPath | None = None
-    statistics: ResolvedPath | None = None
-    #: Seed 002's Table 1/3 coefficients unless given.
-    coefficients: ResolvedPath | None = None
-    #: The zone layer whose ids the `zone` columns and the statistics' zone_id name (default: the first).
-    zone_layer: str | None = None
-    #: Add t CO2 columns (C x 44/12) next to every t C column.
-    co2: bool = False
+    """Carbon parameter tables: stock densities, annual rates, county statistics and their coefficients."""
+
+    densities: ResolvedPath | None = Field(
+        None,
+        description="Stock density table (`c_above, c_below, c_soil, c_dead` in t C/ha, by `class` or `lucode`, "
+        "optionally per `zone`; InVEST's carbon pool table works as it is). None: stock is not computed.",
+    )
+    rates: ResolvedPath | None = Field(
+        None,
+        description="Annual carbon rate table (`rate_tC_ha_yr`, t C/ha/yr, negative = uptake, by `class` or "
+        "`lucode`, optionally per `zone`). None: the packaged defaults from Table 2 of the Guizhou land-use "
+        "carbon emission study (2005-2019).",
+    )
+    statistics: ResolvedPath | None = Field(
+        None,
+        description="County statistics per `zone_id` and `year` (agricultural inputs, energy use and GDP, crop "
+        "yields): they replace the per-hectare terms of cropland and construction land in that zone and year.",
+    )
+    coefficients: ResolvedPath | None = Field(
+        None,
+        description="Coefficients of the statistics-based terms (`term, column, t_C_per_unit, "
+        "economic_coefficient`). None: Tables 1 and 3 of the Guizhou land-use carbon emission study.",
+    )
+    zone_layer: str | None = Field(
+        None,
+        description="The zone layer whose ids the `zone` columns of the parameter tables and the statistics' "
+        "`zone_id` name (default: the first layer of `zones`).",
+    )
+    co2: bool = Field(False, description="Add t CO2 columns (C x 44/12) next to every t C column.")
 
 
 class ZoneLayerConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    path: ResolvedPath
-    id: str
-    label: str | None = None
-    layer: str | None = None
-    #: ``gcj02``: the file says WGS84 lon/lat but holds China's GCJ-02 offset coordinates (Amap, DataV)
-    coordinates: Literal["crs", "gcj02"] = "crs"
+    """A polygon layer of zones (counties, ecological function zones, ...): tables, maps and a GeoPackage each."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="Layer name used in output file names (`classes_<name>.csv`, `<name>.gpkg`): a letter, then "
+        "letters, digits or `_`; not `region`, which is the built-in whole-region layer.",
+    )
+    path: ResolvedPath = Field(
+        description="Polygon file: any format pyogrio reads, any CRS (reprojected to the grid's)."
+    )
+    id: str = Field(description="Field holding each zone's id, unique per feature.")
+    label: str | None = Field(None, description="Field holding each zone's name, shown in tables and maps.")
+    layer: str | None = Field(None, description="Layer of a multi-layer file (default: the first).")
+    coordinates: Literal["crs", "gcj02"] = Field(
+        "crs",
+        description="`crs`: the coordinates are what the file's CRS says. `gcj02`: the file says WGS84 lon/lat but "
+        "holds China's GCJ-02 offset coordinates (Amap, Aliyun DataV); they are moved to WGS84 before use.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -81,31 +119,50 @@ class ZoneLayerConfig(_Strict):
 
 
 class RedlineConfig(_Strict):
-    """Ecological protection red-line candidates: Getis-Ord Gi* hotspots of carbon (seed 003 section 4.2)
-    and their coverage of ecological function zones (seed 004's 73.84 % of national key zones)."""
+    """Ecological protection red-line candidates: Getis-Ord Gi* hotspots of carbon (Wang & Yue, territorial spatial
+    pattern for carbon sinks, section 4.2) and their coverage of ecological function zones (73.84 % of national key
+    zones: Zhou et al. 2024, China's ecological regions in the 15th Five-Year Plan, Table 3)."""
 
-    #: Smallest candidate patch (ha). Required: a planning choice, so no default.
-    min_area_ha: float = Field(gt=0)
-    #: The carbon whose hotspots are sought: stock density (t C/ha) or sink density (uptake, t C/ha/yr).
-    value: Literal["stock", "sink"] = "stock"
-    #: Epoch whose land is used (default: the last).
-    year: int | None = None
-    #: Radius of the Gi* neighbourhood (m): pixel centres within it, the pixel itself included.
-    radius_m: float = Field(300.0, gt=0)
-    #: Pixels with Gi* z above this are hotspots (1.96: 5 % two-sided).
-    z_threshold: float = 1.96
-    #: Polygons where no candidate may go (planned development, permanent basic farmland, ...).
-    lock_out: ResolvedPath | None = None
-    #: Existing protected areas: counted as red line whatever their carbon.
-    protected_areas: ResolvedPath | None = None
-    #: Zone layer of ecological function zones for the coverage table (default: none, no coverage).
-    zone_layer: str | None = None
-    #: Boolean field of that layer flagging national key ecological function zones.
-    key_field: str | None = None
-    #: Target share of a key zone inside red lines (seed 004, Table 3: 73.84 %).
-    key_target_share: float = Field(0.7384, gt=0, le=1)
-    #: Target share for the other zones (default: none, coverage reported without a target).
-    other_target_share: float | None = Field(None, gt=0, le=1)
+    min_area_ha: float = Field(
+        gt=0, description="Smallest candidate patch (ha). Required: a planning choice, so no default."
+    )
+    value: Literal["stock", "sink"] = Field(
+        "stock",
+        description="The carbon whose hotspots are sought: stock density (t C/ha) or sink density (uptake, t C/ha/yr).",
+    )
+    year: int | None = Field(None, description="Epoch whose land is used (default: the last).")
+    radius_m: float = Field(
+        300.0,
+        gt=0,
+        description="Radius of the Gi* neighbourhood (m): pixel centres within it, the pixel itself included.",
+    )
+    z_threshold: float = Field(1.96, description="Pixels with Gi* z above this are hotspots (1.96: 5 % two-sided).")
+    lock_out: ResolvedPath | None = Field(
+        None,
+        description="Polygons where no candidate may go (planned development, permanent basic farmland, ...).",
+    )
+    protected_areas: ResolvedPath | None = Field(
+        None, description="Existing protected areas: counted as red line whatever their carbon."
+    )
+    zone_layer: str | None = Field(
+        None,
+        description="Zone layer of ecological function zones for the coverage table (default: none, no coverage).",
+    )
+    key_field: str | None = Field(
+        None, description="Boolean field of that layer flagging national key ecological function zones."
+    )
+    key_target_share: float = Field(
+        0.7384,
+        gt=0,
+        le=1,
+        description="Target share of a key zone inside red lines (73.84 %: Zhou et al. 2024, Table 3).",
+    )
+    other_target_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Target share for the other zones (default: none, coverage reported without a target).",
+    )
 
 
 #: Rasters a run can write (rasters/<kind>_<year or interval>.tif).
@@ -114,8 +171,19 @@ RasterKind = Literal["landcover", "stock", "flux", "transition", "pathway", "sto
 
 
 class DaskConfig(_Strict):
-    chunks: int = Field(2048, ge=64, le=16384)
-    scheduler: str = "threads"
+    """How the run is chunked and where it computes."""
+
+    chunks: int = Field(
+        2048,
+        ge=64,
+        le=16384,
+        description="Pixels per side of a Dask chunk. Peak memory follows it (about 1 GB per thread at 2048).",
+    )
+    scheduler: str = Field(
+        "threads",
+        description="`threads`, `processes` (a local cluster of worker processes), `synchronous` (one thread, for "
+        "debugging) or a cluster address such as `tcp://host:8786`.",
+    )
 
     @field_validator("scheduler")
     @classmethod
@@ -126,24 +194,56 @@ class DaskConfig(_Strict):
 
 
 class Config(_Strict):
-    name: str = Field(min_length=1)
-    epochs: dict[int, list[str]] = Field(min_length=1)
-    scheme: str
-    align: Literal["exact", "nearest"] = "exact"
-    unknown_codes: Literal["error", "nodata"] = "error"
-    urban_split: Union[Literal["native"], PatchSplit, ExtentSplit] = "native"
-    carbon: CarbonConfig = CarbonConfig()
-    zones: list[ZoneLayerConfig] = []
-    redline: RedlineConfig | None = None
-    #: Which rasters to write (default all); tables and maps do not depend on them.
-    rasters: list[RasterKind] = list(RASTER_KINDS)
-    #: Overviews in each COG, so a GIS draws it at any zoom without reading every pixel. Off, the COGs
-    #: have none and a large run writes them in about half the time (tables and maps are unchanged).
-    overviews: bool = True
-    output: ResolvedPath = Path("out")
-    dask: DaskConfig = DaskConfig()
-    #: Folder of the config file; relative paths were resolved against it.
-    base: Path = Field(Path("."), exclude=True)
+    """A run: the region's land-cover epochs, how to read them, the carbon parameters, zones and outputs."""
+
+    name: str = Field(min_length=1, description="Region name, written in tables, maps and the manifest.")
+    epochs: dict[int, list[str]] = Field(
+        min_length=1,
+        description="`year: raster`, `year: glob` (`lc2000/*.tif`) or `year: [tile, tile, ...]`, any GDAL format; "
+        "an ArcInfo grid is its folder. The first epoch's grid is the grid of the run.",
+    )
+    scheme: str = Field(
+        description="Built-in scheme name (`cnlucc`, `clcd`, `esa_worldcover`, `globeland30`, `modis_igbp`, "
+        "`nlcd`, `corine`) or a CSV `source_code,target_class[,name]`."
+    )
+    align: Literal["exact", "nearest"] = Field(
+        "exact",
+        description="`exact`: all epochs must be on one grid (tolerance 1e-6 pixel). `nearest`: later epochs are "
+        "resampled onto the first epoch's grid with nearest neighbour (other origin, resolution or CRS).",
+    )
+    unknown_codes: Literal["error", "nodata"] = Field(
+        "error",
+        description="`error`: codes not in the scheme stop the run, each listed with its pixel count. `nodata`: "
+        "they become nodata and are reported.",
+    )
+    urban_split: Union[Literal["native"], PatchSplit, ExtentSplit] = Field(
+        "native",
+        description="`native` (the scheme has the urban/rural split), `{patch_min_ha: N}` (patch-size rule) or "
+        "`{urban_extent: polygons.gpkg, layer: optional}` (urban-extent polygons).",
+    )
+    carbon: CarbonConfig = Field(CarbonConfig(), description="Carbon parameter tables.")
+    zones: list[ZoneLayerConfig] = Field(
+        [], description="Polygon layers of zones; each gets its own tables, maps and GeoPackage."
+    )
+    redline: RedlineConfig | None = Field(
+        None, description="Red-line candidates; the red-line stage runs when this section is present."
+    )
+    rasters: list[RasterKind] = Field(
+        list(RASTER_KINDS),
+        description="Which rasters to write, from `landcover`, `stock`, `flux`, `transition`, `pathway`, "
+        "`stock_change`, `flux_change` (`flux_change` needs `flux`; `redline` needs `landcover`, `stock` and "
+        "`flux`). Tables and maps do not depend on it.",
+    )
+    overviews: bool = Field(
+        True,
+        description="Overviews in each COG, so a GIS draws it at any zoom without reading every pixel. Off, the "
+        "COGs have none and a large run writes them in about half the time (pixels, tables and maps are unchanged).",
+    )
+    output: ResolvedPath = Field(Path("out"), description="Output folder (`--output` on the command line wins).")
+    dask: DaskConfig = Field(DaskConfig(), description="Chunk size and scheduler.")
+    base: Path = Field(
+        Path("."), exclude=True, description="Folder of the config file; relative paths were resolved against it."
+    )
 
     @field_validator("epochs", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""pyproject.toml and environment.yml must list the same dependencies."""
+"""pyproject.toml and environment.yml must list the same dependencies (every optional group included)."""
 
 import re
 from pathlib import Path
@@ -17,7 +17,9 @@ def _name(requirement: str) -> str:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    extras = project["optional-dependencies"]
+    assert {"test", "docs", "lint"} <= set(extras), f"optional groups: {sorted(extras)}"
+    pip_names = {_name(r) for r in project["dependencies"] + [r for group in extras.values() for r in group]}
     expected = set().union(*(CONDA_SPLIT.get(n, {n}) for n in pip_names))
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
@@ -26,7 +28,8 @@ def test_environment_yml_matches_pyproject():
 
 def test_versions_agree():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = {_name(r): r.split(">=")[1].split(",")[0] for r in project["dependencies"] if ">=" in r}
+    requirements = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
+    pins = {_name(r): r.split(">=")[1].split(",")[0] for r in requirements if ">=" in r}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     for dep in env["dependencies"]:
         if isinstance(dep, str) and ">=" in dep and _name(dep) in pins:
