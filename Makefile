@@ -14,7 +14,8 @@ BIN    := $(VENV)/bin
 export NO_MKDOCS_2_WARNING := 1
 STAMP  := $(VENV)/.installed
 # A run is redone when the config, anything beside it (outside OUT) or the package changes.
-INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '*/__pycache__/*' 2>/dev/null)
+# The run's own lock and staging files beside OUT are not inputs.
+INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '$(OUT).previous/*' -not -path '*/.$(notdir $(OUT)).*' -not -path '*/__pycache__/*' 2>/dev/null)
 SOURCES := $(shell find pipeline -type f \( -name '*.py' -o -name '*.csv' \) 2>/dev/null)
 
 SIZES  ?= 4000 10000 20000
