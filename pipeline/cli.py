@@ -33,8 +33,8 @@ def cli(verbose: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the config's `output`).")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default: the config's `output`).")
 @click.option("--scheduler", help="threads (default), processes, synchronous, or a Dask scheduler address tcp://host:8786.")
 @click.option("--stages", metavar="LIST",
               help="Comma-separated stages to run, of transitions, zonal, trends, redline, report (default: all; "
@@ -52,7 +52,7 @@ def run(config: Path, output: Path | None, scheduler: str | None, stages: str | 
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path))
 def validate(config: Path) -> None:
     """Check every input of CONFIG (headers, grids, a sample of blocks, polygons) without computing."""
     from pipeline.config import load_config
@@ -74,7 +74,7 @@ def sample_data(directory: Path, seed: int) -> None:
 
 
 @cli.command()
-@click.argument("series", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("series", type=click.Path(path_type=Path))
 @click.option("--until", type=int, required=True, help="Last year to forecast.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"a","b","C","P","grade","forecast":{year: value}}.')
 def forecast(series: Path, until: int, as_json: bool) -> None:
@@ -100,29 +100,30 @@ def forecast(series: Path, until: int, as_json: bool) -> None:
         click.echo(f"{y}  -  {v:,.2f}  -")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a plain ``kill``), handled like Ctrl-C: the run's staging folder is removed."""
-
-
 def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+    """SIGTERM (a plain ``kill``) is handled like Ctrl-C: the run's staging folder is removed."""
+    _state["terminated"] = True
+    raise KeyboardInterrupt
+
+
+#: Options of the group that users also put after the command (``carbon-pipeline run -q CONFIG``).
+_GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    args = sys.argv[1:]
+    flags = [a for a in args if a in _GLOBAL_FLAGS]
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=flags + [a for a in args if a not in _GLOBAL_FLAGS], standalone_mode=False)
     except PipelineError as e:
         _fail(f"error: {e}")
-    except click.exceptions.Abort:
-        _fail("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("terminated (SIGTERM); the output folder is as it was" if _state.get("terminated")
+              else "interrupted; the output folder is as it was")
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except Terminated:
-        _fail("terminated (SIGTERM); the output folder is as it was")
-    except KeyboardInterrupt:
-        _fail("interrupted; the output folder is as it was")
     except Exception as e:  # noqa: BLE001 - the last line of defence speaks to the user, not Python
         _fail(f"unexpected error ({type(e).__name__}): {e}. Run again with --verbose for the traceback "
               "and report it with the config")

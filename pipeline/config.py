@@ -184,6 +184,12 @@ class DaskConfig(_Strict):
         description="`threads`, `processes` (a local cluster of worker processes), `synchronous` (one thread, for "
         "debugging) or a cluster address such as `tcp://host:8786`.",
     )
+    max_pixels: float = Field(
+        2e10,
+        gt=0,
+        description="Largest grid (pixels per epoch) a run or `validate` accepts; larger grids are refused at once, "
+        "before any work. The default fits a 30 m country (150,000 x 110,000 px = 1.65e10); raise it knowingly.",
+    )
 
     @field_validator("scheduler")
     @classmethod
@@ -326,9 +332,34 @@ class Config(_Strict):
         return list(self.epochs)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' given twice (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> ConfigError:
+    """``FILE:LINE:COL: what is wrong``, as compilers and linters say it (1-based line and column)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if mark is None:
+        return ConfigError(f"not valid YAML: {problem}", path)
+    return ConfigError(f"not valid YAML: {problem}", f"{path}:{mark.line + 1}:{mark.column + 1}")
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a YAML config; relative paths resolve against its folder."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a folder; give the config file (e.g. region.yaml)", path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -336,9 +367,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", path) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}", path) from None
+        raise _yaml_error(path, e) from None
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of settings (name, epochs, scheme, ...)", path)
     data = {**data, **(overrides or {})}

@@ -77,6 +77,7 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     scheme = parameters.load_scheme(config.scheme)
     sources = rasters.open_sources(config.epochs, workdir)
     grid = rasters.check_alignment(sources, config.align)
+    check_size(grid, sources, config.dask.chunks, config.dask.max_pixels)
     codes = {s.year: rasters.open_epoch(s, grid, config.dask.chunks) for s in sources}
     mapped = {y: reclassify.map_to_classes(c, scheme) for y, c in codes.items()}
     valid = reclassify.common_valid(list(mapped.values()))
@@ -94,6 +95,18 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
             "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it", scheme.name
         )
     return LandCover(grid, sources, scheme, codes, mapped, valid, classes)
+
+
+def check_size(grid: Grid, sources: list[EpochSource], chunks: int, limit: float) -> None:
+    """Say the size of the work at once, and refuse a grid above ``limit`` pixels before any graph is built."""
+    pixels = grid.width * grid.height
+    blocks = -(-grid.width // chunks) * -(-grid.height // chunks)
+    log.info("grid %d x %d px (%.3g Mpx) x %d epochs, %d blocks of %d px per epoch", grid.width, grid.height,
+             pixels / 1e6, len(sources), blocks, chunks)
+    if pixels > limit:
+        raise ConfigError(f"the grid is {grid.width} x {grid.height} = {pixels:.3g} px per epoch, above the limit "
+                          f"dask.max_pixels = {limit:.3g}; check the rasters' extent and resolution, or raise "
+                          "dask.max_pixels in the config", sources[0].dataset)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pipeline.errors import InputError, UnknownCodesError
 from pipeline.io import parameters, rasters, vectors
 from pipeline.io.parameters import read_densities, read_rates
 from pipeline.io.staging import check_writable
+from pipeline.runner.plan import check_size
 from pipeline.io.vectors import read_polygons
 from pipeline.model import inputs
 from pipeline.model.classes import RURAL, URBAN
@@ -23,6 +24,7 @@ def validate(config: Config) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         sources = rasters.open_sources(config.epochs, Path(tmp))
         grid = rasters.check_alignment(sources, config.align)
+        check_size(grid, sources, config.dask.chunks, config.dask.max_pixels)
     crs = grid.crs.to_epsg() or grid.crs.to_string()[:40]
     area_ha = grid.row_area_m2().sum() * grid.width / 1e4
     lines.append(
