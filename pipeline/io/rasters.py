@@ -119,7 +119,7 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
                 f"(offset {col:.3f}, {row:.3f} pixels); resample it first",
                 i.path,
             )
-        offsets.append((int(round(row)), int(round(col))))
+        offsets.append((round(row), round(col)))
     width = max(c + i.grid.width for (r, c), i in zip(offsets, infos))
     height = max(r + i.grid.height for (r, c), i in zip(offsets, infos))
     grid = Grid(first.grid.crs, t.__class__(t.a, t.b, left, t.d, t.e, top), width, height)

@@ -7,6 +7,7 @@ Same seed -> identical pixels, attributes, geometries and CSV/YAML bytes.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import geopandas as gpd
@@ -122,7 +123,7 @@ def stamp(lc: np.ndarray, cy: int, cx: int, r: float, code: int, onto: tuple[int
 def line(lc: np.ndarray, pts: list[tuple[float, float]], code: int, skip: tuple[int, ...]) -> int:
     """Draw a 2 px wide polyline (a road) through ``pts``; returns cropland pixels taken."""
     m = np.zeros_like(lc, bool)
-    for (ya, xa), (yb, xb) in zip(pts[:-1], pts[1:]):
+    for (ya, xa), (yb, xb) in pairwise(pts):
         t = np.linspace(0, 1, int(np.hypot(yb - ya, xb - xa) * 2) + 2)
         yy, xx = np.clip(np.round(ya + t * (yb - ya)).astype(int), 0, N - 2), np.clip(np.round(xa + t * (xb - xa)).astype(int), 0, N - 2)
         m[yy, xx] = m[yy + 1, xx] = True  # two pixels across: a road is 30-60 m wide
@@ -148,7 +149,10 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     d_river = ndimage.distance_transform_edt(~ndimage.binary_dilation(river_line, iterations=3))
     elev = 0.55 * smooth(rng, 200) + 0.35 * smooth(rng, 50) + 0.10 * smooth(rng, 12) \
         + 2.2 * (1 - np.exp(-(d_river / 260) ** 2))
-    q = lambda p: np.quantile(elev[valid], p)  # noqa: E731 - thresholds as shares of the region
+
+    def q(p):  # thresholds as shares of the region
+        return np.quantile(elev[valid], p)
+
     lc = np.full((N, N), 12, np.uint8)
     n1, n2, n3 = smooth(rng, 6), smooth(rng, 10), smooth(rng, 25)
     crop_top, grass_top = q(0.50), q(0.58)
@@ -179,7 +183,11 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     town = (int(ry[1180]) + 30, 1180)
     radius = [(city, 78, 0.14), (town, 30, 0.14)]  # (centre, radius px in 2000, growth per epoch)
     d_centre = [np.hypot(yy - c[0], xx - c[1]) for c, _, _ in radius]
-    urban_at = lambda k: np.logical_or(*[d < r * (1 + g * k) * np.clip(1 + 0.3 * ncity, 0.6, 1.4) for d, (_, r, g) in zip(d_centre, radius)])  # noqa: E731
+
+    def urban_at(k):
+        return np.logical_or(*[d < r * (1 + g * k) * np.clip(1 + 0.3 * ncity, 0.6, 1.4)
+                               for d, (_, r, g) in zip(d_centre, radius)])
+
     ring = (d_centre[0] > 95) & (d_centre[0] < 125)
     industry = [[p, rng.uniform(8, 12)] for p in pick(rng, valid & ring & (d_river > 15), 4, 60)]
     settle = [[p, rng.uniform(1.0, 3.6)] for p in pick(rng, valid & np.isin(lc, CROP) & (d_centre[0] > 125), 650, 12)]

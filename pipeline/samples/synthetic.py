@@ -99,7 +99,10 @@ def _dots(rows: np.ndarray, cols: np.ndarray, cell: int, seed: int, stream: int)
     gi, gj = np.arange(ci0, ci.max() + 1)[:, None], np.arange(cj0, cj.max() + 1)[None, :]
     cy = gi * cell + cell * (0.25 + 0.5 * _hash(seed, stream, gi, gj))
     cx = gj * cell + cell * (0.25 + 0.5 * _hash(seed, stream + 1, gi, gj))
-    pick = lambda a: a[ci - ci0][:, cj - cj0].astype(np.float32)  # noqa: E731 - cell value -> pixels
+
+    def pick(a):  # cell value -> pixels
+        return a[ci - ci0][:, cj - cj0].astype(np.float32)
+
     dy = (rows.astype(np.float32) + np.float32(0.5))[:, None] - pick(cy)
     dx = (cols.astype(np.float32) + np.float32(0.5))[None, :] - pick(cx)
     return (dy * dy + dx * dx, *(pick(_hash(seed, stream + k, gi, gj)) for k in (2, 3, 4)))
@@ -188,13 +191,18 @@ def _calibrate(n: int, seed: int, pixel_m: float) -> dict[str, float]:
     """Thresholds (unitless noise values) giving the target shares, from a <= 400 x 400 sample grid of the raster."""
     g = (np.arange(min(n, 400)) * n) // min(n, 400)
     f = _fields(g, g, seed, pixel_m)
-    qe = lambda p: float(np.quantile(f["eadj"], p))  # noqa: E731
-    ql = lambda p: float(np.quantile(f["lake"], p))  # noqa: E731
-    return dict(paddy=qe(0.25), crop=qe(0.58), grass=qe(0.68), bare=qe(0.985), shift=0.15,
-                saline=float(np.quantile(f["detail"], 0.012)), road=float(np.quantile(np.abs(f["road"]), 0.016)),
-                wood=float(np.quantile(f["mosaic"], 0.93)), clear=float(np.quantile(f["mosaic"], 0.08)),
-                river=float(np.quantile(np.abs(f["river"]), 0.03)), lowlake=float(np.quantile(f["elev"], 0.4)),
-                lake=ql(0.965), marsh=ql(0.955), stream=float(np.quantile(np.abs(f["stream"]), 0.01)))
+
+    def qe(p):
+        return float(np.quantile(f["eadj"], p))
+
+    def ql(p):
+        return float(np.quantile(f["lake"], p))
+
+    return {"paddy": qe(0.25), "crop": qe(0.58), "grass": qe(0.68), "bare": qe(0.985), "shift": 0.15,
+                "saline": float(np.quantile(f["detail"], 0.012)), "road": float(np.quantile(np.abs(f["road"]), 0.016)),
+                "wood": float(np.quantile(f["mosaic"], 0.93)), "clear": float(np.quantile(f["mosaic"], 0.08)),
+                "river": float(np.quantile(np.abs(f["river"]), 0.03)), "lowlake": float(np.quantile(f["elev"], 0.4)),
+                "lake": ql(0.965), "marsh": ql(0.955), "stream": float(np.quantile(np.abs(f["stream"]), 0.01))}
 
 
 def _block(r0: int, r1: int, c0: int, c1: int, ts: list[float], q: dict[str, float], seed: int,
@@ -214,7 +222,7 @@ def counties_frame(n: int, counties: int, seed: int = 0, pixel_m: float = 30.0) 
     """``counties`` Voronoi cells (seeded points, two Lloyd steps for county-like evenness) tiling the raster."""
     x0, y1 = ORIGIN
     box = shapely.box(x0, y1 - n * pixel_m, x0 + n * pixel_m, y1)
-    pts = np.random.default_rng([seed, 7]).uniform(0, n * pixel_m, (counties, 2)) + (x0, y1 - n * pixel_m)
+    pts = np.random.default_rng([seed, 7]).uniform(0, n * pixel_m, (counties, 2)) + np.array([x0, y1 - n * pixel_m])
     for step in range(3):
         cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=box, ordered=True))
         cells = shapely.intersection(cells, box)
@@ -235,9 +243,9 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     out_dir.mkdir(parents=True, exist_ok=True)
     q = _calibrate(n, seed, pixel_m)
     ts = [(y - epochs[0]) / 20.0 for y in epochs]
-    profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="uint8", crs=CRS, nodata=NODATA,
-                   transform=from_origin(*ORIGIN, pixel_m, pixel_m), tiled=True, blockxsize=TILE, blockysize=TILE,
-                   compress="DEFLATE", BIGTIFF="IF_SAFER")
+    profile = {"driver": "GTiff", "width": n, "height": n, "count": 1, "dtype": "uint8", "crs": CRS, "nodata": NODATA,
+                   "transform": from_origin(*ORIGIN, pixel_m, pixel_m), "tiled": True, "blockxsize": TILE, "blockysize": TILE,
+                   "compress": "DEFLATE", "BIGTIFF": "IF_SAFER"}
     wins = [(r, min(r + block, n), c, min(c + block, n)) for r in range(0, n, block) for c in range(0, n, block)]
     dsts = [rasterio.open(out_dir / f"lc{y}.tif", "w", **profile) for y in epochs]
     try:  # a small GDAL cache: finished tiles are compressed and leave memory instead of piling up

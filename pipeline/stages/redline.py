@@ -250,8 +250,8 @@ def redline_counts(labels: xr.DataArray, n_labels: int, classes: xr.DataArray, g
 def patch_anchors(labels: xr.DataArray) -> Delayed:
     """Delayed Series label -> smallest row-major pixel index (row * width + col) of the patch."""
     width = labels.shape[1]
-    rows = np.cumsum((0,) + labels.data.chunks[0][:-1])
-    cols = np.cumsum((0,) + labels.data.chunks[1][:-1])
+    rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
+    cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
     blocks = labels.data.to_delayed(optimize_graph=False)
     parts = [dask.delayed(_block_anchors)(blocks[i, j], int(rows[i]), int(cols[j]), width)
              for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
@@ -409,8 +409,8 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
     """
     ids = list(keep_ids)
     keep = np.asarray(sorted(ids), np.int64)
-    rows = np.cumsum((0,) + labels.data.chunks[0][:-1])
-    cols = np.cumsum((0,) + labels.data.chunks[1][:-1])
+    rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
+    cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
     blocks = labels.data.to_delayed(optimize_graph=False)
     parts = dask.compute(*[dask.delayed(_block_shapes)(blocks[i, j], keep, int(rows[i]), int(cols[j]))
                            for i in range(blocks.shape[0]) for j in range(blocks.shape[1])])

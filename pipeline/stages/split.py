@@ -49,7 +49,7 @@ def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> dask.d
     """
     built = ((classes == URBAN) | (classes == RURAL)).data
     row_area_ha = grid.row_area_m2() / 1e4
-    row_starts = np.cumsum((0,) + built.chunks[0][:-1])
+    row_starts = np.cumsum((0, *built.chunks[0][:-1]))
     blocks = built.to_delayed(optimize_graph=False)  # share the read tasks of the run
     summaries = [
         [

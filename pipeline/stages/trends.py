@@ -60,7 +60,10 @@ class GreyModel:
         """Modelled values at ``years`` (the first year returns the first observation, by construction)."""
         k = (np.asarray(years) - self.years[0]) // self.step
         x0 = self.values[0]
-        accumulated = lambda k: (x0 - self.b / self.a) * np.exp(-self.a * k) + self.b / self.a  # noqa: E731
+
+        def accumulated(k):
+            return (x0 - self.b / self.a) * np.exp(-self.a * k) + self.b / self.a
+
         return np.where(k == 0, x0, accumulated(k) - accumulated(k - 1))
 
     @property
