@@ -183,6 +183,8 @@ def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
         arr = rioxarray.open_rasterio(opened, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False, masked=False)
     except RasterioError as e:
         raise InputError(f"not a readable raster: {e}", src.dataset) from None
+    if not isinstance(arr, xr.DataArray):  # a container of subdatasets (netCDF, HDF), not one raster
+        raise InputError("has subdatasets, not one raster band: give one of them", src.dataset)
     data = arr.isel(band=0, drop=True).data
     return xr.DataArray(
         data,

@@ -170,8 +170,8 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     lc[d_river <= 1] = 41
     ncity = smooth(rng, 25)
     lake_at = pick(rng, valid & (d_river > 60) & (d_river < 160), 2, 400)
-    for (cy, cx), r in zip(lake_at, (62, 40)):
-        rr = r * (1 + 0.25 * ncity)
+    for (cy, cx), lake_r in zip(lake_at, (62, 40)):
+        rr = lake_r * (1 + 0.25 * ncity)
         lc[disk((N, N), cy, cx, rr + 6 + 2 * n1) & (lc != 41)] = 64
         lc[disk((N, N), cy, cx, rr)] = 42
     (cy, cx), = pick(rng, valid & (elev > q(0.8)) & (elev < q(0.9)), 1, 1)
@@ -189,17 +189,22 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
                                for d, (_, r, g) in zip(d_centre, radius)])
 
     ring = (d_centre[0] > 95) & (d_centre[0] < 125)
-    industry = [[p, rng.uniform(8, 12)] for p in pick(rng, valid & ring & (d_river > 15), 4, 60)]
-    settle = [[p, rng.uniform(1.0, 3.6)] for p in pick(rng, valid & np.isin(lc, CROP) & (d_centre[0] > 125), 650, 12)]
-    settle += [[p, rng.uniform(2.0, 3.6)] for p in pick(rng, valid & np.isin(lc, CROP) & ring, 25, 10)]  # will be swallowed
+    # Sites (row, col) and their radii in px; the radii change over the epochs.
+    industry = pick(rng, valid & ring & (d_river > 15), 4, 60)
+    industry_r = [rng.uniform(8, 12) for _ in industry]
+    settle = pick(rng, valid & np.isin(lc, CROP) & (d_centre[0] > 125), 650, 12)
+    settle_r = [rng.uniform(1.0, 3.6) for _ in settle]
+    swallowed = pick(rng, valid & np.isin(lc, CROP) & ring, 25, 10)  # will be swallowed
+    settle += swallowed
+    settle_r += [rng.uniform(2.0, 3.6) for _ in swallowed]
     fate = rng.uniform(size=len(settle))  # < 0.25 shrink and vanish, > 0.88 grow
     to_eco = rng.uniform(size=len(settle)) < 0.2
     lc[urban_at(0) & (lc != 41)] = 51
-    for (cy, cx), r in industry:
+    for (cy, cx), r in zip(industry, industry_r):
         stamp(lc, cy, cx, r, 53, CROP + ECO + (43,))
     line(lc, [city, (city[0] - 320, city[1] + 250), (town[0] - 40, town[1] + 300)], 53, (41, 42, 51))
     line(lc, [(city[0] + 20, 0), (city[0] + 60, city[1]), (town[0] + 40, town[1]), (town[0] + 10, N - 1)], 53, (41, 42))
-    for (cy, cx), r in settle:
+    for (cy, cx), r in zip(settle, settle_r):
         stamp(lc, cy, cx, r, 52, CROP)
     # Scores that decide where later changes happen: fixed fields so that the changes grow as patches.
     crop0 = np.isin(lc, CROP) & valid
@@ -212,12 +217,12 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
         grow = urban_at(k) & ~urban_at(k - 1) & ~np.isin(lc, (41, 42, 51, 53))  # cities fill ponds, not lakes
         lost = int(np.isin(lc[grow], CROP).sum())
         lc[grow] = 51  # swallows rural settlements too: 6 -> 5 is "other change"
-        for item in industry:
-            item[1] += 2.5
-            lost += stamp(lc, *item[0], item[1], 53, CROP + ECO + (52, 43))
+        for i, (cy, cx) in enumerate(industry):
+            industry_r[i] += 2.5
+            lost += stamp(lc, cy, cx, industry_r[i], 53, CROP + ECO + (52, 43))
         if YEARS[k] == 2010:  # an expressway to the north-east
             lost += line(lc, [(city[0] - 60, city[1] + 40), (180, 1450)], 53, (41, 42, 51))
-        for i, ((cy, cx), r) in enumerate(settle):
+        for i, ((cy, cx), r) in enumerate(zip(settle, settle_r)):
             if fate[i] < 0.25 and k > 4 * fate[i] / 0.25 - 1:  # shrinking villages, staggered over epochs
                 new_r = r - 1.2 if r > 2.2 and fate[i] > 0.12 else 0
                 back = (21 if i % 2 else 32) if to_eco[i] else (11 if paddy[cy, cx] else 12)
@@ -226,9 +231,9 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
                 win = lc[y0:cy + ri + 1, x0:cx + ri + 1]
                 gone = disk(win.shape, cy - y0, cx - x0, r) & ~disk(win.shape, cy - y0, cx - x0, new_r) & (win == 52)
                 win[gone] = back
-                settle[i][1] = new_r
+                settle_r[i] = new_r
             elif fate[i] > 0.88:
-                settle[i][1] = r + 0.7
+                settle_r[i] = r + 0.7
                 lost += stamp(lc, cy, cx, r + 0.7, 52, CROP)
         crop = np.isin(lc, CROP)
         g4g = crop & (steep > g4g_thr[k])
@@ -258,8 +263,8 @@ def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist:
         valid.astype(np.uint8), mask=valid, transform=TRANSFORM) if v == 1])
     inner = ndimage.binary_erosion(valid, iterations=60)
     pts = [rasterio.transform.xy(TRANSFORM, r, c) for r, c in pick(rng, inner, n, min_dist)]  # pixel centres
-    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=region, ordered=True))
-    cells = [shapely.intersection(c, region) for c in cells]
+    voronoi = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=region, ordered=True))
+    cells = [shapely.intersection(c, region) for c in voronoi]
     for i in range(n):  # a cell cut in two by a notch of the region gives its exclave to the longest neighbour
         parts = sorted(shapely.get_parts(cells[i]), key=lambda g: -g.area)
         cells[i] = parts[0]
@@ -285,8 +290,8 @@ def statistics(rng: np.random.Generator, epochs: list[np.ndarray], county_id: np
         "peanut": (0.0, 0.05, 3.0, 3.8), "sugarcane": (0.0, 0.003, 55.0, 60.0), "tobacco": (0.0, 0.005, 2.0, 2.3)}
     rows, gdp0 = [], None
     for k, (year, lc) in enumerate(zip(YEARS, epochs)):
-        h = np.bincount(county_id.ravel().astype(np.int64) * 256 + lc.ravel(), minlength=(nc + 1) * 256)
-        h = h.reshape(nc + 1, 256)[1:] * HA_PER_PIXEL  # ha per county and code
+        pixels = np.bincount(county_id.ravel().astype(np.int64) * 256 + lc.ravel(), minlength=(nc + 1) * 256)
+        h = pixels.reshape(nc + 1, 256)[1:] * HA_PER_PIXEL  # ha per county and code
         built = h[:, 51] + h[:, 53] + 0.3 * h[:, 52]
         gdp0 = (built * 150.0 + (h[:, 11] + h[:, 12]) * 3.0) * fac[:, 0] if gdp0 is None else gdp0  # 10k yuan in 2000
         gdp = gdp0 * 1.10 ** (year - 2000)

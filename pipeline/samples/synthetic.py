@@ -88,6 +88,8 @@ def _field(name: str, rows: np.ndarray, cols: np.ndarray, seed: int, pixel_m: fl
     for spacing_m, weight, stream in FIELDS[name]:
         o = _octave(rows, cols, max(spacing_m / pixel_m, 2.0), seed, stream) * np.float32(weight)
         out = o if out is None else out + o
+    if out is None:
+        raise ValueError(f"field {name!r} has no octaves")
     return out
 
 

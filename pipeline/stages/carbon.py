@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.delayed import Delayed
 
 from pipeline.errors import InputError
 from pipeline.model.classes import CONSTRUCTION, CROPLAND, NODATA
@@ -103,7 +103,11 @@ def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: 
         out *= cls != NODATA  # a multiply costs half a masked assignment
         return out
 
-    extra = [zone.data] if lookup.zones is not None else []
+    extra = []
+    if lookup.zones is not None:
+        if zone is None:
+            raise ValueError("the table has rows per zone: row_index needs the zone raster")
+        extra.append(zone.data)
     data = keyed.data.map_blocks(index, classes.data, *extra, dtype=table.dtype)
     return classes.copy(data=data).rename("row_index")
 
@@ -114,7 +118,7 @@ def per_pixel(lookup: Lookup, index: xr.DataArray) -> xr.DataArray:
     return index.copy(data=index.data.map_blocks(lambda i: values[i], dtype=np.float32))
 
 
-def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, codes: xr.DataArray) -> dask.delayed:
+def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, codes: xr.DataArray) -> Delayed:
     """Delayed {key: pixels} of valid pixels whose class or code has no row in the table."""
     keyed = classes if lookup.table.key == "class" else codes
     return values_where(keyed, (index == 0) & (classes != NODATA))

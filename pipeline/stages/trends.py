@@ -150,7 +150,7 @@ def trend_table(classes, balance):
                                            **{"class": cls}, y0=keys["year"][has_next],
                                            y1=next_year[has_next].astype(np.int64), part=1,
                                            seq=keys["year"][has_next] * 100 + cls))
-    rows = []
+    rows: list[dict[str, object]] = []
 
     def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
         rows.append({"zone_id": zone[0], "zone_name": zone[1], "indicator": indicator, "class": cls,
