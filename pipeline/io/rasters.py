@@ -27,6 +27,7 @@ from pipeline.model.inputs import (
     EpochSource,
     RasterInfo,
 )
+from pipeline.stages.counts import merge_counts
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
 
     A truncated or corrupt file usually fails here, naming itself.
     """
-    counts: dict[int, int] = {}
+    parts: list[dict[int, int]] = []
     try:
         with rasterio.open(path) as ds:
             windows = [w for _, w in ds.block_windows(1)]
@@ -215,9 +216,8 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
             for k in pick:
                 block = ds.read(1, window=windows[k])
                 values, n = np.unique(block, return_counts=True)
-                for v, c in zip(values.tolist(), n.tolist()):
-                    if ds.nodata is None or v != ds.nodata:
-                        counts[v] = counts.get(v, 0) + c
+                parts.append({v: c for v, c in zip(values.tolist(), n.tolist())
+                              if ds.nodata is None or v != ds.nodata})
     except RasterioError as e:
         raise InputError(f"cannot read pixels (corrupt or truncated?): {e}", path) from None
-    return counts
+    return merge_counts(parts)

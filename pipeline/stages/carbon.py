@@ -18,7 +18,7 @@ from dask.delayed import Delayed
 from pipeline.errors import InputError
 from pipeline.model.classes import CONSTRUCTION, CROPLAND, NODATA
 from pipeline.model.inputs import POOLS, ParameterTable, ZoneLayer
-from pipeline.stages.counts import values_where
+from pipeline.stages.counts import count_area_ha, values_where
 
 NBINS_CLASS = 9  # class codes 0..8
 _ZONE_SHIFT = 32
@@ -135,7 +135,7 @@ def stock_and_flux(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Loo
     """
     frame = counts[counts["class"] != NODATA].copy()
     # Rows are image rows on a geographic grid; on a projected one every count is in row 0 (constant area).
-    frame["area_ha"] = frame["pixels"] * row_area_m2[frame["row"].to_numpy()] / 1e4
+    frame["area_ha"] = count_area_ha(frame, row_area_m2)
     frame["stock_tC"] = frame["area_ha"] * densities.value_of(frame["density"]) if densities else np.nan
     rate = rates.value_of(frame["rate"].to_numpy())
     frame["sink_tC_yr"] = frame["area_ha"] * np.where(rate < 0, -rate, np.where(np.isnan(rate), np.nan, 0))

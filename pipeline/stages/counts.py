@@ -4,6 +4,8 @@ areas and carbon are multiplied in afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dask
 import dask.array as da
 import numpy as np
@@ -86,13 +88,14 @@ def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
         for v, m in zip(values.data.to_delayed(optimize_graph=False).ravel(),
                         mask.data.to_delayed(optimize_graph=False).ravel())
     ]
-    return dask.delayed(_merge_counts)(parts)
+    return dask.delayed(merge_counts)(parts)
 
 def _count_where(values: np.ndarray, mask: np.ndarray) -> dict[int, int]:
     found, counts = np.unique(values[mask], return_counts=True)
     return dict(zip(found.tolist(), counts.tolist()))
 
-def _merge_counts(parts: list[dict[int, int]]) -> dict[int, int]:
+def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
+    """{key: count} dicts summed key by key, sorted by key."""
     total: dict[int, int] = {}
     for part in parts:
         for k, v in part.items():
