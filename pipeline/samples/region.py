@@ -22,23 +22,9 @@ from scipy import ndimage
 
 from pipeline.io.parameters import load_scheme
 from pipeline.model.pathways import pathway
+from pipeline.samples.densities import DENSITIES, densities_frame
 
-#: Carbon density per target class, t C/ha (pools: above-ground, below-ground, soil, dead organic matter).
-#: No published four-pool table for all eight classes was found; only grassland is cited. The other rows
-#: are illustrative values for this synthetic region and say so in their ``source``: not for accounting.
-ILLUSTRATIVE = "illustrative value for the synthetic sample region; not a published figure, not for accounting"
-GRASSLAND_SOURCE = ("China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 "
-                    "'Total' row (0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)")
-DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead, source)
-    1: ("cropland", 5.0, 1.0, 90.0, 1.0, ILLUSTRATIVE),
-    2: ("forest", 40.0, 10.0, 130.0, 5.0, ILLUSTRATIVE),
-    3: ("grassland", 0.83, 4.18, 81.63, 0.0, GRASSLAND_SOURCE),
-    4: ("water and wetland", 0.5, 0.0, 30.0, 0.0, ILLUSTRATIVE),
-    5: ("urban construction", 0.5, 0.1, 40.0, 0.0, ILLUSTRATIVE),
-    6: ("rural settlement", 2.0, 0.5, 60.0, 0.0, ILLUSTRATIVE),
-    7: ("other construction", 0.5, 0.1, 40.0, 0.0, ILLUSTRATIVE),
-    8: ("unused", 0.5, 0.1, 20.0, 0.0, ILLUSTRATIVE),
-}
+# Carbon densities per class: the illustrative table in pipeline.samples.densities, shared with ``synthetic``.
 RATES_SOURCE = "Seed 002 Table 2 (Guizhou land-use carbon emission 2005-2019), after Fang et al. 2007"
 RATES = {2: ("forest", -0.644), 3: ("grassland", -0.021), 4: ("water and wetland", -0.218), 8: ("unused", -0.005)}
 
@@ -426,8 +412,7 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
         files.append(path)
     county_id = rasterio.features.rasterize(((g, i + 1) for i, g in enumerate(counties.geometry)), (N, N), transform=TRANSFORM)
     tables = {
-        "densities.csv": pd.DataFrame([(c, *v) for c, v in DENSITIES.items()],
-                                      columns=["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"]),
+        "densities.csv": densities_frame(),
         "rates.csv": pd.DataFrame([(c, *v, RATES_SOURCE) for c, v in RATES.items()],
                                   columns=["class", "name", "rate_tC_ha_yr", "source"]),
         "statistics.csv": statistics(rng, epochs, county_id, codes),

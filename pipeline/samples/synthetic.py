@@ -17,6 +17,8 @@ import shapely
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from pipeline.samples.densities import densities_frame
+
 CRS, ORIGIN, NODATA, TILE = "EPSG:4547", (400000.0, 3500000.0), 255, 512  # CGCS2000 GK CM 114E, metres
 STRIP = 256  # rows computed at once (memory bound)
 #: Noise fields: (lattice spacing in m, weight, stream). Spacings are physical, so patch sizes per km2 do not
@@ -34,14 +36,6 @@ FIELDS = {
 #: Cities, towns: cell side (m), radius a + b * u**3 (m) for u uniform (many small, few large), mean radius growth
 #: per 20 years (fraction); a cell holds one, likelier on the plains.
 SETTLEMENTS = {"city": (19200, 1500.0, 3000.0, 0.2), "town": (4800, 150.0, 1300.0, 0.25)}
-#: Carbon density (t C/ha: above, below, soil, dead) per class: the sample region's table and sources.
-ILLUSTRATIVE = "illustrative value for the synthetic sample region; not a published figure, not for accounting"
-GRASS = ("China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 'Total' row "
-         "(0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)")
-DENSITIES = [(1, "cropland", "5.0,1.0,90.0,1.0"), (2, "forest", "40.0,10.0,130.0,5.0"), (3, "grassland", "0.83,4.18,81.63,0.0"),
-             (4, "water and wetland", "0.5,0.0,30.0,0.0"), (5, "urban construction", "0.5,0.1,40.0,0.0"),
-             (6, "rural settlement", "2.0,0.5,60.0,0.0"), (7, "other construction", "0.5,0.1,40.0,0.0"),
-             (8, "unused", "0.5,0.1,20.0,0.0")]
 _M = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03), np.uint64(0xBF58476D1CE4E5B9),
       np.uint64(0x94D049BB133111EB))
 
@@ -261,8 +255,8 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     path = out_dir / "counties.gpkg"
     path.unlink(missing_ok=True)
     counties_frame(n, counties, seed, pixel_m).to_file(path, layer="counties", driver="GPKG")
-    (out_dir / "densities.csv").write_text("class,name,c_above,c_below,c_soil,c_dead,source\n" + "".join(
-        f'{c},{name},{v},"{GRASS if c == 3 else ILLUSTRATIVE}"\n' for c, name, v in DENSITIES), encoding="utf-8", newline="\n")
+    # The sample region's carbon density table and sources (pipeline.samples.densities).
+    densities_frame().to_csv(out_dir / "densities.csv", index=False, lineterminator="\n")
     head = (f"# Synthetic region written by pipeline.synthetic.generate (n={n}, seed={seed}); illustrative land cover.\n"
             f"name: synthetic-{n}\nepochs:\n" + "".join(f"  {y}: lc{y}.tif\n" for y in epochs)
             + "scheme: cnlucc\nalign: exact\nunknown_codes: error\nurban_split: native\ncarbon:\n  densities: densities.csv\n")
