@@ -36,10 +36,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
+from pipeline.io.parameters import load_scheme
+from pipeline.samples import synthetic
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from pipeline.io.parameters import load_scheme  # noqa: E402
-from pipeline.samples import synthetic  # noqa: E402
 
 DATA, RESULTS = ROOT / "bench" / "data", ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent

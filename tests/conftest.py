@@ -19,8 +19,8 @@ def write_raster(path: Path, data: np.ndarray, transform: Affine | None = None, 
     """A single-band GeoTIFF of ``data`` (30 m UTM by default)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     transform = transform or Affine(30, 0, 500000, 0, -30, 3400000)
-    profile = dict(driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=data.dtype.name,
-                   transform=transform, nodata=nodata)
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1, "dtype": data.dtype.name,
+                   "transform": transform, "nodata": nodata}
     if crs:
         profile["crs"] = crs
     if tiled:

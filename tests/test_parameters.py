@@ -7,6 +7,7 @@ from pipeline.io.parameters import read_densities, read_rates
 from pipeline.runner.validate import validate
 
 from .conftest import write_config, write_raster
+from .helpers import assert_file_error
 
 
 def test_invest_legacy_table_as_invest_users_have_it(real_data, tmp_path):
@@ -48,11 +49,7 @@ def test_class_keyed_with_zone_and_source(tmp_path):
     ],
 )
 def test_density_table_errors_list_the_rows(tmp_path, text, message):
-    path = tmp_path / "d.csv"
-    path.write_text(text)
-    with pytest.raises(InputError) as err:
-        read_densities(path)
-    assert message in str(err.value) and str(path) in str(err.value)
+    assert_file_error(tmp_path / "d.csv", text, read_densities, InputError, message)
 
 
 def test_rates_keep_their_sign(tmp_path):

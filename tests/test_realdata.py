@@ -3,6 +3,7 @@
 Figures checked against ../shared/real_data/PROVENANCE.md where it gives them.
 """
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,7 @@ def assert_matrices_agree_with_class_areas(tables: Path, years: list[int]) -> No
     """Every interval's transition matrix: rows sum to the first epoch's class pixels and areas, columns
     to the second's."""
     classes = pd.read_csv(tables / "classes_region.csv", encoding="utf-8-sig").set_index(["year", "class"])
-    pairs = list(zip(years, years[1:])) + [(years[0], years[-1])]
+    pairs = [*pairwise(years), (years[0], years[-1])]
     for y0, y1 in pairs:
         matrix = pd.read_csv(tables / f"transitions_region_{y0}_{y1}.csv", encoding="utf-8-sig")
         assert matrix.from_class.ne(matrix.to_class).any()  # real change, not only persistence
@@ -89,7 +90,7 @@ def assert_matrices_agree_with_class_areas(tables: Path, years: list[int]) -> No
 def test_corine_pair_on_different_grids(real_data, tmp_path):
     d = real_data / "corine_vaud_pylandstats"
     epochs = {2006: str(d / "ls100_06.tif"), 2012: str(d / "ls100_12.tif")}
-    with pytest.raises(GridMismatchError, match="resolution 99.99245896 x 99.99245896 instead of 100.0051243"):
+    with pytest.raises(GridMismatchError, match=r"resolution 99.99245896 x 99.99245896 instead of 100.0051243"):
         validate(load_config(write_config(tmp_path, epochs=epochs, scheme="corine")))
     assert cli("run", write_config(tmp_path, epochs=epochs, scheme="corine", align="nearest")) == 0
     a, b = read(tmp_path / "out/rasters/landcover_2006.tif"), read(tmp_path / "out/rasters/landcover_2012.tif")

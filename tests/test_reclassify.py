@@ -22,6 +22,8 @@ from pipeline.stages.reclassify import (
     unknown_codes,
 )
 
+from .helpers import assert_file_error
+
 # For each built-in scheme: a 2 x 4 block of product codes and the DESIGN.md classes expected, by hand
 # from the product legends (see the header of each pipeline/schemes/*.csv).
 HAND = {
@@ -87,11 +89,7 @@ def test_user_csv(tmp_path):
     ],
 )
 def test_user_csv_errors(tmp_path, text, message):
-    path = tmp_path / "s.csv"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
-        load_scheme(str(path))
-    assert err.value.path == str(path)
+    assert_file_error(tmp_path / "s.csv", text, lambda path: load_scheme(str(path)), ConfigError, message)
 
 
 def test_common_mask_and_status_by_hand():

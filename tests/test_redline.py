@@ -149,8 +149,8 @@ def run(cls, chunks, grid, zones, min_area_ha, radius=2, locked=None, lockout=No
     fill, thresholds = gap_fill(counts, cover, grid, zone, keep, DENS)
     gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
     polygons = vectorise(labels, keep, grid)
-    return dict(mask=mask.values, table=table, cover=cover, fill=fill, thresholds=thresholds, gap=gap,
-                polygons=polygons, labels=lab_np)
+    return {"mask": mask.values, "table": table, "cover": cover, "fill": fill, "thresholds": thresholds, "gap": gap,
+                "polygons": polygons, "labels": lab_np}
 
 
 def hotspot_raster():

@@ -64,7 +64,9 @@ def epochs() -> dict[int, np.ndarray]:
 # --- (a) the committed folder is what the generator writes --------------------------------------------------
 
 def test_same_file_list(regenerated: Path) -> None:
-    listing = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())  # noqa: E731
+    def listing(d: Path) -> list[str]:
+        return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+
     assert listing(regenerated) == listing(COMMITTED)
     assert len(listing(COMMITTED)) == 5 * 4 + 8
     assert sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file()) < 4_000_000

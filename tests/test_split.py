@@ -4,9 +4,13 @@ import pytest
 import shapely
 import xarray as xr
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasterio.crs import CRS
+from scipy import ndimage
 
 from pipeline.model.grid import Grid
+from pipeline.stages.patches import EIGHT_NEIGHBOURS
 from pipeline.stages.split import extent_mask, split_by_extent, split_by_patches
 
 GRID = Grid(CRS.from_epsg(32650), Affine(100, 0, 500000, 0, -100, 3400000), 12, 10)  # 1 ha pixels
@@ -65,13 +69,6 @@ def test_extent_rule_pixel_centres(tmp_path):
     out = split_by_extent(like, inside).values
     assert out[4, 5] == out[4, 6] == 5 and out[4, 7] == 6 and out[0, 11] == 6 and out[3, 5] == 7
     assert out[0, 0] == 1
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from scipy import ndimage  # noqa: E402
-
-from pipeline.stages.patches import EIGHT_NEIGHBOURS  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

@@ -48,7 +48,7 @@ def test_total_energy_may_replace_intensity_times_gdp(tmp_path):
 
 @pytest.mark.parametrize("rows, message", [
     ([{"zone_id": 1, "year": 2000, "fertiliser_t": 1}], "agricultural_source needs all of"),
-    ([{"zone_id": 1, "year": 2000, "fertilizer_t": 1}], "fertilizer_t (did you mean fertiliser_t?)"),
+    ([{"zone_id": 1, "year": 2000, "fertilizer_t": 1}], "fertilizer_t (did you mean 'fertiliser_t'?)"),
     ([{"zone_id": 1, "year": 2000, "energy_tce": 1}, {"zone_id": 1, "year": 2000, "energy_tce": 2}], "repeated"),
     ([{"zone_id": 1, "year": 2000, "energy_tce": -1}], "negative values in rows 2"),
     ([{"zone_id": 1, "year": 2000, "energy_tce": "n/a"}], "non-numeric"),

@@ -1,9 +1,17 @@
 """Pathway codes for every (from, to) pair, written out from DESIGN.md's table, and transition codes."""
 
+import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
+from pipeline.model.inputs import ParameterTable, ZoneLayer
 from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
+from pipeline.stages import balance, carbon, counts, transitions
 
 # DESIGN.md, row by row: code -> the (from, to) pairs it names.
 DESIGN = {
@@ -53,16 +61,6 @@ def test_transition_codes():
 
 
 # ---- interval tables, by hand ----------------------------------------------------------------------------
-
-import dask.array as da  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra.numpy import arrays  # noqa: E402
-
-from pipeline.model.inputs import ParameterTable, ZoneLayer  # noqa: E402
-from pipeline.stages import balance, carbon, counts, transitions  # noqa: E402
 
 # Every pathway appears: see the comments on each pixel in test_interval_tables_by_hand.
 BEFORE = np.array([[1, 1, 2, 3, 4],

@@ -8,7 +8,6 @@ Latin-1. Optional ``zone`` (an id of a zone layer, for regional densities) and `
 
 from __future__ import annotations
 
-import difflib
 import io
 from importlib import resources
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError, InputError, did_you_mean
 from pipeline.io.tables import read_table, read_text, zone_id_text
 from pipeline.model.classes import (
     CLASS_CODES,
@@ -162,7 +161,7 @@ def read_coefficients(path: Path | None = None) -> pd.DataFrame:
     bad = frame[frame["t_C_per_unit"].isna() | (frame["t_C_per_unit"] < 0)
                 | (crops & ~(frame["economic_coefficient"] > 0))]
     if len(bad):
-        raise InputError(f"missing, negative or zero coefficients in rows {', '.join(str(i + 2) for i in bad.index)} "
+        raise InputError(f"missing, negative or zero coefficients in rows {_rows(bad)} "
                          "(cropland_sink rows need an economic_coefficient > 0)", path)
     if dup := sorted(frame.loc[frame["column"].duplicated(), "column"]):
         raise InputError(f"columns listed more than once: {dup}", path)
@@ -179,15 +178,13 @@ def read_statistics(path: Path, coefficients: pd.DataFrame) -> pd.DataFrame:
     known = set(coefficients["column"]) | set(ENERGY_PARTS)
     unknown = [c for c in frame.columns if c not in known | DESCRIPTIVE | {"zone_id", "year"}]
     if unknown:
-        hints = [f"{c} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(c, known, n=1)) else c
-                 for c in unknown]
+        hints = [f"{c} ({hint.rstrip()})" if (hint := did_you_mean(c, known)) else c for c in unknown]
         raise InputError(f"unknown statistics columns: {', '.join(hints)}; known: {', '.join(sorted(known))}", path)
     values = [c for c in frame.columns if c in known]
     numbers = frame[["year", *values]].apply(pd.to_numeric, errors="coerce")
     bad = frame[numbers.isna().any(axis=1) | (numbers[values] < 0).any(axis=1) | (numbers["year"] % 1 != 0)]
     if len(bad):
-        raise InputError(f"empty, non-numeric or negative values in rows {', '.join(str(i + 2) for i in bad.index[:10])}",
-                         path)
+        raise InputError(f"empty, non-numeric or negative values in rows {_rows(bad)}", path)
     out = numbers.astype({"year": "int64"})
     out.insert(0, "zone_id", zone_id_text(frame["zone_id"]))
     dup = out[out.duplicated(["zone_id", "year"], keep=False)]

@@ -27,6 +27,7 @@ from pipeline.model.inputs import (
     EpochSource,
     RasterInfo,
 )
+from pipeline.stages.counts import merge_counts
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
                 f"(offset {col:.3f}, {row:.3f} pixels); resample it first",
                 i.path,
             )
-        offsets.append((int(round(row)), int(round(col))))
+        offsets.append((round(row), round(col)))
     width = max(c + i.grid.width for (r, c), i in zip(offsets, infos))
     height = max(r + i.grid.height for (r, c), i in zip(offsets, infos))
     grid = Grid(first.grid.crs, t.__class__(t.a, t.b, left, t.d, t.e, top), width, height)
@@ -183,6 +184,8 @@ def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
         arr = rioxarray.open_rasterio(opened, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False, masked=False)
     except RasterioError as e:
         raise InputError(f"not a readable raster: {e}", src.dataset) from None
+    if not isinstance(arr, xr.DataArray):  # a container of subdatasets (netCDF, HDF), not one raster
+        raise InputError("has subdatasets, not one raster band: give one of them", src.dataset)
     data = arr.isel(band=0, drop=True).data
     return xr.DataArray(
         data,
@@ -205,7 +208,7 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
 
     A truncated or corrupt file usually fails here, naming itself.
     """
-    counts: dict[int, int] = {}
+    parts: list[dict[int, int]] = []
     try:
         with rasterio.open(path) as ds:
             windows = [w for _, w in ds.block_windows(1)]
@@ -213,9 +216,8 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
             for k in pick:
                 block = ds.read(1, window=windows[k])
                 values, n = np.unique(block, return_counts=True)
-                for v, c in zip(values.tolist(), n.tolist()):
-                    if ds.nodata is None or v != ds.nodata:
-                        counts[v] = counts.get(v, 0) + c
+                parts.append({v: c for v, c in zip(values.tolist(), n.tolist())
+                              if ds.nodata is None or v != ds.nodata})
     except RasterioError as e:
         raise InputError(f"cannot read pixels (corrupt or truncated?): {e}", path) from None
-    return counts
+    return merge_counts(parts)

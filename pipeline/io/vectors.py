@@ -10,6 +10,7 @@ import geopandas as gpd
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import NotGeoreferencedWarning
+from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import InputError
 from pipeline.io import gcj02 as gcj02_module
@@ -62,7 +63,7 @@ def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool 
         raise InputError("no polygon overlaps the rasters (check the CRS and the extent)", path)
     return gdf
 
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+def _polygonal(geom: BaseGeometry | None) -> BaseGeometry | None:
     if geom is None or geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom
     parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]

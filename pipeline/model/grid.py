@@ -43,9 +43,9 @@ class Grid:
         if self.crs != other.crs:
             out.append(f"CRS {_crs_name(other.crs)} instead of {_crs_name(self.crs)}")
             return out
-        if self.transform.b or self.transform.d or other.transform.b or other.transform.d:
-            if self.transform != other.transform:
-                out.append("rotated grid")
+        rotated = self.transform.b or self.transform.d or other.transform.b or other.transform.d
+        if rotated and self.transform != other.transform:
+            out.append("rotated grid")
         px = abs(self.transform.a)
         if not np.isclose(other.transform.a, self.transform.a, rtol=0, atol=PIXEL_TOLERANCE * px) or not np.isclose(
             other.transform.e, self.transform.e, rtol=0, atol=PIXEL_TOLERANCE * px

@@ -6,6 +6,7 @@ from class i to class j between two epochs is as wide as the area that went from
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ def layout(flows: pd.DataFrame, gap: float) -> tuple[pd.DataFrame, pd.DataFrame]
         raise ValueError("no flows to draw")
     flows = flows[flows["area_ha"] > 0]
     pairs = sorted({(int(a), int(b)) for a, b in zip(flows["y0"], flows["y1"])})
-    if any(p[1] != q[0] for p, q in zip(pairs, pairs[1:])):
+    if any(p[1] != q[0] for p, q in pairwise(pairs)):
         raise ValueError(f"epoch pairs are not consecutive: {pairs}")
     years = [pairs[0][0]] + [p[1] for p in pairs]
     nodes, bands = [], []

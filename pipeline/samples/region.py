@@ -7,6 +7,7 @@ Same seed -> identical pixels, attributes, geometries and CSV/YAML bytes.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,23 +22,9 @@ from scipy import ndimage
 
 from pipeline.io.parameters import load_scheme
 from pipeline.model.pathways import pathway
+from pipeline.samples.densities import DENSITIES, densities_frame
 
-#: Carbon density per target class, t C/ha (pools: above-ground, below-ground, soil, dead organic matter).
-#: No published four-pool table for all eight classes was found; only grassland is cited. The other rows
-#: are illustrative values for this synthetic region and say so in their ``source``: not for accounting.
-ILLUSTRATIVE = "illustrative value for the synthetic sample region; not a published figure, not for accounting"
-GRASSLAND_SOURCE = ("China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 "
-                    "'Total' row (0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)")
-DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead, source)
-    1: ("cropland", 5.0, 1.0, 90.0, 1.0, ILLUSTRATIVE),
-    2: ("forest", 40.0, 10.0, 130.0, 5.0, ILLUSTRATIVE),
-    3: ("grassland", 0.83, 4.18, 81.63, 0.0, GRASSLAND_SOURCE),
-    4: ("water and wetland", 0.5, 0.0, 30.0, 0.0, ILLUSTRATIVE),
-    5: ("urban construction", 0.5, 0.1, 40.0, 0.0, ILLUSTRATIVE),
-    6: ("rural settlement", 2.0, 0.5, 60.0, 0.0, ILLUSTRATIVE),
-    7: ("other construction", 0.5, 0.1, 40.0, 0.0, ILLUSTRATIVE),
-    8: ("unused", 0.5, 0.1, 20.0, 0.0, ILLUSTRATIVE),
-}
+# Carbon densities per class: the illustrative table in pipeline.samples.densities, shared with ``synthetic``.
 RATES_SOURCE = "Seed 002 Table 2 (Guizhou land-use carbon emission 2005-2019), after Fang et al. 2007"
 RATES = {2: ("forest", -0.644), 3: ("grassland", -0.021), 4: ("water and wetland", -0.218), 8: ("unused", -0.005)}
 
@@ -122,7 +109,7 @@ def stamp(lc: np.ndarray, cy: int, cx: int, r: float, code: int, onto: tuple[int
 def line(lc: np.ndarray, pts: list[tuple[float, float]], code: int, skip: tuple[int, ...]) -> int:
     """Draw a 2 px wide polyline (a road) through ``pts``; returns cropland pixels taken."""
     m = np.zeros_like(lc, bool)
-    for (ya, xa), (yb, xb) in zip(pts[:-1], pts[1:]):
+    for (ya, xa), (yb, xb) in pairwise(pts):
         t = np.linspace(0, 1, int(np.hypot(yb - ya, xb - xa) * 2) + 2)
         yy, xx = np.clip(np.round(ya + t * (yb - ya)).astype(int), 0, N - 2), np.clip(np.round(xa + t * (xb - xa)).astype(int), 0, N - 2)
         m[yy, xx] = m[yy + 1, xx] = True  # two pixels across: a road is 30-60 m wide
@@ -148,7 +135,10 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     d_river = ndimage.distance_transform_edt(~ndimage.binary_dilation(river_line, iterations=3))
     elev = 0.55 * smooth(rng, 200) + 0.35 * smooth(rng, 50) + 0.10 * smooth(rng, 12) \
         + 2.2 * (1 - np.exp(-(d_river / 260) ** 2))
-    q = lambda p: np.quantile(elev[valid], p)  # noqa: E731 - thresholds as shares of the region
+
+    def q(p):  # thresholds as shares of the region
+        return np.quantile(elev[valid], p)
+
     lc = np.full((N, N), 12, np.uint8)
     n1, n2, n3 = smooth(rng, 6), smooth(rng, 10), smooth(rng, 25)
     crop_top, grass_top = q(0.50), q(0.58)
@@ -166,8 +156,8 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     lc[d_river <= 1] = 41
     ncity = smooth(rng, 25)
     lake_at = pick(rng, valid & (d_river > 60) & (d_river < 160), 2, 400)
-    for (cy, cx), r in zip(lake_at, (62, 40)):
-        rr = r * (1 + 0.25 * ncity)
+    for (cy, cx), lake_r in zip(lake_at, (62, 40)):
+        rr = lake_r * (1 + 0.25 * ncity)
         lc[disk((N, N), cy, cx, rr + 6 + 2 * n1) & (lc != 41)] = 64
         lc[disk((N, N), cy, cx, rr)] = 42
     (cy, cx), = pick(rng, valid & (elev > q(0.8)) & (elev < q(0.9)), 1, 1)
@@ -179,19 +169,28 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     town = (int(ry[1180]) + 30, 1180)
     radius = [(city, 78, 0.14), (town, 30, 0.14)]  # (centre, radius px in 2000, growth per epoch)
     d_centre = [np.hypot(yy - c[0], xx - c[1]) for c, _, _ in radius]
-    urban_at = lambda k: np.logical_or(*[d < r * (1 + g * k) * np.clip(1 + 0.3 * ncity, 0.6, 1.4) for d, (_, r, g) in zip(d_centre, radius)])  # noqa: E731
+
+    def urban_at(k):
+        return np.logical_or(*[d < r * (1 + g * k) * np.clip(1 + 0.3 * ncity, 0.6, 1.4)
+                               for d, (_, r, g) in zip(d_centre, radius)])
+
     ring = (d_centre[0] > 95) & (d_centre[0] < 125)
-    industry = [[p, rng.uniform(8, 12)] for p in pick(rng, valid & ring & (d_river > 15), 4, 60)]
-    settle = [[p, rng.uniform(1.0, 3.6)] for p in pick(rng, valid & np.isin(lc, CROP) & (d_centre[0] > 125), 650, 12)]
-    settle += [[p, rng.uniform(2.0, 3.6)] for p in pick(rng, valid & np.isin(lc, CROP) & ring, 25, 10)]  # will be swallowed
+    # Sites (row, col) and their radii in px; the radii change over the epochs.
+    industry = pick(rng, valid & ring & (d_river > 15), 4, 60)
+    industry_r = [rng.uniform(8, 12) for _ in industry]
+    settle = pick(rng, valid & np.isin(lc, CROP) & (d_centre[0] > 125), 650, 12)
+    settle_r = [rng.uniform(1.0, 3.6) for _ in settle]
+    swallowed = pick(rng, valid & np.isin(lc, CROP) & ring, 25, 10)  # will be swallowed
+    settle += swallowed
+    settle_r += [rng.uniform(2.0, 3.6) for _ in swallowed]
     fate = rng.uniform(size=len(settle))  # < 0.25 shrink and vanish, > 0.88 grow
     to_eco = rng.uniform(size=len(settle)) < 0.2
     lc[urban_at(0) & (lc != 41)] = 51
-    for (cy, cx), r in industry:
+    for (cy, cx), r in zip(industry, industry_r):
         stamp(lc, cy, cx, r, 53, CROP + ECO + (43,))
     line(lc, [city, (city[0] - 320, city[1] + 250), (town[0] - 40, town[1] + 300)], 53, (41, 42, 51))
     line(lc, [(city[0] + 20, 0), (city[0] + 60, city[1]), (town[0] + 40, town[1]), (town[0] + 10, N - 1)], 53, (41, 42))
-    for (cy, cx), r in settle:
+    for (cy, cx), r in zip(settle, settle_r):
         stamp(lc, cy, cx, r, 52, CROP)
     # Scores that decide where later changes happen: fixed fields so that the changes grow as patches.
     crop0 = np.isin(lc, CROP) & valid
@@ -204,12 +203,12 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
         grow = urban_at(k) & ~urban_at(k - 1) & ~np.isin(lc, (41, 42, 51, 53))  # cities fill ponds, not lakes
         lost = int(np.isin(lc[grow], CROP).sum())
         lc[grow] = 51  # swallows rural settlements too: 6 -> 5 is "other change"
-        for item in industry:
-            item[1] += 2.5
-            lost += stamp(lc, *item[0], item[1], 53, CROP + ECO + (52, 43))
+        for i, (cy, cx) in enumerate(industry):
+            industry_r[i] += 2.5
+            lost += stamp(lc, cy, cx, industry_r[i], 53, CROP + ECO + (52, 43))
         if YEARS[k] == 2010:  # an expressway to the north-east
             lost += line(lc, [(city[0] - 60, city[1] + 40), (180, 1450)], 53, (41, 42, 51))
-        for i, ((cy, cx), r) in enumerate(settle):
+        for i, ((cy, cx), r) in enumerate(zip(settle, settle_r)):
             if fate[i] < 0.25 and k > 4 * fate[i] / 0.25 - 1:  # shrinking villages, staggered over epochs
                 new_r = r - 1.2 if r > 2.2 and fate[i] > 0.12 else 0
                 back = (21 if i % 2 else 32) if to_eco[i] else (11 if paddy[cy, cx] else 12)
@@ -218,9 +217,9 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
                 win = lc[y0:cy + ri + 1, x0:cx + ri + 1]
                 gone = disk(win.shape, cy - y0, cx - x0, r) & ~disk(win.shape, cy - y0, cx - x0, new_r) & (win == 52)
                 win[gone] = back
-                settle[i][1] = new_r
+                settle_r[i] = new_r
             elif fate[i] > 0.88:
-                settle[i][1] = r + 0.7
+                settle_r[i] = r + 0.7
                 lost += stamp(lc, cy, cx, r + 0.7, 52, CROP)
         crop = np.isin(lc, CROP)
         g4g = crop & (steep > g4g_thr[k])
@@ -250,8 +249,8 @@ def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist:
         valid.astype(np.uint8), mask=valid, transform=TRANSFORM) if v == 1])
     inner = ndimage.binary_erosion(valid, iterations=60)
     pts = [rasterio.transform.xy(TRANSFORM, r, c) for r, c in pick(rng, inner, n, min_dist)]  # pixel centres
-    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=region, ordered=True))
-    cells = [shapely.intersection(c, region) for c in cells]
+    voronoi = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=region, ordered=True))
+    cells = [shapely.intersection(c, region) for c in voronoi]
     for i in range(n):  # a cell cut in two by a notch of the region gives its exclave to the longest neighbour
         parts = sorted(shapely.get_parts(cells[i]), key=lambda g: -g.area)
         cells[i] = parts[0]
@@ -277,8 +276,8 @@ def statistics(rng: np.random.Generator, epochs: list[np.ndarray], county_id: np
         "peanut": (0.0, 0.05, 3.0, 3.8), "sugarcane": (0.0, 0.003, 55.0, 60.0), "tobacco": (0.0, 0.005, 2.0, 2.3)}
     rows, gdp0 = [], None
     for k, (year, lc) in enumerate(zip(YEARS, epochs)):
-        h = np.bincount(county_id.ravel().astype(np.int64) * 256 + lc.ravel(), minlength=(nc + 1) * 256)
-        h = h.reshape(nc + 1, 256)[1:] * HA_PER_PIXEL  # ha per county and code
+        pixels = np.bincount(county_id.ravel().astype(np.int64) * 256 + lc.ravel(), minlength=(nc + 1) * 256)
+        h = pixels.reshape(nc + 1, 256)[1:] * HA_PER_PIXEL  # ha per county and code
         built = h[:, 51] + h[:, 53] + 0.3 * h[:, 52]
         gdp0 = (built * 150.0 + (h[:, 11] + h[:, 12]) * 3.0) * fac[:, 0] if gdp0 is None else gdp0  # 10k yuan in 2000
         gdp = gdp0 * 1.10 ** (year - 2000)
@@ -413,8 +412,7 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
         files.append(path)
     county_id = rasterio.features.rasterize(((g, i + 1) for i, g in enumerate(counties.geometry)), (N, N), transform=TRANSFORM)
     tables = {
-        "densities.csv": pd.DataFrame([(c, *v) for c, v in DENSITIES.items()],
-                                      columns=["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"]),
+        "densities.csv": densities_frame(),
         "rates.csv": pd.DataFrame([(c, *v, RATES_SOURCE) for c, v in RATES.items()],
                                   columns=["class", "name", "rate_tC_ha_yr", "source"]),
         "statistics.csv": statistics(rng, epochs, county_id, codes),

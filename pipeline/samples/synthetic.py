@@ -17,6 +17,8 @@ import shapely
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from pipeline.samples.densities import densities_frame
+
 CRS, ORIGIN, NODATA, TILE = "EPSG:4547", (400000.0, 3500000.0), 255, 512  # CGCS2000 GK CM 114E, metres
 STRIP = 256  # rows computed at once (memory bound)
 #: Noise fields: (lattice spacing in m, weight, stream). Spacings are physical, so patch sizes per km2 do not
@@ -34,14 +36,6 @@ FIELDS = {
 #: Cities, towns: cell side (m), radius a + b * u**3 (m) for u uniform (many small, few large), mean radius growth
 #: per 20 years (fraction); a cell holds one, likelier on the plains.
 SETTLEMENTS = {"city": (19200, 1500.0, 3000.0, 0.2), "town": (4800, 150.0, 1300.0, 0.25)}
-#: Carbon density (t C/ha: above, below, soil, dead) per class: the sample region's table and sources.
-ILLUSTRATIVE = "illustrative value for the synthetic sample region; not a published figure, not for accounting"
-GRASS = ("China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 'Total' row "
-         "(0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)")
-DENSITIES = [(1, "cropland", "5.0,1.0,90.0,1.0"), (2, "forest", "40.0,10.0,130.0,5.0"), (3, "grassland", "0.83,4.18,81.63,0.0"),
-             (4, "water and wetland", "0.5,0.0,30.0,0.0"), (5, "urban construction", "0.5,0.1,40.0,0.0"),
-             (6, "rural settlement", "2.0,0.5,60.0,0.0"), (7, "other construction", "0.5,0.1,40.0,0.0"),
-             (8, "unused", "0.5,0.1,20.0,0.0")]
 _M = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03), np.uint64(0xBF58476D1CE4E5B9),
       np.uint64(0x94D049BB133111EB))
 
@@ -88,6 +82,8 @@ def _field(name: str, rows: np.ndarray, cols: np.ndarray, seed: int, pixel_m: fl
     for spacing_m, weight, stream in FIELDS[name]:
         o = _octave(rows, cols, max(spacing_m / pixel_m, 2.0), seed, stream) * np.float32(weight)
         out = o if out is None else out + o
+    if out is None:
+        raise ValueError(f"field {name!r} has no octaves")
     return out
 
 
@@ -99,7 +95,10 @@ def _dots(rows: np.ndarray, cols: np.ndarray, cell: int, seed: int, stream: int)
     gi, gj = np.arange(ci0, ci.max() + 1)[:, None], np.arange(cj0, cj.max() + 1)[None, :]
     cy = gi * cell + cell * (0.25 + 0.5 * _hash(seed, stream, gi, gj))
     cx = gj * cell + cell * (0.25 + 0.5 * _hash(seed, stream + 1, gi, gj))
-    pick = lambda a: a[ci - ci0][:, cj - cj0].astype(np.float32)  # noqa: E731 - cell value -> pixels
+
+    def pick(a):  # cell value -> pixels
+        return a[ci - ci0][:, cj - cj0].astype(np.float32)
+
     dy = (rows.astype(np.float32) + np.float32(0.5))[:, None] - pick(cy)
     dx = (cols.astype(np.float32) + np.float32(0.5))[None, :] - pick(cx)
     return (dy * dy + dx * dx, *(pick(_hash(seed, stream + k, gi, gj)) for k in (2, 3, 4)))
@@ -188,13 +187,18 @@ def _calibrate(n: int, seed: int, pixel_m: float) -> dict[str, float]:
     """Thresholds (unitless noise values) giving the target shares, from a <= 400 x 400 sample grid of the raster."""
     g = (np.arange(min(n, 400)) * n) // min(n, 400)
     f = _fields(g, g, seed, pixel_m)
-    qe = lambda p: float(np.quantile(f["eadj"], p))  # noqa: E731
-    ql = lambda p: float(np.quantile(f["lake"], p))  # noqa: E731
-    return dict(paddy=qe(0.25), crop=qe(0.58), grass=qe(0.68), bare=qe(0.985), shift=0.15,
-                saline=float(np.quantile(f["detail"], 0.012)), road=float(np.quantile(np.abs(f["road"]), 0.016)),
-                wood=float(np.quantile(f["mosaic"], 0.93)), clear=float(np.quantile(f["mosaic"], 0.08)),
-                river=float(np.quantile(np.abs(f["river"]), 0.03)), lowlake=float(np.quantile(f["elev"], 0.4)),
-                lake=ql(0.965), marsh=ql(0.955), stream=float(np.quantile(np.abs(f["stream"]), 0.01)))
+
+    def qe(p):
+        return float(np.quantile(f["eadj"], p))
+
+    def ql(p):
+        return float(np.quantile(f["lake"], p))
+
+    return {"paddy": qe(0.25), "crop": qe(0.58), "grass": qe(0.68), "bare": qe(0.985), "shift": 0.15,
+                "saline": float(np.quantile(f["detail"], 0.012)), "road": float(np.quantile(np.abs(f["road"]), 0.016)),
+                "wood": float(np.quantile(f["mosaic"], 0.93)), "clear": float(np.quantile(f["mosaic"], 0.08)),
+                "river": float(np.quantile(np.abs(f["river"]), 0.03)), "lowlake": float(np.quantile(f["elev"], 0.4)),
+                "lake": ql(0.965), "marsh": ql(0.955), "stream": float(np.quantile(np.abs(f["stream"]), 0.01))}
 
 
 def _block(r0: int, r1: int, c0: int, c1: int, ts: list[float], q: dict[str, float], seed: int,
@@ -214,7 +218,7 @@ def counties_frame(n: int, counties: int, seed: int = 0, pixel_m: float = 30.0) 
     """``counties`` Voronoi cells (seeded points, two Lloyd steps for county-like evenness) tiling the raster."""
     x0, y1 = ORIGIN
     box = shapely.box(x0, y1 - n * pixel_m, x0 + n * pixel_m, y1)
-    pts = np.random.default_rng([seed, 7]).uniform(0, n * pixel_m, (counties, 2)) + (x0, y1 - n * pixel_m)
+    pts = np.random.default_rng([seed, 7]).uniform(0, n * pixel_m, (counties, 2)) + np.array([x0, y1 - n * pixel_m])
     for step in range(3):
         cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=box, ordered=True))
         cells = shapely.intersection(cells, box)
@@ -235,9 +239,9 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     out_dir.mkdir(parents=True, exist_ok=True)
     q = _calibrate(n, seed, pixel_m)
     ts = [(y - epochs[0]) / 20.0 for y in epochs]
-    profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="uint8", crs=CRS, nodata=NODATA,
-                   transform=from_origin(*ORIGIN, pixel_m, pixel_m), tiled=True, blockxsize=TILE, blockysize=TILE,
-                   compress="DEFLATE", BIGTIFF="IF_SAFER")
+    profile = {"driver": "GTiff", "width": n, "height": n, "count": 1, "dtype": "uint8", "crs": CRS, "nodata": NODATA,
+                   "transform": from_origin(*ORIGIN, pixel_m, pixel_m), "tiled": True, "blockxsize": TILE, "blockysize": TILE,
+                   "compress": "DEFLATE", "BIGTIFF": "IF_SAFER"}
     wins = [(r, min(r + block, n), c, min(c + block, n)) for r in range(0, n, block) for c in range(0, n, block)]
     dsts = [rasterio.open(out_dir / f"lc{y}.tif", "w", **profile) for y in epochs]
     try:  # a small GDAL cache: finished tiles are compressed and leave memory instead of piling up
@@ -251,8 +255,8 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     path = out_dir / "counties.gpkg"
     path.unlink(missing_ok=True)
     counties_frame(n, counties, seed, pixel_m).to_file(path, layer="counties", driver="GPKG")
-    (out_dir / "densities.csv").write_text("class,name,c_above,c_below,c_soil,c_dead,source\n" + "".join(
-        f'{c},{name},{v},"{GRASS if c == 3 else ILLUSTRATIVE}"\n' for c, name, v in DENSITIES), encoding="utf-8", newline="\n")
+    # The sample region's carbon density table and sources (pipeline.samples.densities).
+    densities_frame().to_csv(out_dir / "densities.csv", index=False, lineterminator="\n")
     head = (f"# Synthetic region written by pipeline.synthetic.generate (n={n}, seed={seed}); illustrative land cover.\n"
             f"name: synthetic-{n}\nepochs:\n" + "".join(f"  {y}: lc{y}.tif\n" for y in epochs)
             + "scheme: cnlucc\nalign: exact\nunknown_codes: error\nurban_split: native\ncarbon:\n  densities: densities.csv\n")

@@ -150,11 +150,11 @@ def flux_spread(acc: CarbonParameters, counts: pd.DataFrame, year: int) -> np.nd
     for (zone, cls), row in sums.iterrows():
         if zone in terms.index and (cls == CROPLAND or cls in CONSTRUCTION) and row["area_ha"] > 0:
             lut[zone, cls] = (row["source_tC_yr"] - row["sink_tC_yr"]) / row["area_ha"]
-    _warn_unplaced(acc, terms, sums, year)
+    _warn_unplaced(acc.carbon_layer, terms, sums, year)
     return lut
 
 
-def _warn_unplaced(acc: CarbonParameters, terms: pd.DataFrame, sums: pd.DataFrame, year: int) -> None:
+def _warn_unplaced(layer: ZoneLayer, terms: pd.DataFrame, sums: pd.DataFrame, year: int) -> None:
     """Statistics of a zone with no land of the class they belong to cannot be shared out: say so."""
     area = sums["area_ha"].unstack("class", fill_value=0)
     for zone, row in terms.iterrows():
@@ -168,4 +168,4 @@ def _warn_unplaced(acc: CarbonParameters, terms: pd.DataFrame, sums: pd.DataFram
             lost.append("the construction source")
         if lost:
             log.warning("%s: zone %s has statistics for %d but no %s pixels inside the rasters; %s not placed",
-                        acc.carbon_layer.name, row["zone_id"], year, "cropland or construction", " and ".join(lost))
+                        layer.name, row["zone_id"], year, "cropland or construction", " and ".join(lost))

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.delayed import Delayed
 
 from pipeline.errors import InputError
 from pipeline.model.classes import CONSTRUCTION, CROPLAND, NODATA
 from pipeline.model.inputs import POOLS, ParameterTable, ZoneLayer
-from pipeline.stages.counts import values_where
+from pipeline.stages.counts import count_area_ha, values_where
 
 NBINS_CLASS = 9  # class codes 0..8
 _ZONE_SHIFT = 32
@@ -103,7 +103,11 @@ def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: 
         out *= cls != NODATA  # a multiply costs half a masked assignment
         return out
 
-    extra = [zone.data] if lookup.zones is not None else []
+    extra = []
+    if lookup.zones is not None:
+        if zone is None:
+            raise ValueError("the table has rows per zone: row_index needs the zone raster")
+        extra.append(zone.data)
     data = keyed.data.map_blocks(index, classes.data, *extra, dtype=table.dtype)
     return classes.copy(data=data).rename("row_index")
 
@@ -114,7 +118,7 @@ def per_pixel(lookup: Lookup, index: xr.DataArray) -> xr.DataArray:
     return index.copy(data=index.data.map_blocks(lambda i: values[i], dtype=np.float32))
 
 
-def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, codes: xr.DataArray) -> dask.delayed:
+def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, codes: xr.DataArray) -> Delayed:
     """Delayed {key: pixels} of valid pixels whose class or code has no row in the table."""
     keyed = classes if lookup.table.key == "class" else codes
     return values_where(keyed, (index == 0) & (classes != NODATA))
@@ -131,7 +135,7 @@ def stock_and_flux(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Loo
     """
     frame = counts[counts["class"] != NODATA].copy()
     # Rows are image rows on a geographic grid; on a projected one every count is in row 0 (constant area).
-    frame["area_ha"] = frame["pixels"] * row_area_m2[frame["row"].to_numpy()] / 1e4
+    frame["area_ha"] = count_area_ha(frame, row_area_m2)
     frame["stock_tC"] = frame["area_ha"] * densities.value_of(frame["density"]) if densities else np.nan
     rate = rates.value_of(frame["rate"].to_numpy())
     frame["sink_tC_yr"] = frame["area_ha"] * np.where(rate < 0, -rate, np.where(np.isnan(rate), np.nan, 0))

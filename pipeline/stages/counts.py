@@ -4,16 +4,19 @@ areas and carbon are multiplied in afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.delayed import Delayed
 
 #: Above this many key combinations a block's keys are found by hashing instead of a dense bincount.
 _DENSE_LIMIT = 1 << 22
 
-def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> dask.delayed:
+def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> Delayed:
     """Delayed DataFrame of pixel counts per combination of keys present (and per image row if ``per_row``).
 
     ``keys`` maps a column name to (an integer raster with values in 0..size-1, size). The result has
@@ -77,7 +80,7 @@ def _merge(parts: list, names: list[str], sizes: list[int]) -> pd.DataFrame:
     out["pixels"] = frame["pixels"].to_numpy(np.int64)
     return out
 
-def values_where(values: xr.DataArray, mask: xr.DataArray) -> dask.delayed:
+def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
     """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block."""
     parts = [
         dask.delayed(_count_where)(v, m)
@@ -91,7 +94,8 @@ def _count_where(values: np.ndarray, mask: np.ndarray) -> dict[int, int]:
     found, counts = np.unique(values[mask], return_counts=True)
     return dict(zip(found.tolist(), counts.tolist()))
 
-def merge_counts(parts: list[dict[int, int]]) -> dict[int, int]:
+def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
+    """{key: count} dicts summed key by key, sorted by key."""
     total: dict[int, int] = {}
     for part in parts:
         for k, v in part.items():

@@ -7,10 +7,10 @@ together with every other output of the run.
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 
 from pipeline.model.classes import (
     NODATA,
@@ -48,7 +48,7 @@ def map_to_classes(codes: xr.DataArray, scheme: Scheme) -> xr.DataArray:
     )
     return codes.copy(data=mapped).rename(f"classes_{codes.attrs.get('year', '')}")
 
-def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> dask.delayed:
+def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> Delayed:
     """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run)."""
     return values_where(codes, mapped == UNKNOWN)
 
@@ -58,6 +58,8 @@ def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
     for m in mapped:
         ok = (m != NODATA) & (m != UNKNOWN)
         valid = ok if valid is None else valid & ok
+    if valid is None:
+        raise ValueError("no epochs")
     return valid.rename("common_valid")
 
 def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:

@@ -49,7 +49,7 @@ from rasterio.features import shapes
 
 from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
 from pipeline.model.grid import Grid
-from pipeline.stages.counts import group_counts
+from pipeline.stages.counts import count_area_ha, group_counts
 from pipeline.stages.patches import edge_labels, join_blocks, label_block
 
 # Blocks are polygonised in pixel coordinates, so the first block's transform is the identity; that is
@@ -250,8 +250,8 @@ def redline_counts(labels: xr.DataArray, n_labels: int, classes: xr.DataArray, g
 def patch_anchors(labels: xr.DataArray) -> Delayed:
     """Delayed Series label -> smallest row-major pixel index (row * width + col) of the patch."""
     width = labels.shape[1]
-    rows = np.cumsum((0,) + labels.data.chunks[0][:-1])
-    cols = np.cumsum((0,) + labels.data.chunks[1][:-1])
+    rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
+    cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
     blocks = labels.data.to_delayed(optimize_graph=False)
     parts = [dask.delayed(_block_anchors)(blocks[i, j], int(rows[i]), int(cols[j]), width)
              for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
@@ -270,9 +270,10 @@ def _min_anchor(parts: list) -> pd.Series:
     return pd.Series(at, index=ids).groupby(level=0).min()
 
 
-def _with_carbon(counts: pd.DataFrame, grid: Grid, density_tC_ha: np.ndarray, rate_tC_ha_yr=None) -> pd.DataFrame:
+def _with_carbon(counts: pd.DataFrame, row_area_m2: np.ndarray, density_tC_ha: np.ndarray,
+                 rate_tC_ha_yr=None) -> pd.DataFrame:
     f = counts.copy()
-    f["area_ha"] = f["pixels"] * grid.row_area_m2()[f["row"].to_numpy()] / 1e4
+    f["area_ha"] = count_area_ha(f, row_area_m2)
     # Index 0 (no table row) carries no stock; hot patches are built from pixels that have one.
     f["value"] = np.nan_to_num(np.asarray(density_tC_ha, np.float64)[f["density"].to_numpy()])
     f["stock_tC"] = f["area_ha"] * f["value"]
@@ -292,12 +293,13 @@ def patch_table(counts: pd.DataFrame, anchors: pd.Series, grid: Grid, min_area_h
     chunk-dependent), pixels, area_ha, stock_tC, density_tC_ha (mean), sink_tC_yr, locked_in_ha,
     first_row, first_col and per zone layer ``<name>`` (zone number with the largest area, smallest on a
     tie, 0 if none) and ``<name>_share`` (of the patch area). Tables indexed by row-index value."""
-    f = _with_carbon(counts[counts["label"] > 0], grid, density_tC_ha, rate_tC_ha_yr)
+    row_area_m2 = grid.row_area_m2()
+    f = _with_carbon(counts[counts["label"] > 0], row_area_m2, density_tC_ha, rate_tC_ha_yr)
     columns = ["pixels", "area_ha", "stock_tC", "sink_tC_yr", "locked_in_ha"]
     t = f.groupby("label")[columns].sum(min_count=1)
     t[["stock_tC", "locked_in_ha"]] = t[["stock_tC", "locked_in_ha"]].fillna(0.0)
     if grid.constant_pixel_area:  # an integer pixel threshold: no float edge at the limit
-        t = t[t["pixels"] >= math.ceil(min_area_ha / (grid.row_area_m2()[0] / 1e4) - 1e-9)]
+        t = t[t["pixels"] >= math.ceil(min_area_ha / (row_area_m2[0] / 1e4) - 1e-9)]
     else:
         t = t[t["area_ha"] >= min_area_ha]
     t["density_tC_ha"] = t["stock_tC"] / t["area_ha"]
@@ -326,7 +328,7 @@ def coverage(counts: pd.DataFrame, grid: Grid, zone: str, keep_labels: Iterable[
     covered_ha (candidates ∪ locked-in, counted once), share, key_zone, target_share (``key_target`` for
     ``key_zones``, else ``default_target``; NaN: none), shortfall_ha (>= 0) and met (NA without target)."""
     f = counts[(counts["land"] > 0) & (counts[zone] > 0)]
-    f = f.assign(area_ha=f["pixels"] * grid.row_area_m2()[f["row"].to_numpy()] / 1e4)
+    f = f.assign(area_ha=count_area_ha(f, grid.row_area_m2()))
     kept, covered = _covered(f, keep_labels)
     out = pd.DataFrame({"zone_area_ha": f.groupby(zone)["area_ha"].sum()})
     for column, where in (("candidate_ha", kept), ("locked_in_ha", f["locked"] == 1), ("covered_ha", covered)):
@@ -353,7 +355,7 @@ def gap_fill(counts: pd.DataFrame, cover: pd.DataFrame, grid: Grid, zone: str, k
     share_after, met_after, remaining_shortfall_ha (> 0: not enough land); and {zone: threshold}.
     """
     f = counts[(counts["land"] == 2) & (counts["locked"] == 0) & (counts["density"] > 0) & (counts[zone] > 0)]
-    f = _with_carbon(f[~_covered(f, keep_labels)[0]], grid, density_tC_ha)
+    f = _with_carbon(f[~_covered(f, keep_labels)[0]], grid.row_area_m2(), density_tC_ha)
     levels = f.groupby([zone, "value"])["area_ha"].sum().reset_index()
     levels = levels.sort_values([zone, "value"], ascending=[True, False], kind="stable")
     short = cover[cover["shortfall_ha"] > 0].set_index("zone")
@@ -409,8 +411,8 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
     """
     ids = list(keep_ids)
     keep = np.asarray(sorted(ids), np.int64)
-    rows = np.cumsum((0,) + labels.data.chunks[0][:-1])
-    cols = np.cumsum((0,) + labels.data.chunks[1][:-1])
+    rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
+    cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
     blocks = labels.data.to_delayed(optimize_graph=False)
     parts = dask.compute(*[dask.delayed(_block_shapes)(blocks[i, j], keep, int(rows[i]), int(cols[j]))
                            for i in range(blocks.shape[0]) for j in range(blocks.shape[1])])

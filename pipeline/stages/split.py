@@ -10,6 +10,7 @@ from __future__ import annotations
 import dask
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 
 from pipeline.model.classes import RURAL, URBAN
 from pipeline.model.grid import Grid
@@ -40,7 +41,7 @@ def split_by_patches(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> x
     return apply_patch_flags(classes, patch_flags(classes, grid, min_area_ha))
 
 
-def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> dask.delayed:
+def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> Delayed:
     """Delayed, per block, a boolean per local patch label: is its patch at least ``min_area_ha``?
 
     Patches are labelled across chunk edges (``pipeline.patches``) and their sizes summed over the
@@ -49,7 +50,7 @@ def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> dask.d
     """
     built = ((classes == URBAN) | (classes == RURAL)).data
     row_area_ha = grid.row_area_m2() / 1e4
-    row_starts = np.cumsum((0,) + built.chunks[0][:-1])
+    row_starts = np.cumsum((0, *built.chunks[0][:-1]))
     blocks = built.to_delayed(optimize_graph=False)  # share the read tasks of the run
     summaries = [
         [

@@ -11,6 +11,8 @@ is multiplied in afterwards, as in ``balance``.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -36,8 +38,8 @@ NEW_CROPLAND_MIN_SHARE = 0.05
 def intervals(years: list[int]) -> list[tuple[int, int]]:
     """Consecutive epoch pairs, and first -> last when that is not already one of them."""
     years = sorted(years)
-    pairs = list(zip(years, years[1:]))
-    return pairs + [(years[0], years[-1])] if len(years) > 2 else pairs
+    pairs = list(pairwise(years))
+    return [*pairs, (years[0], years[-1])] if len(years) > 2 else pairs
 
 
 def transition_raster(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:

@@ -60,7 +60,10 @@ class GreyModel:
         """Modelled values at ``years`` (the first year returns the first observation, by construction)."""
         k = (np.asarray(years) - self.years[0]) // self.step
         x0 = self.values[0]
-        accumulated = lambda k: (x0 - self.b / self.a) * np.exp(-self.a * k) + self.b / self.a  # noqa: E731
+
+        def accumulated(k):
+            return (x0 - self.b / self.a) * np.exp(-self.a * k) + self.b / self.a
+
         return np.where(k == 0, x0, accumulated(k) - accumulated(k - 1))
 
     @property
@@ -147,7 +150,7 @@ def trend_table(classes, balance):
                                            **{"class": cls}, y0=keys["year"][has_next],
                                            y1=next_year[has_next].astype(np.int64), part=1,
                                            seq=keys["year"][has_next] * 100 + cls))
-    rows = []
+    rows: list[dict[str, object]] = []
 
     def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
         rows.append({"zone_id": zone[0], "zone_name": zone[1], "indicator": indicator, "class": cls,

@@ -16,6 +16,7 @@ from pipeline.model.grid import Grid
 from pipeline.model.inputs import (
     ZoneLayer,
 )
+from pipeline.stages.counts import count_area_ha
 
 
 def zone_index(layer: ZoneLayer, grid: Grid, like: xr.DataArray) -> xr.DataArray:
@@ -57,7 +58,7 @@ def zone_report(layer: ZoneLayer, counts: pd.DataFrame, column: str, row_area_m2
     pixels (planar on a projected grid, geodesic on a geographic one); the area burned onto the grid by
     the pixel-centre rule and its valid part (from an epoch's counts); the boundary difference burned -
     inside (ha; negative: area lost at the boundary); and the area shared with other zones."""
-    area = counts["pixels"] * row_area_m2[counts["row"].to_numpy()] / 1e4
+    area = pd.Series(count_area_ha(counts, row_area_m2), index=counts.index)
     burned = area.groupby(counts[column]).sum()
     valid = area.where(counts["class"] > 0, 0.0).groupby(counts[column]).sum()
     numbers = pd.RangeIndex(1, len(layer.ids) + 1)
