@@ -44,9 +44,21 @@ def floor(epoch_a: Path, epoch_b: Path, densities_csv: Path, out: Path, block: i
         if (a.width, a.height, a.transform, a.crs) != (b.width, b.height, b.transform, b.crs):
             raise ValueError(f"{epoch_b}: grid differs from {epoch_a}")
         lut_a, lut_b = density_lut(densities_csv, a.nodata), density_lut(densities_csv, b.nodata)
-        profile = {"driver": "GTiff", "width": a.width, "height": a.height, "count": 1, "dtype": "float32", "crs": a.crs,
-                       "transform": a.transform, "nodata": np.nan, "tiled": True, "blockxsize": 512, "blockysize": 512,
-                       "compress": "DEFLATE", "BIGTIFF": "IF_SAFER"}
+        profile = {
+            "driver": "GTiff",
+            "width": a.width,
+            "height": a.height,
+            "count": 1,
+            "dtype": "float32",
+            "crs": a.crs,
+            "transform": a.transform,
+            "nodata": np.nan,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "DEFLATE",
+            "BIGTIFF": "IF_SAFER",
+        }
         with rasterio.open(out, "w", **profile) as dst:
             for r in range(0, a.height, block):
                 for c in range(0, a.width, block):

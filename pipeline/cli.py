@@ -35,10 +35,15 @@ def cli(verbose: bool, quiet: bool) -> None:
 @cli.command()
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default: the config's `output`).")
-@click.option("--scheduler", help="threads (default), processes, synchronous, or a Dask scheduler address tcp://host:8786.")
-@click.option("--stages", metavar="LIST",
-              help="Comma-separated stages to run, of transitions, zonal, trends, redline, report (default: all; "
-                   "ingest, reclassify and carbon always run).")
+@click.option(
+    "--scheduler", help="threads (default), processes, synchronous, or a Dask scheduler address tcp://host:8786."
+)
+@click.option(
+    "--stages",
+    metavar="LIST",
+    help="Comma-separated stages to run, of transitions, zonal, trends, redline, report (default: all; "
+    "ingest, reclassify and carbon always run).",
+)
 def run(config: Path, output: Path | None, scheduler: str | None, stages: str | None) -> None:
     """Run the pipeline on CONFIG and write the output folder."""
     from pipeline.config import load_config
@@ -88,8 +93,19 @@ def forecast(series: Path, until: int, as_json: bool) -> None:
     future = np.arange(years[-1] + model.step, until + 1, model.step)
     ahead = dict(zip(future.tolist(), model.predict(future).tolist()))
     if as_json:
-        click.echo(json.dumps({"a": model.a, "b": model.b, "C": model.C, "P": model.P, "grade": model.grade,
-                               "forecast": {str(y): v for y, v in ahead.items()}}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "a": model.a,
+                    "b": model.b,
+                    "C": model.C,
+                    "P": model.P,
+                    "grade": model.grade,
+                    "forecast": {str(y): v for y, v in ahead.items()},
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"GM(1,1) on {len(years)} values {years[0]}-{years[-1]}: a = {model.a:.6g}, b = {model.b:.6g}")
     click.echo(f"posterior-error ratio C = {model.C:.4f}, small-error probability P = {model.P:.4f}: {model.grade}")
@@ -119,14 +135,19 @@ def main() -> None:
     except PipelineError as e:
         _fail(f"error: {e}")
     except (click.exceptions.Abort, KeyboardInterrupt):
-        _fail("terminated (SIGTERM); the output folder is as it was" if _state.get("terminated")
-              else "interrupted; the output folder is as it was")
+        _fail(
+            "terminated (SIGTERM); the output folder is as it was"
+            if _state.get("terminated")
+            else "interrupted; the output folder is as it was"
+        )
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except Exception as e:  # noqa: BLE001 - the last line of defence speaks to the user, not Python
-        _fail(f"unexpected error ({type(e).__name__}): {e}. Run again with --verbose for the traceback "
-              "and report it with the config")
+    except Exception as e:
+        _fail(
+            f"unexpected error ({type(e).__name__}): {e}. Run again with --verbose for the traceback "
+            "and report it with the config"
+        )
     sys.exit(0)
 
 

@@ -5,10 +5,9 @@ Everything past this module receives a ``Config`` and never re-checks its shape.
 
 from __future__ import annotations
 
-import difflib
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -22,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, did_you_mean
 from pipeline.io.parameters import BUILTIN_SCHEMES
 
 
@@ -165,9 +164,9 @@ class RedlineConfig(_Strict):
     )
 
 
-#: Rasters a run can write (rasters/<kind>_<year or interval>.tif).
-RASTER_KINDS = ("landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change")
 RasterKind = Literal["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change"]
+#: Rasters a run can write (rasters/<kind>_<year or interval>.tif).
+RASTER_KINDS: tuple[RasterKind, ...] = typing.get_args(RasterKind)
 
 
 class DaskConfig(_Strict):
@@ -222,7 +221,7 @@ class Config(_Strict):
         description="`error`: codes not in the scheme stop the run, each listed with its pixel count. `nodata`: "
         "they become nodata and are reported.",
     )
-    urban_split: Union[Literal["native"], PatchSplit, ExtentSplit] = Field(
+    urban_split: Literal["native"] | PatchSplit | ExtentSplit = Field(
         "native",
         description="`native` (the scheme has the urban/rural split), `{patch_min_ha: N}` (patch-size rule) or "
         "`{urban_extent: polygons.gpkg, layer: optional}` (urban-extent polygons).",
@@ -280,8 +279,7 @@ class Config(_Strict):
             return v.lower()
         if v.lower().endswith(".csv"):
             return str(_resolve(Path(v), info))
-        close = difflib.get_close_matches(v.lower(), BUILTIN_SCHEMES, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = did_you_mean(v.lower(), BUILTIN_SCHEMES)
         raise ValueError(f"unknown scheme '{v}'; {hint}built-in: {', '.join(BUILTIN_SCHEMES)}, or a CSV path")
 
     @field_validator("zones")
@@ -294,12 +292,11 @@ class Config(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _carbon_layer_exists(self) -> "Config":
+    def _carbon_layer_exists(self) -> Config:
         names = [z.name for z in self.zones]
         layer = self.carbon.zone_layer
         if layer is not None and layer not in names:
-            close = difflib.get_close_matches(layer, names, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
+            hint = did_you_mean(layer, names)
             raise ValueError(f"carbon.zone_layer '{layer}' is not a zone layer; {hint}layers: {names or 'none'}")
         if self.carbon.statistics is not None and not names:
             raise ValueError("carbon.statistics are per zone: add the zone layer they refer to under `zones`")
@@ -311,9 +308,10 @@ class Config(_Strict):
             if needed:
                 raise ValueError(f"redline reads the run's own rasters: add {needed} to `rasters`")
             if red.zone_layer is not None and red.zone_layer not in names:
-                close = difflib.get_close_matches(red.zone_layer, names, n=1)
-                hint = f"did you mean '{close[0]}'? " if close else ""
-                raise ValueError(f"redline.zone_layer '{red.zone_layer}' is not a zone layer; {hint}layers: {names or 'none'}")
+                hint = did_you_mean(red.zone_layer, names)
+                raise ValueError(
+                    f"redline.zone_layer '{red.zone_layer}' is not a zone layer; {hint}layers: {names or 'none'}"
+                )
             if red.key_field is not None and red.zone_layer is None:
                 raise ValueError("redline.key_field needs redline.zone_layer (the layer that has the field)")
             if red.year is not None and red.year not in self.epochs:
@@ -341,7 +339,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' given twice (first on line {seen[key] + 1})", key_node.start_mark)
+                    None, None, f"key '{key}' given twice (first on line {seen[key] + 1})", key_node.start_mark
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
@@ -367,7 +366,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", path) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         raise _yaml_error(path, e) from None
     if not isinstance(data, dict):
@@ -387,8 +386,8 @@ def _explain(err: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             key = str(item["loc"][-1])
             options = _keys_at(item["loc"][:-1])
-            close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
+            close = did_you_mean(key, options, cutoff=0.5).rstrip()
+            hint = f"; {close}" if close else f"; valid keys: {', '.join(options)}"
             lines.append(f"unknown key '{loc}'{hint}")
         else:
             msg = item["msg"].removeprefix("Value error, ")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
-    """"did you mean 'x'? " for the option closest to ``word`` (difflib, ``cutoff``), or "" if none is close."""
+    """ "did you mean 'x'? " for the option closest to ``word`` (difflib, ``cutoff``), or "" if none is close."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=cutoff)
     return f"did you mean '{close[0]}'? " if close else ""
 

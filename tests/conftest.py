@@ -14,13 +14,26 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "real_data"
 UTM50 = "EPSG:32650"
 
 
-def write_raster(path: Path, data: np.ndarray, transform: Affine | None = None, crs: str | None = UTM50,
-                 nodata: float | None = 255, tiled: bool = False) -> Path:
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    transform: Affine | None = None,
+    crs: str | None = UTM50,
+    nodata: float | None = 255,
+    tiled: bool = False,
+) -> Path:
     """A single-band GeoTIFF of ``data`` (30 m UTM by default)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     transform = transform or Affine(30, 0, 500000, 0, -30, 3400000)
-    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1, "dtype": data.dtype.name,
-                   "transform": transform, "nodata": nodata}
+    profile = {
+        "driver": "GTiff",
+        "width": data.shape[1],
+        "height": data.shape[0],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "transform": transform,
+        "nodata": nodata,
+    }
     if crs:
         profile["crs"] = crs
     if tiled:

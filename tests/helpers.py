@@ -10,8 +10,9 @@ import pytest
 from pipeline.errors import PipelineError
 
 
-def assert_file_error(path: Path, text: str, read: Callable[[Path], object], error: type[PipelineError],
-                      message: str) -> PipelineError:
+def assert_file_error(
+    path: Path, text: str, read: Callable[[Path], object], error: type[PipelineError], message: str
+) -> PipelineError:
     """Write ``text`` to ``path``, read it with ``read`` and check it fails with ``error``: the message contains
     ``message`` (as written, not a pattern) and the error names the file."""
     path.write_text(text)

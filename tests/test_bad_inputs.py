@@ -21,8 +21,11 @@ from .test_pipeline import cli
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` with its SHA-256 (empty when the folder does not exist)."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def one_error_line(capsys, *needles: str) -> str:
@@ -56,8 +59,10 @@ def test_a_new_run_leaves_no_file_of_the_old_one(finished):
     assert not list(finished.parent.glob("out.previous")) and not list(finished.parent.glob(".out.staging-*"))
 
 
-@pytest.mark.parametrize("case", ["duplicate key", "syntax", "config is a folder", "output is a file", "huge grid",
-                                  "unknown codes in one tile"])
+@pytest.mark.parametrize(
+    "case",
+    ["duplicate key", "syntax", "config is a folder", "output is a file", "huge grid", "unknown codes in one tile"],
+)
 def test_bad_input_is_one_line_and_the_output_stays(finished, capsys, case):
     tmp, before = finished.parent, snapshot(finished.parent / "out")
     capsys.readouterr()
@@ -83,13 +88,17 @@ def test_bad_input_is_one_line_and_the_output_stays(finished, capsys, case):
             '<VRTRasterBand dataType="Byte" band="1"><NoDataValue>255</NoDataValue><SimpleSource>'
             f'<SourceFilename relativeToVRT="0">{tmp / "a.tif"}</SourceFilename><SourceBand>1</SourceBand>'
             '<SrcRect xOff="0" yOff="0" xSize="50" ySize="40"/><DstRect xOff="0" yOff="0" xSize="50" ySize="40"/>'
-            "</SimpleSource></VRTRasterBand></VRTDataset>")
+            "</SimpleSource></VRTRasterBand></VRTDataset>"
+        )
         write_config(tmp, epochs={2000: "huge.vrt", 2020: "huge.vrt"})
         needles = [str(tmp / "huge.vrt"), "1e+12 px", "dask.max_pixels"]
     else:  # unknown codes in the second of two tiles: validate names that tile
         write_raster(tmp / "tiles" / "w.tif", np.full((40, 25), 11, np.uint8))
-        write_raster(tmp / "tiles" / "e.tif", np.full((40, 25), 77, np.uint8),
-                     transform=__import__("affine").Affine(30, 0, 500000 + 25 * 30, 0, -30, 3400000))
+        write_raster(
+            tmp / "tiles" / "e.tif",
+            np.full((40, 25), 77, np.uint8),
+            transform=__import__("affine").Affine(30, 0, 500000 + 25 * 30, 0, -30, 3400000),
+        )
         write_config(tmp, epochs={2000: "a.tif", 2020: "tiles/*.tif"})
         assert cli("validate", finished) == 1
         one_error_line(capsys, str(tmp / "tiles" / "e.tif"), "e.tif: 77 (1000 px)")
@@ -115,6 +124,7 @@ def test_an_unwritable_folder_inside_the_output_stops_the_run_before_any_work(fi
 
 # ---- faults of a whole process: killed runs and concurrent runs ----------------------------------------
 
+
 def slow_config(tmp: Path) -> Path:
     """A run of a few seconds: 1200 x 1200 px, small chunks, one thread."""
     rng = np.random.default_rng(5)
@@ -125,8 +135,9 @@ def slow_config(tmp: Path) -> Path:
 
 
 def start(cfg: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "-q", "run", str(cfg)], stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "-q", "run", str(cfg)], stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not list(cfg.parent.glob(".out.staging-*")):  # wait until it is writing
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
@@ -152,8 +163,11 @@ def test_a_killed_run_leaves_the_output_as_it_was(tmp_path, how, capsys):
     else:
         assert code == 1 and not list(tmp_path.glob(".out.staging-*"))
         lines = [line for line in process.stderr.read().splitlines() if line.strip()]
-        assert lines == ["terminated (SIGTERM); the output folder is as it was" if how == signal.SIGTERM
-                         else "interrupted; the output folder is as it was"]
+        assert lines == [
+            "terminated (SIGTERM); the output folder is as it was"
+            if how == signal.SIGTERM
+            else "interrupted; the output folder is as it was"
+        ]
 
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path, capsys):

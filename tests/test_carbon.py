@@ -20,7 +20,10 @@ from pipeline.stages.carbon import by_class, rate_lookup, row_index, stock_and_f
 from .conftest import read, write_config, write_raster
 from .test_pipeline import cli
 
-DENSITIES = "class,c_above,c_below,c_soil,c_dead,source\n1,5,1,90,1,a\n2,40,10,130,5,b\n3,3,8,95,1,c\n5,0.5,0.1,40,0,d\n6,2,0.5,60,0,e\n"
+DENSITIES = (
+    "class,c_above,c_below,c_soil,c_dead,source\n"
+    "1,5,1,90,1,a\n2,40,10,130,5,b\n3,3,8,95,1,c\n5,0.5,0.1,40,0,d\n6,2,0.5,60,0,e\n"
+)
 RATES = "class,rate_tC_ha_yr,source\n1,0.5,user\n2,-0.644,seed 002\n3,-0.021,seed 002\n"
 
 
@@ -77,7 +80,8 @@ def _table(rows: dict[int, float]) -> ParameterTable:
 
 
 def test_seed_002_arithmetic():
-    """Seed 002 Table 5: 790.73e4 ha forest x 0.644 = 509.23e4 t C (2009); 160.64e4 ha grassland x 0.021 = 3.37e4 t C (2005)."""
+    """Guizhou 2005-2019 study, Table 5: 790.73e4 ha forest x 0.644 = 509.23e4 t C (2009); 160.64e4 ha grassland
+    x 0.021 = 3.37e4 t C (2005)."""
     lookup = rate_lookup(_table({2: -0.644, 3: -0.021}))
     # Pixels of 1 ha (1e4 m2), so counts are hectares; rate index 1 is class 2's row, 2 is class 3's.
     counts = pd.DataFrame({"class": [2, 3], "rate": [1, 2], "row": [0, 0], "pixels": [7_907_300, 1_606_400]})
@@ -91,8 +95,13 @@ def test_invest_table_on_its_own_rasters(real_data, tmp_path):
     """Willamette current/future LULC with InVEST's pool table keyed by LULC code: totals equal a direct sum."""
     d = real_data / "invest_willamette_legacy"
     scheme = str(__import__("pathlib").Path(__file__).parent / "data" / "willamette_scheme.csv")
-    cfg = write_config(tmp_path, epochs={1990: str(d / "lulc_samp_cur.tif"), 2050: str(d / "lulc_samp_fut.tif")},
-                       scheme=scheme, carbon={"densities": str(d / "carbon_pools_samp.csv")}, dask={"chunks": 256})
+    cfg = write_config(
+        tmp_path,
+        epochs={1990: str(d / "lulc_samp_cur.tif"), 2050: str(d / "lulc_samp_fut.tif")},
+        scheme=scheme,
+        carbon={"densities": str(d / "carbon_pools_samp.csv")},
+        dask={"chunks": 256},
+    )
     assert cli("run", cfg) == 0
     pools = pd.read_csv(d / "carbon_pools_willamette.csv").set_index("lucode")
     total = pools[["C_above", "C_below", "C_soil", "C_dead"]].sum(axis=1)
@@ -116,7 +125,9 @@ def test_invest_table_on_its_own_rasters(real_data, tmp_path):
         lut[k] = v
     change = (total.reindex(b[valid]).to_numpy() - total.reindex(a[valid]).to_numpy()) * 0.09
     pathway = PATHWAY[lut[a[valid]], lut[b[valid]]]
-    paths = pd.read_csv(tmp_path / "out/tables/pathways_region_1990_2050.csv", encoding="utf-8-sig").set_index("pathway")
+    paths = pd.read_csv(tmp_path / "out/tables/pathways_region_1990_2050.csv", encoding="utf-8-sig").set_index(
+        "pathway"
+    )
     for code in range(7):
         assert paths.loc[code, "stock_change_tC"] == pytest.approx(change[pathway == code].sum(), rel=1e-9, abs=1e-6)
     assert paths.loc[0, "stock_change_tC"] != 0 and (paths.loc[0, "stock_lost_tC"] > 0)
@@ -134,8 +145,14 @@ def test_row_index_follows_the_zone_then_general_rule(data):
     general = data.draw(st.sets(st.integers(0, 8), max_size=6))
     own = data.draw(st.sets(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 8)), max_size=6))
     rows = [("", k) for k in sorted(general)] + sorted(own)
-    frame = pd.DataFrame({"key": [k for _, k in rows], "zone": [z for z, _ in rows],
-                          "rate_tC_ha_yr": np.arange(len(rows), dtype=float), "source": "t"})
+    frame = pd.DataFrame(
+        {
+            "key": [k for _, k in rows],
+            "zone": [z for z, _ in rows],
+            "rate_tC_ha_yr": np.arange(len(rows), dtype=float),
+            "source": "t",
+        }
+    )
     layer = ZoneLayer("z", Path("z.gpkg"), ["a", "b", "c"], ["a", "b", "c"], gpd.GeoDataFrame())
     lookup = rate_lookup(ParameterTable(Path("r.csv"), "class", frame), layer)
     chunks = (data.draw(st.integers(1, shape[0])), data.draw(st.integers(1, shape[1])))

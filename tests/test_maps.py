@@ -75,14 +75,20 @@ def test_matplotlibs_placeholder_font_is_not_taken_for_chinese(monkeypatch):
 
 def test_balance_and_pathway_maps_are_written_and_reproducible(tmp_path):
     polygons = gpd.GeoSeries([shapely.box(0, 0, 1000, 1000), shapely.box(1000, 0, 2000, 1000)], crs="EPSG:32650")
-    balance = pd.DataFrame({"zone_id": ["a", "b", "a", "b"], "year": [2000, 2000, 2020, 2020],
-                            "net_emission_tC_yr": [-5.0, 12.0, np.nan, 30.0]})
+    balance = pd.DataFrame(
+        {
+            "zone_id": ["a", "b", "a", "b"],
+            "year": [2000, 2000, 2020, 2020],
+            "net_emission_tC_yr": [-5.0, 12.0, np.nan, 30.0],
+        }
+    )
     paths = maps.balance_maps(polygons, ["a", "b"], ["A", "B"], "zone", balance, tmp_path / "m1", "test")
     again = maps.balance_maps(polygons, ["a", "b"], ["A", "B"], "zone", balance, tmp_path / "m2", "test")
     assert [p.name for p in paths] == ["balance_zone_2000.png", "balance_zone_2020.png"]
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
-    pathways = pd.DataFrame({"zone_id": ["a", "a", "b", "b"], "pathway": [0, 1, 0, 1],
-                             "stock_change_tC": [0.0, -7.5, 0.0, 2.0]})
+    pathways = pd.DataFrame(
+        {"zone_id": ["a", "a", "b", "b"], "pathway": [0, 1, 0, 1], "stock_change_tC": [0.0, -7.5, 0.0, 2.0]}
+    )
     path = maps.pathway_map(polygons, ["a", "b"], ["A", "B"], "zone", pathways, 2000, 2020, tmp_path, "test")
     assert path.name == "pathways_zone_2000_2020.png" and path.stat().st_size > 10_000
     unchanged = pathways.assign(stock_change_tC=0.0)

@@ -23,14 +23,20 @@ def test_invest_legacy_table_as_invest_users_have_it(real_data, tmp_path):
     assert row[["c_above", "c_below", "c_soil", "c_dead"]].tolist() == [300, 200, 135, 85]
     modern = read_densities(real_data / "invest_willamette_legacy" / "carbon_pools_willamette.csv")
     cols = ["key", "c_above", "c_below", "c_soil", "c_dead"]
-    assert modern.frame[cols].sort_values("key").reset_index(drop=True).equals(
-        table.frame[cols].sort_values("key").reset_index(drop=True))
+    assert (
+        modern.frame[cols]
+        .sort_values("key")
+        .reset_index(drop=True)
+        .equals(table.frame[cols].sort_values("key").reset_index(drop=True))
+    )
 
 
 def test_class_keyed_with_zone_and_source(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("class,zone,C_Above,c_below,c_soil,c_dead,source\n"
-                    "2,EZ1,40,10,130,5,paper A\n2,EZ2,35,9,120,4,paper A\n1,EZ1,5,1,90,1,\n")
+    path.write_text(
+        "class,zone,C_Above,c_below,c_soil,c_dead,source\n"
+        "2,EZ1,40,10,130,5,paper A\n2,EZ2,35,9,120,4,paper A\n1,EZ1,5,1,90,1,\n"
+    )
     table = read_densities(path)
     assert table.key == "class" and table.frame.zone.tolist() == ["EZ1", "EZ2", "EZ1"]
     assert table.frame.source.tolist() == ["paper A", "paper A", ""]
@@ -68,6 +74,8 @@ def test_validate_stops_on_a_missing_density_row(tmp_path, capsys):
     cfg = load_config(write_config(tmp_path, epochs={2000: "a.tif"}, carbon={"densities": "d.csv"}))
     with pytest.raises(InputError, match=r"no carbon density for class \[6\]"):
         validate(cfg)
-    (tmp_path / "d.csv").write_text("class,c_above,c_below,c_soil,c_dead\n1,5,1,90,1\n2,40,10,130,5\n3,3,8,95,1\n6,2,1,60,0\n")
+    (tmp_path / "d.csv").write_text(
+        "class,c_above,c_below,c_soil,c_dead\n1,5,1,90,1\n2,40,10,130,5\n3,3,8,95,1\n6,2,1,60,0\n"
+    )
     report = "\n".join(validate(cfg))
     assert "4 rows keyed by class" in report and "no row for classes [4, 5, 7, 8]" in report

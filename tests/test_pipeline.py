@@ -57,8 +57,12 @@ def test_run_by_hand(two_epochs, capsys):
     assert epochs.loc[2000, "valid_pixels"] == valid.sum() == 12000 - 85
     assert epochs.loc[2000, "files"] == 2
     manifest = json.loads((tmp / "out/manifest.json").read_text())
-    assert {o["path"] for o in manifest["outputs"]} >= {"rasters/landcover_2000.tif", "rasters/landcover_2000.qml",
-                                                       "tables/classes_region.csv", "tables/epochs.csv"}
+    assert {o["path"] for o in manifest["outputs"]} >= {
+        "rasters/landcover_2000.tif",
+        "rasters/landcover_2000.qml",
+        "tables/classes_region.csv",
+        "tables/epochs.csv",
+    }
     assert len(manifest["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     assert any(i["path"].endswith("data/rates_seed002.csv") for i in manifest["inputs"])  # the default used
     for output in manifest["outputs"]:  # the report is written after the outputs are first hashed
@@ -71,7 +75,9 @@ def test_run_by_hand(two_epochs, capsys):
         assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and ds.colormap(1)[5][:3] == (230, 0, 0)
 
 
-FULL_DENSITIES = "class,c_above,c_below,c_soil,c_dead\n" + "".join(f"{k},{k * 1.7},{k / 3},{90 - k},{k % 2}\n" for k in range(1, 9))
+FULL_DENSITIES = "class,c_above,c_below,c_soil,c_dead\n" + "".join(
+    f"{k},{k * 1.7},{k / 3},{90 - k},{k % 2}\n" for k in range(1, 9)
+)
 
 
 def zones_and_statistics(tmp: Path) -> dict:
@@ -81,19 +87,25 @@ def zones_and_statistics(tmp: Path) -> dict:
     import shapely
 
     x0, y0, w, h = 500000, 3400000, 120 * 30, 100 * 30
-    shapes = [shapely.Polygon([(x0, y0), (x0 + w * 0.7, y0), (x0, y0 - h * 0.8)]),
-              shapely.Polygon([(x0 + w * 0.7, y0), (x0 + w, y0), (x0 + w, y0 - h), (x0, y0 - h), (x0, y0 - h * 0.8)])]
+    shapes = [
+        shapely.Polygon([(x0, y0), (x0 + w * 0.7, y0), (x0, y0 - h * 0.8)]),
+        shapely.Polygon([(x0 + w * 0.7, y0), (x0 + w, y0), (x0 + w, y0 - h), (x0, y0 - h), (x0, y0 - h * 0.8)]),
+    ]
     shapes.append(shapely.box(x0 + w * 0.4, y0 - h * 0.6, x0 + w * 0.9, y0 - h * 0.2))
     shapes[1] = shapes[1].difference(shapes[2])
     shapes[0] = shapes[0].difference(shapes[2])
     gpd.GeoDataFrame({"code": ["z1", "z2", "z3"]}, geometry=shapes, crs="EPSG:32650").to_file(tmp / "zones.gpkg")
     agri = "fertiliser_t,sown_area_hm2,machinery_kW,irrigated_area_hm2,plastic_film_kg"
-    (tmp / "stats.csv").write_text(f"zone_id,year,energy_tce,{agri}\nz1,2000,1234.5,10,20,30,40,50\n"
-                                   "z2,2000,99.9,1,2,3,4,5\nz2,2010,150,1,2,3,4,5\n")
+    (tmp / "stats.csv").write_text(
+        f"zone_id,year,energy_tce,{agri}\nz1,2000,1234.5,10,20,30,40,50\n"
+        "z2,2000,99.9,1,2,3,4,5\nz2,2010,150,1,2,3,4,5\n"
+    )
     (tmp / "d.csv").write_text(FULL_DENSITIES)
     (tmp / "r.csv").write_text("class,rate_tC_ha_yr\n1,0.3\n2,-0.644\n3,-0.021\n4,-0.218\n5,1.5\n6,0.7\n8,-0.005\n")
-    return {"zones": [{"name": "zone", "path": "zones.gpkg", "id": "code"}],
-            "carbon": {"densities": "d.csv", "rates": "r.csv", "statistics": "stats.csv"}}
+    return {
+        "zones": [{"name": "zone", "path": "zones.gpkg", "id": "code"}],
+        "carbon": {"densities": "d.csv", "rates": "r.csv", "statistics": "stats.csv"},
+    }
 
 
 def same_tables(a: Path, b: Path) -> list[str]:
@@ -109,29 +121,41 @@ def test_same_tables_on_any_chunking_and_scheduler(two_epochs):
     settings = zones_and_statistics(tmp)
     write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings)
     assert cli("run", two_epochs, "-o", tmp / "o1") == 0
-    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, **settings,
-                 dask={"chunks": 96, "scheduler": "synchronous"})
+    write_config(
+        tmp,
+        epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},
+        **settings,
+        dask={"chunks": 96, "scheduler": "synchronous"},
+    )
     assert cli("run", two_epochs, "-o", tmp / "o2") == 0
     assert len(same_tables(tmp / "o1", tmp / "o2")) == 17
     drawn = sorted(p.name for p in (tmp / "o1/maps").glob("*.png"))
-    assert drawn == ["balance_zone_2000.png", "balance_zone_2010.png", "balance_zone_2020.png",
-                     "pathways_zone_2000_2020.png", "sankey.png", "stock_change_2000_2020.png"]
+    assert drawn == [
+        "balance_zone_2000.png",
+        "balance_zone_2010.png",
+        "balance_zone_2020.png",
+        "pathways_zone_2000_2020.png",
+        "sankey.png",
+        "stock_change_2000_2020.png",
+    ]
     for name in drawn:  # the maps too are the same bytes
         assert (tmp / "o1/maps" / name).read_bytes() == (tmp / "o2/maps" / name).read_bytes(), name
     balance = pd.read_csv(tmp / "o1/tables/balance_zone.csv", encoding="utf-8-sig")
     assert balance.stock_tC.gt(0).all() and balance.statistics.any() and balance.nearest_epoch.any()
     np.testing.assert_array_equal(read(tmp / "o1/rasters/flux_2000.tif"), read(tmp / "o2/rasters/flux_2000.tif"))
     for kind in ("transition", "pathway", "stock_change", "flux_change"):
-        np.testing.assert_array_equal(read(tmp / f"o1/rasters/{kind}_2000_2020.tif"),
-                                      read(tmp / f"o2/rasters/{kind}_2000_2020.tif"))
+        np.testing.assert_array_equal(
+            read(tmp / f"o1/rasters/{kind}_2000_2020.tif"), read(tmp / f"o2/rasters/{kind}_2000_2020.tif")
+        )
     # The interval rasters against the epoch rasters they come from (2000 has statistics spread over it).
     lc = {y: read(tmp / f"o1/rasters/landcover_{y}.tif") for y in (2000, 2020)}
     valid = lc[2000] > 0
     with rasterio.open(tmp / "o1/rasters/pathway_2000_2020.tif") as ds:
         assert ds.nodata == 255 and ds.dtypes[0] == "uint8" and ds.colormap(1)[1][:3] == (215, 25, 28)
         np.testing.assert_array_equal(ds.read(1), np.where(valid, PATHWAY[lc[2000], lc[2020]], 255))
-    np.testing.assert_array_equal(read(tmp / "o1/rasters/transition_2000_2020.tif"),
-                                  np.where(valid, lc[2000] * 10 + lc[2020], 0))
+    np.testing.assert_array_equal(
+        read(tmp / "o1/rasters/transition_2000_2020.tif"), np.where(valid, lc[2000] * 10 + lc[2020], 0)
+    )
     for kind in ("stock", "flux"):
         before, after = (read(tmp / f"o1/rasters/{kind}_{y}.tif") for y in (2000, 2020))
         change = read(tmp / f"o1/rasters/{kind}_change_2000_2020.tif")
@@ -149,7 +173,9 @@ def test_zone_report_and_gcj02_on_a_projected_layer(two_epochs, capsys):
     assert cli("run", two_epochs) == 0
     report = pd.read_csv(tmp / "out/tables/zones_zone.csv", encoding="utf-8-sig").set_index("zone_id")
     # z3 is a box on pixel edges: 60 x 40 pixels of 0.09 ha, burned exactly; the three zones tile the raster.
-    assert report.loc["z3", "burned_area_ha"] == pytest.approx(216.0) and report.loc["z3", "inside_rasters_ha"] == pytest.approx(216.0)
+    assert report.loc["z3", "burned_area_ha"] == pytest.approx(216.0) and report.loc[
+        "z3", "inside_rasters_ha"
+    ] == pytest.approx(216.0)
     assert report.burned_area_ha.sum() == pytest.approx(120 * 100 * 0.09)
     assert report.boundary_difference_ha.abs().max() < 2 * 0.09 * 20  # triangle edges: a few pixels either way
     assert (report.overlap_ha == 0).all() and (report.valid_area_ha <= report.burned_area_ha).all()
@@ -159,7 +185,9 @@ def test_zone_report_and_gcj02_on_a_projected_layer(two_epochs, capsys):
     balance = pd.read_csv(tmp / "out/tables/balance_zone.csv", encoding="utf-8-sig").set_index(["zone_id", "year"])
     assert layer.crs.to_epsg() == 32650 and len(layer) == 3
     for year in (2000, 2010, 2020):
-        np.testing.assert_allclose(layer[f"net_emission_tC_yr_{year}"], balance.xs(year, level="year").net_emission_tC_yr[layer.index])
+        np.testing.assert_allclose(
+            layer[f"net_emission_tC_yr_{year}"], balance.xs(year, level="year").net_emission_tC_yr[layer.index]
+        )
     page = (tmp / "out/report.html").read_text(encoding="utf-8")
     pngs = sorted((tmp / "out/maps").glob("*.png"))
     # Self-contained: every map embedded, nothing fetched.
@@ -201,11 +229,20 @@ def test_other_crs_is_reprojected(tmp_path):
     write_raster(tmp_path / "a.tif", data, crs="EPSG:32650")
     with rasterio.open(tmp_path / "a.tif") as src:
         from rasterio.warp import calculate_default_transform
+
         transform, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds)
     from rasterio.warp import reproject
+
     out = np.full((h, w), 255, np.uint8)
-    reproject(data, out, src_transform=Affine(30, 0, 500000, 0, -30, 3400000), src_crs="EPSG:32650",
-              dst_transform=transform, dst_crs="EPSG:4326", dst_nodata=255)
+    reproject(
+        data,
+        out,
+        src_transform=Affine(30, 0, 500000, 0, -30, 3400000),
+        src_crs="EPSG:32650",
+        dst_transform=transform,
+        dst_crs="EPSG:4326",
+        dst_nodata=255,
+    )
     write_raster(tmp_path / "b.tif", out, transform=transform, crs="EPSG:4326")
     cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, align="nearest")
     assert cli("run", cfg) == 0
@@ -265,8 +302,14 @@ def test_epochs_that_do_not_overlap(tmp_path, capsys):
 def test_grids_that_differ_name_both_files(tmp_path, capsys):
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     write_raster(tmp_path / "b.tif", np.full((4, 4), 11, np.uint8), transform=Affine(30, 0, 500010, 0, -30, 3400000))
-    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}), capsys,
-           str(tmp_path / "b.tif"), str(tmp_path / "a.tif"), "origin", "align: nearest")
+    _fails(
+        write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}),
+        capsys,
+        str(tmp_path / "b.tif"),
+        str(tmp_path / "a.tif"),
+        "origin",
+        "align: nearest",
+    )
 
 
 def test_unknown_codes_error_lists_every_code_with_counts(tmp_path, capsys):
@@ -288,18 +331,24 @@ def test_unknown_config_key(tmp_path, capsys):
 
 def test_missing_file(tmp_path, capsys):
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
-    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "gone.tif"}), capsys, str(tmp_path / "gone.tif"),
-           "file not found")
+    _fails(
+        write_config(tmp_path, epochs={2000: "a.tif", 2020: "gone.tif"}),
+        capsys,
+        str(tmp_path / "gone.tif"),
+        "file not found",
+    )
     _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "none/*.tif"}), capsys, "matches no file")
 
 
 def test_not_a_raster(tmp_path, capsys):
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     (tmp_path / "b.tif").write_text("hello")
-    _fails(write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}), capsys, str(tmp_path / "b.tif"),
-           "not a readable raster")
-
-
+    _fails(
+        write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}),
+        capsys,
+        str(tmp_path / "b.tif"),
+        "not a readable raster",
+    )
 
 
 def test_unwritable_output_folder(tmp_path, capsys):
@@ -360,8 +409,9 @@ def test_patch_split_run_equals_whole_raster_labelling(tmp_path):
     codes = np.where(blobs, 51, rng.choice([11, 21, 31], (90, 110))).astype(np.uint8)
     write_raster(tmp_path / "a.tif", codes)
     write_raster(tmp_path / "b.tif", codes)
-    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, urban_split={"patch_min_ha": 2.7},
-                       dask={"chunks": 64})
+    cfg = write_config(
+        tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, urban_split={"patch_min_ha": 2.7}, dask={"chunks": 64}
+    )
     assert cli("run", cfg) == 0
     labels, _ = ndimage.label(blobs, np.ones((3, 3)))
     size = np.bincount(labels.ravel())
@@ -379,23 +429,38 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
     tmp = two_epochs.parent
     settings = zones_and_statistics(tmp)
     for name, scheduler in (("threads", "threads"), ("procs", "processes")):
-        write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
-                     **settings, dask={"chunks": 64, "scheduler": scheduler})
+        write_config(
+            tmp,
+            epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},
+            urban_split={"patch_min_ha": 0.5},
+            **settings,
+            dask={"chunks": 64, "scheduler": scheduler},
+        )
         assert cli("run", two_epochs, "-o", tmp / name) == 0
     assert len(same_tables(tmp / "threads", tmp / "procs")) == 17
     # An existing cluster at its address (2 worker processes), with another chunk size.
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, urban_split={"patch_min_ha": 0.5},
-                     **settings, dask={"chunks": 96, "scheduler": cluster.scheduler_address})
+        write_config(
+            tmp,
+            epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},
+            urban_split={"patch_min_ha": 0.5},
+            **settings,
+            dask={"chunks": 96, "scheduler": cluster.scheduler_address},
+        )
         assert cli("run", two_epochs, "-o", tmp / "cluster") == 0
     assert len(same_tables(tmp / "threads", tmp / "cluster")) == 17
-    np.testing.assert_array_equal(read(tmp / "threads/rasters/flux_2000.tif"), read(tmp / "procs/rasters/flux_2000.tif"))
-    np.testing.assert_array_equal(read(tmp / "threads/rasters/stock_change_2000_2020.tif"),
-                                  read(tmp / "cluster/rasters/stock_change_2000_2020.tif"))
-    np.testing.assert_array_equal(read(tmp / "threads/rasters/landcover_2020.tif"),
-                                  read(tmp / "procs/rasters/landcover_2020.tif"))
+    np.testing.assert_array_equal(
+        read(tmp / "threads/rasters/flux_2000.tif"), read(tmp / "procs/rasters/flux_2000.tif")
+    )
+    np.testing.assert_array_equal(
+        read(tmp / "threads/rasters/stock_change_2000_2020.tif"),
+        read(tmp / "cluster/rasters/stock_change_2000_2020.tif"),
+    )
+    np.testing.assert_array_equal(
+        read(tmp / "threads/rasters/landcover_2020.tif"), read(tmp / "procs/rasters/landcover_2020.tif")
+    )
 
 
 def test_unreachable_scheduler_is_one_clear_error(two_epochs, capsys):
@@ -447,18 +512,26 @@ def test_each_input_block_is_read_once(two_epochs, monkeypatch):
 def test_rasters_setting_writes_only_those(two_epochs, capsys):
     tmp = two_epochs.parent
     (tmp / "d.csv").write_text(FULL_DENSITIES)
-    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"},
-                 rasters=["stock", "stock_change"])
+    write_config(
+        tmp,
+        epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},
+        carbon={"densities": "d.csv"},
+        rasters=["stock", "stock_change"],
+    )
     assert cli("run", two_epochs, "-o", tmp / "few") == 0
-    assert sorted(p.name for p in (tmp / "few/rasters").iterdir()) == ["stock_2000.tif", "stock_2020.tif",
-                                                                        "stock_change_2000_2020.tif"]
+    assert sorted(p.name for p in (tmp / "few/rasters").iterdir()) == [
+        "stock_2000.tif",
+        "stock_2020.tif",
+        "stock_change_2000_2020.tif",
+    ]
     write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"})
     assert cli("run", two_epochs, "-o", tmp / "all") == 0
     assert len(same_tables(tmp / "few", tmp / "all")) == 10  # the tables do not depend on the rasters
     write_config(tmp, epochs={2000: "lc2000/*.tif"}, rasters=["flux_change"])
     assert cli("run", two_epochs) == 1 and "flux_change needs flux" in capsys.readouterr().err
-    write_config(tmp, epochs={2000: "lc2000/*.tif"}, carbon={"densities": "d.csv"}, rasters=["stock"],
-                 redline={"min_area_ha": 1})
+    write_config(
+        tmp, epochs={2000: "lc2000/*.tif"}, carbon={"densities": "d.csv"}, rasters=["stock"], redline={"min_area_ha": 1}
+    )
     assert cli("run", two_epochs) == 1 and "add ['landcover', 'flux'] to `rasters`" in capsys.readouterr().err
 
 
@@ -469,8 +542,11 @@ def test_overviews_off_changes_only_the_overviews(tmp_path):
     for year in (2000, 2020):  # 600 x 700 px: one overview level (factor 2) by default
         write_raster(tmp_path / f"lc{year}.tif", rng.choice(codes[codes < 255], (600, 700)).astype(np.uint8))
     (tmp_path / "d.csv").write_text(FULL_DENSITIES)
-    settings = dict(epochs={2000: "lc2000.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"},
-                    dask={"chunks": 256})
+    settings = {
+        "epochs": {2000: "lc2000.tif", 2020: "lc2020.tif"},
+        "carbon": {"densities": "d.csv"},
+        "dask": {"chunks": 256},
+    }
     write_config(tmp_path, **settings)
     assert cli("run", tmp_path / "config.yaml", "-o", tmp_path / "with") == 0
     write_config(tmp_path, **settings, overviews=False)
@@ -479,7 +555,10 @@ def test_overviews_off_changes_only_the_overviews(tmp_path):
     rasters = sorted(p.name for p in (tmp_path / "with/rasters").glob("*.tif"))
     assert len(rasters) == 10 and rasters == sorted(p.name for p in (tmp_path / "without/rasters").glob("*.tif"))
     for name in rasters:
-        with rasterio.open(tmp_path / "with/rasters" / name) as a, rasterio.open(tmp_path / "without/rasters" / name) as b:
+        with (
+            rasterio.open(tmp_path / "with/rasters" / name) as a,
+            rasterio.open(tmp_path / "without/rasters" / name) as b,
+        ):
             assert a.overviews(1) == [2] and b.overviews(1) == [], name
             assert a.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == b.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
             np.testing.assert_array_equal(a.read(1), b.read(1))
@@ -503,10 +582,16 @@ def test_stages_choose_what_is_written(two_epochs, capsys):
     some = {p.relative_to(tmp / "some").as_posix() for p in (tmp / "some").rglob("*") if p.is_file()}
     assert core < some < everything
     assert sorted(f for f in core if f.startswith("tables/") and f.endswith(".csv")) == [
-        "tables/balance_region.csv", "tables/classes_region.csv", "tables/epochs.csv"]
+        "tables/balance_region.csv",
+        "tables/classes_region.csv",
+        "tables/epochs.csv",
+    ]
     assert sorted(f for f in core if f.startswith("rasters/")) == [
-        f"rasters/{k}_{y}.{e}" for k in ("flux", "landcover", "stock") for y in (2000, 2020)
-        for e in (("qml", "tif") if k == "landcover" else ("tif",))]
+        f"rasters/{k}_{y}.{e}"
+        for k in ("flux", "landcover", "stock")
+        for y in (2000, 2020)
+        for e in (("qml", "tif") if k == "landcover" else ("tif",))
+    ]
     assert "tables/transitions_zone_2000_2020.csv" in some and "zone.gpkg" in some
     assert not [f for f in some if f.startswith(("maps/", "report", "tables/trends_"))]
     assert "report.html" in everything and "tables/trends_zone.csv" in everything

@@ -66,7 +66,10 @@ def test_wuhan_mixed_dtypes_and_mcplus_demands(real_data, tmp_path):
     assert table.loc[2013, "valid_pixels"] + table.loc[2013, "excluded_by_other_epochs_pixels"] == sum(demand.values())
     mapped_demand = {1: demand[3], 2: demand[2], 3: demand[1], 4: demand[6] + demand[7], 5: demand[4], 8: demand[5]}
     shortfall = {k: mapped_demand[k] - got[k] for k in mapped_demand}
-    assert all(v >= 0 for v in shortfall.values()) and sum(shortfall.values()) == table.loc[2013, "excluded_by_other_epochs_pixels"]
+    assert (
+        all(v >= 0 for v in shortfall.values())
+        and sum(shortfall.values()) == table.loc[2013, "excluded_by_other_epochs_pixels"]
+    )
     assert table.valid_pixels.iloc[0] == sum(got)
     assert_matrices_agree_with_class_areas(tmp_path / "out/tables", [2003, 2005, 2010, 2013])
 
@@ -107,15 +110,26 @@ def test_willamette_arcinfo_grid_equals_geotiff(real_data, tmp_path):
     d = real_data / "invest_willamette_legacy"
     scheme = str(DATA / "willamette_scheme.csv")
     (tmp_path / "aig").mkdir(), (tmp_path / "tif").mkdir()
-    grid_cfg = write_config(tmp_path / "aig", epochs={1990: str(d / "lulc_samp_cur"), 2050: str(d / "lulc_samp_fut")},
-                            scheme=scheme, dask={"chunks": 512})
-    tif_cfg = write_config(tmp_path / "tif", epochs={1990: str(d / "lulc_samp_cur.tif"), 2050: str(d / "lulc_samp_fut.tif")},
-                           scheme=scheme, dask={"chunks": 300})
+    grid_cfg = write_config(
+        tmp_path / "aig",
+        epochs={1990: str(d / "lulc_samp_cur"), 2050: str(d / "lulc_samp_fut")},
+        scheme=scheme,
+        dask={"chunks": 512},
+    )
+    tif_cfg = write_config(
+        tmp_path / "tif",
+        epochs={1990: str(d / "lulc_samp_cur.tif"), 2050: str(d / "lulc_samp_fut.tif")},
+        scheme=scheme,
+        dask={"chunks": 300},
+    )
     assert cli("run", grid_cfg) == 0 and cli("run", tif_cfg) == 0
     for y in (1990, 2050):
-        np.testing.assert_array_equal(read(tmp_path / f"aig/out/rasters/landcover_{y}.tif"),
-                                      read(tmp_path / f"tif/out/rasters/landcover_{y}.tif"))
-    assert (tmp_path / "aig/out/tables/classes_region.csv").read_bytes() == (tmp_path / "tif/out/tables/classes_region.csv").read_bytes()
+        np.testing.assert_array_equal(
+            read(tmp_path / f"aig/out/rasters/landcover_{y}.tif"), read(tmp_path / f"tif/out/rasters/landcover_{y}.tif")
+        )
+    assert (tmp_path / "aig/out/tables/classes_region.csv").read_bytes() == (
+        tmp_path / "tif/out/tables/classes_region.csv"
+    ).read_bytes()
     table = pd.read_csv(tmp_path / "tif/out/tables/epochs.csv", encoding="utf-8-sig")
     assert table.valid_pixels.tolist() == [1_641_621, 1_641_621]  # PROVENANCE
 
@@ -130,15 +144,17 @@ def test_willamette_half_pixel_baseline_is_detected(real_data, tmp_path):
 def test_worldcover_tile_lazily_on_a_window(real_data, tmp_path):
     """36000 x 36000 px in EPSG:4326: validated from headers, then a window reclassified lazily."""
     d = real_data / "esa_worldcover_N00E006"
-    files = {2020: str(d / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"),
-             2021: str(d / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif")}
+    files = {
+        2020: str(d / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"),
+        2021: str(d / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"),
+    }
     cfg = load_config(write_config(tmp_path, epochs=files, scheme="esa_worldcover", dask={"chunks": 2048}))
     report = validate(cfg)
     assert "36000 x 36000 px" in report[1] and "EPSG:4326" in report[1]
     lc = build_landcover(cfg, tmp_path / "work")
     assert lc.classes[2020].data.numblocks == (18, 18)  # lazy: nothing read yet
     window = Window(col_off=5500, row_off=32000, width=3000, height=3000)  # Sao Tome island, about 6.6 E 0.2 N
-    got = lc.classes[2021][window.row_off: window.row_off + 3000, window.col_off: window.col_off + 3000].values
+    got = lc.classes[2021][window.row_off : window.row_off + 3000, window.col_off : window.col_off + 3000].values
     with rasterio.open(files[2020]) as a, rasterio.open(files[2021]) as b:
         ra, rb = a.read(1, window=window), b.read(1, window=window)
     lut = lut_of("esa_worldcover")
@@ -156,8 +172,11 @@ def test_worldcover_valid_area_against_an_independent_geodesic_sum(real_data, tm
 
     d = real_data / "esa_worldcover_N00E006"
     files = [d / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif", d / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"]
-    cfg = load_config(write_config(tmp_path, epochs={2020: str(files[0]), 2021: str(files[1])},
-                                   scheme="esa_worldcover", dask={"chunks": 4096}))
+    cfg = load_config(
+        write_config(
+            tmp_path, epochs={2020: str(files[0]), 2021: str(files[1])}, scheme="esa_worldcover", dask={"chunks": 4096}
+        )
+    )
     lc = build_landcover(cfg, tmp_path / "work")
     hist = counts.row_histogram(reclassify.pixel_status(lc.mapped[2021], lc.valid), 4).compute()
     got_ha = counts.areas_ha(hist, lc.grid.row_area_m2())[reclassify.VALID]
@@ -166,11 +185,13 @@ def test_worldcover_valid_area_against_an_independent_geodesic_sum(real_data, tm
     with rasterio.open(files[0]) as a, rasterio.open(files[1]) as b:
         for r in range(0, 36000, 3000):
             w = Window(0, r, 36000, 3000)
-            per_row[r:r + 3000] = ((a.read(1, window=w) != 0) & (b.read(1, window=w) != 0)).sum(axis=1)
+            per_row[r : r + 3000] = ((a.read(1, window=w) != 0) & (b.read(1, window=w) != 0)).sum(axis=1)
     geod, deg = Geod(ellps="WGS84"), 1 / 12000
     rows = np.flatnonzero(per_row)
-    pixel_m2 = [abs(geod.polygon_area_perimeter([6, 6 + deg, 6 + deg, 6], [3 - i * deg] * 2 + [3 - (i + 1) * deg] * 2)[0])
-                for i in rows]
+    pixel_m2 = [
+        abs(geod.polygon_area_perimeter([6, 6 + deg, 6 + deg, 6], [3 - i * deg] * 2 + [3 - (i + 1) * deg] * 2)[0])
+        for i in rows
+    ]
     expected_ha = float(np.dot(per_row[rows], pixel_m2)) / 1e4
     assert per_row.sum() == hist[:, reclassify.VALID].sum() == 164_668_639  # PROVENANCE.md: 164.67 M valid px
     assert got_ha == pytest.approx(expected_ha, rel=1e-9)

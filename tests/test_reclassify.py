@@ -98,11 +98,13 @@ def test_common_mask_and_status_by_hand():
     b = map_to_classes(lazy(np.array([[12, 21, 255], [21, 51, 52]], np.uint8)), scheme)
     valid = common_valid([a, b])
     np.testing.assert_array_equal(valid.values, [[True, False, False], [False, True, True]])
-    np.testing.assert_array_equal(pixel_status(a, valid).values,
-                                  [[VALID, OWN_NODATA, EXCLUDED_BY_OTHER], [UNKNOWN_CODE, VALID, VALID]])
+    np.testing.assert_array_equal(
+        pixel_status(a, valid).values, [[VALID, OWN_NODATA, EXCLUDED_BY_OTHER], [UNKNOWN_CODE, VALID, VALID]]
+    )
     np.testing.assert_array_equal(apply_mask(b, valid).values, [[1, 0, 0], [0, 5, 6]])
-    np.testing.assert_array_equal(row_histogram(apply_mask(b, valid), 9).compute()[:, [0, 1, 5, 6]],
-                                  [[2, 1, 0, 0], [1, 0, 1, 1]])
+    np.testing.assert_array_equal(
+        row_histogram(apply_mask(b, valid), 9).compute()[:, [0, 1, 5, 6]], [[2, 1, 0, 0], [1, 0, 1, 1]]
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -131,7 +133,9 @@ def test_class_counts_sum_to_valid_area_whatever_the_chunking(shape, chunk, seed
 
 
 def test_totals_without_rows_equal_the_sum_of_rows():
-    arr = xr.DataArray(da.from_array(np.random.default_rng(2).integers(0, 9, (37, 23)).astype(np.uint8), chunks=(10, 7)),
-                       dims=("y", "x"))
+    arr = xr.DataArray(
+        da.from_array(np.random.default_rng(2).integers(0, 9, (37, 23)).astype(np.uint8), chunks=(10, 7)),
+        dims=("y", "x"),
+    )
     per_row, total = row_histogram(arr, 9).compute(), row_histogram(arr, 9, per_row=False).compute()
     assert total.shape == (1, 9) and (per_row.sum(axis=0) == total[0]).all()

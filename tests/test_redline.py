@@ -112,8 +112,11 @@ def test_level_stats_equal_pixel_stats():
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), density=st.floats(0.3, 0.7),
-       chunks=st.sampled_from([(1, 1), (2, 3), (4, 4), (5, 7), (13, 11)]))
+@given(
+    seed=st.integers(0, 10_000),
+    density=st.floats(0.3, 0.7),
+    chunks=st.sampled_from([(1, 1), (2, 3), (4, 4), (5, 7), (13, 11)]),
+)
 def test_labels_partition_like_whole_array_label(seed, density, chunks):
     mask = np.random.default_rng(seed).random((13, 11)) < density
     lab, n = label_patches(arr(mask, chunks))  # one graph: the default
@@ -123,8 +126,20 @@ def test_labels_partition_like_whole_array_label(seed, density, chunks):
     assert len(set(zip(ref[mask].tolist(), lab[mask].tolist()))) == ref_n  # same patches, other numbers
 
 
-def run(cls, chunks, grid, zones, min_area_ha, radius=2, locked=None, lockout=None, key_zones=(), default_target=None,
-        mask=None, idx=None):
+def run(
+    cls,
+    chunks,
+    grid,
+    zones,
+    min_area_ha,
+    radius=2,
+    locked=None,
+    lockout=None,
+    key_zones=(),
+    default_target=None,
+    mask=None,
+    idx=None,
+):
     """The module wired as a run would: stats, z, hotspots, labels written once, one counting pass, tables."""
     idx = cls if idx is None else idx
     c, ix = arr(cls, chunks), arr(idx, chunks)
@@ -140,8 +155,10 @@ def run(cls, chunks, grid, zones, min_area_ha, radius=2, locked=None, lockout=No
     lab_np, n = dask.compute(lab.data, n)  # stands for the temporary GeoTIFF
     labels = arr(lab_np, chunks)
     zr = {name: (arr(z, chunks), int(z.max()) + 1) for name, z in zones.items()}
-    counts, anchors = dask.compute(redline_counts(labels, int(n), c, grid, (ix, len(DENS)), zr, rate=(ix, len(RATE)),
-                                                  locked_in=lk), patch_anchors(labels))
+    counts, anchors = dask.compute(
+        redline_counts(labels, int(n), c, grid, (ix, len(DENS)), zr, rate=(ix, len(RATE)), locked_in=lk),
+        patch_anchors(labels),
+    )
     table = patch_table(counts, anchors, grid, min_area_ha, DENS, RATE, zone_names=list(zones))
     keep = table["label"].tolist()
     zone = list(zones)[-1]
@@ -149,8 +166,16 @@ def run(cls, chunks, grid, zones, min_area_ha, radius=2, locked=None, lockout=No
     fill, thresholds = gap_fill(counts, cover, grid, zone, keep, DENS)
     gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
     polygons = vectorise(labels, keep, grid)
-    return {"mask": mask.values, "table": table, "cover": cover, "fill": fill, "thresholds": thresholds, "gap": gap,
-                "polygons": polygons, "labels": lab_np}
+    return {
+        "mask": mask.values,
+        "table": table,
+        "cover": cover,
+        "fill": fill,
+        "thresholds": thresholds,
+        "gap": gap,
+        "polygons": polygons,
+        "labels": lab_np,
+    }
 
 
 def hotspot_raster():
@@ -172,15 +197,23 @@ def test_known_hotspot_block_found_with_hand_area_and_stock(chunks):
     assert row["density_tC_ha"] == pytest.approx(180) and row["sink_tC_yr"] == pytest.approx(5.76 * 0.644)
     assert (row["first_row"], row["first_col"], row["county"], row["county_share"]) == (10, 12, 1, 1.0)
     assert out["polygons"].area.iloc[0] == pytest.approx(64 * 900)
-    assert shapely.equals(out["polygons"].geometry.iloc[0], shapely.box(500000 + 12 * 30, 3400000 - 18 * 30,
-                                                                        500000 + 20 * 30, 3400000 - 10 * 30))
+    assert shapely.equals(
+        out["polygons"].geometry.iloc[0],
+        shapely.box(500000 + 12 * 30, 3400000 - 18 * 30, 500000 + 20 * 30, 3400000 - 10 * 30),
+    )
 
 
 def test_lock_out_removes_pixels():
     lockout = np.zeros((40, 40), bool)
     lockout[10:12, 12:20] = True
-    out = run(hotspot_raster(), (7, 9), grid30(40, 40), {"county": np.ones((40, 40), np.int32)}, min_area_ha=1.0,
-              lockout=lockout)
+    out = run(
+        hotspot_raster(),
+        (7, 9),
+        grid30(40, 40),
+        {"county": np.ones((40, 40), np.int32)},
+        min_area_ha=1.0,
+        lockout=lockout,
+    )
     assert out["mask"].sum() == 48 and not out["mask"][lockout].any()
     assert out["table"]["pixels"].tolist() == [48]
 
@@ -223,8 +256,17 @@ def coverage_case():
 def test_coverage_and_gap_fill_by_hand():
     cls, idx, mask, locked, zone = coverage_case()
     idx[7, 0:5] = 3  # 70 t C/ha: the second level
-    out = run(cls, (4, 5), grid100(10, 12), {"ecozone": zone}, min_area_ha=1.0, locked=locked, key_zones=[1],
-              mask=mask, idx=idx)
+    out = run(
+        cls,
+        (4, 5),
+        grid100(10, 12),
+        {"ecozone": zone},
+        min_area_ha=1.0,
+        locked=locked,
+        key_zones=[1],
+        mask=mask,
+        idx=idx,
+    )
     assert out["table"][["pixels", "locked_in_ha"]].values.tolist() == [[40, 10]]  # keeps its protected part
     cover = out["cover"].set_index("zone")
     assert cover.loc[1, ["zone_area_ha", "candidate_ha", "locked_in_ha", "covered_ha"]].tolist() == [100, 40, 30, 60]
@@ -245,8 +287,17 @@ def test_coverage_and_gap_fill_by_hand():
 def test_gap_fill_reports_what_it_cannot_close():
     cls, idx, mask, locked, zone = coverage_case()
     cls[6:10, 0:10] = 1  # no allowed land left in zone 1
-    out = run(cls, (10, 12), grid100(10, 12), {"ecozone": zone}, min_area_ha=1.0, locked=locked, key_zones=[1],
-              mask=mask, idx=idx)
+    out = run(
+        cls,
+        (10, 12),
+        grid100(10, 12),
+        {"ecozone": zone},
+        min_area_ha=1.0,
+        locked=locked,
+        key_zones=[1],
+        mask=mask,
+        idx=idx,
+    )
     (fill,) = out["fill"].to_dict("records")
     assert fill["added_ha"] == 0 and not fill["met_after"] and fill["remaining_shortfall_ha"] == pytest.approx(13.84)
     assert not out["gap"].any() and out["thresholds"] == {}
@@ -257,8 +308,14 @@ def test_patch_across_chunk_edge_and_diagonal_corner_is_one(chunks):
     mask = np.zeros((8, 8), bool)
     mask[1:7, 1] = True  # crosses the row edge between 3 and 4
     mask[2, 3] = mask[3, 3] = mask[4, 4] = mask[4, 5] = True  # (3,3)-(4,4): only a corner, at the chunk corner
-    out = run(np.full((8, 8), 2, np.uint8), chunks, grid30(8, 8), {"county": np.ones((8, 8), np.int32)},
-              min_area_ha=0.01, mask=mask)
+    out = run(
+        np.full((8, 8), 2, np.uint8),
+        chunks,
+        grid30(8, 8),
+        {"county": np.ones((8, 8), np.int32)},
+        min_area_ha=0.01,
+        mask=mask,
+    )
     assert out["table"]["pixels"].tolist() == [6, 4]
     polys = out["polygons"].geometry
     assert len(polys) == 2 and shapely.is_valid(polys.values).all()
@@ -270,8 +327,9 @@ def test_geographic_grid_areas_from_row_areas():
     geo = Grid(CRS.from_epsg(4326), Affine(0.001, 0, 110, 0, -0.001, 45.0), 10, 12)
     mask = np.zeros((12, 10), bool)
     mask[2:9, 3:6] = True  # 7 rows x 3 columns
-    out = run(np.full((12, 10), 2, np.uint8), (5, 4), geo, {"county": np.ones((12, 10), np.int32)},
-              min_area_ha=0.1, mask=mask)
+    out = run(
+        np.full((12, 10), 2, np.uint8), (5, 4), geo, {"county": np.ones((12, 10), np.int32)}, min_area_ha=0.1, mask=mask
+    )
     (row,) = out["table"].to_dict("records")
     area = geo.row_area_m2()[2:9].sum() * 3 / 1e4
     assert row["area_ha"] == pytest.approx(area) and row["stock_tC"] == pytest.approx(area * 180)
@@ -283,8 +341,9 @@ def varied_case():
     h, w = 60, 70
     smooth = ndimage.gaussian_filter(rng.normal(size=(h, w)), 4)
     q = np.quantile(smooth, [0.15, 0.3, 0.45, 0.55, 0.7])
-    cls = np.select([smooth < q[0], smooth < q[1], smooth < q[2], smooth < q[3], smooth < q[4]],
-                    [1, 3, 5, 4, 8], default=2).astype(np.uint8)
+    cls = np.select(
+        [smooth < q[0], smooth < q[1], smooth < q[2], smooth < q[3], smooth < q[4]], [1, 3, 5, 4, 8], default=2
+    ).astype(np.uint8)
     cls[rng.random((h, w)) < 0.03] = 6
     cls[0:3, 0:5] = 0
     ecozone = np.ones((h, w), np.int32)
@@ -301,8 +360,21 @@ def varied_case():
 def test_outputs_identical_for_chunk_sizes():
     cls, zones, locked, lockout = varied_case()
     grid = grid30(*cls.shape)
-    runs = [run(cls, c, grid, zones, min_area_ha=0.5, radius=3, locked=locked, lockout=lockout, key_zones=[1, 2],
-                default_target=0.3) for c in (7, 16, 64)]
+    runs = [
+        run(
+            cls,
+            c,
+            grid,
+            zones,
+            min_area_ha=0.5,
+            radius=3,
+            locked=locked,
+            lockout=lockout,
+            key_zones=[1, 2],
+            default_target=0.3,
+        )
+        for c in (7, 16, 64)
+    ]
     first = runs[0]
     assert len(first["table"]) >= 3 and len(first["fill"]) >= 1 and first["gap"].any()
     assert first["table"]["rank"].tolist() == list(range(1, len(first["table"]) + 1))
@@ -315,8 +387,10 @@ def test_outputs_identical_for_chunk_sizes():
         assert other["thresholds"] == first["thresholds"]
         np.testing.assert_array_equal(other["mask"], first["mask"])
         np.testing.assert_array_equal(other["gap"], first["gap"])
-        assert shapely.to_wkb(other["polygons"].geometry.values).tolist() == \
-            shapely.to_wkb(first["polygons"].geometry.values).tolist()
+        assert (
+            shapely.to_wkb(other["polygons"].geometry.values).tolist()
+            == shapely.to_wkb(first["polygons"].geometry.values).tolist()
+        )
 
 
 @pytest.mark.parametrize("radius", [1, 4, 7])
@@ -331,8 +405,8 @@ def test_disc_sum_is_the_exact_footprint_sum(radius):
     expected = np.zeros_like(block)
     for i in range(r, block.shape[0] - r):
         for j in range(r, block.shape[1] - r):
-            expected[i, j] = sum(int(v) for v in block[i - r:i + r + 1, j - r:j + r + 1][foot])
+            expected[i, j] = sum(int(v) for v in block[i - r : i + r + 1, j - r : j + r + 1][foot])
     assert int(np.abs(block[0]).sum(dtype=object)) > 2**63
     np.testing.assert_array_equal(got, expected)
     counts = disc_sum((block > 0).astype(np.int32), radius)
-    assert counts.dtype == np.int32 and counts[r, r] == ((block > 0)[:2 * r + 1, :2 * r + 1] & foot).sum()
+    assert counts.dtype == np.int32 and counts[r, r] == ((block > 0)[: 2 * r + 1, : 2 * r + 1] & foot).sum()

@@ -11,8 +11,10 @@ from .test_pipeline import cli
 
 X0, Y0, PX = 500000, 3400000, 30
 # Totals (t C/ha): cropland 97, forest 185, grassland 85, the rest lower.
-DENSITIES = ("class,c_above,c_below,c_soil,c_dead\n1,5,1,90,1\n2,40,10,130,5\n3,1,4,80,0\n4,0.5,0,30,0\n"
-             "5,0.5,0.1,40,0\n6,2,0.5,60,0\n7,0.5,0.1,40,0\n8,0.5,0.1,20,0\n")
+DENSITIES = (
+    "class,c_above,c_below,c_soil,c_dead\n1,5,1,90,1\n2,40,10,130,5\n3,1,4,80,0\n4,0.5,0,30,0\n"
+    "5,0.5,0.1,40,0\n6,2,0.5,60,0\n7,0.5,0.1,40,0\n8,0.5,0.1,20,0\n"
+)
 
 
 def box(r0, c0, r1, c1):
@@ -35,20 +37,37 @@ def forest_region(tmp_path):
     later[60:64, 90:110] = 51
     write_raster(tmp_path / "lc2020.tif", later)
     (tmp_path / "d.csv").write_text(DENSITIES)
-    zones = gpd.GeoDataFrame({"code": ["W", "E"], "key": [True, False]}, geometry=[box(0, 0, 100, 60), box(0, 60, 100, 120)],
-                             crs="EPSG:32650")
+    zones = gpd.GeoDataFrame(
+        {"code": ["W", "E"], "key": [True, False]},
+        geometry=[box(0, 0, 100, 60), box(0, 60, 100, 120)],
+        crs="EPSG:32650",
+    )
     zones.to_file(tmp_path / "eco.gpkg")
-    gpd.GeoDataFrame({"name": ["park"]}, geometry=[box(30, 0, 40, 20)], crs="EPSG:32650").to_file(tmp_path / "park.gpkg")
-    gpd.GeoDataFrame({"name": ["plan"]}, geometry=[box(5, 15, 25, 25)], crs="EPSG:32650").to_file(tmp_path / "plan.gpkg")
+    gpd.GeoDataFrame({"name": ["park"]}, geometry=[box(30, 0, 40, 20)], crs="EPSG:32650").to_file(
+        tmp_path / "park.gpkg"
+    )
+    gpd.GeoDataFrame({"name": ["plan"]}, geometry=[box(5, 15, 25, 25)], crs="EPSG:32650").to_file(
+        tmp_path / "plan.gpkg"
+    )
     return tmp_path
 
 
 def config(folder, **dask):
-    return write_config(folder, epochs={2000: "lc2000.tif", 2020: "lc2020.tif"}, carbon={"densities": "d.csv"},
-                        zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
-                        redline={"min_area_ha": 20, "radius_m": 90, "zone_layer": "eco", "key_field": "key",
-                                 "protected_areas": "park.gpkg", "lock_out": "plan.gpkg"},
-                        dask=dask or {"chunks": 64})
+    return write_config(
+        folder,
+        epochs={2000: "lc2000.tif", 2020: "lc2020.tif"},
+        carbon={"densities": "d.csv"},
+        zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
+        redline={
+            "min_area_ha": 20,
+            "radius_m": 90,
+            "zone_layer": "eco",
+            "key_field": "key",
+            "protected_areas": "park.gpkg",
+            "lock_out": "plan.gpkg",
+        },
+        dask=dask or {"chunks": 64},
+    )
 
 
 def test_candidates_coverage_and_gap_fill(forest_region):
@@ -101,19 +120,28 @@ def test_red_lines_do_not_depend_on_the_chunking(forest_region):
     for name in ("candidates", "gap_fill"):
         a, b = (gpd.read_file(forest_region / o / f"redline/{name}.gpkg") for o in ("o1", "o2"))
         assert a.geometry.geom_equals_exact(b.geometry, 0).all()
-    np.testing.assert_array_equal(read(forest_region / "o1/rasters/gi_star_2020.tif"),
-                                  read(forest_region / "o2/rasters/gi_star_2020.tif"))
+    np.testing.assert_array_equal(
+        read(forest_region / "o1/rasters/gi_star_2020.tif"), read(forest_region / "o2/rasters/gi_star_2020.tif")
+    )
 
 
 def test_bad_red_line_settings(forest_region, capsys):
-    write_config(forest_region, epochs={2000: "lc2000.tif"}, carbon={"densities": "d.csv"},
-                 zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
-                 redline={"min_area_ha": 20, "zone_layer": "ecozone"})
+    write_config(
+        forest_region,
+        epochs={2000: "lc2000.tif"},
+        carbon={"densities": "d.csv"},
+        zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
+        redline={"min_area_ha": 20, "zone_layer": "ecozone"},
+    )
     assert cli("run", forest_region / "config.yaml") == 1
     assert "redline.zone_layer 'ecozone' is not a zone layer; did you mean 'eco'?" in capsys.readouterr().err
-    write_config(forest_region, epochs={2000: "lc2000.tif"}, carbon={"densities": "d.csv"},
-                 zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
-                 redline={"min_area_ha": 20, "zone_layer": "eco", "key_field": "national_key"})
+    write_config(
+        forest_region,
+        epochs={2000: "lc2000.tif"},
+        carbon={"densities": "d.csv"},
+        zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
+        redline={"min_area_ha": 20, "zone_layer": "eco", "key_field": "national_key"},
+    )
     assert cli("run", forest_region / "config.yaml") == 1
     err = capsys.readouterr().err
     assert "eco.gpkg" in err and "redline.key_field 'national_key' is not a field" in err and "key" in err

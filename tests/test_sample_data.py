@@ -20,8 +20,32 @@ COMMITTED = Path(__file__).parents[1] / "sample_data"
 YEARS = (2000, 2005, 2010, 2015, 2020)
 PIXEL_M2 = 30.0 * 30.0
 # CNLUCC -> DESIGN.md target class, written out here so the test does not trust the package's own table.
-CNLUCC = {11: 1, 12: 1, 21: 2, 22: 2, 23: 2, 24: 2, 31: 3, 32: 3, 33: 3, 41: 4, 42: 4, 43: 4, 45: 4, 46: 4,
-          64: 4, 51: 5, 52: 6, 53: 7, 61: 8, 62: 8, 63: 8, 65: 8, 66: 8, 67: 8}
+CNLUCC = {
+    11: 1,
+    12: 1,
+    21: 2,
+    22: 2,
+    23: 2,
+    24: 2,
+    31: 3,
+    32: 3,
+    33: 3,
+    41: 4,
+    42: 4,
+    43: 4,
+    45: 4,
+    46: 4,
+    64: 4,
+    51: 5,
+    52: 6,
+    53: 7,
+    61: 8,
+    62: 8,
+    63: 8,
+    65: 8,
+    66: 8,
+    67: 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +62,7 @@ def mosaic(folder: Path, year: int) -> np.ndarray:
     for path in sorted((folder / f"lc{year}").glob("*.tif")):
         with rasterio.open(path) as ds:
             r0, c0 = round((3400000 - ds.transform.f) / 30), round((ds.transform.c - 480000) / 30)
-            out[r0:r0 + ds.height, c0:c0 + ds.width] = ds.read(1)
+            out[r0 : r0 + ds.height, c0 : c0 + ds.width] = ds.read(1)
     assert (out < 256).all()
     return out.astype(np.uint8)
 
@@ -62,6 +86,7 @@ def epochs() -> dict[int, np.ndarray]:
 
 
 # --- (a) the committed folder is what the generator writes --------------------------------------------------
+
 
 def test_same_file_list(regenerated: Path) -> None:
     def listing(d: Path) -> list[str]:
@@ -88,8 +113,9 @@ def test_same_pixels_and_grid(regenerated: Path, year: int) -> None:
         assert (ds.transform.c, ds.transform.f) == (480000.0, 3400000.0)
 
 
-@pytest.mark.parametrize("name,layer", [("counties", "counties"), ("ecozones", "ecozones"),
-                                        ("protected_areas", "protected_areas")])
+@pytest.mark.parametrize(
+    "name,layer", [("counties", "counties"), ("ecozones", "ecozones"), ("protected_areas", "protected_areas")]
+)
 def test_same_vectors(regenerated: Path, name: str, layer: str) -> None:
     old = gpd.read_file(COMMITTED / f"{name}.gpkg", layer=layer)
     new = gpd.read_file(regenerated / f"{name}.gpkg", layer=layer)
@@ -104,6 +130,7 @@ def test_same_text_bytes(regenerated: Path, name: str) -> None:
 
 
 # --- (b) properties that make the sample worth running ------------------------------------------------------
+
 
 def test_region_shape(epochs: dict[int, np.ndarray]) -> None:
     valid = epochs[2000] != 255

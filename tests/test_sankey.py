@@ -6,17 +6,32 @@ import pytest
 from pipeline.report.sankey import draw_sankey, layout
 
 FLOWS = pd.DataFrame(
-    [(2000, 2005, 1, 1, 50.0), (2000, 2005, 1, 2, 10.0), (2000, 2005, 2, 2, 30.0), (2000, 2005, 3, 1, 4.5),
-     (2005, 2010, 1, 1, 52.0), (2005, 2010, 1, 3, 2.5), (2005, 2010, 2, 2, 40.0)],
-    columns=["y0", "y1", "from_class", "to_class", "area_ha"])
+    [
+        (2000, 2005, 1, 1, 50.0),
+        (2000, 2005, 1, 2, 10.0),
+        (2000, 2005, 2, 2, 30.0),
+        (2000, 2005, 3, 1, 4.5),
+        (2005, 2010, 1, 1, 52.0),
+        (2005, 2010, 1, 3, 2.5),
+        (2005, 2010, 2, 2, 40.0),
+    ],
+    columns=["y0", "y1", "from_class", "to_class", "area_ha"],
+)
 
 
 def test_layout_by_hand():
     nodes, bands = layout(FLOWS, gap=1.0)
     area = nodes.set_index(["year", "class"])["area_ha"]
-    assert area.to_dict() == {(2000, 1): 60.0, (2000, 2): 30.0, (2000, 3): 4.5,   # row sums
-                              (2005, 1): 54.5, (2005, 2): 40.0,                   # column sums
-                              (2010, 1): 52.0, (2010, 2): 40.0, (2010, 3): 2.5}
+    assert area.to_dict() == {
+        (2000, 1): 60.0,
+        (2000, 2): 30.0,
+        (2000, 3): 4.5,  # row sums
+        (2005, 1): 54.5,
+        (2005, 2): 40.0,  # column sums
+        (2010, 1): 52.0,
+        (2010, 2): 40.0,
+        (2010, 3): 2.5,
+    }
     n = nodes.set_index(["year", "class"])
     assert n.loc[(2000, 2), "bottom"] == 61.0 and n.loc[(2000, 3), "bottom"] == 92.0  # stacked with the gap
     b = bands.set_index(["y0", "from_class", "to_class"])

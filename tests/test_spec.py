@@ -38,9 +38,16 @@ def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
     # only at epochs, red lines in 2020 with coverage of the ecozones.
     years = (2000, 2005, 2010, 2015, 2020)
     context = spec.RunContext(
-        years=years, intervals=((2000, 2005), (2005, 2010), (2010, 2015), (2015, 2020), (2000, 2020)),
-        layers=("county", "ecozone"), stages=ALL_STAGES, rasters=ALL_RASTERS, stock=True, balance_years=years,
-        redline_year=2020, coverage=True)
+        years=years,
+        intervals=((2000, 2005), (2005, 2010), (2010, 2015), (2015, 2020), (2000, 2020)),
+        layers=("county", "ecozone"),
+        stages=ALL_STAGES,
+        rasters=ALL_RASTERS,
+        stock=True,
+        balance_years=years,
+        redline_year=2020,
+        coverage=True,
+    )
     files = written(sample_run)
     assert [f for f in files if spec.find(f) is None] == []
     assert files == spec.expected(context)
@@ -58,8 +65,10 @@ def test_every_table_column_has_a_unit_and_the_declared_order(sample_run):
         assert [c for c in header if spec.column_unit(c) is None] == [], relative
         declared = [c for c in output.columns if "{" not in c]
         assert [c for c in header if c in declared] == declared, relative
-    assert spec.column_unit("stock_tCO2") == ("t CO2", "carbon stock, c_above + c_below + c_soil + c_dead times "
-                                              "area, in CO2 (x 44/12)")
+    assert spec.column_unit("stock_tCO2") == (
+        "t CO2",
+        "carbon stock, c_above + c_below + c_soil + c_dead times area, in CO2 (x 44/12)",
+    )
     assert spec.column_unit("county_share")[0] == "fraction 0-1"
     assert spec.column_unit("net_emission_tC_yr_2015")[0] == "t C/yr"
     assert spec.column_unit("made_up_column") is None
@@ -77,13 +86,23 @@ def test_raster_bands_carry_the_spec_meaning(sample_run):
 
 def test_a_partial_run_writes_what_the_spec_says(two_epochs):
     out = two_epochs.parent / "out"
-    config = load_config(write_config(two_epochs.parent, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},
-                                      rasters=["landcover", "flux", "pathway"]))
+    config = load_config(
+        write_config(
+            two_epochs.parent,
+            epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},
+            rasters=["landcover", "flux", "pathway"],
+        )
+    )
     run_pipeline(config, out, progress=False, stages=["transitions"])
-    context = spec.RunContext(years=(2000, 2020), intervals=((2000, 2020),), layers=(),
-                              stages=frozenset(["ingest", "reclassify", "carbon", "transitions"]),
-                              rasters=frozenset(["landcover", "flux", "pathway"]), stock=False,
-                              balance_years=(2000, 2020))
+    context = spec.RunContext(
+        years=(2000, 2020),
+        intervals=((2000, 2020),),
+        layers=(),
+        stages=frozenset(["ingest", "reclassify", "carbon", "transitions"]),
+        rasters=frozenset(["landcover", "flux", "pathway"]),
+        stock=False,
+        balance_years=(2000, 2020),
+    )
     assert written(out) == spec.expected(context)
     assert "rasters/pathway_2000_2020.tif" in written(out) and "maps/sankey.png" not in written(out)
 
@@ -92,7 +111,9 @@ def test_patterns_match_only_their_files():
     assert spec.find("rasters/stock_change_2000_2020.tif")[0].key == "stock_change"
     assert spec.find("rasters/stock_2000.tif") == (spec.BY_KEY["stock"], {"year": "2000"})
     assert spec.find("tables/pathways_my_zones_2000_2020.parquet") == (
-        spec.BY_KEY["pathways"], {"layer": "my_zones", "y0": "2000", "y1": "2020"})
+        spec.BY_KEY["pathways"],
+        {"layer": "my_zones", "y0": "2000", "y1": "2020"},
+    )
     assert spec.find("rasters/landcover_2000.qml")[0].key == "landcover"
     assert spec.find("rasters/stock_2000.qml") is None  # float rasters have no style
     assert spec.find("tables/notes.txt") is None

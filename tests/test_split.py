@@ -81,7 +81,9 @@ def test_extent_rule_pixel_centres(tmp_path):
 )
 def test_patch_rule_equals_whole_raster_labelling_for_any_chunking(shape, chunks, density, min_pixels, seed):
     rng = np.random.default_rng(seed)
-    arr = np.where(rng.random(shape) < density, rng.choice([5, 6], shape), rng.choice([1, 2, 7], shape)).astype(np.uint8)
+    arr = np.where(rng.random(shape) < density, rng.choice([5, 6], shape), rng.choice([1, 2, 7], shape)).astype(
+        np.uint8
+    )
     grid = Grid(GRID.crs, GRID.transform, shape[1], shape[0])
     out = split_by_patches(classes(arr, chunks), grid, min_area_ha=float(min_pixels)).values
     built = (arr == 5) | (arr == 6)

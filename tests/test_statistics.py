@@ -12,7 +12,13 @@ from pipeline.stages.statistics import terms
 from .conftest import UTM50, read, write_config, write_raster
 from .test_pipeline import cli
 
-AGRI = {"fertiliser_t": 10, "sown_area_hm2": 100, "machinery_kW": 1000, "irrigated_area_hm2": 50, "plastic_film_kg": 100}
+AGRI = {
+    "fertiliser_t": 10,
+    "sown_area_hm2": 100,
+    "machinery_kW": 1000,
+    "irrigated_area_hm2": 50,
+    "plastic_film_kg": 100,
+}
 ENERGY = {"energy_intensity_tce_per_10k_yuan": 2, "gdp_secondary_10k_yuan": 300, "gdp_tertiary_10k_yuan": 200}
 CROPS = ["rice", "wheat", "maize", "soybean", "tubers", "rapeseed", "peanut", "sugarcane", "tobacco"]
 # By hand from seed 002 Table 1 (kg C per unit / 1000), K = 0.7476 and Table 3:
@@ -46,15 +52,18 @@ def test_total_energy_may_replace_intensity_times_gdp(tmp_path):
     assert np.isnan(got["source_agricultural_tC_yr"]) and np.isnan(got["sink_cropland_tC_yr"])
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"zone_id": 1, "year": 2000, "fertiliser_t": 1}], "agricultural_source needs all of"),
-    ([{"zone_id": 1, "year": 2000, "fertilizer_t": 1}], "fertilizer_t (did you mean 'fertiliser_t'?)"),
-    ([{"zone_id": 1, "year": 2000, "energy_tce": 1}, {"zone_id": 1, "year": 2000, "energy_tce": 2}], "repeated"),
-    ([{"zone_id": 1, "year": 2000, "energy_tce": -1}], "negative values in rows 2"),
-    ([{"zone_id": 1, "year": 2000, "energy_tce": "n/a"}], "non-numeric"),
-    ([{"zone_id": 1, "year": 2000, "note": "x"}], "no complete term"),
-    ([{"zone": 1, "year": 2000, "energy_tce": 1}], "need columns zone_id and year"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"zone_id": 1, "year": 2000, "fertiliser_t": 1}], "agricultural_source needs all of"),
+        ([{"zone_id": 1, "year": 2000, "fertilizer_t": 1}], "fertilizer_t (did you mean 'fertiliser_t'?)"),
+        ([{"zone_id": 1, "year": 2000, "energy_tce": 1}, {"zone_id": 1, "year": 2000, "energy_tce": 2}], "repeated"),
+        ([{"zone_id": 1, "year": 2000, "energy_tce": -1}], "negative values in rows 2"),
+        ([{"zone_id": 1, "year": 2000, "energy_tce": "n/a"}], "non-numeric"),
+        ([{"zone_id": 1, "year": 2000, "note": "x"}], "no complete term"),
+        ([{"zone": 1, "year": 2000, "energy_tce": 1}], "need columns zone_id and year"),
+    ],
+)
 def test_bad_statistics_name_the_file_and_problem(tmp_path, rows, message):
     from pipeline.errors import InputError
 
@@ -66,31 +75,37 @@ def test_bad_statistics_name_the_file_and_problem(tmp_path, rows, message):
 
 
 # Two 90 m wide counties side by side over a 4 x 6 raster of 30 m pixels (0.09 ha each).
-CODES = np.array([[11, 11, 21, 11, 21, 51],
-                  [11, 51, 52, 11, 11, 21],
-                  [21, 21, 11, 51, 21, 255],
-                  [11, 21, 21, 21, 11, 11]], np.uint8)
+CODES = np.array(
+    [[11, 11, 21, 11, 21, 51], [11, 51, 52, 11, 11, 21], [21, 21, 11, 51, 21, 255], [11, 21, 21, 21, 11, 11]], np.uint8
+)
 RATES = "class,rate_tC_ha_yr,source\n1,0.5,user\n2,-0.644,seed 002\n"
-DENSITIES = ("class,zone,c_above,c_below,c_soil,c_dead\n1,,5,1,90,1\n2,,40,10,130,5\n2,101,50,15,130,5\n"
-             "5,,0.5,0.1,40,0\n6,,2,0.5,60,0\n")
+DENSITIES = (
+    "class,zone,c_above,c_below,c_soil,c_dead\n1,,5,1,90,1\n2,,40,10,130,5\n2,101,50,15,130,5\n"
+    "5,,0.5,0.1,40,0\n6,,2,0.5,60,0\n"
+)
 
 
 @pytest.fixture
 def counties(tmp_path):
     x0, y0 = 500000, 3400000
-    gpd.GeoDataFrame({"code": [101, 102], "name": ["西县", "东县"]},
-                     geometry=[shapely.box(x0, y0 - 120, x0 + 90, y0), shapely.box(x0 + 90, y0 - 120, x0 + 180, y0)],
-                     crs=UTM50).to_file(tmp_path / "counties.gpkg")
+    gpd.GeoDataFrame(
+        {"code": [101, 102], "name": ["西县", "东县"]},
+        geometry=[shapely.box(x0, y0 - 120, x0 + 90, y0), shapely.box(x0 + 90, y0 - 120, x0 + 180, y0)],
+        crs=UTM50,
+    ).to_file(tmp_path / "counties.gpkg")
     write_raster(tmp_path / "a.tif", CODES)
     write_raster(tmp_path / "b.tif", CODES)
     (tmp_path / "r.csv").write_text(RATES)
     (tmp_path / "d.csv").write_text(DENSITIES)
     fertiliser_2003 = {"zone_id": 101, "year": 2003, "fertiliser_t": 20}
     _stats_csv(tmp_path / "stats.csv", [{"zone_id": 101, "year": 2000}, fertiliser_2003])
-    return write_config(tmp_path, epochs={2000: "a.tif", 2010: "b.tif"},
-                        zones=[{"name": "county", "path": "counties.gpkg", "id": "code", "label": "name"}],
-                        carbon={"densities": "d.csv", "rates": "r.csv", "statistics": "stats.csv", "co2": True},
-                        dask={"chunks": 64})
+    return write_config(
+        tmp_path,
+        epochs={2000: "a.tif", 2010: "b.tif"},
+        zones=[{"name": "county", "path": "counties.gpkg", "id": "code", "label": "name"}],
+        carbon={"densities": "d.csv", "rates": "r.csv", "statistics": "stats.csv", "co2": True},
+        dask={"chunks": 64},
+    )
 
 
 def test_statistics_replace_per_hectare_terms_and_are_spread_over_the_map(counties, caplog):
@@ -98,13 +113,22 @@ def test_statistics_replace_per_hectare_terms_and_are_spread_over_the_map(counti
     assert cli("run", counties) == 0
     crop_a, built_a = 5 * 0.09, 2 * 0.09  # county 101: 5 cropland, 1 urban + 1 rural pixels
     flux = read(out / "rasters/flux_2000.tif")
-    np.testing.assert_allclose(flux[:, :3], [[(E_F - C_F) / crop_a] * 2 + [-0.644],
-                                             [(E_F - C_F) / crop_a, E_C / built_a, E_C / built_a],
-                                             [-0.644, -0.644, (E_F - C_F) / crop_a],
-                                             [(E_F - C_F) / crop_a, -0.644, -0.644]], rtol=1e-6)
+    np.testing.assert_allclose(
+        flux[:, :3],
+        [
+            [(E_F - C_F) / crop_a] * 2 + [-0.644],
+            [(E_F - C_F) / crop_a, E_C / built_a, E_C / built_a],
+            [-0.644, -0.644, (E_F - C_F) / crop_a],
+            [(E_F - C_F) / crop_a, -0.644, -0.644],
+        ],
+        rtol=1e-6,
+    )
     # County 102 has no statistics: per-hectare rates, and no rate at all for urban land.
-    np.testing.assert_allclose(flux[:, 3:], [[0.5, -0.644, np.nan], [0.5, 0.5, -0.644],
-                                             [np.nan, -0.644, np.nan], [-0.644, 0.5, 0.5]], rtol=1e-6)
+    np.testing.assert_allclose(
+        flux[:, 3:],
+        [[0.5, -0.644, np.nan], [0.5, 0.5, -0.644], [np.nan, -0.644, np.nan], [-0.644, 0.5, 0.5]],
+        rtol=1e-6,
+    )
     # 2010 has no statistics: cropland is back to its per-hectare rate in both counties.
     assert read(out / "rasters/flux_2010.tif")[0, 0] == pytest.approx(0.5)
 
@@ -157,7 +181,10 @@ def test_validate_reads_statistics_and_zone_densities(counties, capsys):
     assert cli("validate", counties) == 0
     out = capsys.readouterr().out
     assert "zones 'county': 2 polygons" in out
-    assert "carbon statistics: 2 rows for 1 zones of 'county', years [2000, 2003] ([2003] use the nearest epoch's land)" in out
+    assert (
+        "carbon statistics: 2 rows for 1 zones of 'county', years [2000, 2003] ([2003] use the nearest epoch's land)"
+        in out
+    )
     (counties.parent / "d.csv").write_text(DENSITIES.replace("2,101,", "2,103,"))
     assert cli("validate", counties) == 1
     assert "zone ids ['103'] are not ids of zone layer 'county'" in capsys.readouterr().err

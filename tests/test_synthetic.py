@@ -44,8 +44,16 @@ def test_rasters_are_tiled_cnlucc(region: Path) -> None:
 
 def test_class_shares_are_plausible(region: Path) -> None:
     share = np.bincount(TARGET[_read(region / "lc2000.tif")].ravel(), minlength=9) / N**2
-    bounds = {1: (0.25, 0.60), 2: (0.15, 0.45), 3: (0.03, 0.20), 4: (0.02, 0.12), 5: (0.005, 0.12),
-              6: (0.01, 0.06), 7: (0.003, 0.05), 8: (0.0, 0.06)}
+    bounds = {
+        1: (0.25, 0.60),
+        2: (0.15, 0.45),
+        3: (0.03, 0.20),
+        4: (0.02, 0.12),
+        5: (0.005, 0.12),
+        6: (0.01, 0.06),
+        7: (0.003, 0.05),
+        8: (0.0, 0.06),
+    }
     for cls, (lo, hi) in bounds.items():
         assert lo <= share[cls] <= hi, (cls, share[cls])
     assert share[0] == 0

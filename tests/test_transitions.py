@@ -35,19 +35,22 @@ def test_every_pair_of_classes():
     assert sorted(PATHWAY_NAMES) == list(range(7))
 
 
-@pytest.mark.parametrize("before, after, code, name", [
-    (1, 5, 1, "direct: urban expansion"),       # cropland built over
-    (2, 7, 1, "direct: urban expansion"),       # forest to a mine or road
-    (6, 5, 6, "other change"),                  # a village absorbed by the city is not expansion over land
-    (2, 1, 2, "indirect: cropland displacement"),
-    (5, 1, 6, "other change"),                  # urban land back to cropland is not displacement
-    (6, 2, 3, "potential: rural shrinkage"),
-    (6, 8, 6, "other change"),
-    (3, 6, 4, "rural expansion"),
-    (1, 4, 5, "ecological restoration"),
-    (1, 8, 6, "other change"),
-    (7, 7, 0, "unchanged"),
-])
+@pytest.mark.parametrize(
+    "before, after, code, name",
+    [
+        (1, 5, 1, "direct: urban expansion"),  # cropland built over
+        (2, 7, 1, "direct: urban expansion"),  # forest to a mine or road
+        (6, 5, 6, "other change"),  # a village absorbed by the city is not expansion over land
+        (2, 1, 2, "indirect: cropland displacement"),
+        (5, 1, 6, "other change"),  # urban land back to cropland is not displacement
+        (6, 2, 3, "potential: rural shrinkage"),
+        (6, 8, 6, "other change"),
+        (3, 6, 4, "rural expansion"),
+        (1, 4, 5, "ecological restoration"),
+        (1, 8, 6, "other change"),
+        (7, 7, 0, "unchanged"),
+    ],
+)
 def test_edges_by_hand(before, after, code, name):
     got = pathway(np.array([[before]], np.uint8), np.array([[after]], np.uint8))
     assert got[0, 0] == code and PATHWAY_NAMES[code] == name
@@ -63,12 +66,8 @@ def test_transition_codes():
 # ---- interval tables, by hand ----------------------------------------------------------------------------
 
 # Every pathway appears: see the comments on each pixel in test_interval_tables_by_hand.
-BEFORE = np.array([[1, 1, 2, 3, 4],
-                   [6, 1, 4, 8, 1],
-                   [5, 2, 2, 1, 3]], np.uint8)
-AFTER = np.array([[5, 1, 1, 1, 1],
-                  [2, 7, 3, 6, 1],
-                  [6, 2, 2, 2, 3]], np.uint8)
+BEFORE = np.array([[1, 1, 2, 3, 4], [6, 1, 4, 8, 1], [5, 2, 2, 1, 3]], np.uint8)
+AFTER = np.array([[5, 1, 1, 1, 1], [2, 7, 3, 6, 1], [6, 2, 2, 2, 3]], np.uint8)
 DENSITY = {1: 50, 2: 150, 3: 40, 4: 20, 5: 10, 6: 30, 7: 5, 8: 2}  # t C/ha
 RATE = {1: 0.4, 2: -0.644, 3: -0.021, 4: -0.3, 5: 2.5}  # t C/ha/yr; 6, 7, 8 have none: not counted
 PX_HA = 0.09  # 30 m pixels
@@ -79,23 +78,48 @@ def _lazy(a: np.ndarray, chunks) -> xr.DataArray:
 
 
 def _lookups(density: dict, rate: dict) -> tuple[carbon.Lookup, carbon.Lookup]:
-    d = pd.DataFrame({"key": list(density), "c_above": list(density.values()), "c_below": 0.0, "c_soil": 0.0,
-                      "c_dead": 0.0, "source": ""})
+    d = pd.DataFrame(
+        {
+            "key": list(density),
+            "c_above": list(density.values()),
+            "c_below": 0.0,
+            "c_soil": 0.0,
+            "c_dead": 0.0,
+            "source": "",
+        }
+    )
     r = pd.DataFrame({"key": list(rate), "rate_tC_ha_yr": list(rate.values()), "source": ""})
-    return (carbon.density_lookup(ParameterTable(None, "class", d)),
-            carbon.rate_lookup(ParameterTable(None, "class", r)))
+    return (
+        carbon.density_lookup(ParameterTable(None, "class", d)),
+        carbon.rate_lookup(ParameterTable(None, "class", r)),
+    )
 
 
 def _interval(before, after, zone, chunks, densities, rates, per_row=False):
     """The run's interval count for two class rasters and one zone raster (no zone-keyed tables)."""
     b, a, z = _lazy(before, chunks), _lazy(after, chunks), _lazy(zone, chunks)
     idx = {k: [carbon.row_index(lk, c, c, None) for c in (b, a)] for k, lk in (("density", densities), ("rate", rates))}
-    keys = {"from_class": (b, 9), "to_class": (a, 9), "zone_z": (z, int(zone.max()) + 1),
-            "density0": (idx["density"][0], densities.size), "density1": (idx["density"][1], densities.size),
-            "rate0": (idx["rate"][0], rates.size), "rate1": (idx["rate"][1], rates.size)}
-    epoch = {y: counts.group_counts({"class": (c, 9), "zone_z": keys["zone_z"], "density": (idx["density"][i], densities.size),
-                                     "rate": (idx["rate"][i], rates.size)}, per_row)
-             for i, (y, c) in enumerate(((2000, b), (2020, a)))}
+    keys = {
+        "from_class": (b, 9),
+        "to_class": (a, 9),
+        "zone_z": (z, int(zone.max()) + 1),
+        "density0": (idx["density"][0], densities.size),
+        "density1": (idx["density"][1], densities.size),
+        "rate0": (idx["rate"][0], rates.size),
+        "rate1": (idx["rate"][1], rates.size),
+    }
+    epoch = {
+        y: counts.group_counts(
+            {
+                "class": (c, 9),
+                "zone_z": keys["zone_z"],
+                "density": (idx["density"][i], densities.size),
+                "rate": (idx["rate"][i], rates.size),
+            },
+            per_row,
+        )
+        for i, (y, c) in enumerate(((2000, b), (2020, a)))
+    }
     return counts.group_counts(keys, per_row).compute(), {y: f.compute() for y, f in epoch.items()}
 
 
@@ -108,13 +132,13 @@ def test_interval_tables_by_hand():
     paths = transitions.pathway_table(acct, zones, None, stock=True).set_index("pathway")
     # pathway: (pixels, stock change t C/ha summed over its pixels, flux change t C/ha/yr summed, uncounted px)
     hand = {
-        0: (5, 0, 0, 0),                                      # 1->1 twice, 2->2 twice, 3->3
-        1: (2, (10 - 50) + (5 - 50), 2.5 - 0.4, 1),            # 1->5; 1->7 (no rate for 7)
+        0: (5, 0, 0, 0),  # 1->1 twice, 2->2 twice, 3->3
+        1: (2, (10 - 50) + (5 - 50), 2.5 - 0.4, 1),  # 1->5; 1->7 (no rate for 7)
         2: (3, (50 - 150) + (50 - 40) + (50 - 20), (0.4 + 0.644) + (0.4 + 0.021) + (0.4 + 0.3), 0),  # 2,3,4 -> 1
-        3: (1, 150 - 30, np.nan, 1),                          # 6->2: none of it counted, so NaN rather than 0
-        4: (1, 30 - 2, np.nan, 1),                            # 8->6
-        5: (1, 150 - 50, -0.644 - 0.4, 0),                    # 1->2
-        6: (2, (40 - 20) + (30 - 10), -0.021 + 0.3, 1),        # 4->3; 5->6
+        3: (1, 150 - 30, np.nan, 1),  # 6->2: none of it counted, so NaN rather than 0
+        4: (1, 30 - 2, np.nan, 1),  # 8->6
+        5: (1, 150 - 50, -0.644 - 0.4, 0),  # 1->2
+        6: (2, (40 - 20) + (30 - 10), -0.021 + 0.3, 1),  # 4->3; 5->6
     }
     for code, (px, stock, flux, uncounted) in hand.items():
         row = paths.loc[code]
@@ -128,8 +152,9 @@ def test_interval_tables_by_hand():
     assert paths.loc[1, "share_of_stock_lost"] == pytest.approx(85 / 185)
     assert paths.loc[2, "share_of_stock_lost"] == pytest.approx(100 / 185)
     assert paths.loc[2, "share_of_stock_gained"] == pytest.approx(40 / 328)
-    assert paths.loc[2, "transitions"] == ("forest → cropland 0.09 ha; grassland → cropland 0.09 ha; "
-                                           "water and wetland → cropland 0.09 ha")
+    assert paths.loc[2, "transitions"] == (
+        "forest → cropland 0.09 ha; grassland → cropland 0.09 ha; water and wetland → cropland 0.09 ha"
+    )
     stock_before = sum(DENSITY[c] for c in BEFORE.ravel()) * PX_HA
     stock_after = sum(DENSITY[c] for c in AFTER.ravel()) * PX_HA
     assert paths.stock_change_tC.sum() == pytest.approx(stock_after - stock_before, rel=1e-12)
@@ -137,8 +162,8 @@ def test_interval_tables_by_hand():
     matrix = transitions.transition_table(acct, zones, None)
     summary = transitions.interval_summary(matrix, zones, 2000, 2020).iloc[0]
     assert summary.years == 20 and summary.changed_area_ha == pytest.approx(10 * PX_HA)
-    assert summary.displaced_to_cropland_ha == pytest.approx(3 * PX_HA)      # 2, 3, 4 -> 1
-    assert summary.cropland_to_construction_ha == pytest.approx(2 * PX_HA)   # 1 -> 5, 1 -> 7
+    assert summary.displaced_to_cropland_ha == pytest.approx(3 * PX_HA)  # 2, 3, 4 -> 1
+    assert summary.cropland_to_construction_ha == pytest.approx(2 * PX_HA)  # 1 -> 5, 1 -> 7
     assert summary.displacement_ratio == pytest.approx(1.5)
     assert summary.cropland_y0_ha == pytest.approx(5 * PX_HA) and summary.new_cropland_ha == pytest.approx(3 * PX_HA)
     assert summary.new_cropland_share == pytest.approx(0.6) and summary.new_cropland_check == "pass"
@@ -173,8 +198,17 @@ def test_change_rasters_the_same_without_the_pair_table(monkeypatch):
 
 def test_consolidation_check_with_no_cropland_and_less_construction():
     zones = balance.zone_frame(None, "test")
-    matrix = pd.DataFrame({"zone_id": "1", "zone_name": "test", "from_class": [5, 2], "to_class": [2, 2],
-                           "area_ha": [1.0, 3.0], "stock_change_tC": [4.0, 0.0], "flux_change_tC_yr": [0.0, 0.0]})
+    matrix = pd.DataFrame(
+        {
+            "zone_id": "1",
+            "zone_name": "test",
+            "from_class": [5, 2],
+            "to_class": [2, 2],
+            "area_ha": [1.0, 3.0],
+            "stock_change_tC": [4.0, 0.0],
+            "flux_change_tC_yr": [0.0, 0.0],
+        }
+    )
     row = transitions.interval_summary(matrix, zones, 2000, 2010).iloc[0]
     assert row.new_cropland_check == "n/a" and np.isnan(row.displacement_ratio)
     assert row.construction_change_ha == -1.0 and row.construction_check == "pass"
@@ -187,6 +221,7 @@ def test_intervals():
 
 
 # ---- invariants over random rasters and chunkings ----------------------------------------------------------
+
 
 @st.composite
 def interval_rasters(draw):

@@ -12,8 +12,23 @@ from pipeline.stages import trends
 from .test_pipeline import cli
 
 # Seed 002 Table 5: Guizhou net land-use carbon emission 2005-2019 (10^4 t).
-NET_EMISSION = [2076.29, 2682.09, 3073.00, 2698.84, 3054.63, 3490.35, 3700.12, 4608.31, 4260.19, 4379.78,
-                4377.37, 4459.31, 4727.81, 4705.79, 5057.62]
+NET_EMISSION = [
+    2076.29,
+    2682.09,
+    3073.00,
+    2698.84,
+    3054.63,
+    3490.35,
+    3700.12,
+    4608.31,
+    4260.19,
+    4379.78,
+    4377.37,
+    4459.31,
+    4727.81,
+    4705.79,
+    5057.62,
+]
 
 
 def test_gm11_gives_seed_002_published_c_and_p():
@@ -38,11 +53,14 @@ def test_gm11_recovers_an_exact_exponential():
     assert model.C < 0.05 and model.P == 1 and model.grade == "good"
 
 
-@pytest.mark.parametrize("years, values, message", [
-    ([2000, 2005, 2010], [1, 2, 3], "at least 4 values"),
-    ([2000, 2005, 2010, 2020], [1, 2, 3, 4], "equally spaced"),
-    ([2000, 2001, 2002, 2003], [1, -2, 3, 4], "positive values"),
-])
+@pytest.mark.parametrize(
+    "years, values, message",
+    [
+        ([2000, 2005, 2010], [1, 2, 3], "at least 4 values"),
+        ([2000, 2005, 2010, 2020], [1, 2, 3, 4], "equally spaced"),
+        ([2000, 2001, 2002, 2003], [1, -2, 3, 4], "positive values"),
+    ],
+)
 def test_gm11_refuses_what_it_cannot_model(years, values, message):
     with pytest.raises(InputError, match=message):
         trends.gm11(years, values)
@@ -74,11 +92,25 @@ def test_diversity_dynamic_degree_and_grey_relation_by_hand():
 
 
 def test_trend_table_of_a_zone():
-    classes = pd.DataFrame({"zone_id": "z", "zone_name": "Z", "year": [2000, 2000, 2010, 2010, 2020, 2020],
-                            "class": [1, 2] * 3, "area_ha": [60.0, 40, 50, 50, 45, 55]})
-    balance = pd.DataFrame({"zone_id": "z", "year": [2000, 2010, 2020, 2030], "areas_from_epoch": [2000, 2010, 2020, 2020],
-                            "nearest_epoch": [False, False, False, True], "statistics": False,
-                            "net_emission_tC_yr": [10.0, 12, 15, 19]})
+    classes = pd.DataFrame(
+        {
+            "zone_id": "z",
+            "zone_name": "Z",
+            "year": [2000, 2000, 2010, 2010, 2020, 2020],
+            "class": [1, 2] * 3,
+            "area_ha": [60.0, 40, 50, 50, 45, 55],
+        }
+    )
+    balance = pd.DataFrame(
+        {
+            "zone_id": "z",
+            "year": [2000, 2010, 2020, 2030],
+            "areas_from_epoch": [2000, 2010, 2020, 2020],
+            "nearest_epoch": [False, False, False, True],
+            "statistics": False,
+            "net_emission_tC_yr": [10.0, 12, 15, 19],
+        }
+    )
     t = trends.trend_table(classes, balance)
     dd = t[t.indicator == "dynamic_degree"].set_index(["class", "y0"])["value"]
     assert dd[(1, 2000)] == pytest.approx(-10 / 60 / 10 * 100) and dd[(2, 2010)] == pytest.approx(5 / 50 / 10 * 100)

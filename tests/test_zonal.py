@@ -36,8 +36,10 @@ def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
     """Declared sizes of 2**25 and 2**40 zones take the hashing path instead of the dense bincount, with
     32-bit and 64-bit combined keys."""
     zone, cls, (c1, c2) = data
-    frames = [counts.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
-              for c in (c1, c2)]
+    frames = [
+        counts.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
+        for c in (c1, c2)
+    ]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     f = frames[0]
     assert f["pixels"].sum() == zone.size and (f["pixels"] > 0).all()
@@ -52,8 +54,16 @@ def _rates() -> carbon.Lookup:
 
 
 def _densities() -> carbon.Lookup:
-    frame = pd.DataFrame({"key": list(range(1, 9)), "c_above": np.arange(1, 9) * 3.3, "c_below": 1.0, "c_soil": 40.0,
-                          "c_dead": 0.5, "source": ""})
+    frame = pd.DataFrame(
+        {
+            "key": list(range(1, 9)),
+            "c_above": np.arange(1, 9) * 3.3,
+            "c_below": 1.0,
+            "c_soil": 40.0,
+            "c_dead": 0.5,
+            "source": "",
+        }
+    )
     return carbon.density_lookup(ParameterTable(None, "class", frame))
 
 
@@ -69,18 +79,27 @@ def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
     tables = []
     for c in (c1, c2):
         classes = _lazy(cls, c)
-        keys = {"zone_zone": (_lazy(zone, c), 4), "class": (classes, 9),
-                "density": (carbon.row_index(dens, classes, classes, None), dens.size),
-                "rate": (carbon.row_index(rates, classes, classes, None), rates.size)}
+        keys = {
+            "zone_zone": (_lazy(zone, c), 4),
+            "class": (classes, 9),
+            "density": (carbon.row_index(dens, classes, classes, None), dens.size),
+            "rate": (carbon.row_index(rates, classes, classes, None), rates.size),
+        }
         by_year = {2000: counts.group_counts(keys, per_row=True).compute()}
-        tables.append([balance.balance_table(acc, by_year, lay, col, "r") for lay, col in ((None, None), (layer, "zone_zone"))])
+        tables.append(
+            [balance.balance_table(acc, by_year, lay, col, "r") for lay, col in ((None, None), (layer, "zone_zone"))]
+        )
     for a, b in zip(*tables):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     region, zones = tables[0]
     for column in ("area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr"):
         assert zones[column].sum() == pytest.approx(region[column].sum(), rel=1e-12, nan_ok=True)
-    expected_stock = sum(row_area[r] / 1e4 * dens.values[cls[r, x] - 1]
-                         for r in range(cls.shape[0]) for x in range(cls.shape[1]) if cls[r, x])
+    expected_stock = sum(
+        row_area[r] / 1e4 * dens.values[cls[r, x] - 1]
+        for r in range(cls.shape[0])
+        for x in range(cls.shape[1])
+        if cls[r, x]
+    )
     assert region["stock_tC"].sum() == pytest.approx(expected_stock, rel=1e-12)
 
 

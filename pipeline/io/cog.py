@@ -48,36 +48,66 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
     """
     folder = path.with_name(path.name + ".d")
     folder.mkdir(parents=True, exist_ok=True)
-    rows, cols = (np.cumsum((0,) + c)[:-1] for c in arr.chunks)
-    sources = [(folder / f"{r}_{c}.tif", int(r), int(c), h, w)
-               for r, h in zip(rows, arr.chunks[0]) for c, w in zip(cols, arr.chunks[1])]
-    path.write_text(vrt_xml(grid, arr.dtype, nodata, sources, masked=False), encoding="utf-8")
+    chunks = arr.data.chunks
+    rows, cols = (np.cumsum((0, *c))[:-1] for c in chunks)
+    sources = [
+        (folder / f"{r}_{c}.tif", int(r), int(c), h, w)
+        for r, h in zip(rows, chunks[0])
+        for c, w in zip(cols, chunks[1])
+    ]
+    path.write_text(vrt_xml(grid, arr.dtype.name, nodata, sources, masked=False), encoding="utf-8")
 
     def write(block: np.ndarray, block_info=None) -> np.ndarray:
         (r, _), (c, _) = block_info[0]["array-location"]
         h, w = block.shape
-        tiles = dict(tiled=True, blockxsize=512, blockysize=512) if min(h, w) >= 512 else {}
+        tiles = {"tiled": True, "blockxsize": 512, "blockysize": 512} if min(h, w) >= 512 else {}
         try:
-            with rasterio.open(folder / f"{r}_{c}.tif", "w", driver="GTiff", width=w, height=h, count=1,
-                               dtype=block.dtype, crs=grid.crs, transform=grid.transform @ Affine.translation(c, r),
-                               nodata=nodata, compress="ZSTD", zstd_level=1, **tiles) as dst:
+            with rasterio.open(
+                folder / f"{r}_{c}.tif",
+                "w",
+                driver="GTiff",
+                width=w,
+                height=h,
+                count=1,
+                dtype=block.dtype,
+                crs=grid.crs,
+                transform=grid.transform @ Affine.translation(c, r),
+                nodata=nodata,
+                compress="ZSTD",
+                zstd_level=1,
+                **tiles,
+            ) as dst:
                 dst.write(block, 1)
         except RasterioError as e:  # disk full, folder gone: not the inputs' fault
             raise OutputError(f"cannot write the raster: {e}", path) from None
         return np.ones((1, 1), dtype=bool)
 
-    return arr.data.map_blocks(write, chunks=tuple((1,) * len(c) for c in arr.chunks), dtype=bool)
+    return arr.data.map_blocks(write, chunks=tuple((1,) * len(c) for c in chunks), dtype=bool)
 
-def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dict[int, tuple[int, int, int]] | None = None,
-               categories: dict[int, str] | None = None, overview_resampling: str | None = "NEAREST") -> None:
+
+def finish_cog(
+    parts: Path,
+    final: Path,
+    meaning: tuple[str, str],
+    colormap: dict[int, tuple[int, int, int]] | None = None,
+    categories: dict[int, str] | None = None,
+    overview_resampling: str | None = "NEAREST",
+) -> None:
     """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE; overviews unless ``overview_resampling``
     is None) with its band description, unit and colour table, then drop the VRT and its parts.
     ``meaning`` is (description, unit)."""
     try:
         # Overviews built beside the VRT (ZSTD level 1) and reused by the COG driver: building them
         # inside the COG copy, DEFLATE-compressed twice, took a quarter longer.
-        with rasterio.Env(COMPRESS_OVERVIEW="ZSTD", ZSTD_LEVEL_OVERVIEW=1, GDAL_TIFF_OVR_BLOCKSIZE=512,
-                          GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(parts, "r+") as ds:
+        with (
+            rasterio.Env(
+                COMPRESS_OVERVIEW="ZSTD",
+                ZSTD_LEVEL_OVERVIEW=1,
+                GDAL_TIFF_OVR_BLOCKSIZE=512,
+                GDAL_NUM_THREADS="ALL_CPUS",
+            ),
+            rasterio.open(parts, "r+") as ds,
+        ):
             ds.set_band_description(1, meaning[0])
             ds.set_band_unit(1, meaning[1])
             if colormap:
@@ -85,13 +115,19 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
             if categories:
                 ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
             factors = overview_factors(ds.width, ds.height) if overview_resampling else []
-            if factors:
+            if factors and overview_resampling:
                 ds.build_overviews(factors, Resampling[overview_resampling.lower()])
         # DEFLATE is read by every GIS. Level 1 against the default 6: the copy 2-3 times faster (it was
         # two thirds of a whole run), files about 30 % larger, about the size LZW gives.
         rasterio.shutil.copy(
-            parts, final, driver="COG", COMPRESS="DEFLATE", LEVEL=1, OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE",
-            BLOCKSIZE=512, NUM_THREADS="ALL_CPUS",
+            parts,
+            final,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            LEVEL=1,
+            OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE",
+            BLOCKSIZE=512,
+            NUM_THREADS="ALL_CPUS",
         )
     except RasterioError as e:
         raise OutputError(f"cannot write the raster: {e}", final) from None
@@ -99,14 +135,16 @@ def finish_cog(parts: Path, final: Path, meaning: tuple[str, str], colormap: dic
     parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
     shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
 
+
 #: Colours and labels of the class-like rasters (the spec's ``style``): colour table and QGIS style.
 _STYLES = {
     "landcover": (CLASS_COLOURS, {k: f"{k} {CLASS_NAMES[k]}" for k in CLASS_CODES}),
     "pathway": (pathways.PATHWAY_COLOURS, {k: f"{k} {n}" for k, n in pathways.PATHWAY_NAMES.items()}),
     # A change is drawn in the colour of the class it became; persistence in grey.
-    "transition": ({f * 10 + t: (225, 225, 225) if f == t else CLASS_COLOURS[t] for f in CLASS_CODES
-                    for t in CLASS_CODES},
-                   {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES}),
+    "transition": (
+        {f * 10 + t: (225, 225, 225) if f == t else CLASS_COLOURS[t] for f in CLASS_CODES for t in CLASS_CODES},
+        {f * 10 + t: f"{CLASS_NAMES[f]} → {CLASS_NAMES[t]}" for f in CLASS_CODES for t in CLASS_CODES},
+    ),
 }
 
 
@@ -130,10 +168,11 @@ def finish_rasters(staging: Staging, rasters: list[str], overviews: bool = True)
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:
     """The COG driver's default levels: halve until the overview fits in one block."""
-    factors = []
+    factors: list[int] = []
     while -(-max(width, height) // (2 ** len(factors))) > block:
         factors.append(2 ** (len(factors) + 1))
     return factors
+
 
 def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: dict[int, str]) -> None:
     """A QGIS style beside a raster (QGIS loads ``NAME.qml`` with ``NAME.tif`` automatically)."""
@@ -155,6 +194,7 @@ def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: 
 """,
         encoding="utf-8",
     )
+
 
 def open_own(path: Path, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
     """One of the run's own rasters (intermediate or output), read lazily on its grid and chunks."""

@@ -25,10 +25,28 @@ def _offset(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(d lon, d lat) in degrees that GCJ-02 adds at WGS84 (lon, lat)."""
     x, y = lon - 105.0, lat - 35.0
     common = _wave(x, 20, 1 / 6, 20, 1 / 2)
-    north = (-100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-             + common + _wave(y, 20, 1, 40, 3) + _wave(y, 160, 12, 320, 30))
-    east = (300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-            + common + _wave(x, 20, 1, 40, 3) + _wave(x, 150, 12, 300, 30))
+    north = (
+        -100
+        + 2 * x
+        + 3 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * np.sqrt(np.abs(x))
+        + common
+        + _wave(y, 20, 1, 40, 3)
+        + _wave(y, 160, 12, 320, 30)
+    )
+    east = (
+        300
+        + x
+        + 2 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * np.sqrt(np.abs(x))
+        + common
+        + _wave(x, 20, 1, 40, 3)
+        + _wave(x, 150, 12, 300, 30)
+    )
     phi = np.radians(lat)
     w = 1 - _EE * np.sin(phi) ** 2
     dlat = north * 180 / (_A * (1 - _EE) / (w * np.sqrt(w)) * np.pi)
@@ -58,6 +76,7 @@ def gcj02_to_wgs84(lon, lat, tolerance: float = 1e-10) -> tuple[np.ndarray, np.n
 
 def geometries_to_wgs84(geoms: np.ndarray) -> np.ndarray:
     """Shapely geometries in GCJ-02 lon/lat moved to WGS84 lon/lat, vertex by vertex."""
+
     def move(xy: np.ndarray) -> np.ndarray:
         lon, lat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
         return np.column_stack([lon, lat])

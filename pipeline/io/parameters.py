@@ -37,6 +37,7 @@ DEFAULT_RATES = DATA / "rates_seed002.csv"
 #: Built-in schemes: the tables in pipeline/data/schemes/.
 BUILTIN_SCHEMES = ("cnlucc", "clcd", "esa_worldcover", "globeland30", "modis_igbp", "nlcd", "corine")
 
+
 def read_densities(path: Path) -> ParameterTable:
     """Carbon density per class or product code (t C/ha per pool), checked: numbers, >= 0, unique keys."""
     frame = read_table(path)
@@ -49,6 +50,7 @@ def read_densities(path: Path) -> ParameterTable:
         raise InputError(f"negative carbon density in rows {_rows(negative)}", path)
     return ParameterTable(Path(path), _key_name(frame), table)
 
+
 def read_rates(path: Path) -> ParameterTable:
     """Annual carbon rate per class or product code (t C/ha/yr; negative = uptake, positive = emission)."""
     frame = read_table(path)
@@ -57,8 +59,10 @@ def read_rates(path: Path) -> ParameterTable:
     table = _keyed(frame, path, ["rate_tc_ha_yr"])
     return ParameterTable(Path(path), _key_name(frame), table.rename(columns={"rate_tc_ha_yr": "rate_tC_ha_yr"}))
 
+
 def _key_name(frame: pd.DataFrame) -> str:
     return next(k for k in KEYS if k in frame.columns)
+
 
 def _keyed(frame: pd.DataFrame, path: Path, values: list[str]) -> pd.DataFrame:
     present = [k for k in KEYS if k in frame.columns]
@@ -84,9 +88,11 @@ def _keyed(frame: pd.DataFrame, path: Path, values: list[str]) -> pd.DataFrame:
     table["source"] = frame["source"].fillna("").astype(str) if "source" in frame.columns else ""
     return table
 
+
 def _rows(frame: pd.DataFrame) -> str:
     # +2: the header line and 1-based numbering, as a spreadsheet shows them.
     return ", ".join(str(i + 2) for i in frame.index[:10]) + (" ..." if len(frame) > 10 else "")
+
 
 def load_scheme(name_or_path: str) -> Scheme:
     """A built-in scheme by name, or a user CSV (``source_code,target_class[,name]``)."""
@@ -96,6 +102,7 @@ def load_scheme(name_or_path: str) -> Scheme:
     path = Path(name_or_path)
     text = read_text(path)
     return _parse_scheme(text, path.stem, path)
+
 
 def _parse_scheme(text: str, name: str, origin: str | Path) -> Scheme:
     meta = {}
@@ -136,10 +143,13 @@ def _parse_scheme(text: str, name: str, origin: str | Path) -> Scheme:
         meta=meta,
     )
 
+
 DESCRIPTIVE = {"zone_name", "name", "label", "note", "source"}
+
 
 def default_coefficients() -> Path:
     return DATA / "coefficients_seed002.csv"
+
 
 def read_coefficients(path: Path | None = None) -> pd.DataFrame:
     """term, column, t_C_per_unit, economic_coefficient, source; checked for numbers and known terms."""
@@ -156,19 +166,25 @@ def read_coefficients(path: Path | None = None) -> pd.DataFrame:
     if "economic_coefficient" not in frame.columns:
         frame["economic_coefficient"] = np.nan
     frame[["t_C_per_unit", "economic_coefficient"]] = frame[["t_C_per_unit", "economic_coefficient"]].apply(
-        pd.to_numeric, errors="coerce")
+        pd.to_numeric, errors="coerce"
+    )
     crops = frame["term"] == "cropland_sink"
-    bad = frame[frame["t_C_per_unit"].isna() | (frame["t_C_per_unit"] < 0)
-                | (crops & ~(frame["economic_coefficient"] > 0))]
+    bad = frame[
+        frame["t_C_per_unit"].isna() | (frame["t_C_per_unit"] < 0) | (crops & ~(frame["economic_coefficient"] > 0))
+    ]
     if len(bad):
-        raise InputError(f"missing, negative or zero coefficients in rows {_rows(bad)} "
-                         "(cropland_sink rows need an economic_coefficient > 0)", path)
+        raise InputError(
+            f"missing, negative or zero coefficients in rows {_rows(bad)} "
+            "(cropland_sink rows need an economic_coefficient > 0)",
+            path,
+        )
     if dup := sorted(frame.loc[frame["column"].duplicated(), "column"]):
         raise InputError(f"columns listed more than once: {dup}", path)
     if "source" not in frame.columns:
         frame["source"] = ""
     frame.attrs["path"] = path
     return frame[["term", "column", "t_C_per_unit", "economic_coefficient", "source"]]
+
 
 def read_statistics(path: Path, coefficients: pd.DataFrame) -> pd.DataFrame:
     """One row per zone_id and year with the columns of whole terms; numbers >= 0, no duplicates."""
@@ -193,6 +209,7 @@ def read_statistics(path: Path, coefficients: pd.DataFrame) -> pd.DataFrame:
     _whole_terms(set(values), coefficients, path)
     out.attrs["path"] = Path(path)
     return out
+
 
 def _whole_terms(columns: set[str], coefficients: pd.DataFrame, path: Path) -> None:
     """Each term is either fully given or absent: half a term would be a silent underestimate."""

@@ -33,7 +33,15 @@ log = logging.getLogger(__name__)
 
 
 #: GDAL type names for the VRT, by numpy dtype name.
-_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32"}
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+}
+
 
 def resolve_tiles(year: int, patterns: list[str]) -> list[Path]:
     """Expand the globs and paths of one epoch into existing files (sorted, no duplicates)."""
@@ -51,6 +59,7 @@ def resolve_tiles(year: int, patterns: list[str]) -> list[Path]:
         else:
             files.append(Path(pattern))
     return list(dict.fromkeys(p.resolve() for p in files))
+
 
 def read_header(path: Path) -> RasterInfo:
     """Open a raster's header (no pixels) and check it can serve as land cover."""
@@ -78,6 +87,7 @@ def read_header(path: Path) -> RasterInfo:
     except RasterioError as e:
         raise InputError(f"not a readable raster: {e}", path) from None
 
+
 def open_sources(epochs: dict[int, list[str]], workdir: Path) -> list[EpochSource]:
     """Headers of every epoch, tiles joined into a VRT in ``workdir`` where there are several."""
     sources = []
@@ -89,6 +99,7 @@ def open_sources(epochs: dict[int, list[str]], workdir: Path) -> list[EpochSourc
         else:
             sources.append(_mosaic(year, infos, workdir))
     return sources
+
 
 def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
     first = infos[0]
@@ -132,6 +143,7 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
     log.info("epoch %d: %d tiles -> %s (%d x %d)", year, len(infos), vrt.name, width, height)
     return EpochSource(year, tuple(i.path for i in infos), vrt, grid, first.dtype, nodata)
 
+
 def check_alignment(sources: list[EpochSource], align: str) -> Grid:
     """The first epoch's grid, once every other epoch is on it (or may be resampled onto it)."""
     target = sources[0].grid
@@ -149,8 +161,11 @@ def check_alignment(sources: list[EpochSource], align: str) -> Grid:
                 _names(src),
             )
         if diffs:
-            log.warning("epoch %d resampled (nearest) onto the grid of %d: %s", src.year, sources[0].year, "; ".join(diffs))
+            log.warning(
+                "epoch %d resampled (nearest) onto the grid of %d: %s", src.year, sources[0].year, "; ".join(diffs)
+            )
     return target
+
 
 def _overlaps(target: Grid, other: Grid) -> bool:
     if other.crs == target.crs:
@@ -159,8 +174,10 @@ def _overlaps(target: Grid, other: Grid) -> bool:
     tb = target.bounds
     return left < tb[2] and tb[0] < right and bottom < tb[3] and tb[1] < top
 
+
 def _names(src: EpochSource) -> str:
     return str(src.files[0]) if len(src.files) == 1 else f"{src.files[0].parent}/ ({len(src.files)} tiles)"
+
 
 def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
     """Raw land-cover codes of one epoch on ``target``, lazy, as a (y, x) DataArray.
@@ -195,6 +212,7 @@ def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
         attrs={"nodata": src.nodata, "source_dtype": src.dtype, "year": src.year},
     )
 
+
 def grid_coords(grid: Grid) -> dict[str, np.ndarray]:
     """Pixel-centre coordinates of a north-up grid."""
     t = grid.transform
@@ -202,6 +220,7 @@ def grid_coords(grid: Grid) -> dict[str, np.ndarray]:
         "y": t.f + t.e * (np.arange(grid.height) + 0.5),
         "x": t.c + t.a * (np.arange(grid.width) + 0.5),
     }
+
 
 def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
     """Code counts in a sample of blocks (first, last and evenly spread), for ``validate``.
@@ -216,8 +235,7 @@ def sample_codes(path: Path, max_blocks: int = 16) -> dict[int, int]:
             for k in pick:
                 block = ds.read(1, window=windows[k])
                 values, n = np.unique(block, return_counts=True)
-                parts.append({v: c for v, c in zip(values.tolist(), n.tolist())
-                              if ds.nodata is None or v != ds.nodata})
+                parts.append({v: c for v, c in zip(values.tolist(), n.tolist()) if ds.nodata is None or v != ds.nodata})
     except RasterioError as e:
         raise InputError(f"cannot read pixels (corrupt or truncated?): {e}", path) from None
     return merge_counts(parts)

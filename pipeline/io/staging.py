@@ -47,12 +47,17 @@ def check_writable(output: Path) -> None:
             raise OutputError(f"cannot create the output folder: {parent} is not writable", output)
     if output.exists():
         if not os.access(output.parent, os.W_OK | os.X_OK):
-            raise OutputError("the folder that holds the output folder is not writable (the output is replaced "
-                              "as a whole)", output.parent)
-        for folder, dirs, _ in os.walk(output):
+            raise OutputError(
+                "the folder that holds the output folder is not writable (the output is replaced as a whole)",
+                output.parent,
+            )
+        for folder, _, _ in os.walk(output):
             if not os.access(folder, os.W_OK | os.X_OK):
-                raise OutputError("not writable, so the previous output cannot be replaced; fix the permissions "
-                                  "(chmod -R u+w) or choose another --output", folder)
+                raise OutputError(
+                    "not writable, so the previous output cannot be replaced; fix the permissions "
+                    "(chmod -R u+w) or choose another --output",
+                    folder,
+                )
 
 
 class Staging:
@@ -84,8 +89,11 @@ class Staging:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise OutputError(f"another run is writing this output folder ({holder}); wait for it to finish or "
-                              "choose another --output", self.output) from None
+            raise OutputError(
+                f"another run is writing this output folder ({holder}); wait for it to finish or "
+                "choose another --output",
+                self.output,
+            ) from None
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode(), 0)

@@ -16,6 +16,7 @@ from pipeline.errors import InputError, OutputError
 #: InVEST 2 / early 3.x tables call the code column LULC.
 ALIASES = {"lulc": "lucode"}
 
+
 def read_text(path: Path) -> str:
     """A table file's text: UTF-8 (with or without BOM), else Latin-1 (as older InVEST tables are)."""
     try:
@@ -29,6 +30,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
+
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV as text (callers convert numbers, so zone ids keep leading zeros), with lower-case,
     stripped column names (``LULC`` read as ``lucode``)."""
@@ -40,8 +42,10 @@ def read_table(path: Path) -> pd.DataFrame:
     frame.columns = [ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in frame.columns]
     return frame
 
+
 def zone_id_text(values: pd.Series) -> list[str]:
     """Zone ids as text, so that 420101, 420101.0 and '420101' name the same county ('' when blank)."""
+
     def one(v) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return ""
@@ -49,17 +53,19 @@ def zone_id_text(values: pd.Series) -> list[str]:
             return str(int(v))
         text = str(v).strip()
         return text[: text.index(".")] if re.fullmatch(r"-?\d+\.0+", text) else text
+
     return [one(v) for v in values]
+
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """CSV (UTF-8 with BOM, so Excel shows Chinese names) and a Parquet copy beside it."""
     frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n", float_format="%.10g")
     frame.to_parquet(path.with_suffix(".parquet"), index=False)
 
+
 def read_series(path) -> tuple[np.ndarray, np.ndarray]:
     """A ``year,value`` CSV (any letter case; ``#`` comments) as sorted years and values."""
     import pandas as pd
-
 
     frame = read_table(path)
     if not {"year", "value"} <= set(frame.columns):
@@ -69,8 +75,9 @@ def read_series(path) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         raise InputError(f"not numbers in data rows {[i + 1 for i in np.flatnonzero(bad)][:10]}", path)
     if numbers["year"].duplicated().any():
-        raise InputError(f"years given twice: {sorted(set(numbers['year'][numbers['year'].duplicated()].astype(int)))}",
-                         path)
+        raise InputError(
+            f"years given twice: {sorted(set(numbers['year'][numbers['year'].duplicated()].astype(int)))}", path
+        )
     numbers = numbers.sort_values("year")
     return numbers["year"].to_numpy(np.int64), numbers["value"].to_numpy(np.float64)
 
@@ -83,5 +90,5 @@ def write_geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         frame.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
-    except Exception as e:  # noqa: BLE001 - GDAL's errors come in several types
+    except Exception as e:
         raise OutputError(f"cannot write the GeoPackage: {e}", path) from None

@@ -26,8 +26,9 @@ warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreference
 log = logging.getLogger(__name__)
 
 
-def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool = False,
-                  name_field: str | None = None) -> gpd.GeoDataFrame:
+def read_polygons(
+    path: Path, grid: Grid, layer: str | None = None, gcj02: bool = False, name_field: str | None = None
+) -> gpd.GeoDataFrame:
     """A polygon layer in the grid's CRS: GCJ-02 coordinates moved to WGS84 if declared, invalid
     geometries repaired (a warning names them by ``name_field``, else by row), checked to overlap."""
     if not Path(path).exists():
@@ -45,14 +46,18 @@ def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool 
         raise InputError(f"expected polygons, found {sorted(kinds)}", path)
     if gcj02:
         if not gdf.crs.is_geographic:
-            raise InputError(f"coordinates: gcj02 needs longitude/latitude, but the layer's CRS is {gdf.crs.name}",
-                             path)
+            raise InputError(
+                f"coordinates: gcj02 needs longitude/latitude, but the layer's CRS is {gdf.crs.name}", path
+            )
         gdf["geometry"] = gcj02_module.geometries_to_wgs84(gdf.geometry.values)
         gdf = gdf.set_crs(4326, allow_override=True)
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
-        names = gdf.loc[invalid, name_field].astype(str).tolist() if name_field in gdf.columns else \
-            [f"row {i}" for i in gdf.index[invalid]]
+        names = (
+            gdf.loc[invalid, name_field].astype(str).tolist()
+            if name_field in gdf.columns
+            else [f"row {i}" for i in gdf.index[invalid]]
+        )
         log.warning("%s: %d invalid geometries repaired with make_valid: %s", path, invalid.sum(), ", ".join(names))
         gdf.loc[invalid, "geometry"] = shapely.make_valid(gdf.geometry[invalid].values)
         # make_valid may return collections holding lines; keep the polygonal part.
@@ -63,14 +68,23 @@ def read_polygons(path: Path, grid: Grid, layer: str | None = None, gcj02: bool 
         raise InputError("no polygon overlaps the rasters (check the CRS and the extent)", path)
     return gdf
 
+
 def _polygonal(geom: BaseGeometry | None) -> BaseGeometry | None:
     if geom is None or geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom
     parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
-def read_zone_layer(name: str, path: Path, id_field: str, label_field: str | None, grid: Grid,
-                    layer: str | None = None, gcj02: bool = False) -> ZoneLayer:
+
+def read_zone_layer(
+    name: str,
+    path: Path,
+    id_field: str,
+    label_field: str | None,
+    grid: Grid,
+    layer: str | None = None,
+    gcj02: bool = False,
+) -> ZoneLayer:
     """A zone layer checked once: fields exist, ids unique and present, polygons overlap the grid."""
     gdf = read_polygons(path, grid, layer, gcj02, label_field or id_field)
     for column in filter(None, (id_field, label_field)):
@@ -78,7 +92,9 @@ def read_zone_layer(name: str, path: Path, id_field: str, label_field: str | Non
             fields = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
             raise InputError(f"zone layer '{name}' has no field '{column}'; fields: {fields}", path)
     if gdf[id_field].isna().any():
-        raise InputError(f"zone layer '{name}': {int(gdf[id_field].isna().sum())} features have no id in '{id_field}'", path)
+        raise InputError(
+            f"zone layer '{name}': {int(gdf[id_field].isna().sum())} features have no id in '{id_field}'", path
+        )
     ids = zone_id_text(gdf[id_field])
     dup = sorted({z for z in ids if ids.count(z) > 1})
     if dup:

@@ -10,12 +10,21 @@ import numpy as np
 from pipeline.model.grid import Grid
 
 #: GDAL type names for the VRT, by numpy dtype name.
-_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32"}
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+}
 
 _VRT_TYPES = {**_GDAL_TYPES, "float32": "Float32", "float64": "Float64"}
 
-def vrt_xml(grid: Grid, dtype: str, nodata: float, sources: list[tuple[Path, int, int, int, int]],
-            masked: bool = True) -> str:
+
+def vrt_xml(
+    grid: Grid, dtype: str, nodata: float, sources: list[tuple[Path, int, int, int, int]], masked: bool = True
+) -> str:
     """A GDAL VRT on ``grid`` mosaicking ``sources`` (path, row, col, height, width). ``masked``: a source's
     nodata pixels do not cover its neighbours' (a ComplexSource); else plain, faster SimpleSources."""
     t = grid.transform

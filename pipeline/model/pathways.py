@@ -32,8 +32,15 @@ PATHWAY_NAMES = {
     6: "other change",
 }
 #: Map colours: grey for no change, red for the direct pathway, orange for the indirect, teal for the potential.
-PATHWAY_COLOURS = {0: (225, 225, 225), 1: (215, 25, 28), 2: (253, 174, 97), 3: (43, 131, 186), 4: (241, 105, 163),
-                   5: (26, 150, 65), 6: (140, 120, 160)}
+PATHWAY_COLOURS = {
+    0: (225, 225, 225),
+    1: (215, 25, 28),
+    2: (253, 174, 97),
+    3: (43, 131, 186),
+    4: (241, 105, 163),
+    5: (26, 150, 65),
+    6: (140, 120, 160),
+}
 _NATURAL = (CROPLAND, FOREST, GRASSLAND, WATER, UNUSED)  # land that is neither built nor settled
 
 

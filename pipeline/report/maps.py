@@ -11,10 +11,12 @@ block by block; memory stays that of the drawn image).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import mapclassify
@@ -26,7 +28,7 @@ import shapely
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch
@@ -59,10 +61,12 @@ class ClassBreaks:
     colours: list[tuple[float, float, float, float]]
 
     def labels(self) -> list[str]:
-        return [_fmt(b) if _fmt(a) == _fmt(b) else f"{_fmt(a)} to {_fmt(b)}"
-                for a, b in zip(self.edges[:-1], self.edges[1:])]
+        return [
+            _fmt(b) if _fmt(a) == _fmt(b) else f"{_fmt(a)} to {_fmt(b)}"
+            for a, b in zip(self.edges[:-1], self.edges[1:])
+        ]
 
-    def colormap(self) -> tuple[ListedColormap, BoundaryNorm]:
+    def colormap(self) -> tuple[Colormap, BoundaryNorm]:
         # The maximum sits on the last edge, which BoundaryNorm counts as "over".
         cmap = ListedColormap(self.colours).with_extremes(over=self.colours[-1], under=self.colours[0])
         return cmap, BoundaryNorm(self.edges, len(self.colours))
@@ -90,18 +94,19 @@ def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: s
     if not len(values):
         return ClassBreaks(np.array([-1.0, 1.0]), [cmap(0.5)])
     neg, pos = values[values < 0], values[values > 0]
-    edges, colours = [], []
+    bounds: list[float] = []
+    colours = []
     if len(neg):
         bins = _side_bins(neg, k)
-        edges = [neg.min(), *bins[:-1], 0.0]
+        bounds = [neg.min(), *bins[:-1], 0.0]
         colours = [cmap(0.5 - 0.5 * (len(bins) - i) / len(bins)) for i in range(len(bins))]
     else:
-        edges = [0.0]
+        bounds = [0.0]
     if len(pos):
         bins = _side_bins(pos, k)
-        edges += list(bins)
+        bounds += list(bins)
         colours += [cmap(0.5 + 0.5 * (i + 1) / len(bins)) for i in range(len(bins))]
-    edges = np.array(edges, dtype=float)
+    edges = np.array(bounds, dtype=float)
     # A class of one value (min == first bin) would have no width for BoundaryNorm.
     edges[0] = min(edges[0], edges[1] - abs(edges[1]) * 1e-9 - 1e-12)
     return ClassBreaks(edges, colours)
@@ -142,8 +147,11 @@ def zone_labels(layers: dict) -> dict[str, list[str]]:
         if not drawable:
             fallback.append(name)
     if fallback:
-        log.warning("no font with Chinese characters on this system (install e.g. fonts-noto-cjk): maps of %s "
-                    "are labelled with zone ids instead of names", ", ".join(f"'{n}'" for n in fallback))
+        log.warning(
+            "no font with Chinese characters on this system (install e.g. fonts-noto-cjk): maps of %s "
+            "are labelled with zone ids instead of names",
+            ", ".join(f"'{n}'" for n in fallback),
+        )
     return out
 
 
@@ -161,9 +169,17 @@ def _new_figure(size: tuple[float, float]) -> Figure:
 
 def _furniture(ax, crs: pyproj.CRS, scale_bar: bool = True) -> None:
     """North arrow (grid north), scale bar in metres, equal-distance aspect on geographic grids."""
-    ax.annotate("N", xy=(0.94, 0.97), xytext=(0.94, 0.86), xycoords="axes fraction", ha="center", va="center",
-                fontsize=10, fontweight="bold",
-                arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 8})
+    ax.annotate(
+        "N",
+        xy=(0.94, 0.97),
+        xytext=(0.94, 0.86),
+        xycoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=10,
+        fontweight="bold",
+        arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 8},
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel("")
@@ -178,8 +194,13 @@ def _furniture(ax, crs: pyproj.CRS, scale_bar: bool = True) -> None:
         ax.set_aspect(1 / np.cos(np.radians(lat)))
         bar = ScaleBar(metres_per_degree, "m", location="lower left", box_alpha=0.7, font_properties={"size": 7})
     else:
-        bar = ScaleBar(crs.axis_info[0].unit_conversion_factor, "m", location="lower left", box_alpha=0.7,
-                       font_properties={"size": 7})
+        bar = ScaleBar(
+            crs.axis_info[0].unit_conversion_factor,
+            "m",
+            location="lower left",
+            box_alpha=0.7,
+            font_properties={"size": 7},
+        )
         ax.set_aspect("equal")
     ax.add_artist(bar)
 
@@ -190,25 +211,46 @@ def _legend(ax, classes: ClassBreaks, title: str, no_data: bool) -> None:
     if no_data:
         handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="0.3", lw=0.4))
         names.append("no data")
-    ax.legend(handles, names, title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
-              title_fontsize=8, frameon=False)
+    ax.legend(
+        handles,
+        names,
+        title=title,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        title_fontsize=8,
+        frameon=False,
+    )
 
 
-def _choropleth(ax, polygons: gpd.GeoSeries, values: np.ndarray, classes: ClassBreaks, labels: list[str] | None,
-                paths: list[MplPath] | None = None) -> None:
+def _choropleth(
+    ax,
+    polygons: gpd.GeoSeries,
+    values: np.ndarray,
+    classes: ClassBreaks,
+    labels: list[str] | None,
+    paths: list[MplPath] | None = None,
+) -> None:
     values = np.asarray(values, dtype=float)
     index = np.clip(np.searchsorted(classes.edges, values, side="left") - 1, 0, len(classes.colours) - 1)
     # A value equal to an upper edge belongs to the class below (mapclassify's bins are upper bounds).
     colours = [classes.colours[i] if np.isfinite(v) else NO_DATA_COLOUR for i, v in zip(index, values)]
-    ax.add_collection(PathCollection(paths or zone_paths(polygons), facecolors=colours, edgecolors="0.25", linewidths=0.4))
+    ax.add_collection(
+        PathCollection(paths or zone_paths(polygons), facecolors=colours, edgecolors="0.25", linewidths=0.4)
+    )
     ax.autoscale_view()
     if labels is not None and len(labels) <= _LABEL_MAX:
         for point, text in zip(polygons.representative_point(), labels):
             if point.is_empty:
                 continue
-            ax.annotate(text, (point.x, point.y), ha="center", va="center",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.6},
-                        **_text_font())
+            ax.annotate(
+                text,
+                (point.x, point.y),
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.6},
+                **_text_font(),
+            )
 
 
 def zone_paths(polygons: gpd.GeoSeries) -> list[MplPath]:
@@ -222,11 +264,18 @@ def zone_paths(polygons: gpd.GeoSeries) -> list[MplPath]:
     codes[np.r_[True, new_ring][: len(coords)]] = MplPath.MOVETO
     codes[np.r_[new_ring, True][: len(coords)]] = MplPath.CLOSEPOLY
     bounds = np.searchsorted(part_zone[ring_part[coord_ring]], np.arange(len(polygons) + 1))
-    return [MplPath(coords[a:b], codes[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [MplPath(coords[a:b], codes[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
-def balance_maps(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str], layer: str,
-                 balance: pd.DataFrame, root: Path, source: str) -> list[Path]:
+def balance_maps(
+    polygons: gpd.GeoSeries,
+    zone_ids: list[str],
+    labels: list[str],
+    layer: str,
+    balance: pd.DataFrame,
+    root: Path,
+    source: str,
+) -> list[Path]:
     """maps/balance_<layer>_<year>.png: net emission per zone (t C/yr; + source, − sink), one map per
     balance year, on classes shared by all the years so the maps compare."""
     classes = diverging_classes(balance["net_emission_tC_yr"].to_numpy())
@@ -244,8 +293,17 @@ def balance_maps(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str]
     return paths
 
 
-def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str], layer: str,
-                pathways: pd.DataFrame, y0: int, y1: int, root: Path, source: str) -> Path:
+def pathway_map(
+    polygons: gpd.GeoSeries,
+    zone_ids: list[str],
+    labels: list[str],
+    layer: str,
+    pathways: pd.DataFrame,
+    y0: int,
+    y1: int,
+    root: Path,
+    source: str,
+) -> Path:
     """maps/pathways_<layer>_<y0>_<y1>.png: each pathway's stock change per zone (t C), one panel per
     pathway that changes stock anywhere, on shared classes; a map that says so when none does."""
     wide = pathways.pivot(index="zone_id", columns="pathway", values="stock_change_tC").reindex(zone_ids)
@@ -253,8 +311,11 @@ def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str],
     path = root / spec.path("pathways_map", layer=layer, y0=y0, y1=y1)
     if not shown:
         fig = _new_figure((8.5, 3.0))
-        why = ("stock is not computed (no carbon.densities)" if wide.isna().all().all()
-               else "no pathway changed the carbon stock of any zone")
+        why = (
+            "stock is not computed (no carbon.densities)"
+            if wide.isna().all().all()
+            else "no pathway changed the carbon stock of any zone"
+        )
         fig.text(0.5, 0.55, f"Stock change by pathway and {layer}, {y0}–{y1}: {why}.", ha="center", fontsize=11)
         fig.text(0.01, 0.03, source, fontsize=6.5, color="0.3")
         return _save(fig, path)
@@ -267,8 +328,7 @@ def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str],
     for k, p in enumerate(shown):
         r, c = divmod(k, ncols)
         ax = fig.add_axes((0.01 + c * width, 0.93 - (r + 1) * height, width * 0.97, height * 0.88))
-        _choropleth(ax, polygons, wide[p].to_numpy(dtype=float), classes, labels if len(shown) <= 3 else None,
-                    shapes)
+        _choropleth(ax, polygons, wide[p].to_numpy(dtype=float), classes, labels if len(shown) <= 3 else None, shapes)
         _furniture(ax, polygons.crs, scale_bar=k == 0)
         ax.set_title(f"{p} {PATHWAY_NAMES[p]}", fontsize=9)
         if k == ncols - 1:
@@ -278,8 +338,9 @@ def pathway_map(polygons: gpd.GeoSeries, zone_ids: list[str], labels: list[str],
     return _save(fig, path)
 
 
-def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: int, root: Path, source: str,
-                     max_cells: int = 1000) -> Path:
+def stock_change_map(
+    raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: int, root: Path, source: str, max_cells: int = 1000
+) -> Path:
     """maps/stock_change_<y0>_<y1>.png from the COG's overviews (each cell the mean of the pixels under it,
     t C/ha); unchanged land in grey, zone outlines on top."""
     data, (left, bottom, right, top), crs, step = _overview(raster, max_cells)
@@ -289,8 +350,12 @@ def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: i
     cmap, norm = classes.colormap()
     fig = _new_figure((8.5, 6.5))
     ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
-    ax.imshow(np.where(np.isfinite(data), 1.0, np.nan), extent=extent, cmap=ListedColormap([NO_DATA_COLOUR]),
-              interpolation="nearest")
+    ax.imshow(
+        np.where(np.isfinite(data), 1.0, np.nan),
+        extent=extent,
+        cmap=ListedColormap([NO_DATA_COLOUR]),
+        interpolation="nearest",
+    )
     ax.imshow(changed, extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
     if outline is not None:
         outline.boundary.plot(ax=ax, color="0.2", linewidth=0.4)
@@ -299,16 +364,27 @@ def stock_change_map(raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: i
     _furniture(ax, crs)
     _legend(ax, classes, "stock change, t C/ha\n(− lost, + gained)", False)
     ax.set_title(f"Carbon stock change {y0}–{y1}", fontsize=12)
-    note = f"Grey: unchanged stock. Each cell is the mean of {step} × {step} pixels." if step > 1 else \
-        "Grey: unchanged stock."
+    note = (
+        f"Grey: unchanged stock. Each cell is the mean of {step} × {step} pixels."
+        if step > 1
+        else "Grey: unchanged stock."
+    )
     fig.text(0.03, 0.055, note, fontsize=7)
     fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
     return _save(fig, root / spec.path("stock_change_map", y0=y0, y1=y1))
 
 
-def redline_map(stock_raster: Path, candidates: gpd.GeoDataFrame, gap_fill: gpd.GeoDataFrame | None,
-                protected: gpd.GeoSeries | None, zones: gpd.GeoSeries | None, title: str, path: Path, source: str,
-                max_cells: int = 1000) -> Path:
+def redline_map(
+    stock_raster: Path,
+    candidates: gpd.GeoDataFrame,
+    gap_fill: gpd.GeoDataFrame | None,
+    protected: gpd.GeoSeries | None,
+    zones: gpd.GeoSeries | None,
+    title: str,
+    path: Path,
+    source: str,
+    max_cells: int = 1000,
+) -> Path:
     """maps/redline_<year>.png: candidates (red) and gap fill (orange) over the stock density (greens,
     t C/ha, from the COG's overviews), protected areas and zone outlines on top."""
     data, (left, bottom, right, top), crs, _ = _overview(stock_raster, max_cells)
@@ -316,7 +392,7 @@ def redline_map(stock_raster: Path, candidates: gpd.GeoDataFrame, gap_fill: gpd.
     ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
     # Faded, so that red over dense forest still reads as red.
     image = ax.imshow(data, extent=(left, right, bottom, top), cmap="Greens", alpha=0.5, interpolation="nearest")
-    red = {"facecolor": (0.84, 0.1, 0.11, 0.3), "edgecolor": (0.75, 0.0, 0.0)}
+    red: dict[str, Any] = {"facecolor": (0.84, 0.1, 0.11, 0.3), "edgecolor": (0.75, 0.0, 0.0)}
     handles = [Patch(**red, label=f"candidate ({len(candidates)})")]
     candidates.plot(ax=ax, **red, linewidth=0.7)
     if gap_fill is not None and len(gap_fill):
@@ -356,9 +432,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def draw_maps(root: Path, context: spec.RunContext, layers: dict[str, ZoneLayer], balances: dict[str, pd.DataFrame],
-              pathways: dict[tuple[str, int, int], pd.DataFrame], flows: dict[tuple[int, int], pd.DataFrame],
-              region: str, source: str, redlines: RedlineResult | None = None) -> list[Path]:
+def draw_maps(
+    root: Path,
+    context: spec.RunContext,
+    layers: dict[str, ZoneLayer],
+    balances: dict[str, pd.DataFrame],
+    pathways: dict[tuple[str, int, int], pd.DataFrame],
+    flows: dict[tuple[int, int], pd.DataFrame],
+    region: str,
+    source: str,
+    redlines: RedlineResult | None = None,
+) -> list[Path]:
     """Every map of a run (the output specification's maps for ``context``) into ``root``: balance per
     zone layer and year, pathway contributions per zone layer (first -> last epoch), stock change per
     interval (outlined by the first zone layer), the Sankey of the region's consecutive ``flows``, and
@@ -380,11 +464,23 @@ def draw_maps(root: Path, context: spec.RunContext, layers: dict[str, ZoneLayer]
         table = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in flows.items()], ignore_index=True)
         drawn.append(root / spec.path("sankey"))
         drawn[-1].parent.mkdir(parents=True, exist_ok=True)
-        draw_sankey(table[["y0", "y1", "from_class", "to_class", "area_ha"]], drawn[-1],
-                    f"{region}: land-class flows {min(table['y0'])}-{max(table['y1'])}")
+        draw_sankey(
+            table[["y0", "y1", "from_class", "to_class", "area_ha"]],
+            drawn[-1],
+            f"{region}: land-class flows {min(table['y0'])}-{max(table['y1'])}",
+        )
     if redlines is not None:
         year = redlines.year
-        drawn.append(redline_map(root / spec.path("stock", year=year), redlines.candidates, redlines.gap_fill,
-                                 redlines.protected, redlines.zones, redlines.title,
-                                 root / spec.path("redline_map", year=year), source))
+        drawn.append(
+            redline_map(
+                root / spec.path("stock", year=year),
+                redlines.candidates,
+                redlines.gap_fill,
+                redlines.protected,
+                redlines.zones,
+                redlines.title,
+                root / spec.path("redline_map", year=year),
+                source,
+            )
+        )
     return drawn

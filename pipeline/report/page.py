@@ -26,8 +26,9 @@ pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.75em}nav a{margin-
 """
 
 
-def write_report(folder: Path, context: spec.RunContext, manifest: dict, maps: list[Path],
-                 parameters: dict[str, Path]) -> None:
+def write_report(
+    folder: Path, context: spec.RunContext, manifest: dict, maps: list[Path], parameters: dict[str, Path]
+) -> None:
     """Write report.html into the run's ``folder`` (tables already written) from its ``maps`` and
     ``manifest``; ``context`` says which tables the run wrote (the output specification's).
 
@@ -35,51 +36,91 @@ def write_report(folder: Path, context: spec.RunContext, manifest: dict, maps: l
     manifest shown lists the outputs written before the report; the manifest file itself also lists
     the report.
     """
+
     def table(key: str, **fields: object) -> Path:
         return folder / spec.path(key, **fields)
 
-    region = ["zone_id", "zone_name"]
+    region = ("zone_id", "zone_name")
     parts = [_header(manifest)]
     parts.append(_section("warnings", "Warnings", _warnings(manifest["warnings"])))
-    parts.append(_section("balance", "Carbon balance of the region", _table(table("balance", layer="region"),
-                          drop=region)))
+    parts.append(
+        _section("balance", "Carbon balance of the region", _table(table("balance", layer="region"), drop=region))
+    )
     parts.append(_section("maps", "Maps", _figures(folder, maps)))
-    parts.append(_section("zones", "Balance by zone, last year",
-                          _zone_balances({name: table("balance", layer=name) for name in context.layers})))
+    parts.append(
+        _section(
+            "zones",
+            "Balance by zone, last year",
+            _zone_balances({name: table("balance", layer=name) for name in context.layers}),
+        )
+    )
     first_last = (context.years[0], context.years[-1])
     pathways = table("pathways", layer="region", y0=first_last[0], y1=first_last[1]) if context.intervals else None
     parts.append(_section("pathways", "Pathways of change, first to last epoch", _pathways(folder, pathways)))
-    parts.append(_section("checks", "Displacement and consolidation checks",
-                          _table(table("intervals", layer="region"), drop=region)))
+    parts.append(
+        _section(
+            "checks", "Displacement and consolidation checks", _table(table("intervals", layer="region"), drop=region)
+        )
+    )
     if "redline" in context.stages:
-        parts.append(_section("redline", "Ecological protection red-line candidates",
-                              _redline(table("candidates"), table("coverage") if context.coverage else None)))
+        parts.append(
+            _section(
+                "redline",
+                "Ecological protection red-line candidates",
+                _redline(table("candidates"), table("coverage") if context.coverage else None),
+            )
+        )
     parts.append(_section("trends", "Trends and GM(1,1) forecast", _trends(table("trends", layer="region"))))
-    parts.append(_section("parameters", "Parameters and their sources", "".join(
-        f"<h3>{html.escape(title)}</h3><p><code>{html.escape(str(file))}</code></p>"
-        + _frame(read_table(file)) for title, file in parameters.items())))
-    parts.append(_section("manifest", "Run manifest", "<details><summary>inputs, versions, timings, outputs"
-                          "</summary><pre>" + html.escape(json.dumps(manifest, indent=2, ensure_ascii=False))
-                          + "</pre></details>"))
+    parts.append(
+        _section(
+            "parameters",
+            "Parameters and their sources",
+            "".join(
+                f"<h3>{html.escape(title)}</h3><p><code>{html.escape(str(file))}</code></p>" + _frame(read_table(file))
+                for title, file in parameters.items()
+            ),
+        )
+    )
+    parts.append(
+        _section(
+            "manifest",
+            "Run manifest",
+            "<details><summary>inputs, versions, timings, outputs"
+            "</summary><pre>" + html.escape(json.dumps(manifest, indent=2, ensure_ascii=False)) + "</pre></details>",
+        )
+    )
     nav = "<nav>" + "".join(f'<a href="#{k}">{t}</a>' for k, t in _NAV) + "</nav>"
     body = parts[0] + nav + "".join(parts[1:])
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}'
-            f" carbon report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n")
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}'
+        f" carbon report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n"
+    )
     (folder / spec.path("report")).write_text(page, encoding="utf-8")
 
 
-_NAV = [("warnings", "Warnings"), ("balance", "Balance"), ("maps", "Maps"), ("zones", "Zones"),
-        ("pathways", "Pathways"), ("checks", "Checks"), ("redline", "Red lines"), ("trends", "Trends"), ("parameters", "Parameters"),
-        ("manifest", "Manifest")]
+_NAV = [
+    ("warnings", "Warnings"),
+    ("balance", "Balance"),
+    ("maps", "Maps"),
+    ("zones", "Zones"),
+    ("pathways", "Pathways"),
+    ("checks", "Checks"),
+    ("redline", "Red lines"),
+    ("trends", "Trends"),
+    ("parameters", "Parameters"),
+    ("manifest", "Manifest"),
+]
 
 
 def _header(manifest: dict) -> str:
     grid = manifest["grid"]
     years = ", ".join(str(y) for y in manifest["config"]["epochs"])
-    return (f"<h1>{html.escape(manifest['name'])}: land-use carbon balance</h1>"
-            f"<p>carbon-pipeline {manifest['pipeline_version']}, finished {manifest['finished_utc']}. "
-            f"Epochs {years}; grid {grid['width']} × {grid['height']} pixels, {html.escape(grid['crs'])}. "
-            "Stock in t C; sink, source and net emission in t C/yr (+ emission, − uptake).</p>")
+    return (
+        f"<h1>{html.escape(manifest['name'])}: land-use carbon balance</h1>"
+        f"<p>carbon-pipeline {manifest['pipeline_version']}, finished {manifest['finished_utc']}. "
+        f"Epochs {years}; grid {grid['width']} × {grid['height']} pixels, {html.escape(grid['crs'])}. "
+        "Stock in t C; sink, source and net emission in t C/yr (+ emission, − uptake).</p>"
+    )
 
 
 def _section(key: str, title: str, content: str) -> str:
@@ -97,8 +138,9 @@ def _figures(folder: Path, maps: list[Path]) -> str:
     for m in maps:
         data = base64.b64encode(m.read_bytes()).decode("ascii")
         rel = m.relative_to(folder).as_posix()
-        items.append(f'<figure><img alt="{rel}" src="data:image/png;base64,{data}"><figcaption>{rel}</figcaption>'
-                     "</figure>")
+        items.append(
+            f'<figure><img alt="{rel}" src="data:image/png;base64,{data}"><figcaption>{rel}</figcaption></figure>'
+        )
     return f'<div class="maps">{"".join(items)}</div>' if items else "<p>No maps.</p>"
 
 
@@ -109,11 +151,12 @@ def _read(path: Path) -> pd.DataFrame | None:
 def _frame(frame: pd.DataFrame | None) -> str:
     if frame is None or frame.empty:
         return "<p>Not computed in this run.</p>"
-    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}",
-                         border=0)
+    return frame.to_html(
+        index=False, na_rep="", float_format=lambda v: f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}", border=0
+    )
 
 
-def _table(path: Path, drop: list[str] = ()) -> str:
+def _table(path: Path, drop: tuple[str, ...] = ()) -> str:
     frame = _read(path)
     return _frame(None if frame is None else frame.drop(columns=[c for c in drop if c in frame.columns]))
 
@@ -125,8 +168,20 @@ def _zone_balances(files: dict[str, Path]) -> str:
         if frame is None:
             continue
         last = frame[frame["year"] == frame["year"].max()]
-        keep = [c for c in ("zone_id", "zone_name", "year", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr",
-                            "net_emission_tC_yr") if c in last.columns]
+        keep = [
+            c
+            for c in (
+                "zone_id",
+                "zone_name",
+                "year",
+                "area_ha",
+                "stock_tC",
+                "sink_tC_yr",
+                "source_tC_yr",
+                "net_emission_tC_yr",
+            )
+            if c in last.columns
+        ]
         out.append(f"<h3>{html.escape(layer)}</h3>" + _frame(last[keep]))
     return "".join(out) or "<p>No zone layers in the config.</p>"
 
@@ -135,16 +190,19 @@ def _pathways(folder: Path, file: Path | None) -> str:
     frame = None if file is None else _read(file)
     if file is None or frame is None:
         return "<p>One epoch only: no change to describe.</p>"
-    return f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _frame(frame.drop(columns=["zone_id",
-                                                                                                      "zone_name"]))
+    return f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _frame(
+        frame.drop(columns=["zone_id", "zone_name"])
+    )
 
 
 def _redline(candidates: Path, coverage: Path | None) -> str:
     """Coverage per ecological function zone (with the gap fill) and the 20 best candidates."""
     cover = None if coverage is None else _read(coverage)
-    text = "<p>Candidates: Getis-Ord Gi* hotspots of carbon in forest, grassland, water and unused land, " \
-           "ranked by stock (<code>redline/candidates.gpkg</code>); gap fill: the next best land by stock density " \
-           "where a zone falls short of its target (<code>redline/gap_fill.gpkg</code>).</p>"
+    text = (
+        "<p>Candidates: Getis-Ord Gi* hotspots of carbon in forest, grassland, water and unused land, "
+        "ranked by stock (<code>redline/candidates.gpkg</code>); gap fill: the next best land by stock density "
+        "where a zone falls short of its target (<code>redline/gap_fill.gpkg</code>).</p>"
+    )
     if cover is not None:
         text += "<h3>Coverage per zone</h3>" + _frame(cover)
     best = _read(candidates)

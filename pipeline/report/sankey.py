@@ -33,8 +33,11 @@ def layout(flows: pd.DataFrame, gap: float) -> tuple[pd.DataFrame, pd.DataFrame]
     nodes, bands = [], []
     for k, year in enumerate(years):
         # A class's area at an epoch: what leaves it (first epoch) or what arrives in it.
-        side = flows[flows["y0"] == year].groupby("from_class") if k == 0 else \
-            flows[flows["y1"] == year].groupby("to_class")
+        side = (
+            flows[flows["y0"] == year].groupby("from_class")
+            if k == 0
+            else flows[flows["y1"] == year].groupby("to_class")
+        )
         bottom = 0.0
         for cls, area in side["area_ha"].sum().sort_index().items():
             nodes.append({"year": year, "class": int(cls), "area_ha": area, "bottom": bottom, "top": bottom + area})
@@ -50,9 +53,19 @@ def layout(flows: pd.DataFrame, gap: float) -> tuple[pd.DataFrame, pd.DataFrame]
         for i, row in f.iterrows():
             lb = nodes.loc[(y0, int(row["from_class"])), "bottom"] + left_start[i]
             rb = nodes.loc[(y1, int(row["to_class"])), "bottom"] + right_start[i]
-            bands.append({"y0": y0, "y1": y1, "from_class": int(row["from_class"]), "to_class": int(row["to_class"]),
-                          "area_ha": row["area_ha"], "left_bottom": lb, "left_top": lb + row["area_ha"],
-                          "right_bottom": rb, "right_top": rb + row["area_ha"]})
+            bands.append(
+                {
+                    "y0": y0,
+                    "y1": y1,
+                    "from_class": int(row["from_class"]),
+                    "to_class": int(row["to_class"]),
+                    "area_ha": row["area_ha"],
+                    "left_bottom": lb,
+                    "left_top": lb + row["area_ha"],
+                    "right_bottom": rb,
+                    "right_top": rb + row["area_ha"],
+                }
+            )
     return nodes.reset_index(), pd.DataFrame(bands)
 
 
@@ -70,19 +83,36 @@ def draw_sankey(flows: pd.DataFrame, path: Path, title: str, unit: str = "ha") -
     for b in bands.itertuples():
         x0, x1 = x[b.y0] + width / 2, x[b.y1] - width / 2
         xm = (x0 + x1) / 2
-        verts = [(x0, b.left_bottom), (xm, b.left_bottom), (xm, b.right_bottom), (x1, b.right_bottom),
-                 (x1, b.right_top), (xm, b.right_top), (xm, b.left_top), (x0, b.left_top), (x0, b.left_bottom)]
+        verts = [
+            (x0, b.left_bottom),
+            (xm, b.left_bottom),
+            (xm, b.right_bottom),
+            (x1, b.right_bottom),
+            (x1, b.right_top),
+            (xm, b.right_top),
+            (xm, b.left_top),
+            (x0, b.left_top),
+            (x0, b.left_bottom),
+        ]
         codes = [MplPath.MOVETO, *[MplPath.CURVE4] * 3, MplPath.LINETO, *[MplPath.CURVE4] * 3, MplPath.CLOSEPOLY]
         ax.add_patch(PathPatch(MplPath(verts, codes), facecolor=colour[b.from_class], alpha=0.45, lw=0))
     height = nodes["top"].max()
     for n in nodes.itertuples():
-        ax.add_patch(Rectangle((x[n.year] - width / 2, n.bottom), width, n.area_ha, facecolor=colour[n[2]],
-                               edgecolor="black", lw=0.4))
+        ax.add_patch(
+            Rectangle(
+                (x[n.year] - width / 2, n.bottom), width, n.area_ha, facecolor=colour[n[2]], edgecolor="black", lw=0.4
+            )
+        )
         if n.year in (years[0], years[-1]) and n.area_ha > 0.025 * height:
             right = n.year == years[-1]
-            ax.text(x[n.year] + (width if right else -width), (n.bottom + n.top) / 2,
-                    f"{CLASS_NAMES[n[2]]}\n{n.area_ha:,.0f} {unit}", ha="left" if right else "right",
-                    va="center", fontsize=7)
+            ax.text(
+                x[n.year] + (width if right else -width),
+                (n.bottom + n.top) / 2,
+                f"{CLASS_NAMES[n[2]]}\n{n.area_ha:,.0f} {unit}",
+                ha="left" if right else "right",
+                va="center",
+                fontsize=7,
+            )
     for y in years:
         ax.text(x[y], height * 1.01, str(y), ha="center", va="bottom", fontsize=10, fontweight="bold")
     ax.set_xlim(-0.6, len(years) - 0.4)
@@ -92,6 +122,10 @@ def draw_sankey(flows: pd.DataFrame, path: Path, title: str, unit: str = "ha") -
     present = sorted(nodes["class"].unique())
     handles = [Rectangle((0, 0), 1, 1, facecolor=colour[k], edgecolor="black", lw=0.4) for k in present]
     fig.legend(handles, [f"{k} {CLASS_NAMES[k]}" for k in present], loc="center right", fontsize=8, frameon=False)
-    fig.text(0.05, 0.03, f"Band width proportional to area ({unit}); bands take the colour of the class they leave.",
-             fontsize=7)
+    fig.text(
+        0.05,
+        0.03,
+        f"Band width proportional to area ({unit}); bands take the colour of the class they leave.",
+        fontsize=7,
+    )
     fig.savefig(path, dpi=150, metadata={"Software": None})

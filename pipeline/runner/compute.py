@@ -59,21 +59,29 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     """Every raster part and count of ingest, reclassify, carbon and transitions in one pass over the
     inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
     lc = plan.lc
-    status = {y: row_histogram(reclassify.pixel_status(m, lc.valid), 4, plan.per_row) for y, m in lc.mapped.items()}
-    unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+    lazy_status = {
+        y: row_histogram(reclassify.pixel_status(m, lc.valid), 4, plan.per_row) for y, m in lc.mapped.items()
+    }
+    lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+    status: dict[int, np.ndarray] = {}
+    unknown: dict[int, dict[int, int]] = {}
     if plan.patch_rule is not None:
         with timer.stage("compute (one pass over the input pixels)"), execution.reading_errors(lc.files):
-            status, unknown = split_by_patches(plan, staging, status, unknown)
+            status, unknown = split_by_patches(plan, staging, lazy_status, lazy_unknown)
         _check_unknown(unknown, lc, plan.config.unknown_codes)
     tasks = _pass_tasks(plan, staging)
     name = "compute (urban/rural split and carbon)" if plan.patch_rule else "compute (one pass over the input pixels)"
-    lazy = {"writes": tasks.writes, "counts": tasks.counts, "interval_counts": tasks.interval_counts,
-            "missing_density": tasks.missing_density}
+    lazy = {
+        "writes": tasks.writes,
+        "counts": tasks.counts,
+        "interval_counts": tasks.interval_counts,
+        "missing_density": tasks.missing_density,
+    }
     with timer.stage(name), execution.reading_errors(lc.files):
         if plan.patch_rule is not None:
             (done,) = execution.compute(lazy)
         else:
-            done, status, unknown = execution.compute(lazy, status, unknown)
+            done, status, unknown = execution.compute(lazy, lazy_status, lazy_unknown)
             _check_unknown(unknown, lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
     counts = _epoch_counts(done["counts"], done["interval_counts"])
@@ -86,7 +94,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     return PassResults(status, unknown, counts, done["interval_counts"], sorted(set(tasks.rasters)), params)
 
 
-def split_by_patches(plan: Plan, staging: Staging, status: dict, unknown: dict) -> tuple[dict, dict]:
+def split_by_patches(plan: Plan, staging: Staging, lazy_status: dict, lazy_unknown: dict) -> tuple[dict, dict]:
     """The urban/rural patch rule: patch sizes need the whole raster before any block can be split, so
     the unsplit classes and the patch flags are made in a first pass (with the status and unknown-code
     counts), and the classes read back are split block by block. Replaces ``plan.lc.classes``."""
@@ -95,9 +103,11 @@ def split_by_patches(plan: Plan, staging: Staging, status: dict, unknown: dict) 
     unsplit = {y: staging.path(f"work/unsplit_{y}.vrt") for y in lc.classes}
     writes = [cog.raster_parts_task(c, unsplit[y], lc.grid, 0) for y, c in lc.classes.items()]
     flags = {y: split.patch_flags(c, lc.grid, rule.patch_min_ha) for y, c in lc.classes.items()}
-    _, status, unknown, flags = execution.compute(writes, status, unknown, flags)
-    lc.classes = {y: split.apply_patch_flags(cog.open_own(unsplit[y], lc.grid, plan.config.dask.chunks), flags[y])
-                  for y in lc.classes}
+    _, status, unknown, flags = execution.compute(writes, lazy_status, lazy_unknown, flags)
+    lc.classes = {
+        y: split.apply_patch_flags(cog.open_own(unsplit[y], lc.grid, plan.config.dask.chunks), flags[y])
+        for y in lc.classes
+    }
     return status, unknown
 
 
@@ -124,8 +134,11 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
         tasks.writes.append(cog.raster_parts_task(arr, target, lc.grid, nodata))
 
     czone = plan.zone_rasters.get(plan.carbon_layer.name) if plan.carbon_layer is not None else None
-    zones = {plan.column(z): (plan.zone_rasters[z.name], len(z.ids) + 1) for z in plan.layers
-             if z in plan.reported or z is plan.carbon_layer}
+    zones = {
+        plan.column(z): (plan.zone_rasters[z.name], len(z.ids) + 1)
+        for z in plan.layers
+        if z in plan.reported or z is plan.carbon_layer
+    }
     lookups = {"density": densities, "rate": rates} if densities is not None else {"rate": rates}
     index: dict[int, dict] = {}
     for year, cls in lc.classes.items():
@@ -134,8 +147,13 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
         if densities is not None:
             write(carbon.per_pixel(densities, index[year]["density"]), "stock", np.nan, year=year)
             tasks.missing_density[year] = carbon.missing_keys(densities, index[year]["density"], cls, lc.codes[year])
-        write(carbon.per_pixel(rates, index[year]["rate"]), "flux", np.nan,
-              work=f"work/flux_{year}.tif" if year in spread else None, year=year)
+        write(
+            carbon.per_pixel(rates, index[year]["rate"]),
+            "flux",
+            np.nan,
+            work=f"work/flux_{year}.tif" if year in spread else None,
+            year=year,
+        )
     pairs = plan.intervals
     for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
@@ -150,16 +168,27 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
         write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
         write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
         if densities is not None:
-            write(transitions.value_change(densities, index[y0]["density"], index[y1]["density"]), "stock_change",
-                  np.nan, y0=y0, y1=y1)
+            write(
+                transitions.value_change(densities, index[y0]["density"], index[y1]["density"]),
+                "stock_change",
+                np.nan,
+                y0=y0,
+                y1=y1,
+            )
         if not {y0, y1} & spread:  # otherwise written once the statistics are spread
-            write(transitions.value_change(rates, index[y0]["rate"], index[y1]["rate"]), "flux_change", np.nan,
-                  y0=y0, y1=y1)
+            write(
+                transitions.value_change(rates, index[y0]["rate"], index[y1]["rate"]),
+                "flux_change",
+                np.nan,
+                y0=y0,
+                y1=y1,
+            )
     return tasks
 
 
-def _epoch_counts(direct: dict[int, pd.DataFrame], intervals: dict[tuple[int, int], pd.DataFrame]
-                  ) -> dict[int, pd.DataFrame]:
+def _epoch_counts(
+    direct: dict[int, pd.DataFrame], intervals: dict[tuple[int, int], pd.DataFrame]
+) -> dict[int, pd.DataFrame]:
     """Per epoch counts: computed directly for a single epoch, else summed from an interval it ends."""
     counts = dict(direct)
     for (y0, y1), frame in intervals.items():
@@ -169,8 +198,13 @@ def _epoch_counts(direct: dict[int, pd.DataFrame], intervals: dict[tuple[int, in
     return dict(sorted(counts.items()))
 
 
-def spread_flux(plan: Plan, params: balance.CarbonParameters, counts: dict[int, pd.DataFrame],
-                pairs: list[tuple[int, int]], staging: Staging) -> list[str]:
+def spread_flux(
+    plan: Plan,
+    params: balance.CarbonParameters,
+    counts: dict[int, pd.DataFrame],
+    pairs: list[tuple[int, int]],
+    staging: Staging,
+) -> list[str]:
     """Rewrite the flux maps of statistics years: each zone's statistical terms spread over its pixels
     of cropland and construction, per-hectare rates elsewhere; then the flux change of the intervals
     that touch those years (reads the run's own staged rasters). Returns the rasters staged."""
@@ -184,7 +218,8 @@ def spread_flux(plan: Plan, params: balance.CarbonParameters, counts: dict[int, 
     def own(relative: str, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
         return cog.open_own(staging.path(relative).with_suffix(".vrt"), grid, chunks, dtype, nodata)
 
-    flux, writes, written = {}, [], []
+    flux: dict[int | tuple[int, int], xr.DataArray] = {}
+    writes, written = [], []
     for year in sorted(years):
         lut = balance.flux_spread(params, counts[year], year)
         rated = own(f"work/flux_{year}.tif", "float32", np.nan)
@@ -214,8 +249,12 @@ def _warn_partial_zones(plan: Plan, counts: dict[int, pd.DataFrame]) -> None:
     with_stats = sorted(set().union(*(t.index for t in plan.terms.values())))
     partial = [f"{layer.ids[z - 1]} ({share[z - 1]:.0%})" for z in with_stats if share[z - 1] < 0.98]
     if partial:
-        log.warning("zones of '%s' with statistics lie partly outside the rasters (share inside): %s; their "
-                    "statistical terms are spread over the part inside", layer.name, ", ".join(partial))
+        log.warning(
+            "zones of '%s' with statistics lie partly outside the rasters (share inside): %s; their "
+            "statistical terms are spread over the part inside",
+            layer.name,
+            ", ".join(partial),
+        )
 
 
 def _check_carbon_keys(missing_density: dict[int, dict[int, int]], densities: carbon.Lookup | None) -> None:
@@ -223,8 +262,10 @@ def _check_carbon_keys(missing_density: dict[int, dict[int, int]], densities: ca
     missing = merge_counts(list(missing_density.values()))
     if densities is not None and missing:
         listing = ", ".join(f"{k} ({v} px)" for k, v in missing.items())
-        raise InputError(f"no carbon density for {densities.table.key} {listing} present in the rasters; add rows",
-                         densities.table.path)
+        raise InputError(
+            f"no carbon density for {densities.table.key} {listing} present in the rasters; add rows",
+            densities.table.path,
+        )
 
 
 def warn_uncounted(classes: pd.DataFrame, rates: carbon.Lookup) -> None:
@@ -232,10 +273,15 @@ def warn_uncounted(classes: pd.DataFrame, rates: carbon.Lookup) -> None:
     lost = classes[classes["uncounted_area_ha"] > 0].groupby(["class", "class_name"])["uncounted_area_ha"].max()
     if len(lost):
         what = ", ".join(f"{c} {n} (up to {a:,.2f} ha in an epoch)" for (c, n), a in lost.items())
-        where = ("give a carbon.rates table" if rates.table.path == DEFAULT_RATES
-                 else f"add rows to {rates.table.path.name}")
-        log.warning("no annual rate or statistics for class %s: not counted in the flux (NaN in the flux maps, "
-                    "uncounted_area_ha in the tables); %s or county statistics", what, where)
+        where = (
+            "give a carbon.rates table" if rates.table.path == DEFAULT_RATES else f"add rows to {rates.table.path.name}"
+        )
+        log.warning(
+            "no annual rate or statistics for class %s: not counted in the flux (NaN in the flux maps, "
+            "uncounted_area_ha in the tables); %s or county statistics",
+            what,
+            where,
+        )
 
 
 def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:
@@ -251,4 +297,3 @@ def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: st
             files.files[0] if len(files.files) == 1 else files.files[0].parent,
         )
     log.warning("codes not in scheme '%s' treated as nodata: %s", lc.scheme.name, by_year)
-

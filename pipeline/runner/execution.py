@@ -32,6 +32,7 @@ class Timer:
         self.stages[name] = round(time.perf_counter() - start, 3)
         log.info("%s done in %.1f s", name, self.stages[name])
 
+
 def compute(*structures):
     """``dask.compute`` over nested dicts/lists of Dask collections, in one graph, reads shared.
 
@@ -84,7 +85,8 @@ def reading_errors(files: list[Path]):
     try:
         yield
     except (RasterioError, CPLE_BaseError) as e:
-        chain, cause = [], e
+        chain: list[str] = []
+        cause: BaseException | None = e
         while cause is not None and len(chain) < 10:
             chain.append(str(cause))
             cause = cause.__cause__ or cause.__context__
@@ -103,14 +105,16 @@ def scheduler_context(name: str, progress: bool):
     if name in ("threads", "synchronous"):
         from dask.diagnostics import ProgressBar
 
-        with dask.config.set(scheduler=name), (ProgressBar(dt=0.1) if progress else contextlib.nullcontext()):
+        with dask.config.set(scheduler=name), ProgressBar(dt=0.1) if progress else contextlib.nullcontext():
             yield
         return
     from distributed import Client, LocalCluster
 
     # distributed sets its own log levels on import; keep its chatter below ours.
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
+    cluster = (
+        LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
+    )
     try:
         with Client(cluster or name, timeout="10s") as client:
             log.info("running on %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)

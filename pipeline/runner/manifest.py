@@ -16,8 +16,22 @@ from pipeline.io import parameters
 from pipeline.io.parameters import DEFAULT_RATES
 from pipeline.io.staging import Staging
 
-_PACKAGES = ["numpy", "pandas", "xarray", "dask", "distributed", "rasterio", "rioxarray", "pyproj", "geopandas",
-             "pyogrio", "shapely", "scipy", "pydantic", "click"]
+_PACKAGES = [
+    "numpy",
+    "pandas",
+    "xarray",
+    "dask",
+    "distributed",
+    "rasterio",
+    "rioxarray",
+    "pyproj",
+    "geopandas",
+    "pyogrio",
+    "shapely",
+    "scipy",
+    "pydantic",
+    "click",
+]
 
 
 def inputs(config: Config, rasters: list[Path]) -> list[dict]:
@@ -26,8 +40,16 @@ def inputs(config: Config, rasters: list[Path]) -> list[dict]:
     return [{"path": p, "sha256": sha256(Path(p))} for p in paths]
 
 
-def build_manifest(config: Config, lc, checked_inputs: list[dict], stages: list[str], staging: Staging,
-                   timings: dict, warnings: list[str], checksums: dict[str, str] | None = None) -> dict:
+def build_manifest(
+    config: Config,
+    lc,
+    checked_inputs: list[dict],
+    stages: list[str],
+    staging: Staging,
+    timings: dict,
+    warnings: list[str],
+    checksums: dict[str, str] | None = None,
+) -> dict:
     """``lc``: the run's ``LandCover`` (grid and scheme). ``checksums`` (staged path -> SHA-256) is read
     and filled, so a second manifest of the same run hashes only the files written since the first."""
     checksums = {} if checksums is None else checksums
@@ -44,8 +66,12 @@ def build_manifest(config: Config, lc, checked_inputs: list[dict], stages: list[
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": config.model_dump(mode="json"),
         "stages": stages,
-        "grid": {"crs": lc.grid.crs.to_string(), "transform": list(lc.grid.transform)[:6],
-                 "width": lc.grid.width, "height": lc.grid.height},
+        "grid": {
+            "crs": lc.grid.crs.to_string(),
+            "transform": list(lc.grid.transform)[:6],
+            "width": lc.grid.width,
+            "height": lc.grid.height,
+        },
         "scheme": {"name": lc.scheme.name, **lc.scheme.meta},
         "inputs": checked_inputs,
         "versions": {
@@ -57,8 +83,9 @@ def build_manifest(config: Config, lc, checked_inputs: list[dict], stages: list[
         },
         "timings_s": timings,
         "warnings": warnings,
-        "outputs": [{"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": checksums[f]}
-                    for f in staging.files()],
+        "outputs": [
+            {"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": checksums[f]} for f in staging.files()
+        ],
         "command": " ".join(sys.argv),
     }
 

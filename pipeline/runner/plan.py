@@ -92,7 +92,8 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     elif rule == "native" and not scheme.native_split:
         log.warning(
             "scheme %s has no urban/rural split: all its construction is class 5 (urban); "
-            "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it", scheme.name
+            "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it",
+            scheme.name,
         )
     return LandCover(grid, sources, scheme, codes, mapped, valid, classes)
 
@@ -101,12 +102,22 @@ def check_size(grid: Grid, sources: list[EpochSource], chunks: int, limit: float
     """Say the size of the work at once, and refuse a grid above ``limit`` pixels before any graph is built."""
     pixels = grid.width * grid.height
     blocks = -(-grid.width // chunks) * -(-grid.height // chunks)
-    log.info("grid %d x %d px (%.3g Mpx) x %d epochs, %d blocks of %d px per epoch", grid.width, grid.height,
-             pixels / 1e6, len(sources), blocks, chunks)
+    log.info(
+        "grid %d x %d px (%.3g Mpx) x %d epochs, %d blocks of %d px per epoch",
+        grid.width,
+        grid.height,
+        pixels / 1e6,
+        len(sources),
+        blocks,
+        chunks,
+    )
     if pixels > limit:
-        raise ConfigError(f"the grid is {grid.width} x {grid.height} = {pixels:.3g} px per epoch, above the limit "
-                          f"dask.max_pixels = {limit:.3g}; check the rasters' extent and resolution, or raise "
-                          "dask.max_pixels in the config", sources[0].dataset)
+        raise ConfigError(
+            f"the grid is {grid.width} x {grid.height} = {pixels:.3g} px per epoch, above the limit "
+            f"dask.max_pixels = {limit:.3g}; check the rasters' extent and resolution, or raise "
+            "dask.max_pixels in the config",
+            sources[0].dataset,
+        )
 
 
 @dataclass
@@ -163,19 +174,26 @@ class Plan:
         """What decides the run's outputs, for the output specification."""
         red = self.config.redline
         return spec.RunContext(
-            years=tuple(self.config.years), intervals=tuple(self.intervals),
-            layers=tuple(z.name for z in self.reported), stages=frozenset(self.stages),
-            rasters=frozenset(self.config.rasters), stock=self.densities is not None,
-            balance_years=tuple(sorted(set(self.config.years) | set(self.terms))), redline_year=self.redline_year,
-            coverage=red is not None and red.zone_layer is not None)
+            years=tuple(self.config.years),
+            intervals=tuple(self.intervals),
+            layers=tuple(z.name for z in self.reported),
+            stages=frozenset(self.stages),
+            rasters=frozenset(self.config.rasters),
+            stock=self.densities is not None,
+            balance_years=tuple(sorted(set(self.config.years) | set(self.terms))),
+            redline_year=self.redline_year,
+            coverage=red is not None and red.zone_layer is not None,
+        )
 
 
 def make_plan(config: Config, stages: list[str], workdir: Path) -> Plan:
     """Read and check every input of ``config``; the land cover stays lazy."""
     patch_rule = config.urban_split if isinstance(config.urban_split, PatchSplit) else None
     lc = build_landcover(config, workdir, defer_patch_split=patch_rule is not None)
-    layers = [vectors.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer, z.coordinates == "gcj02")
-              for z in config.zones]
+    layers = [
+        vectors.read_zone_layer(z.name, z.path, z.id, z.label, lc.grid, z.layer, z.coordinates == "gcj02")
+        for z in config.zones
+    ]
     carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
     densities, rates = _carbon_tables(config, carbon_layer)
     red = config.redline if "redline" in stages else None
@@ -209,6 +227,9 @@ def _statistics_terms(config: Config, layer: ZoneLayer | None) -> dict[int, pd.D
     by_year = balance.terms_by_year(terms, layer, config.carbon.statistics)
     away = sorted(set(by_year) - set(config.years))
     if away:
-        log.warning("statistics years %s have no land-cover epoch: their balance uses the nearest epoch's land "
-                    "(flagged nearest_epoch in tables/balance_*.csv)", away)
+        log.warning(
+            "statistics years %s have no land-cover epoch: their balance uses the nearest epoch's land "
+            "(flagged nearest_epoch in tables/balance_*.csv)",
+            away,
+        )
     return by_year

@@ -49,12 +49,23 @@ class RedlineInputs:
 
 def read_inputs(red: RedlineConfig, layers: list[ZoneLayer], grid: Grid) -> RedlineInputs:
     layer = next((z for z in layers if z.name == red.zone_layer), None)
-    return RedlineInputs(_polygons(red.lock_out, grid, "lock_out"), _polygons(red.protected_areas, grid, "protected_areas"),
-                         _key_zones(layer, red.key_field) if layer is not None else [])
+    return RedlineInputs(
+        _polygons(red.lock_out, grid, "lock_out"),
+        _polygons(red.protected_areas, grid, "protected_areas"),
+        _key_zones(layer, red.key_field) if layer is not None else [],
+    )
 
 
-def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers: list[ZoneLayer],
-                   zone_rasters: dict[str, xr.DataArray], grid: Grid, chunks: int, staging: Staging) -> RedlineResult:
+def write_redlines(
+    red: RedlineConfig,
+    inputs: RedlineInputs,
+    year: int,
+    layers: list[ZoneLayer],
+    zone_rasters: dict[str, xr.DataArray],
+    grid: Grid,
+    chunks: int,
+    staging: Staging,
+) -> RedlineResult:
     """Candidates, coverage and gap fill for ``year`` into ``staging``/redline, and the Gi* raster."""
 
     def own(key: str, dtype: str, nodata: float) -> xr.DataArray:
@@ -70,9 +81,10 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
     else:  # sink density: uptake as a positive t C/ha/yr, 0 for sources
         index, counts, table = rate, rate_levels, np.r_[np.nan, np.maximum(-rate_levels.index.to_numpy(), 0.0)]
     stats = redline.level_stats(np.r_[0, counts.to_numpy()], table)
-    radius = max(1, int(round(red.radius_m / np.sqrt(float(np.mean(grid.row_area_m2()))))))
-    z = redline.gi_star(redline.level_values(index[0], table), radius, stats,
-                        max_abs=float(np.nanmax(np.abs(table)))).astype(np.float32)
+    radius = max(1, round(red.radius_m / np.sqrt(float(np.mean(grid.row_area_m2())))))
+    z = redline.gi_star(
+        redline.level_values(index[0], table), radius, stats, max_abs=float(np.nanmax(np.abs(table)))
+    ).astype(np.float32)
     locked_out, locked_in = _burn(inputs.lock_out, grid, classes), _burn(inputs.protected, grid, classes)
     if locked_out is not None:
         # Locked-out land stays in its zone's area but, like cropland, can be neither candidate nor gap fill.
@@ -80,8 +92,12 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
     hot = redline.hotspots(z, classes, red.z_threshold).astype(np.uint8)
     hot_path = staging.path("work/redline_hot.vrt")
     gi_star = spec.path("gi_star", year=year)
-    execution.compute([raster_parts_task(z, staging.path(gi_star).with_suffix(".vrt"), grid, np.nan),
-                       raster_parts_task(hot, hot_path, grid, 0)])
+    execution.compute(
+        [
+            raster_parts_task(z, staging.path(gi_star).with_suffix(".vrt"), grid, np.nan),
+            raster_parts_task(hot, hot_path, grid, 0),
+        ]
+    )
     hot = cog.open_own(hot_path, grid, chunks, "uint8", 0)
     (joined,) = execution.compute(redline.join_patches(hot))
     labels, n = redline.label_patches(hot, joined)
@@ -90,28 +106,39 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
     labels = cog.open_own(label_path, grid, chunks, "int32", 0)
     zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
     pixels, anchors = execution.compute(
-        redline.redline_counts(labels, int(n), classes, grid, (density[0], density[1]), zones,
-                               (rate[0], rate[1]), locked_in), redline.patch_anchors(labels))
+        redline.redline_counts(
+            labels, int(n), classes, grid, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
+        ),
+        redline.patch_anchors(labels),
+    )
     density_table = np.r_[np.nan, density_levels.index.to_numpy()]
     rate_table = np.r_[np.nan, rate_levels.index.to_numpy()]
-    candidates = redline.patch_table(pixels, anchors, grid, red.min_area_ha, density_table, rate_table,
-                                     [z.name for z in layers])
+    candidates = redline.patch_table(
+        pixels, anchors, grid, red.min_area_ha, density_table, rate_table, [z.name for z in layers]
+    )
     keep = candidates["label"].tolist()
     table = _named(candidates, layers).drop(columns="label")
     polygons = gpd.GeoDataFrame(table, geometry=redline.vectorise(labels, keep, grid).geometry.to_numpy(), crs=grid.crs)
     write_geopackage(polygons, staging.path(spec.path("candidates_gpkg")), "candidates")
     write_table(table, staging.path(spec.path("candidates")))
     what = "stock density" if red.value == "stock" else "sink density"
-    out = RedlineResult(year, f"Red-line candidates {year}\nGi* hotspots of {what} (z > {red.z_threshold:g}, "
-                        f"radius {red.radius_m:g} m), patches ≥ {red.min_area_ha:g} ha", polygons,
-                        protected=None if inputs.protected is None else inputs.protected.geometry, rasters=[gi_star])
+    out = RedlineResult(
+        year,
+        f"Red-line candidates {year}\nGi* hotspots of {what} (z > {red.z_threshold:g}, "
+        f"radius {red.radius_m:g} m), patches ≥ {red.min_area_ha:g} ha",
+        polygons,
+        protected=None if inputs.protected is None else inputs.protected.geometry,
+        rasters=[gi_star],
+    )
     if red.zone_layer is not None:
         layer = next(z for z in layers if z.name == red.zone_layer)
-        cover = redline.coverage(pixels, grid, layer.name, keep, inputs.key_zones,
-                                 red.key_target_share, red.other_target_share)
+        cover = redline.coverage(
+            pixels, grid, layer.name, keep, inputs.key_zones, red.key_target_share, red.other_target_share
+        )
         fill, thresholds = redline.gap_fill(pixels, cover, grid, layer.name, keep, density_table)
-        gap = redline.gap_fill_mask(labels, keep, classes, density[0], density_table, zone_rasters[layer.name],
-                                    thresholds, locked_in)
+        gap = redline.gap_fill_mask(
+            labels, keep, classes, density[0], density_table, zone_rasters[layer.name], thresholds, locked_in
+        )
         gap_zones = zone_rasters[layer.name].where(gap, 0).astype(np.int32)
         shapes = redline.vectorise(gap_zones, list(thresholds), grid)
         attributes = _zone_columns(fill, layer).set_index("zone").loc[shapes["label"]].reset_index(drop=True)
@@ -121,8 +148,15 @@ def write_redlines(red: RedlineConfig, inputs: RedlineInputs, year: int, layers:
         out.coverage = _zone_columns(merged, layer).drop(columns="zone")
         out.zones = layer.polygons.geometry
         write_table(out.coverage, staging.path(spec.path("coverage")))
-    log.info("red lines %d: %d hotspot patches, %d candidates of >= %g ha (Gi* radius %d px, z > %g)", year, int(n),
-             len(candidates), red.min_area_ha, radius, red.z_threshold)
+    log.info(
+        "red lines %d: %d hotspot patches, %d candidates of >= %g ha (Gi* radius %d px, z > %g)",
+        year,
+        int(n),
+        len(candidates),
+        red.min_area_ha,
+        radius,
+        red.z_threshold,
+    )
     return out
 
 
@@ -180,8 +214,9 @@ def _key_zones(layer: ZoneLayer, field: str | None) -> list[int]:
         return []
     if field not in layer.polygons.columns:
         fields = ", ".join(c for c in layer.polygons.columns if c != layer.polygons.geometry.name)
-        raise InputError(f"redline.key_field '{field}' is not a field of zone layer '{layer.name}'; fields: {fields}",
-                         layer.path)
+        raise InputError(
+            f"redline.key_field '{field}' is not a field of zone layer '{layer.name}'; fields: {fields}", layer.path
+        )
     flags = layer.polygons[field].map(lambda v: str(v).strip().lower() in ("1", "true", "yes", "y", "t"))
     return [i + 1 for i, flagged in enumerate(flags) if flagged]
 
@@ -190,7 +225,8 @@ def _zone_columns(frame: pd.DataFrame, layer: ZoneLayer) -> pd.DataFrame:
     ids, names = np.asarray(layer.ids, object), np.asarray(layer.labels, object)
     z = frame["zone"].to_numpy(np.int64) - 1
     return frame.assign(zone_id=ids[z], zone_name=names[z])[
-        ["zone", "zone_id", "zone_name", *[c for c in frame.columns if c != "zone"]]]
+        ["zone", "zone_id", "zone_name", *[c for c in frame.columns if c != "zone"]]
+    ]
 
 
 def _named(candidates: pd.DataFrame, layers: list[ZoneLayer]) -> pd.DataFrame:
@@ -199,7 +235,7 @@ def _named(candidates: pd.DataFrame, layers: list[ZoneLayer]) -> pd.DataFrame:
     for layer in layers:
         number = out.pop(layer.name).to_numpy(np.int64)
         share = out.pop(f"{layer.name}_share")
-        ids, names = np.asarray([""] + layer.ids, object), np.asarray([""] + layer.labels, object)
+        ids, names = np.asarray(["", *layer.ids], object), np.asarray(["", *layer.labels], object)
         out[f"{layer.name}_id"], out[f"{layer.name}_name"] = ids[number], names[number]
         out[f"{layer.name}_share"] = share
     return out

@@ -22,8 +22,13 @@ from pipeline.runner.write import write_tables
 log = logging.getLogger(__name__)
 
 
-def run_pipeline(config: Config, output: Path | None = None, scheduler: str | None = None, progress: bool = True,
-                 stages: list[str] | None = None) -> Path:
+def run_pipeline(
+    config: Config,
+    output: Path | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    stages: list[str] | None = None,
+) -> Path:
     """Run the stages (all by default, see ``plan.resolve_stages``) and write the output folder; returns
     the manifest path."""
     # GDAL's block cache defaults to 5 % of RAM and filled up while the COGs of large rasters were
@@ -42,16 +47,23 @@ def run_pipeline(config: Config, output: Path | None = None, scheduler: str | No
             rasters, red = list(results.rasters), None
             if plan.redline_year is not None and plan.redline_inputs is not None and config.redline is not None:
                 with timer.stage("red-line candidates"):
-                    red = redlines.write_redlines(config.redline, plan.redline_inputs, plan.redline_year,
-                                                  plan.layers, plan.zone_rasters, plan.grid, config.dask.chunks,
-                                                  staging)
+                    red = redlines.write_redlines(
+                        config.redline,
+                        plan.redline_inputs,
+                        plan.redline_year,
+                        plan.layers,
+                        plan.zone_rasters,
+                        plan.grid,
+                        config.dask.chunks,
+                        staging,
+                    )
                 rasters += red.rasters
         with timer.stage("write outputs"):
             finish_rasters(staging, rasters, config.overviews)
             tables = write_tables(plan, results, staging)
         shutil.rmtree(staging.folder("work"))
         context = plan.context()
-        checked, checksums = manifest.inputs(config, plan.lc.files), {}
+        checked, checksums = manifest.inputs(config, plan.lc.files), dict[str, str]()
         if "report" in stages:
             with timer.stage("maps and report"):
                 from pipeline.report import (  # matplotlib and mapclassify: 0.8 s to import, for this stage only
@@ -59,17 +71,31 @@ def run_pipeline(config: Config, output: Path | None = None, scheduler: str | No
                     page,
                 )
 
-                source = (f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
-                          f"{', '.join(map(str, config.years))} · {plan.grid.crs.to_string()}")
-                drawn = maps.draw_maps(staging.root, context, {z.name: z for z in plan.reported}, tables.balance,
-                                       tables.pathways, tables.flows, config.name, source, red)
-                so_far = manifest.build_manifest(config, plan.lc, checked, stages, staging, timer.stages,
-                                                 warnings.messages, checksums)
+                source = (
+                    f"carbon-pipeline {__version__} · run '{config.name}' · land cover "
+                    f"{', '.join(map(str, config.years))} · {plan.grid.crs.to_string()}"
+                )
+                drawn = maps.draw_maps(
+                    staging.root,
+                    context,
+                    {z.name: z for z in plan.reported},
+                    tables.balance,
+                    tables.pathways,
+                    tables.flows,
+                    config.name,
+                    source,
+                    red,
+                )
+                so_far = manifest.build_manifest(
+                    config, plan.lc, checked, stages, staging, timer.stages, warnings.messages, checksums
+                )
                 page.write_report(staging.root, context, so_far, drawn, manifest.parameter_tables(config))
-        final = manifest.build_manifest(config, plan.lc, checked, stages, staging, timer.stages, warnings.messages,
-                                        checksums)
-        staging.path(spec.path("manifest")).write_text(json.dumps(final, indent=2, ensure_ascii=False),
-                                                       encoding="utf-8")
+        final = manifest.build_manifest(
+            config, plan.lc, checked, stages, staging, timer.stages, warnings.messages, checksums
+        )
+        staging.path(spec.path("manifest")).write_text(
+            json.dumps(final, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
         staging.commit()
     except BaseException:
         staging.discard()

@@ -10,10 +10,10 @@ from pipeline.errors import InputError, UnknownCodesError
 from pipeline.io import parameters, rasters, vectors
 from pipeline.io.parameters import read_densities, read_rates
 from pipeline.io.staging import check_writable
-from pipeline.runner.plan import check_size
 from pipeline.io.vectors import read_polygons
 from pipeline.model import inputs
 from pipeline.model.classes import RURAL, URBAN
+from pipeline.runner.plan import check_size
 from pipeline.stages import balance, carbon, statistics, zonal
 
 
@@ -47,13 +47,17 @@ def validate(config: Config) -> list[str]:
             f"{src.grid.width} x {src.grid.height} px{note}"
         )
         if unknown:
-            listing = "; ".join(f"{path.name}: " + ", ".join(f"{k} ({v} px)" for k, v in sorted(found.items()))
-                                for path, found in unknown.items())
+            listing = "; ".join(
+                f"{path.name}: " + ", ".join(f"{k} ({v} px)" for k, v in sorted(found.items()))
+                for path, found in unknown.items()
+            )
             if config.unknown_codes == "error":
                 where = next(iter(unknown)) if len(unknown) == 1 else Path(src.files[0]).parent
                 raise UnknownCodesError(
                     f"epoch {src.year}: codes not in scheme '{scheme.name}' in the sampled blocks of {listing}. "
-                    "Add them to a scheme CSV or set `unknown_codes: nodata`", where)
+                    "Add them to a scheme CSV or set `unknown_codes: nodata`",
+                    where,
+                )
             lines.append(f"  codes not in the scheme (sampled blocks; will be nodata): {listing}")
     if isinstance(config.urban_split, ExtentSplit):
         gdf = read_polygons(config.urban_split.urban_extent, grid, config.urban_split.layer)
@@ -66,13 +70,15 @@ def validate(config: Config) -> list[str]:
         lines.append(f"zones '{z.name}': {len(layers[-1].ids)} polygons ({z.path.name}){overlap}")
     carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
     lines += _check_carbon_tables(config, scheme, sampled & known, carbon_layer)
-    if config.carbon.statistics is not None:
+    if config.carbon.statistics is not None and carbon_layer is not None:  # the config asks for a zone layer
         coefficients = parameters.read_coefficients(config.carbon.coefficients)
         stats = parameters.read_statistics(config.carbon.statistics, coefficients)
         by_year = balance.terms_by_year(statistics.terms(stats, coefficients), carbon_layer, config.carbon.statistics)
         away = sorted(set(by_year) - set(config.years))
-        lines.append(f"carbon statistics: {len(stats)} rows for {stats.zone_id.nunique()} zones of '{carbon_layer.name}', "
-                     f"years {sorted(by_year)}" + (f" ({away} use the nearest epoch's land)" if away else ""))
+        lines.append(
+            f"carbon statistics: {len(stats)} rows for {stats.zone_id.nunique()} zones of '{carbon_layer.name}', "
+            f"years {sorted(by_year)}" + (f" ({away} use the nearest epoch's land)" if away else "")
+        )
     check_writable(config.output)
     lines.append(f"output: {config.output} (writable; a run replaces it as a whole)")
     lines.append("OK: every input opened; nothing was computed")
@@ -94,9 +100,13 @@ def _check_carbon_tables(config: Config, scheme: inputs.Scheme, codes: set[int],
         missing = table.missing(present)
         if missing:
             raise InputError(
-                f"no carbon density for {table.key} {missing}, present in the rasters (sampled blocks); add rows", table.path
+                f"no carbon density for {table.key} {missing}, present in the rasters (sampled blocks); add rows",
+                table.path,
             )
-        lines.append(f"carbon densities: {len(table.frame)} rows keyed by {table.key}, t C/ha, covering every {table.key} in the sampled blocks")
+        lines.append(
+            f"carbon densities: {len(table.frame)} rows keyed by {table.key}, t C/ha, covering every {table.key} "
+            "in the sampled blocks"
+        )
         if table.key == "class" and reachable - table.keys():
             lines.append(f"  note: no row for classes {sorted(reachable - table.keys())} (not in the sampled blocks)")
     if config.carbon.rates is not None:

@@ -44,8 +44,9 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     out = Tables()
     for name, (layer, column) in layers.items():
         classes = balance.class_table(results.parameters, results.counts, layer, column, config.name, config.carbon.co2)
-        balances = balance.balance_table(results.parameters, results.counts, layer, column, config.name,
-                                         config.carbon.co2)
+        balances = balance.balance_table(
+            results.parameters, results.counts, layer, column, config.name, config.carbon.co2
+        )
         write_table(classes, staging.path(spec.path("classes", layer=name)))
         write_table(balances, staging.path(spec.path("balance", layer=name)))
         if "trends" in plan.stages:
@@ -59,34 +60,47 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     return out
 
 
-def epochs_table(sources: list[EpochSource], status: dict[int, np.ndarray], unknown: dict[int, dict[int, int]],
-                 row_area_m2: np.ndarray) -> pd.DataFrame:
+def epochs_table(
+    sources: list[EpochSource],
+    status: dict[int, np.ndarray],
+    unknown: dict[int, dict[int, int]],
+    row_area_m2: np.ndarray,
+) -> pd.DataFrame:
     """tables/epochs.csv: per epoch the valid, own-nodata, unknown-code and excluded-by-another-epoch
     pixels and hectares."""
     rows = []
     for src in sources:
         px = status[src.year].sum(axis=0)
         ha = areas_ha(status[src.year], row_area_m2)
-        rows.append({
-            "year": src.year,
-            "files": len(src.files),
-            "source_dtype": src.dtype,
-            "source_nodata": src.nodata,
-            "valid_pixels": int(px[reclassify.VALID]),
-            "valid_area_ha": ha[reclassify.VALID],
-            "nodata_pixels": int(px[reclassify.OWN_NODATA]),
-            "nodata_area_ha": ha[reclassify.OWN_NODATA],
-            "unknown_code_pixels": int(px[reclassify.UNKNOWN_CODE]),
-            "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
-            "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
-            "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
-            "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
-        })
+        rows.append(
+            {
+                "year": src.year,
+                "files": len(src.files),
+                "source_dtype": src.dtype,
+                "source_nodata": src.nodata,
+                "valid_pixels": int(px[reclassify.VALID]),
+                "valid_area_ha": ha[reclassify.VALID],
+                "nodata_pixels": int(px[reclassify.OWN_NODATA]),
+                "nodata_area_ha": ha[reclassify.OWN_NODATA],
+                "unknown_code_pixels": int(px[reclassify.UNKNOWN_CODE]),
+                "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
+                "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
+                "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
+                "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def zone_tables(layer: ZoneLayer, frame: pd.DataFrame, column: str, balances: pd.DataFrame, row_area_m2: np.ndarray,
-                grid: Grid, staging: Staging) -> None:
+def zone_tables(
+    layer: ZoneLayer,
+    frame: pd.DataFrame,
+    column: str,
+    balances: pd.DataFrame,
+    row_area_m2: np.ndarray,
+    grid: Grid,
+    staging: Staging,
+) -> None:
     """zones_<layer>: polygon, burned and valid areas, boundary difference and overlaps of every zone
     (overlaps are also warned about: a pixel goes to one of them); and <layer>.gpkg: the zones in the
     grid's CRS with those areas and their balance, one column per year."""
@@ -100,13 +114,24 @@ def zone_tables(layer: ZoneLayer, frame: pd.DataFrame, column: str, balances: pd
     write_geopackage(gdf, staging.path(spec.path("zone_layer", layer=layer.name)), layer.name)
     shared = report["overlap_ha"] > 0
     if shared.any():
-        log.warning("zone layer '%s': %d zones overlap others, %.2f ha shared in all (each pixel is counted in "
-                    "one zone only); see %s", layer.name, shared.sum(), report["overlap_ha"].sum() / 2,
-                    spec.path("zones", layer=layer.name))
+        log.warning(
+            "zone layer '%s': %d zones overlap others, %.2f ha shared in all (each pixel is counted in "
+            "one zone only); see %s",
+            layer.name,
+            shared.sum(),
+            report["overlap_ha"].sum() / 2,
+            spec.path("zones", layer=layer.name),
+        )
 
 
-def interval_tables(results: PassResults, layers: dict[str, tuple[ZoneLayer | None, str | None]], region: str,
-                    co2: bool, staging: Staging, out: Tables) -> None:
+def interval_tables(
+    results: PassResults,
+    layers: dict[str, tuple[ZoneLayer | None, str | None]],
+    region: str,
+    co2: bool,
+    staging: Staging,
+    out: Tables,
+) -> None:
     """transitions_<layer>_<y0>_<y1>, pathways_<layer>_<y0>_<y1> and intervals_<layer> for every layer
     and interval; intensity_{interval,category,transition} for the region over the consecutive intervals.
     Fills ``out.pathways`` and ``out.flows``."""
@@ -120,8 +145,9 @@ def interval_tables(results: PassResults, layers: dict[str, tuple[ZoneLayer | No
         for name, (layer, column) in layers.items():
             zones = balance.zone_frame(layer, region)
             matrix = _sorted(transitions.transition_table(change, zones, column), ["from_class", "to_class"])
-            pathways = _sorted(transitions.pathway_table(change, zones, column, params.densities is not None),
-                               ["pathway"])
+            pathways = _sorted(
+                transitions.pathway_table(change, zones, column, params.densities is not None), ["pathway"]
+            )
             _write(matrix, staging, spec.path("transitions", layer=name, y0=y0, y1=y1), co2)
             _write(pathways, staging, spec.path("pathways", layer=name, y0=y0, y1=y1), co2)
             out.pathways[(name, y0, y1)] = pathways
@@ -129,10 +155,12 @@ def interval_tables(results: PassResults, layers: dict[str, tuple[ZoneLayer | No
             if layer is None:
                 region_matrices[(y0, y1)] = matrix
     for name, parts in summaries.items():
-        _write(_sorted(pd.concat(parts, ignore_index=True), ["y0", "y1"]), staging,
-               spec.path("intervals", layer=name), co2)
-    out.flows = {k: m for k, m in region_matrices.items()
-                 if not any(k[0] < y < k[1] for pair in region_matrices for y in pair)}
+        _write(
+            _sorted(pd.concat(parts, ignore_index=True), ["y0", "y1"]), staging, spec.path("intervals", layer=name), co2
+        )
+    out.flows = {
+        k: m for k, m in region_matrices.items() if not any(k[0] < y < k[1] for pair in region_matrices for y in pair)
+    }
     if not out.flows:
         return
     mats = intensity.matrices(out.flows)

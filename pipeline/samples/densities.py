@@ -10,8 +10,10 @@ from __future__ import annotations
 import pandas as pd
 
 ILLUSTRATIVE = "illustrative value for the synthetic sample region; not a published figure, not for accounting"
-GRASSLAND_SOURCE = ("China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 "
-                    "'Total' row (0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)")
+GRASSLAND_SOURCE = (
+    "China national grassland means, Sci. Rep. 6:21378 (2016), doi:10.1038/srep21378, Table 1 "
+    "'Total' row (0.083, 0.418, 8.163 kg C/m2 x 10); dead organic matter not reported there (0)"
+)
 DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead, source)
     1: ("cropland", 5.0, 1.0, 90.0, 1.0, ILLUSTRATIVE),
     2: ("forest", 40.0, 10.0, 130.0, 5.0, ILLUSTRATIVE),
@@ -26,5 +28,7 @@ DENSITIES = {  # class: (name, c_above, c_below, c_soil, c_dead, source)
 
 def densities_frame() -> pd.DataFrame:
     """The table as the generators write it to ``densities.csv`` (``to_csv(index=False, lineterminator="\\n")``)."""
-    return pd.DataFrame([(c, *v) for c, v in DENSITIES.items()],
-                        columns=["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"])
+    return pd.DataFrame(
+        [(c, *v) for c, v in DENSITIES.items()],
+        columns=["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"],
+    )

@@ -39,10 +39,26 @@ TARGET = np.zeros(256, np.uint8)  # CNLUCC code -> DESIGN class, 0 = nodata (the
 _cnlucc = load_scheme("cnlucc")
 TARGET[_cnlucc.codes[_cnlucc.codes < 256]] = _cnlucc.targets[_cnlucc.codes < 256]
 CROP, ECO = (11, 12), (21, 22, 23, 24, 31, 32, 33, 46, 64, 65, 66)
-COUNTY_NAMES = ["青岚县", "柳湾县", "石桥县", "鹭洲县", "松岭县", "桂溪县",
-                "枫林县", "梅岗县", "荷塘县", "杉坪县", "竹坞县", "兰陂县"]
-ZONES = [("山地水源涵养区", "水源涵养", True), ("丘陵水土保持区", "水土保持", False),
-         ("河湖湿地生物多样性维护区", "生物多样性维护", True), ("平原农产品提供区", "农产品提供", False)]
+COUNTY_NAMES = [
+    "青岚县",
+    "柳湾县",
+    "石桥县",
+    "鹭洲县",
+    "松岭县",
+    "桂溪县",
+    "枫林县",
+    "梅岗县",
+    "荷塘县",
+    "杉坪县",
+    "竹坞县",
+    "兰陂县",
+]
+ZONES = [
+    ("山地水源涵养区", "水源涵养", True),
+    ("丘陵水土保持区", "水土保持", False),
+    ("河湖湿地生物多样性维护区", "生物多样性维护", True),
+    ("平原农产品提供区", "农产品提供", False),
+]
 CONFIG = """\
 # Synthetic sample region written by pipeline.sample_data.generate_sample; see README.md.
 name: sample-region
@@ -111,7 +127,10 @@ def line(lc: np.ndarray, pts: list[tuple[float, float]], code: int, skip: tuple[
     m = np.zeros_like(lc, bool)
     for (ya, xa), (yb, xb) in pairwise(pts):
         t = np.linspace(0, 1, int(np.hypot(yb - ya, xb - xa) * 2) + 2)
-        yy, xx = np.clip(np.round(ya + t * (yb - ya)).astype(int), 0, N - 2), np.clip(np.round(xa + t * (xb - xa)).astype(int), 0, N - 2)
+        yy, xx = (
+            np.clip(np.round(ya + t * (yb - ya)).astype(int), 0, N - 2),
+            np.clip(np.round(xa + t * (xb - xa)).astype(int), 0, N - 2),
+        )
         m[yy, xx] = m[yy + 1, xx] = True  # two pixels across: a road is 30-60 m wide
     m &= ~np.isin(lc, skip)
     taken = int(np.isin(lc[m], CROP).sum())
@@ -133,8 +152,12 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     river_line = np.zeros((N, N), bool)
     river_line[np.clip(ry.round().astype(int), 0, N - 1), np.arange(N)] = True
     d_river = ndimage.distance_transform_edt(~ndimage.binary_dilation(river_line, iterations=3))
-    elev = 0.55 * smooth(rng, 200) + 0.35 * smooth(rng, 50) + 0.10 * smooth(rng, 12) \
-        + 2.2 * (1 - np.exp(-(d_river / 260) ** 2))
+    elev = (
+        0.55 * smooth(rng, 200)
+        + 0.35 * smooth(rng, 50)
+        + 0.10 * smooth(rng, 12)
+        + 2.2 * (1 - np.exp(-((d_river / 260) ** 2)))
+    )
 
     def q(p):  # thresholds as shares of the region
         return np.quantile(elev[valid], p)
@@ -160,7 +183,7 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
         rr = lake_r * (1 + 0.25 * ncity)
         lc[disk((N, N), cy, cx, rr + 6 + 2 * n1) & (lc != 41)] = 64
         lc[disk((N, N), cy, cx, rr)] = 42
-    (cy, cx), = pick(rng, valid & (elev > q(0.8)) & (elev < q(0.9)), 1, 1)
+    ((cy, cx),) = pick(rng, valid & (elev > q(0.8)) & (elev < q(0.9)), 1, 1)
     lc[disk((N, N), cy, cx, 20 * (1 + 0.3 * n2))] = 43
     for cy, cx in pick(rng, valid & (lc == 11), 200, 20):  # fish ponds, common among Hubei paddies
         stamp(lc, cy, cx, rng.uniform(1.5, 4.5), 43, CROP)
@@ -171,8 +194,9 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
     d_centre = [np.hypot(yy - c[0], xx - c[1]) for c, _, _ in radius]
 
     def urban_at(k):
-        return np.logical_or(*[d < r * (1 + g * k) * np.clip(1 + 0.3 * ncity, 0.6, 1.4)
-                               for d, (_, r, g) in zip(d_centre, radius)])
+        return np.logical_or(
+            *[d < r * (1 + g * k) * np.clip(1 + 0.3 * ncity, 0.6, 1.4) for d, (_, r, g) in zip(d_centre, radius)]
+        )
 
     ring = (d_centre[0] > 95) & (d_centre[0] < 125)
     # Sites (row, col) and their radii in px; the radii change over the epochs.
@@ -214,7 +238,7 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
                 back = (21 if i % 2 else 32) if to_eco[i] else (11 if paddy[cy, cx] else 12)
                 ri = int(np.ceil(r))
                 y0, x0 = max(cy - ri, 0), max(cx - ri, 0)
-                win = lc[y0:cy + ri + 1, x0:cx + ri + 1]
+                win = lc[y0 : cy + ri + 1, x0 : cx + ri + 1]
                 gone = disk(win.shape, cy - y0, cx - x0, r) & ~disk(win.shape, cy - y0, cx - x0, new_r) & (win == 52)
                 win[gone] = back
                 settle_r[i] = new_r
@@ -225,7 +249,9 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
         g4g = crop & (steep > g4g_thr[k])
         lc[g4g] = np.where(n1[g4g] > 0.3, 31, np.where(n1[g4g] < -0.8, 24, 21))
         near_crop = ndimage.binary_dilation(crop, iterations=2)
-        cand = np.flatnonzero(near_crop & np.isin(lc, ECO) & valid & (np.minimum(*d_centre) > 150) & (steep < g4g_thr[-1]))
+        cand = np.flatnonzero(
+            near_crop & np.isin(lc, ECO) & valid & (np.minimum(*d_centre) > 150) & (steep < g4g_thr[-1])
+        )
         take = cand[np.argsort(-reclaim.ravel()[cand], kind="stable")[: int(0.8 * lost)]]
         lc.ravel()[take] = np.where(paddy.ravel()[take], 11, 12)
         succ = np.isin(lc, (31, 32, 33)) & (n2 + 0.3 * n1 > 2.3 - 0.2 * k)  # grassland growing into forest
@@ -233,7 +259,7 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
         epochs.append(lc)
     for e in epochs:
         e[~valid] = NODATA
-    (cy, cx), = pick(rng, ndimage.binary_erosion(valid, iterations=120) & (np.minimum(*d_centre) > 300), 1, 1)
+    ((cy, cx),) = pick(rng, ndimage.binary_erosion(valid, iterations=120) & (np.minimum(*d_centre) > 300), 1, 1)
     cloud = valid & (disk((N, N), cy, cx, 48 * (1 + 0.3 * n1)) | disk((N, N), cy + 50, cx + 70, 30 * (1 + 0.3 * n1)))
     return valid, epochs, cloud, elev
 
@@ -245,8 +271,13 @@ def pathways(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist: float) -> list:
     """``n`` Voronoi cells of seeded points inside the region, clipped to the vectorised valid mask."""
-    region = shapely.union_all([shapely.geometry.shape(g) for g, v in rasterio.features.shapes(
-        valid.astype(np.uint8), mask=valid, transform=TRANSFORM) if v == 1])
+    region = shapely.union_all(
+        [
+            shapely.geometry.shape(g)
+            for g, v in rasterio.features.shapes(valid.astype(np.uint8), mask=valid, transform=TRANSFORM)
+            if v == 1
+        ]
+    )
     inner = ndimage.binary_erosion(valid, iterations=60)
     pts = [rasterio.transform.xy(TRANSFORM, r, c) for r, c in pick(rng, inner, n, min_dist)]  # pixel centres
     voronoi = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=region, ordered=True))
@@ -260,7 +291,9 @@ def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist:
     return [shapely.normalize(c) for c in cells]
 
 
-def statistics(rng: np.random.Generator, epochs: list[np.ndarray], county_id: np.ndarray, codes: list[int]) -> pd.DataFrame:
+def statistics(
+    rng: np.random.Generator, epochs: list[np.ndarray], county_id: np.ndarray, codes: list[int]
+) -> pd.DataFrame:
     """Seed 002's county inputs (t, hm2, kW, kg, tce per 10k yuan, 10k yuan, t) scaled by mapped areas."""
     nc = len(codes)
     fac = rng.uniform(0.9, 1.1, size=(nc, 6))  # county-specific intensities, stable over the years
@@ -271,9 +304,16 @@ def statistics(rng: np.random.Generator, epochs: list[np.ndarray], county_id: np
     machinery, film = (3.4, 4.2, 5.6, 6.7, 6.3), (6.5, 8.5, 11.0, 13.0, 12.0)
     intensity = (1.6, 1.3, 1.0, 0.8, 0.6)
     crops = {  # name: (area share of paddy, share of dry land, yield t/ha in 2000, yield in 2020)
-        "rice": (1.1, 0.0, 7.2, 8.0), "wheat": (0.0, 0.35, 3.0, 4.0), "maize": (0.0, 0.3, 4.5, 5.8),
-        "soybean": (0.0, 0.05, 2.0, 2.4), "tubers": (0.0, 0.06, 3.5, 4.0), "rapeseed": (0.25, 0.25, 1.8, 2.4),
-        "peanut": (0.0, 0.05, 3.0, 3.8), "sugarcane": (0.0, 0.003, 55.0, 60.0), "tobacco": (0.0, 0.005, 2.0, 2.3)}
+        "rice": (1.1, 0.0, 7.2, 8.0),
+        "wheat": (0.0, 0.35, 3.0, 4.0),
+        "maize": (0.0, 0.3, 4.5, 5.8),
+        "soybean": (0.0, 0.05, 2.0, 2.4),
+        "tubers": (0.0, 0.06, 3.5, 4.0),
+        "rapeseed": (0.25, 0.25, 1.8, 2.4),
+        "peanut": (0.0, 0.05, 3.0, 3.8),
+        "sugarcane": (0.0, 0.003, 55.0, 60.0),
+        "tobacco": (0.0, 0.005, 2.0, 2.3),
+    }
     rows, gdp0 = [], None
     for k, (year, lc) in enumerate(zip(YEARS, epochs)):
         pixels = np.bincount(county_id.ravel().astype(np.int64) * 256 + lc.ravel(), minlength=(nc + 1) * 256)
@@ -284,11 +324,18 @@ def statistics(rng: np.random.Generator, epochs: list[np.ndarray], county_id: np
         s2, s3 = 0.48 - 0.004 * (year - 2000), 0.36 + 0.008 * (year - 2000)
         for i, code in enumerate(codes):
             sown = (h[i, 11] + h[i, 12]) * sown_mult[i]
-            row = {"zone_id": code, "year": year, "fertiliser_t": sown * fert[i] * fert_trend[k],
-                   "sown_area_hm2": sown, "machinery_kW": sown * machinery[k] * fac[i, 1],
-                   "irrigated_area_hm2": h[i, 11] * 0.95 + h[i, 12] * irrig_dry[i],
-                   "plastic_film_kg": sown * film[k] * fac[i, 2], "energy_intensity_tce_per_10k_yuan": intensity[k] * fac[i, 3],
-                   "gdp_secondary_10k_yuan": gdp[i] * s2, "gdp_tertiary_10k_yuan": gdp[i] * s3}
+            row = {
+                "zone_id": code,
+                "year": year,
+                "fertiliser_t": sown * fert[i] * fert_trend[k],
+                "sown_area_hm2": sown,
+                "machinery_kW": sown * machinery[k] * fac[i, 1],
+                "irrigated_area_hm2": h[i, 11] * 0.95 + h[i, 12] * irrig_dry[i],
+                "plastic_film_kg": sown * film[k] * fac[i, 2],
+                "energy_intensity_tce_per_10k_yuan": intensity[k] * fac[i, 3],
+                "gdp_secondary_10k_yuan": gdp[i] * s2,
+                "gdp_tertiary_10k_yuan": gdp[i] * s3,
+            }
             for j, (name, (sp, sd, y0, y1)) in enumerate(crops.items()):
                 row[f"yield_{name}_t"] = (h[i, 11] * sp + h[i, 12] * sd) * (y0 + (y1 - y0) * k / 4) * fac[i, 4 + j % 2]
             rows.append(row)
@@ -302,12 +349,27 @@ def write_tiles(out_dir: Path, year: int, lc: np.ndarray, seed: int) -> list[Pat
         for c in range(N // TILE):
             path = out_dir / f"lc{year}" / f"lc{year}_r{r}c{c}.tif"
             path.parent.mkdir(parents=True, exist_ok=True)
-            with rasterio.open(path, "w", driver="GTiff", width=TILE, height=TILE, count=1, dtype="uint8", crs=CRS,
-                               transform=from_origin(ORIGIN[0] + c * TILE * PIXEL, ORIGIN[1] - r * TILE * PIXEL, PIXEL, PIXEL), nodata=NODATA,
-                               tiled=True, blockxsize=256, blockysize=256, compress="deflate", zlevel=9) as dst:
-                dst.write(lc[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE], 1)
-                dst.update_tags(SOURCE=f"synthetic sample region, pipeline.sample_data seed {seed}; not real data",
-                                SCHEME="CNLUCC")
+            with rasterio.open(
+                path,
+                "w",
+                driver="GTiff",
+                width=TILE,
+                height=TILE,
+                count=1,
+                dtype="uint8",
+                crs=CRS,
+                transform=from_origin(ORIGIN[0] + c * TILE * PIXEL, ORIGIN[1] - r * TILE * PIXEL, PIXEL, PIXEL),
+                nodata=NODATA,
+                tiled=True,
+                blockxsize=256,
+                blockysize=256,
+                compress="deflate",
+                zlevel=9,
+            ) as dst:
+                dst.write(lc[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE], 1)
+                dst.update_tags(
+                    SOURCE=f"synthetic sample region, pipeline.sample_data seed {seed}; not real data", SCHEME="CNLUCC"
+                )
             files.append(path)
     return files
 
@@ -318,11 +380,24 @@ def readme(epochs: list[np.ndarray], seed: int) -> str:
     area = {y: np.bincount(TARGET[e].ravel(), minlength=9) * HA_PER_PIXEL for y, e in zip(YEARS, epochs)}
     lines = ["| class | " + " | ".join(map(str, YEARS)) + " |", "|---" * (len(YEARS) + 1) + "|"]
     lines += [f"| {c} {names[c]} | " + " | ".join(f"{area[y][c]:,.0f}" for y in YEARS) + " |" for c in range(1, 9)]
-    lines.append("| nodata (in the region, 2005 cloud) | " + " | ".join(
-        f"{(epochs[i] == NODATA).sum() * HA_PER_PIXEL - (epochs[0] == NODATA).sum() * HA_PER_PIXEL:,.0f}" for i in range(len(YEARS))) + " |")
+    lines.append(
+        "| nodata (in the region, 2005 cloud) | "
+        + " | ".join(
+            f"{(epochs[i] == NODATA).sum() * HA_PER_PIXEL - (epochs[0] == NODATA).sum() * HA_PER_PIXEL:,.0f}"
+            for i in range(len(YEARS))
+        )
+        + " |"
+    )
     p = np.bincount(pathways(epochs[0], epochs[-1]).ravel(), minlength=256)
-    pnames = ["unchanged", "direct: urban expansion", "indirect: cropland displacement", "potential: rural shrinkage",
-              "rural expansion", "ecological restoration", "other change"]
+    pnames = [
+        "unchanged",
+        "direct: urban expansion",
+        "indirect: cropland displacement",
+        "potential: rural shrinkage",
+        "rural expansion",
+        "ecological restoration",
+        "other change",
+    ]
     ptab = ["| pathway | pixels | area (ha) |", "|---|---|---|"]
     ptab += [f"| {i} {pnames[i]} | {p[i]:,} | {p[i] * HA_PER_PIXEL:,.1f} |" for i in range(7)]
     return f"""# Sample region (synthetic)
@@ -375,15 +450,19 @@ def protected_areas(lc: np.ndarray) -> gpd.GeoDataFrame:
     target[scheme.codes] = scheme.targets
     classes = target[lc]
     parks = []
-    for cls, name, kind, buffer_m in ((4, "镜湖湿地公园", "wetland park", 300.0), (2, "青峰森林公园", "forest park", -600.0)):
+    for cls, name, kind, buffer_m in (
+        (4, "镜湖湿地公园", "wetland park", 300.0),
+        (2, "青峰森林公园", "forest park", -600.0),
+    ):
         patches, n = ndimage.label(classes == cls)
         largest = 1 + int(np.argmax(np.bincount(patches.ravel(), minlength=n + 1)[1:]))
         shapes = rasterio.features.shapes(np.uint8(patches == largest), mask=patches == largest, transform=TRANSFORM)
         area = shapely.union_all([shapely.geometry.shape(g) for g, _ in shapes])
         # Wetland parks take in the shore; a forest park is the core of the forest, not its edge.
         parks.append((name, kind, shapely.simplify(area.buffer(buffer_m), PIXEL)))
-    return gpd.GeoDataFrame({"name": [p[0] for p in parks], "type": [p[1] for p in parks]},
-                            geometry=[p[2] for p in parks], crs=CRS)
+    return gpd.GeoDataFrame(
+        {"name": [p[0] for p in parks], "type": [p[1] for p in parks]}, geometry=[p[2] for p in parks], crs=CRS
+    )
 
 
 def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
@@ -396,29 +475,36 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
     outputs[1][cloud] = NODATA  # a gap in the 2005 product only: statistics still see the land under it
     files = [f for year, lc in zip(YEARS, outputs) for f in write_tiles(out_dir, year, lc, seed)]
     codes = list(range(420101, 420101 + len(COUNTY_NAMES)))
-    counties = gpd.GeoDataFrame({"code": codes, "name": COUNTY_NAMES},
-                                geometry=zone_polygons(rng, valid, len(codes), 260), crs=CRS)
+    counties = gpd.GeoDataFrame(
+        {"code": codes, "name": COUNTY_NAMES}, geometry=zone_polygons(rng, valid, len(codes), 260), crs=CRS
+    )
     cells = zone_polygons(rng, valid, len(ZONES), 550)
     # The highest zone conserves water, the lowest feeds people: functions follow mean elevation.
     zone_of = rasterio.features.rasterize(((g, i + 1) for i, g in enumerate(cells)), (N, N), transform=TRANSFORM)
     order = np.argsort(-ndimage.mean(elev, zone_of, index=np.arange(1, len(cells) + 1)), kind="stable")
-    zones = gpd.GeoDataFrame(dict(zip(("name", "function", "national_key"), zip(*ZONES))), crs=CRS,
-                             geometry=[cells[i] for i in order])
+    zones = gpd.GeoDataFrame(
+        dict(zip(("name", "function", "national_key"), zip(*ZONES))), crs=CRS, geometry=[cells[i] for i in order]
+    )
     zones.insert(0, "zone_id", [f"EZ{i + 1}" for i in range(len(zones))])
     for gdf, name in ((counties, "counties"), (zones, "ecozones"), (protected_areas(epochs[0]), "protected_areas")):
         path = out_dir / f"{name}.gpkg"
         path.unlink(missing_ok=True)
         gdf.to_file(path, layer=name, driver="GPKG")
         files.append(path)
-    county_id = rasterio.features.rasterize(((g, i + 1) for i, g in enumerate(counties.geometry)), (N, N), transform=TRANSFORM)
+    county_id = rasterio.features.rasterize(
+        ((g, i + 1) for i, g in enumerate(counties.geometry)), (N, N), transform=TRANSFORM
+    )
     tables = {
         "densities.csv": densities_frame(),
-        "rates.csv": pd.DataFrame([(c, *v, RATES_SOURCE) for c, v in RATES.items()],
-                                  columns=["class", "name", "rate_tC_ha_yr", "source"]),
+        "rates.csv": pd.DataFrame(
+            [(c, *v, RATES_SOURCE) for c, v in RATES.items()], columns=["class", "name", "rate_tC_ha_yr", "source"]
+        ),
         "statistics.csv": statistics(rng, epochs, county_id, codes),
     }
     for name, df in tables.items():
-        df.to_csv(out_dir / name, index=False, lineterminator="\n", float_format="%.2f" if name == "statistics.csv" else None)
+        df.to_csv(
+            out_dir / name, index=False, lineterminator="\n", float_format="%.2f" if name == "statistics.csv" else None
+        )
         files.append(out_dir / name)
     for name, text in (("config.yaml", CONFIG), ("README.md", readme(outputs, seed))):
         (out_dir / name).write_text(text, encoding="utf-8", newline="\n")

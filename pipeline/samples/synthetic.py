@@ -36,15 +36,23 @@ FIELDS = {
 #: Cities, towns: cell side (m), radius a + b * u**3 (m) for u uniform (many small, few large), mean radius growth
 #: per 20 years (fraction); a cell holds one, likelier on the plains.
 SETTLEMENTS = {"city": (19200, 1500.0, 3000.0, 0.2), "town": (4800, 150.0, 1300.0, 0.25)}
-_M = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03), np.uint64(0xBF58476D1CE4E5B9),
-      np.uint64(0x94D049BB133111EB))
+_M = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xD1B54A32D192ED03),
+    np.uint64(0xBF58476D1CE4E5B9),
+    np.uint64(0x94D049BB133111EB),
+)
 
 
 def _hash(seed: int, stream: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Uniform [0, 1) float64 per integer point (i, j), broadcast: splitmix64, so any block can ask any point."""
     key = np.uint64((seed * 1_000_003 + stream * 7919) % 2**64)
     with np.errstate(over="ignore"):
-        x = (np.asarray(i, np.int64).astype(np.uint64) * _M[0]) ^ (np.asarray(j, np.int64).astype(np.uint64) * _M[1]) ^ key
+        x = (
+            (np.asarray(i, np.int64).astype(np.uint64) * _M[0])
+            ^ (np.asarray(j, np.int64).astype(np.uint64) * _M[1])
+            ^ key
+        )
         x = (x ^ (x >> np.uint64(30))) * _M[2]
         x = (x ^ (x >> np.uint64(27))) * _M[3]
         x ^= x >> np.uint64(31)
@@ -62,18 +70,19 @@ def _bspline(coord: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]
 
 
 def _octave(rows: np.ndarray, cols: np.ndarray, spacing: float, seed: int, stream: int) -> np.ndarray:
-    """Smooth value noise (unitless, std ~1) on the grid rows x cols (px); separable, each pixel's sum in fixed order."""
+    """Smooth value noise (unitless, std ~1) on the grid rows x cols (px); separable, each pixel's sum in fixed
+    order."""
     iy, wy = _bspline(rows, spacing)
     ix, wx = _bspline(cols, spacing)
     y0, x0 = iy.min(), ix.min()
-    lat = (_hash(seed, stream, np.arange(y0, iy.max() + 4)[:, None], np.arange(x0, ix.max() + 4)[None, :]) * 3.46 - 1.73)
+    lat = _hash(seed, stream, np.arange(y0, iy.max() + 4)[:, None], np.arange(x0, ix.max() + 4)[None, :]) * 3.46 - 1.73
     lat = lat.astype(np.float32)
     tmp = lat[:, ix - x0] * wx[:, 0]  # along columns on the small lattice first: cheap
     for k in (1, 2, 3):
         tmp += lat[:, ix - x0 + k] * wx[:, k]
     out = tmp[iy - y0] * wy[:, :1]
     for k in (1, 2, 3):
-        out += tmp[iy - y0 + k] * wy[:, k:k + 1]
+        out += tmp[iy - y0 + k] * wy[:, k : k + 1]
     return out * np.float32(1.85)  # the B-spline smooths a unit-variance lattice to std ~0.54
 
 
@@ -114,16 +123,28 @@ def _settlements(kind: str, r0: int, r1: int, c0: int, c1: int, seed: int, pixel
     gi, gj = np.broadcast_arrays(gi, gj)
     cy, cx = (gi + _hash(seed, s, gi, gj)) * cell, (gj + _hash(seed, s + 1, gi, gj)) * cell
     u = _hash(seed, s + 2, gi, gj)
-    elev = np.array([_field("elev", np.array([a]), np.array([b]), seed, pixel_m)[0, 0]  # at the centre pixel
-                     for a, b in zip(np.floor(cy).ravel(), np.floor(cx).ravel())]).reshape(cy.shape)
+    elev = np.array(
+        [
+            _field("elev", np.array([a]), np.array([b]), seed, pixel_m)[0, 0]  # at the centre pixel
+            for a, b in zip(np.floor(cy).ravel(), np.floor(cx).ravel())
+        ]
+    ).reshape(cy.shape)
     keep = _hash(seed, s + 3, gi, gj) < np.where(elev < lowland, 0.8, 0.15)  # settlements prefer the plains
     rad = (a_m + b_m * u * u * u) / pixel_m
     grow = g * (0.3 + 1.4 * _hash(seed, s + 4, gi, gj))
     return list(zip(cy[keep], cx[keep], rad[keep], grow[keep]))
 
 
-def _landcover(f: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray, t: float, q: dict[str, float],
-               towns: list, seed: int, pixel_m: float) -> np.ndarray:
+def _landcover(
+    f: dict[str, np.ndarray],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    t: float,
+    q: dict[str, float],
+    towns: list,
+    seed: int,
+    pixel_m: float,
+) -> np.ndarray:
     """CNLUCC codes (uint8) of one block at ``t`` (fraction of 20 years since the first epoch)."""
     e, d, reg = f["eadj"], f["detail"], f["region"]
     # Cropland top moves up in reclaiming regions (displacement) and down in restoring ones (grain for green).
@@ -194,22 +215,36 @@ def _calibrate(n: int, seed: int, pixel_m: float) -> dict[str, float]:
     def ql(p):
         return float(np.quantile(f["lake"], p))
 
-    return {"paddy": qe(0.25), "crop": qe(0.58), "grass": qe(0.68), "bare": qe(0.985), "shift": 0.15,
-                "saline": float(np.quantile(f["detail"], 0.012)), "road": float(np.quantile(np.abs(f["road"]), 0.016)),
-                "wood": float(np.quantile(f["mosaic"], 0.93)), "clear": float(np.quantile(f["mosaic"], 0.08)),
-                "river": float(np.quantile(np.abs(f["river"]), 0.03)), "lowlake": float(np.quantile(f["elev"], 0.4)),
-                "lake": ql(0.965), "marsh": ql(0.955), "stream": float(np.quantile(np.abs(f["stream"]), 0.01))}
+    return {
+        "paddy": qe(0.25),
+        "crop": qe(0.58),
+        "grass": qe(0.68),
+        "bare": qe(0.985),
+        "shift": 0.15,
+        "saline": float(np.quantile(f["detail"], 0.012)),
+        "road": float(np.quantile(np.abs(f["road"]), 0.016)),
+        "wood": float(np.quantile(f["mosaic"], 0.93)),
+        "clear": float(np.quantile(f["mosaic"], 0.08)),
+        "river": float(np.quantile(np.abs(f["river"]), 0.03)),
+        "lowlake": float(np.quantile(f["elev"], 0.4)),
+        "lake": ql(0.965),
+        "marsh": ql(0.955),
+        "stream": float(np.quantile(np.abs(f["stream"]), 0.01)),
+    }
 
 
-def _block(r0: int, r1: int, c0: int, c1: int, ts: list[float], q: dict[str, float], seed: int,
-           pixel_m: float) -> list[np.ndarray]:
+def _block(
+    r0: int, r1: int, c0: int, c1: int, ts: list[float], q: dict[str, float], seed: int, pixel_m: float
+) -> list[np.ndarray]:
     """All epochs of rows r0:r1, cols c0:c1, computed in strips of <= STRIP rows: the ~15 float32 temporaries per
     pixel then stay ~60 MB per worker whatever ``block`` is (pixels are the same either way)."""
     cols, parts = np.arange(c0, c1), []
     for s0 in range(r0, r1, STRIP):
         rows = np.arange(s0, min(s0 + STRIP, r1))
         f = _fields(rows, cols, seed, pixel_m)
-        towns = [s for k in SETTLEMENTS for s in _settlements(k, rows[0], rows[-1] + 1, c0, c1, seed, pixel_m, q["lowlake"])]
+        towns = [
+            s for k in SETTLEMENTS for s in _settlements(k, rows[0], rows[-1] + 1, c0, c1, seed, pixel_m, q["lowlake"])
+        ]
         parts.append([_landcover(f, rows, cols, t, q, towns, seed, pixel_m) for t in ts])
     return [np.concatenate(p) for p in zip(*parts)]
 
@@ -225,13 +260,25 @@ def counties_frame(n: int, counties: int, seed: int = 0, pixel_m: float = 30.0) 
         if step < 2:
             pts = shapely.get_coordinates(shapely.centroid(cells))
     width = max(4, len(str(counties)))
-    return gpd.GeoDataFrame({"code": [f"C{i + 1:0{width}d}" for i in range(counties)],
-                             "name": [f"Synthetic county {i + 1}" for i in range(counties)]},
-                            geometry=list(cells), crs=CRS)
+    return gpd.GeoDataFrame(
+        {
+            "code": [f"C{i + 1:0{width}d}" for i in range(counties)],
+            "name": [f"Synthetic county {i + 1}" for i in range(counties)],
+        },
+        geometry=list(cells),
+        crs=CRS,
+    )
 
 
-def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), counties: int = 100, seed: int = 0,
-             pixel_m: float = 30.0, block: int = 2048) -> Path:
+def generate(
+    out_dir: Path,
+    n: int,
+    epochs: tuple[int, ...] = (2000, 2020),
+    counties: int = 100,
+    seed: int = 0,
+    pixel_m: float = 30.0,
+    block: int = 2048,
+) -> Path:
     """Write ``lc<year>.tif`` (uint8 CNLUCC, n x n px of ``pixel_m`` m), counties.gpkg, densities.csv (t C/ha),
     config.yaml and config_stock.yaml (no zones) into ``out_dir``; returns config.yaml. One block at a
     time: benchmark data is made once, and memory stays at a block's."""
@@ -239,9 +286,21 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     out_dir.mkdir(parents=True, exist_ok=True)
     q = _calibrate(n, seed, pixel_m)
     ts = [(y - epochs[0]) / 20.0 for y in epochs]
-    profile = {"driver": "GTiff", "width": n, "height": n, "count": 1, "dtype": "uint8", "crs": CRS, "nodata": NODATA,
-                   "transform": from_origin(*ORIGIN, pixel_m, pixel_m), "tiled": True, "blockxsize": TILE, "blockysize": TILE,
-                   "compress": "DEFLATE", "BIGTIFF": "IF_SAFER"}
+    profile = {
+        "driver": "GTiff",
+        "width": n,
+        "height": n,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": CRS,
+        "nodata": NODATA,
+        "transform": from_origin(*ORIGIN, pixel_m, pixel_m),
+        "tiled": True,
+        "blockxsize": TILE,
+        "blockysize": TILE,
+        "compress": "DEFLATE",
+        "BIGTIFF": "IF_SAFER",
+    }
     wins = [(r, min(r + block, n), c, min(c + block, n)) for r in range(0, n, block) for c in range(0, n, block)]
     dsts = [rasterio.open(out_dir / f"lc{y}.tif", "w", **profile) for y in epochs]
     try:  # a small GDAL cache: finished tiles are compressed and leave memory instead of piling up
@@ -257,9 +316,13 @@ def generate(out_dir: Path, n: int, epochs: tuple[int, ...] = (2000, 2020), coun
     counties_frame(n, counties, seed, pixel_m).to_file(path, layer="counties", driver="GPKG")
     # The sample region's carbon density table and sources (pipeline.samples.densities).
     densities_frame().to_csv(out_dir / "densities.csv", index=False, lineterminator="\n")
-    head = (f"# Synthetic region written by pipeline.synthetic.generate (n={n}, seed={seed}); illustrative land cover.\n"
-            f"name: synthetic-{n}\nepochs:\n" + "".join(f"  {y}: lc{y}.tif\n" for y in epochs)
-            + "scheme: cnlucc\nalign: exact\nunknown_codes: error\nurban_split: native\ncarbon:\n  densities: densities.csv\n")
+    head = (
+        f"# Synthetic region written by pipeline.synthetic.generate (n={n}, seed={seed}); illustrative land cover.\n"
+        f"name: synthetic-{n}\nepochs:\n"
+        + "".join(f"  {y}: lc{y}.tif\n" for y in epochs)
+        + "scheme: cnlucc\nalign: exact\nunknown_codes: error\nurban_split: native\n"
+        + "carbon:\n  densities: densities.csv\n"
+    )
     tail = "dask: {chunks: 2048, scheduler: threads}\n"
     zones = "zones:\n  - {name: county, path: counties.gpkg, id: code, label: name}\n"
     (out_dir / "config_stock.yaml").write_text(head + "output: out_stock\n" + tail, encoding="utf-8", newline="\n")

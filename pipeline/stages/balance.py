@@ -42,8 +42,11 @@ def terms_by_year(terms: pd.DataFrame, layer: ZoneLayer, path) -> dict[int, pd.D
     index = layer.index_of()
     unknown = sorted(set(terms["zone_id"]) - set(index))
     if unknown:
-        raise InputError(f"statistics zone_id {unknown[:10]} are not ids of zone layer '{layer.name}' "
-                         f"(ids look like {layer.ids[:3]})", path)
+        raise InputError(
+            f"statistics zone_id {unknown[:10]} are not ids of zone layer '{layer.name}' "
+            f"(ids look like {layer.ids[:3]})",
+            path,
+        )
     numbered = terms.assign(czone=terms["zone_id"].map(index)).set_index("czone")
     return {int(y): g.drop(columns="year") for y, g in numbered.groupby("year")}
 
@@ -60,8 +63,14 @@ def zone_frame(layer: ZoneLayer | None, region_name: str) -> pd.DataFrame:
     return pd.DataFrame({"number": np.arange(1, len(layer.ids) + 1), "zone_id": layer.ids, "zone_name": layer.labels})
 
 
-def class_table(acc: CarbonParameters, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
-                region_name: str, co2: bool = False) -> pd.DataFrame:
+def class_table(
+    acc: CarbonParameters,
+    counts: dict[int, pd.DataFrame],
+    layer: ZoneLayer | None,
+    column: str | None,
+    region_name: str,
+    co2: bool = False,
+) -> pd.DataFrame:
     """Per zone, epoch and class: pixels, area_ha, stock_tC, sink_tC_yr, source_tC_yr, uncounted_area_ha."""
     zones = zone_frame(layer, region_name)
     parts = []
@@ -81,14 +90,31 @@ def class_table(acc: CarbonParameters, counts: dict[int, pd.DataFrame], layer: Z
     table = pd.concat(parts, ignore_index=True).merge(zones, on="number").drop(columns="number")
     table["class_name"] = table["class"].map(CLASS_NAMES)
     table["pixels"] = table["pixels"].astype(np.int64)
-    order = ["zone_id", "zone_name", "year", "class", "class_name", "pixels", "area_ha", "stock_tC", "sink_tC_yr",
-             "source_tC_yr", "uncounted_area_ha"]
+    order = [
+        "zone_id",
+        "zone_name",
+        "year",
+        "class",
+        "class_name",
+        "pixels",
+        "area_ha",
+        "stock_tC",
+        "sink_tC_yr",
+        "source_tC_yr",
+        "uncounted_area_ha",
+    ]
     table = table[order].sort_values(["zone_id", "year", "class"], key=natural_order).reset_index(drop=True)
     return with_co2(table) if co2 else table
 
 
-def balance_table(acc: CarbonParameters, counts: dict[int, pd.DataFrame], layer: ZoneLayer | None, column: str | None,
-                  region_name: str, co2: bool = False) -> pd.DataFrame:
+def balance_table(
+    acc: CarbonParameters,
+    counts: dict[int, pd.DataFrame],
+    layer: ZoneLayer | None,
+    column: str | None,
+    region_name: str,
+    co2: bool = False,
+) -> pd.DataFrame:
     """Per zone and year (epochs and statistics years): stock_tC, sink_tC_yr, source_tC_yr and
     net_emission_tC_yr = source - sink (t C/yr, positive = net source). A statistics year without an
     epoch uses the nearest epoch's land (``areas_from_epoch``); ``statistics`` says whether seed 002's
@@ -115,8 +141,19 @@ def balance_table(acc: CarbonParameters, counts: dict[int, pd.DataFrame], layer:
     if layer is not None and acc.carbon_layer is layer and acc.terms:
         all_terms = pd.concat([t.assign(year=y) for y, t in acc.terms.items()])
         table = table.merge(all_terms[["zone_id", "year", *TERMS.values()]], on=["zone_id", "year"], how="left")
-    order = ["zone_id", "zone_name", "year", "areas_from_epoch", "nearest_epoch", "statistics", "area_ha", "stock_tC",
-             "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr"]
+    order = [
+        "zone_id",
+        "zone_name",
+        "year",
+        "areas_from_epoch",
+        "nearest_epoch",
+        "statistics",
+        "area_ha",
+        "stock_tC",
+        "sink_tC_yr",
+        "source_tC_yr",
+        "net_emission_tC_yr",
+    ]
     table = table[order + [c for c in table.columns if c not in order]]
     table = table.sort_values(["zone_id", "year"], key=natural_order).reset_index(drop=True)
     return with_co2(table) if co2 else table
@@ -167,5 +204,11 @@ def _warn_unplaced(layer: ZoneLayer, terms: pd.DataFrame, sums: pd.DataFrame, ye
         if not built and row["source_construction_tC_yr"] > 0:
             lost.append("the construction source")
         if lost:
-            log.warning("%s: zone %s has statistics for %d but no %s pixels inside the rasters; %s not placed",
-                        layer.name, row["zone_id"], year, "cropland or construction", " and ".join(lost))
+            log.warning(
+                "%s: zone %s has statistics for %d but no %s pixels inside the rasters; %s not placed",
+                layer.name,
+                row["zone_id"],
+                year,
+                "cropland or construction",
+                " and ".join(lost),
+            )

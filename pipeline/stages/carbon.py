@@ -56,8 +56,11 @@ def _lookup(table: ParameterTable, values: pd.Series, zones: ZoneLayer | None) -
     number = np.zeros(len(table.frame), np.int64)
     if "zone" in table.frame.columns:
         if zones is None:
-            raise InputError("the table has a 'zone' column but the config names no zone layer for it: "
-                             "set carbon.zone_layer to the name of a layer in `zones`", table.path)
+            raise InputError(
+                "the table has a 'zone' column but the config names no zone layer for it: "
+                "set carbon.zone_layer to the name of a layer in `zones`",
+                table.path,
+            )
         given = table.frame["zone"]
         index = zones.index_of()
         unknown = sorted(set(given) - set(index) - {""})
@@ -124,8 +127,13 @@ def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, cod
     return values_where(keyed, (index == 0) & (classes != NODATA))
 
 
-def stock_and_flux(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Lookup | None, rates: Lookup,
-            terms: pd.DataFrame | None = None) -> pd.DataFrame:
+def stock_and_flux(
+    counts: pd.DataFrame,
+    row_area_m2: np.ndarray,
+    densities: Lookup | None,
+    rates: Lookup,
+    terms: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Carbon of each counted group of pixels (``zonal.group_counts`` rows with class, density and rate).
 
     Adds area_ha, stock_tC, sink_tC_yr (uptake, >= 0), source_tC_yr (>= 0). Where ``terms`` (indexed by
@@ -147,8 +155,10 @@ def stock_and_flux(counts: pd.DataFrame, row_area_m2: np.ndarray, densities: Loo
 
 def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
     groups = {
-        "cropland": (frame["class"] == CROPLAND, {"source_tC_yr": "source_agricultural_tC_yr",
-                                                 "sink_tC_yr": "sink_cropland_tC_yr"}),
+        "cropland": (
+            frame["class"] == CROPLAND,
+            {"source_tC_yr": "source_agricultural_tC_yr", "sink_tC_yr": "sink_cropland_tC_yr"},
+        ),
         "construction": (frame["class"].isin(CONSTRUCTION), {"source_tC_yr": "source_construction_tC_yr"}),
     }
     for in_group, replace in groups.values():

@@ -16,6 +16,7 @@ from dask.delayed import Delayed
 #: Above this many key combinations a block's keys are found by hashing instead of a dense bincount.
 _DENSE_LIMIT = 1 << 22
 
+
 def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> Delayed:
     """Delayed DataFrame of pixel counts per combination of keys present (and per image row if ``per_row``).
 
@@ -37,6 +38,7 @@ def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> De
     ]
     return dask.delayed(_merge)(parts, names, sizes)
 
+
 def _compact(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(distinct values, index of each value among them): a dense bincount when ``size`` is small,
     else a hash table (pandas.factorize is linear where sorting is not)."""
@@ -47,6 +49,7 @@ def _compact(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         return present, lookup[values]
     index, present = pd.factorize(values, sort=False)
     return np.asarray(present, np.int64), index.astype(np.int64)
+
 
 def _block_counts(sizes: list[int], row0: int | None, *blocks: np.ndarray) -> tuple[np.ndarray, ...]:
     """(combined key, global row, pixels) of one block; rows are all 0 unless ``row0`` is given."""
@@ -71,8 +74,11 @@ def _block_counts(sizes: list[int], row0: int | None, *blocks: np.ndarray) -> tu
     pixels = np.bincount(where, minlength=len(combo))
     return present[combo // h], combo % h + row0, pixels
 
+
 def _merge(parts: list, names: list[str], sizes: list[int]) -> pd.DataFrame:
-    frame = pd.DataFrame({name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(["key", "row", "pixels"])})
+    frame = pd.DataFrame(
+        {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(["key", "row", "pixels"])}
+    )
     # Integer sums: exact, and the same in any order of the blocks.
     frame = frame.groupby(["key", "row"], sort=True)["pixels"].sum().reset_index()
     out = pd.DataFrame({n: c.astype(np.int64) for n, c in zip(names, np.unravel_index(frame["key"].to_numpy(), sizes))})
@@ -80,19 +86,23 @@ def _merge(parts: list, names: list[str], sizes: list[int]) -> pd.DataFrame:
     out["pixels"] = frame["pixels"].to_numpy(np.int64)
     return out
 
+
 def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
     """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block."""
     parts = [
         dask.delayed(_count_where)(v, m)
         # optimize_graph=False keeps the block keys of the run's graph, so the reads are shared.
-        for v, m in zip(values.data.to_delayed(optimize_graph=False).ravel(),
-                        mask.data.to_delayed(optimize_graph=False).ravel())
+        for v, m in zip(
+            values.data.to_delayed(optimize_graph=False).ravel(), mask.data.to_delayed(optimize_graph=False).ravel()
+        )
     ]
     return dask.delayed(merge_counts)(parts)
+
 
 def _count_where(values: np.ndarray, mask: np.ndarray) -> dict[int, int]:
     found, counts = np.unique(values[mask], return_counts=True)
     return dict(zip(found.tolist(), counts.tolist()))
+
 
 def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
     """{key: count} dicts summed key by key, sorted by key."""
@@ -101,6 +111,7 @@ def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
         for k, v in part.items():
             total[k] = total.get(k, 0) + v
     return dict(sorted(total.items()))
+
 
 def row_histogram(values: xr.DataArray, nbins: int, per_row: bool = True) -> da.Array:
     """Pixel counts of each value 0..nbins-1 (int64), per row (shape (height, nbins)) or in all
@@ -125,6 +136,7 @@ def row_histogram(values: xr.DataArray, nbins: int, per_row: bool = True) -> da.
         dtype=np.int64,
     )
     return per_block.sum(axis=1) if per_row else per_block.sum(axis=(0, 1))[None, :]
+
 
 def areas_ha(counts: np.ndarray, row_area_m2: np.ndarray) -> np.ndarray:
     """Hectares per value from ``row_histogram`` counts (per row, or in all on a constant-area grid)."""

@@ -18,8 +18,12 @@ def matrices(transitions: dict[tuple[int, int], pd.DataFrame]) -> dict[tuple[int
     """Square area matrices (ha; index from_class, columns to_class, the classes of any interval) from
     long-form region transition tables."""
     classes = sorted(set().union(*({*t["from_class"], *t["to_class"]} for t in transitions.values())))
-    return {k: t.pivot_table(index="from_class", columns="to_class", values="area_ha", aggfunc="sum", fill_value=0.0)
-            .reindex(index=classes, columns=classes, fill_value=0.0) for k, t in transitions.items()}
+    return {
+        k: t.pivot_table(
+            index="from_class", columns="to_class", values="area_ha", aggfunc="sum", fill_value=0.0
+        ).reindex(index=classes, columns=classes, fill_value=0.0)
+        for k, t in transitions.items()
+    }
 
 
 def interval_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
@@ -28,11 +32,15 @@ def interval_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for (y0, y1), m in mats.items():
         c = m.to_numpy()
-        rows.append({"y0": y0, "y1": y1, "years": y1 - y0, "area_ha": c.sum(), "changed_area_ha": c.sum() - np.trace(c)})
+        rows.append(
+            {"y0": y0, "y1": y1, "years": y1 - y0, "area_ha": c.sum(), "changed_area_ha": c.sum() - np.trace(c)}
+        )
     out = pd.DataFrame(rows)
     out["annual_change_pct"] = out["changed_area_ha"] / out["area_ha"] / out["years"] * 100
     # U: all change over the whole duration, over the extent (every interval has the same extent).
-    out["uniform_pct"] = out["changed_area_ha"].sum() / out["area_ha"].iloc[0] / (out["y1"].max() - out["y0"].min()) * 100
+    out["uniform_pct"] = (
+        out["changed_area_ha"].sum() / out["area_ha"].iloc[0] / (out["y1"].max() - out["y0"].min()) * 100
+    )
     # With one interval S_t is U by definition: neither fast nor slow.
     same = np.isclose(out["annual_change_pct"], out["uniform_pct"], rtol=1e-12, atol=0)
     out["speed"] = np.where(same, "uniform", np.where(out["annual_change_pct"] > out["uniform_pct"], "fast", "slow"))
@@ -50,10 +58,23 @@ def category_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             gain_pct = (size1 - stay) / size1 / years * 100
             loss_pct = (size0 - stay) / size0 / years * 100
-        rows.append(pd.DataFrame({"y0": y0, "y1": y1, "years": years, "class": m.index, "area_y0_ha": size0,
-                                  "area_y1_ha": size1, "gain_ha": size1 - stay, "loss_ha": size0 - stay,
-                                  "gain_intensity_pct": gain_pct, "loss_intensity_pct": loss_pct,
-                                  "uniform_pct": s_t}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "y0": y0,
+                    "y1": y1,
+                    "years": years,
+                    "class": m.index,
+                    "area_y0_ha": size0,
+                    "area_y1_ha": size1,
+                    "gain_ha": size1 - stay,
+                    "loss_ha": size0 - stay,
+                    "gain_intensity_pct": gain_pct,
+                    "loss_intensity_pct": loss_pct,
+                    "uniform_pct": s_t,
+                }
+            )
+        )
     out = pd.concat(rows, ignore_index=True)
     out.insert(4, "class_name", out["class"].map(CLASS_NAMES))
     for kind in ("gain", "loss"):
@@ -77,16 +98,37 @@ def transition_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
                 w = (size1[k] - stay[k]) / (c.sum() - size0[k]) / years * 100
                 v = (size0[k] - stay[k]) / (c.sum() - size1[k]) / years * 100
                 for i in others:
-                    rows.append({"y0": y0, "y1": y1, "years": years, "kind": "gain", "class": n,
-                                 "other_class": classes[i], "area_ha": c[i, k],
-                                 "intensity_pct": c[i, k] / size0[i] / years * 100, "uniform_pct": w})
-                    rows.append({"y0": y0, "y1": y1, "years": years, "kind": "loss", "class": n,
-                                 "other_class": classes[i], "area_ha": c[k, i],
-                                 "intensity_pct": c[k, i] / size1[i] / years * 100, "uniform_pct": v})
+                    rows.append(
+                        {
+                            "y0": y0,
+                            "y1": y1,
+                            "years": years,
+                            "kind": "gain",
+                            "class": n,
+                            "other_class": classes[i],
+                            "area_ha": c[i, k],
+                            "intensity_pct": c[i, k] / size0[i] / years * 100,
+                            "uniform_pct": w,
+                        }
+                    )
+                    rows.append(
+                        {
+                            "y0": y0,
+                            "y1": y1,
+                            "years": years,
+                            "kind": "loss",
+                            "class": n,
+                            "other_class": classes[i],
+                            "area_ha": c[k, i],
+                            "intensity_pct": c[k, i] / size1[i] / years * 100,
+                            "uniform_pct": v,
+                        }
+                    )
     out = pd.DataFrame(rows)
     out.insert(5, "class_name", out["class"].map(CLASS_NAMES))
     out.insert(7, "other_class_name", out["other_class"].map(CLASS_NAMES))
     pct = out["intensity_pct"]
-    out["behaviour"] = np.where(pct.isna() | out["uniform_pct"].isna(), "n/a",
-                                np.where(pct > out["uniform_pct"], "targets", "avoids"))
+    out["behaviour"] = np.where(
+        pct.isna() | out["uniform_pct"].isna(), "n/a", np.where(pct > out["uniform_pct"], "targets", "avoids")
+    )
     return out.sort_values(["y0", "kind", "class", "other_class"], kind="stable").reset_index(drop=True)

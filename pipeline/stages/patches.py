@@ -68,8 +68,8 @@ def _face_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Label pairs that touch across a face: a[k] with b[k-1], b[k], b[k+1] (8-neighbour)."""
     pairs = []
     for d in (-1, 0, 1):
-        x = a[max(0, -d): len(a) - max(0, d)]
-        y = b[max(0, d): len(b) - max(0, -d)]
+        x = a[max(0, -d) : len(a) - max(0, d)]
+        y = b[max(0, d) : len(b) - max(0, -d)]
         keep = (x > 0) & (y > 0)
         pairs.append(np.stack([x[keep], y[keep]], axis=1))
     return np.concatenate(pairs)

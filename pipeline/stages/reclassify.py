@@ -26,6 +26,7 @@ UNKNOWN = 255
 #: Per-pixel status of an epoch, counted per row for the epoch table.
 VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER = range(4)
 
+
 def _map_codes(block: np.ndarray, keys: np.ndarray, values: np.ndarray, nodata: float | None) -> np.ndarray:
     """Target class of each pixel; 0 where nodata, UNKNOWN where the scheme has no entry."""
     if block.dtype.itemsize <= 2:
@@ -41,16 +42,17 @@ def _map_codes(block: np.ndarray, keys: np.ndarray, values: np.ndarray, nodata: 
         out[block == nodata] = NODATA
     return out
 
+
 def map_to_classes(codes: xr.DataArray, scheme: Scheme) -> xr.DataArray:
     """Lazy target classes (uint8; 0 nodata, ``UNKNOWN`` for unmapped codes)."""
-    mapped = codes.data.map_blocks(
-        _map_codes, scheme.codes, scheme.targets, codes.attrs.get("nodata"), dtype=np.uint8
-    )
+    mapped = codes.data.map_blocks(_map_codes, scheme.codes, scheme.targets, codes.attrs.get("nodata"), dtype=np.uint8)
     return codes.copy(data=mapped).rename(f"classes_{codes.attrs.get('year', '')}")
+
 
 def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> Delayed:
     """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run)."""
     return values_where(codes, mapped == UNKNOWN)
+
 
 def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
     """True where every epoch has a known, non-nodata class."""
@@ -61,6 +63,7 @@ def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
     if valid is None:
         raise ValueError("no epochs")
     return valid.rename("common_valid")
+
 
 def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER."""
@@ -74,6 +77,7 @@ def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
         return out
 
     return mapped.copy(data=da.map_blocks(status, mapped.data, valid.data, dtype=np.uint8)).rename("status")
+
 
 def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     """Classes inside the common valid mask, 0 elsewhere (uint8)."""

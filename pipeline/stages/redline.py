@@ -79,7 +79,7 @@ def level_values(index: xr.DataArray, table: np.ndarray) -> xr.DataArray:
 def level_stats(pixels: np.ndarray, table: np.ndarray) -> tuple[float, float, float]:
     """Exact (n, mean, population std) of ``level_values`` from pixel counts per index value
     (``pixels[i]`` pixels hold ``table[i]``; index 0 ignored). math.fsum: independent of any order."""
-    p, v = np.asarray(pixels, np.float64)[1:], np.asarray(table, np.float64)[1:len(pixels)]
+    p, v = np.asarray(pixels, np.float64)[1:], np.asarray(table, np.float64)[1 : len(pixels)]
     n = float(p.sum())
     mean = math.fsum(p * v) / n
     return n, mean, math.sqrt(math.fsum(p * (v - mean) ** 2) / n)
@@ -157,11 +157,14 @@ def disc_sum(block: np.ndarray, radius_px: int) -> np.ndarray:
     run = np.empty_like(total)
     for dy, row in enumerate(disc(r)):
         half = int(np.flatnonzero(row).max()) - r  # footprint row dy - r spans columns -half..half
-        np.subtract(prefix[dy:dy + h - 2 * r, r + half + 1:w - r + half + 1],
-                    prefix[dy:dy + h - 2 * r, r - half:w - r - half], out=run)
+        np.subtract(
+            prefix[dy : dy + h - 2 * r, r + half + 1 : w - r + half + 1],
+            prefix[dy : dy + h - 2 * r, r - half : w - r - half],
+            out=run,
+        )
         total += run
     out = np.zeros(block.shape, block.dtype)
-    out[r:h - r, r:w - r] = total.view(block.dtype)
+    out[r : h - r, r : w - r] = total.view(block.dtype)
     return out
 
 
@@ -176,8 +179,13 @@ def land_kind(classes: xr.DataArray, allowed: Iterable[int] = ALLOWED_CLASSES) -
     return classes.copy(data=data).rename("land")
 
 
-def hotspots(z: xr.DataArray, classes: xr.DataArray, threshold: float = 1.96,
-             allowed: Iterable[int] = ALLOWED_CLASSES, locked_out: xr.DataArray | None = None) -> xr.DataArray:
+def hotspots(
+    z: xr.DataArray,
+    classes: xr.DataArray,
+    threshold: float = 1.96,
+    allowed: Iterable[int] = ALLOWED_CLASSES,
+    locked_out: xr.DataArray | None = None,
+) -> xr.DataArray:
     """Boolean: z > ``threshold`` (NaN is not), class allowed, and not where ``locked_out`` is True."""
     hot = (z > threshold) & (land_kind(classes, allowed) == 2)
     if locked_out is not None:
@@ -226,15 +234,27 @@ def _join_labels(summaries: list[list[tuple]]) -> tuple[list[list[np.ndarray]], 
     n = int(component.max(initial=-1)) + 1
     if n >= np.iinfo(np.int32).max:
         raise ValueError(f"{n} patches do not fit int32 labels")
-    maps = [[np.concatenate([[0], component[first[i, j]: first[i, j] + c] + 1]).astype(np.int32)
-             for j, c in enumerate(row)] for i, row in enumerate(counts)]
+    maps = [
+        [
+            np.concatenate([[0], component[first[i, j] : first[i, j] + c] + 1]).astype(np.int32)
+            for j, c in enumerate(row)
+        ]
+        for i, row in enumerate(counts)
+    ]
     return maps, n
 
 
-def redline_counts(labels: xr.DataArray, n_labels: int, classes: xr.DataArray, grid: Grid,
-                   density: tuple[xr.DataArray, int], zones: dict[str, tuple[xr.DataArray, int]],
-                   rate: tuple[xr.DataArray, int] | None = None, locked_in: xr.DataArray | None = None,
-                   allowed: Iterable[int] = ALLOWED_CLASSES) -> Delayed:
+def redline_counts(
+    labels: xr.DataArray,
+    n_labels: int,
+    classes: xr.DataArray,
+    grid: Grid,
+    density: tuple[xr.DataArray, int],
+    zones: dict[str, tuple[xr.DataArray, int]],
+    rate: tuple[xr.DataArray, int] | None = None,
+    locked_in: xr.DataArray | None = None,
+    allowed: Iterable[int] = ALLOWED_CLASSES,
+) -> Delayed:
     """Delayed ``group_counts`` frame: pixels per label, density, [rate,] zones, locked (0/1), land
     (``land_kind``) and, on geographic grids, image row. ``density``/``rate``: (row-index raster,
     size); ``zones``: name -> (zone numbers 0..n, n + 1); ``n_labels``: the largest label."""
@@ -253,8 +273,11 @@ def patch_anchors(labels: xr.DataArray) -> Delayed:
     rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
     cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
     blocks = labels.data.to_delayed(optimize_graph=False)
-    parts = [dask.delayed(_block_anchors)(blocks[i, j], int(rows[i]), int(cols[j]), width)
-             for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+    parts = [
+        dask.delayed(_block_anchors)(blocks[i, j], int(rows[i]), int(cols[j]), width)
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
     return dask.delayed(_min_anchor)(parts)
 
 
@@ -270,8 +293,9 @@ def _min_anchor(parts: list) -> pd.Series:
     return pd.Series(at, index=ids).groupby(level=0).min()
 
 
-def _with_carbon(counts: pd.DataFrame, row_area_m2: np.ndarray, density_tC_ha: np.ndarray,
-                 rate_tC_ha_yr=None) -> pd.DataFrame:
+def _with_carbon(
+    counts: pd.DataFrame, row_area_m2: np.ndarray, density_tC_ha: np.ndarray, rate_tC_ha_yr=None
+) -> pd.DataFrame:
     f = counts.copy()
     f["area_ha"] = count_area_ha(f, row_area_m2)
     # Index 0 (no table row) carries no stock; hot patches are built from pixels that have one.
@@ -286,9 +310,15 @@ def _with_carbon(counts: pd.DataFrame, row_area_m2: np.ndarray, density_tC_ha: n
     return f
 
 
-def patch_table(counts: pd.DataFrame, anchors: pd.Series, grid: Grid, min_area_ha: float,
-                density_tC_ha: np.ndarray, rate_tC_ha_yr: np.ndarray | None = None,
-                zone_names: Iterable[str] = ()) -> pd.DataFrame:
+def patch_table(
+    counts: pd.DataFrame,
+    anchors: pd.Series,
+    grid: Grid,
+    min_area_ha: float,
+    density_tC_ha: np.ndarray,
+    rate_tC_ha_yr: np.ndarray | None = None,
+    zone_names: Iterable[str] = (),
+) -> pd.DataFrame:
     """Candidates of at least ``min_area_ha`` ha, best first: patch_id (= rank), rank, label (internal,
     chunk-dependent), pixels, area_ha, stock_tC, density_tC_ha (mean), sink_tC_yr, locked_in_ha,
     first_row, first_col and per zone layer ``<name>`` (zone number with the largest area, smallest on a
@@ -322,8 +352,15 @@ def _covered(f: pd.DataFrame, keep_labels) -> tuple[pd.Series, pd.Series]:
     return kept, kept | (f["locked"] == 1)
 
 
-def coverage(counts: pd.DataFrame, grid: Grid, zone: str, keep_labels: Iterable[int], key_zones: Iterable[int] = (),
-             key_target: float = KEY_ZONE_TARGET, default_target: float | None = None) -> pd.DataFrame:
+def coverage(
+    counts: pd.DataFrame,
+    grid: Grid,
+    zone: str,
+    keep_labels: Iterable[int],
+    key_zones: Iterable[int] = (),
+    key_target: float = KEY_ZONE_TARGET,
+    default_target: float | None = None,
+) -> pd.DataFrame:
     """Per zone number of layer ``zone`` (valid pixels only): zone_area_ha, candidate_ha, locked_in_ha,
     covered_ha (candidates ∪ locked-in, counted once), share, key_zone, target_share (``key_target`` for
     ``key_zones``, else ``default_target``; NaN: none), shortfall_ha (>= 0) and met (NA without target)."""
@@ -344,8 +381,14 @@ def coverage(counts: pd.DataFrame, grid: Grid, zone: str, keep_labels: Iterable[
     return out
 
 
-def gap_fill(counts: pd.DataFrame, cover: pd.DataFrame, grid: Grid, zone: str, keep_labels: Iterable[int],
-             density_tC_ha: np.ndarray) -> tuple[pd.DataFrame, dict[int, float]]:
+def gap_fill(
+    counts: pd.DataFrame,
+    cover: pd.DataFrame,
+    grid: Grid,
+    zone: str,
+    keep_labels: Iterable[int],
+    density_tC_ha: np.ndarray,
+) -> tuple[pd.DataFrame, dict[int, float]]:
     """Where a zone falls short, add its uncovered allowed land by stock density, highest first.
 
     Densities are discrete, so land is taken a whole density level (t C/ha) at a time: levels are
@@ -369,18 +412,44 @@ def gap_fill(counts: pd.DataFrame, cover: pd.DataFrame, grid: Grid, zone: str, k
         if len(take):
             thresholds[int(z)] = threshold
         after = short.at[z, "covered_ha"] + added
-        rows.append({"zone": int(z), "shortfall_ha": need, "threshold_density_tC_ha": threshold, "added_ha": added,
-                     "added_stock_tC": stock, "covered_after_ha": after,
-                     "share_after": after / short.at[z, "zone_area_ha"], "met_after": added >= need - 1e-9,
-                     "remaining_shortfall_ha": max(need - added, 0.0)})
-    columns = ["zone", "shortfall_ha", "threshold_density_tC_ha", "added_ha", "added_stock_tC", "covered_after_ha",
-               "share_after", "met_after", "remaining_shortfall_ha"]
+        rows.append(
+            {
+                "zone": int(z),
+                "shortfall_ha": need,
+                "threshold_density_tC_ha": threshold,
+                "added_ha": added,
+                "added_stock_tC": stock,
+                "covered_after_ha": after,
+                "share_after": after / short.at[z, "zone_area_ha"],
+                "met_after": added >= need - 1e-9,
+                "remaining_shortfall_ha": max(need - added, 0.0),
+            }
+        )
+    columns = [
+        "zone",
+        "shortfall_ha",
+        "threshold_density_tC_ha",
+        "added_ha",
+        "added_stock_tC",
+        "covered_after_ha",
+        "share_after",
+        "met_after",
+        "remaining_shortfall_ha",
+    ]
     return pd.DataFrame(rows, columns=columns), thresholds
 
 
-def gap_fill_mask(labels: xr.DataArray, keep_labels: Iterable[int], classes: xr.DataArray, density_index: xr.DataArray,
-                  density_tC_ha: np.ndarray, zone_raster: xr.DataArray, thresholds: dict[int, float],
-                  locked_in: xr.DataArray | None = None, allowed: Iterable[int] = ALLOWED_CLASSES) -> xr.DataArray:
+def gap_fill_mask(
+    labels: xr.DataArray,
+    keep_labels: Iterable[int],
+    classes: xr.DataArray,
+    density_index: xr.DataArray,
+    density_tC_ha: np.ndarray,
+    zone_raster: xr.DataArray,
+    thresholds: dict[int, float],
+    locked_in: xr.DataArray | None = None,
+    allowed: Iterable[int] = ALLOWED_CLASSES,
+) -> xr.DataArray:
     """Lazy boolean raster of gap-fill pixels: allowed, not locked in, not in a kept candidate, in a zone
     of ``thresholds`` and density >= that zone's threshold (the pixels ``gap_fill`` counted)."""
     keep = np.asarray(sorted(keep_labels), np.int64)
@@ -396,8 +465,9 @@ def gap_fill_mask(labels: xr.DataArray, keep_labels: Iterable[int], classes: xr.
         thr = limit[np.minimum(np.maximum(zn, 0), len(limit) - 1)]
         return (land == 2) & ~lk & ~np.isin(lab, keep) & (table[idx] >= thr)
 
-    data = da.map_blocks(block, labels.data, land_kind(classes, allowed).data, density_index.data,
-                         zone_raster.data, locked, dtype=bool)
+    data = da.map_blocks(
+        block, labels.data, land_kind(classes, allowed).data, density_index.data, zone_raster.data, locked, dtype=bool
+    )
     return labels.copy(data=data).rename("gap_fill")
 
 
@@ -414,8 +484,13 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
     rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
     cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
     blocks = labels.data.to_delayed(optimize_graph=False)
-    parts = dask.compute(*[dask.delayed(_block_shapes)(blocks[i, j], keep, int(rows[i]), int(cols[j]))
-                           for i in range(blocks.shape[0]) for j in range(blocks.shape[1])])
+    parts = dask.compute(
+        *[
+            dask.delayed(_block_shapes)(blocks[i, j], keep, int(rows[i]), int(cols[j]))
+            for i in range(blocks.shape[0])
+            for j in range(blocks.shape[1])
+        ]
+    )
     pieces: dict[int, list] = {}
     for part in parts:
         for value, geom in part:
@@ -429,8 +504,10 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
         found = pieces.get(int(i), [])
         g = found[0] if len(found) == 1 else shapely.union_all(found)  # most patches lie in one block
         g = shapely.normalize(shapely.simplify(g, 0.0))  # drop the vertices where block edges cut a side
-        g = shapely.transform(g, lambda xy: np.column_stack([t.c + t.a * xy[:, 0] + t.b * xy[:, 1],
-                                                             t.f + t.d * xy[:, 0] + t.e * xy[:, 1]]))
+        g = shapely.transform(
+            g,
+            lambda xy: np.column_stack([t.c + t.a * xy[:, 0] + t.b * xy[:, 1], t.f + t.d * xy[:, 0] + t.e * xy[:, 1]]),
+        )
         geoms.append(g if not rotated or shapely.is_valid(g) else shapely.make_valid(g))
     return gpd.GeoDataFrame({"label": np.asarray(ids, np.int64)}, geometry=geoms, crs=grid.crs)
 

@@ -55,7 +55,7 @@ def patch_flags(classes: xr.DataArray, grid: Grid, min_area_ha: float) -> Delaye
     summaries = [
         [
             dask.delayed(_block_summary)(
-                blocks[i, j], None if grid.constant_pixel_area else row_area_ha[row_starts[i]: row_starts[i] + h]
+                blocks[i, j], None if grid.constant_pixel_area else row_area_ha[row_starts[i] : row_starts[i] + h]
             )
             for j in range(blocks.shape[1])
         ]
@@ -87,19 +87,23 @@ def _block_summary(built: np.ndarray, row_area_ha: np.ndarray | None) -> dict:
     if row_area_ha is None:
         sizes = np.bincount(local.ravel(), minlength=n + 1).astype(np.int64)
     else:
-        sizes = np.bincount(local.ravel(), weights=np.broadcast_to(row_area_ha[:, None], local.shape).ravel(),
-                            minlength=n + 1)
+        sizes = np.bincount(
+            local.ravel(), weights=np.broadcast_to(row_area_ha[:, None], local.shape).ravel(), minlength=n + 1
+        )
     return {"n": n, "sizes": sizes, "edges": edge_labels(local)}
 
 
 def _urban_flags(summaries: list[list[dict]], threshold: float) -> list[list[np.ndarray]]:
     """Per block, a boolean per local label (0 included): is its (possibly multi-block) patch large enough?"""
-    first, component = join_blocks([[s["n"] for s in row] for row in summaries],
-                                   [[s["edges"] for s in row] for row in summaries])
+    first, component = join_blocks(
+        [[s["n"] for s in row] for row in summaries], [[s["edges"] for s in row] for row in summaries]
+    )
     sizes = np.concatenate([s["sizes"][1:] for row in summaries for s in row])
     # Integer pixel counts sum exactly; row-weighted areas are added in a fixed (block, label) order.
     patch_size = np.zeros(component.max(initial=-1) + 1, dtype=sizes.dtype)
     np.add.at(patch_size, component, sizes)
     urban = patch_size[component] >= threshold
-    return [[np.concatenate([[False], urban[first[i, j]: first[i, j] + s["n"]]]) for j, s in enumerate(row)]
-            for i, row in enumerate(summaries)]
+    return [
+        [np.concatenate([[False], urban[first[i, j] : first[i, j] + s["n"]]]) for j, s in enumerate(row)]
+        for i, row in enumerate(summaries)
+    ]

@@ -62,8 +62,9 @@ def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArra
     values = np.concatenate([[np.nan], lookup.values])
     n = len(values)
     if n * n > _PAIR_TABLE_LIMIT:
-        data = before.data.map_blocks(lambda a, b: (values[b] - values[a]).astype(np.float32), after.data,
-                                      dtype=np.float32)
+        data = before.data.map_blocks(
+            lambda a, b: (values[b] - values[a]).astype(np.float32), after.data, dtype=np.float32
+        )
         return before.copy(data=data)
     # Every (before, after) pair of rows looked up at once: a third of the time of two float64 gathers.
     change = (values[None, :] - values[:, None]).astype(np.float32).ravel()
@@ -73,11 +74,13 @@ def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArra
 
 # ---- tables from the counts of an interval -------------------------------------------------------------
 
+
 def epoch_counts(frame: pd.DataFrame, side: int) -> pd.DataFrame:
     """The counts of one epoch (columns as ``group_counts`` gives for class, zones, density, rate) from
     the counts of an interval it ends (``side`` 0: its first epoch, 1: its second)."""
-    renamed = frame.rename(columns={("from_class", "to_class")[side]: "class", f"density{side}": "density",
-                                    f"rate{side}": "rate"})
+    renamed = frame.rename(
+        columns={("from_class", "to_class")[side]: "class", f"density{side}": "density", f"rate{side}": "rate"}
+    )
     keys = ["class", *zone_columns(frame), *[k for k in ("density", "rate") if k in renamed.columns], "row"]
     return renamed.groupby(keys, sort=True)["pixels"].sum().reset_index()
 
@@ -92,16 +95,18 @@ def stock_and_flux_change(acc: CarbonParameters, frame: pd.DataFrame, y0: int, y
     frame = frame[frame["from_class"] != NODATA]  # the valid mask is common: to_class is nodata there too
     ends = []
     for side, year in ((0, y0), (1, y1)):
-        own = frame.rename(columns={("from_class", "to_class")[side]: "class", f"density{side}": "density",
-                                    f"rate{side}": "rate"})
+        own = frame.rename(
+            columns={("from_class", "to_class")[side]: "class", f"density{side}": "density", f"rate{side}": "rate"}
+        )
         ends.append(acc.stock_and_flux(own, year))
     before, after = ends
     out = frame.copy()
     out["pathway"] = PATHWAY[out["from_class"].to_numpy(), out["to_class"].to_numpy()]
     out["area_ha"] = before["area_ha"]
     out["stock_change_tC"] = after["stock_tC"] - before["stock_tC"]
-    out["flux_change_tC_yr"] = ((after["source_tC_yr"] - after["sink_tC_yr"])
-                                - (before["source_tC_yr"] - before["sink_tC_yr"]))
+    out["flux_change_tC_yr"] = (after["source_tC_yr"] - after["sink_tC_yr"]) - (
+        before["source_tC_yr"] - before["sink_tC_yr"]
+    )
     return out
 
 
@@ -109,8 +114,10 @@ _SUMS = ["pixels", "area_ha", "stock_change_tC", "flux_change_tC_yr", "flux_unco
 
 
 def _numbered(acct: pd.DataFrame, column: str | None) -> pd.DataFrame:
-    return acct.assign(number=acct[column] if column else 1,
-                       flux_uncounted_area_ha=acct["area_ha"].where(acct["flux_change_tC_yr"].isna(), 0.0))
+    return acct.assign(
+        number=acct[column] if column else 1,
+        flux_uncounted_area_ha=acct["area_ha"].where(acct["flux_change_tC_yr"].isna(), 0.0),
+    )
 
 
 def _named(table: pd.DataFrame, zones: pd.DataFrame) -> pd.DataFrame:
@@ -148,15 +155,27 @@ def pathway_table(acct: pd.DataFrame, zones: pd.DataFrame, column: str | None, s
         sums[f"share_of_stock_{kind}"] = sums[f"stock_{kind}_tC"] / total.where(total > 0)
     pairs = transition_table(acct, zones.assign(zone_id=zones["number"]), column)
     pairs = pairs.sort_values(["area_ha", "from_class", "to_class"], ascending=[False, True, True])
-    pairs["text"] = [f"{f} → {t} {a:,.2f} ha" for f, t, a in
-                     zip(pairs["from_class_name"], pairs["to_class_name"], pairs["area_ha"])]
+    pairs["text"] = [
+        f"{f} → {t} {a:,.2f} ha" for f, t, a in zip(pairs["from_class_name"], pairs["to_class_name"], pairs["area_ha"])
+    ]
     listing = pairs.groupby(["zone_id", "pathway"])["text"].agg("; ".join).astype(object)
     sums["transitions"] = listing.reindex(sums.index).fillna("")
     sums = sums.reset_index()
     sums.insert(2, "pathway_name", sums["pathway"].map(PATHWAY_NAMES))
-    order = ["number", "pathway", "pathway_name", "area_ha", "stock_change_tC", "stock_lost_tC", "stock_gained_tC",
-             "share_of_stock_lost", "share_of_stock_gained", "flux_change_tC_yr", "flux_uncounted_area_ha",
-             "transitions"]
+    order = [
+        "number",
+        "pathway",
+        "pathway_name",
+        "area_ha",
+        "stock_change_tC",
+        "stock_lost_tC",
+        "stock_gained_tC",
+        "share_of_stock_lost",
+        "share_of_stock_gained",
+        "flux_change_tC_yr",
+        "flux_uncounted_area_ha",
+        "transitions",
+    ]
     return _named(sums[order], zones)
 
 
@@ -170,28 +189,35 @@ def interval_summary(matrix: pd.DataFrame, zones: pd.DataFrame, y0: int, y1: int
     def total(rows: pd.Series, values: pd.Series = a) -> pd.Series:
         return values.where(rows, 0.0).groupby(m["zone_id"], sort=False).sum(min_count=0)
 
-    out = pd.DataFrame({
-        "zone_name": m.groupby("zone_id", sort=False)["zone_name"].first(),
-        "area_ha": total(f > 0),
-        "changed_area_ha": total(f != t),
-        "stock_change_tC": m.groupby("zone_id", sort=False)["stock_change_tC"].sum(min_count=1),
-        "flux_change_tC_yr": m.groupby("zone_id", sort=False)["flux_change_tC_yr"].sum(min_count=1),
-        "displaced_to_cropland_ha": total(f.isin([FOREST, GRASSLAND, WATER, UNUSED]) & (t == CROPLAND)),
-        "cropland_to_construction_ha": total((f == CROPLAND) & t.isin(CONSTRUCTION)),
-    })
+    out = pd.DataFrame(
+        {
+            "zone_name": m.groupby("zone_id", sort=False)["zone_name"].first(),
+            "area_ha": total(f > 0),
+            "changed_area_ha": total(f != t),
+            "stock_change_tC": m.groupby("zone_id", sort=False)["stock_change_tC"].sum(min_count=1),
+            "flux_change_tC_yr": m.groupby("zone_id", sort=False)["flux_change_tC_yr"].sum(min_count=1),
+            "displaced_to_cropland_ha": total(f.isin([FOREST, GRASSLAND, WATER, UNUSED]) & (t == CROPLAND)),
+            "cropland_to_construction_ha": total((f == CROPLAND) & t.isin(CONSTRUCTION)),
+        }
+    )
     out["displacement_ratio"] = out["displaced_to_cropland_ha"] / out["cropland_to_construction_ha"].where(
-        out["cropland_to_construction_ha"] > 0)
+        out["cropland_to_construction_ha"] > 0
+    )
     out["cropland_y0_ha"] = total(f == CROPLAND)
     out["cropland_y1_ha"] = total(t == CROPLAND)
     out["new_cropland_ha"] = total((t == CROPLAND) & (f != CROPLAND))
     out["new_cropland_share"] = out["new_cropland_ha"] / out["cropland_y0_ha"].where(out["cropland_y0_ha"] > 0)
-    out["new_cropland_check"] = np.where(out["new_cropland_share"] >= NEW_CROPLAND_MIN_SHARE, "pass",
-                                         np.where(out["new_cropland_share"].isna(), "n/a", "fail"))
+    out["new_cropland_check"] = np.where(
+        out["new_cropland_share"] >= NEW_CROPLAND_MIN_SHARE,
+        "pass",
+        np.where(out["new_cropland_share"].isna(), "n/a", "fail"),
+    )
     out["construction_y0_ha"] = total(f.isin(CONSTRUCTION))
     out["construction_y1_ha"] = total(t.isin(CONSTRUCTION))
     # Gains minus losses over the changed pairs only, so persistent land cancels exactly.
-    out["construction_change_ha"] = (total(t.isin(CONSTRUCTION) & ~f.isin(CONSTRUCTION))
-                                     - total(f.isin(CONSTRUCTION) & ~t.isin(CONSTRUCTION)))
+    out["construction_change_ha"] = total(t.isin(CONSTRUCTION) & ~f.isin(CONSTRUCTION)) - total(
+        f.isin(CONSTRUCTION) & ~t.isin(CONSTRUCTION)
+    )
     out["construction_check"] = np.where(out["construction_change_ha"] <= 0, "pass", "fail")
     out = out.drop(columns="zone_name").rename_axis("zone_id").reset_index()
     head = zones[["zone_id", "zone_name"]].assign(y0=y0, y1=y1, years=y1 - y0)

@@ -102,14 +102,16 @@ def gm11(years, values, source=None) -> GreyModel:
     if len(set(steps.tolist())) != 1 or steps[0] <= 0:
         raise InputError(f"GM(1,1) needs equally spaced years; got {years.tolist()}", source)
     if not np.isfinite(values).all() or (values <= 0).any():
-        raise InputError("GM(1,1) needs positive values (a series that is a net sink or crosses zero cannot "
-                         "be modelled; forecast sources and sinks separately)", source)
+        raise InputError(
+            "GM(1,1) needs positive values (a series that is a net sink or crosses zero cannot "
+            "be modelled; forecast sources and sinks separately)",
+            source,
+        )
     accumulated = np.cumsum(values)
     background = 0.5 * (accumulated[1:] + accumulated[:-1])
     design = np.column_stack([-background, np.ones(len(background))])
     (a, b), *_ = np.linalg.lstsq(design, values[1:], rcond=None)
     return GreyModel(years, values, float(a), float(b), int(steps[0]))
-
 
 
 FORECAST_YEARS = 10
@@ -126,8 +128,9 @@ def trend_table(classes, balance):
 
     # One pivot for all zones; the two per-area indicators are computed for every zone at once (a loop
     # over zones costs seconds per thousand zones).
-    areas = classes.pivot_table(index=["zone_id", "zone_name", "year"], columns="class", values="area_ha",
-                                aggfunc="sum", sort=False).sort_index(level="year", sort_remaining=False)
+    areas = classes.pivot_table(
+        index=["zone_id", "zone_name", "year"], columns="class", values="area_ha", aggfunc="sum", sort=False
+    ).sort_index(level="year", sort_remaining=False)
     zones = list(dict.fromkeys(zip(areas.index.get_level_values(0), areas.index.get_level_values(1))))
     order = {z: k for k, z in enumerate(zones)}
     keys = areas.index.to_frame(index=False)
@@ -136,8 +139,16 @@ def trend_table(classes, balance):
     total = values.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         diversity = np.where(total > 0, 1 - (values**2).sum(axis=1) / total**2, np.nan)
-    parts.append(keys.assign(indicator="gibbs_martin_diversity", value=diversity, unit="index 0-1", y1=keys["year"],
-                             part=0, seq=keys["year"]))
+    parts.append(
+        keys.assign(
+            indicator="gibbs_martin_diversity",
+            value=diversity,
+            unit="index 0-1",
+            y1=keys["year"],
+            part=0,
+            seq=keys["year"],
+        )
+    )
     following = areas.groupby(level=["zone_id", "zone_name"], sort=False).shift(-1)
     next_year = keys.groupby(["zone_id", "zone_name"], sort=False)["year"].shift(-1)
     has_next = next_year.notna().to_numpy()
@@ -146,20 +157,43 @@ def trend_table(classes, balance):
         a, b = areas[cls].to_numpy(np.float64), following[cls].to_numpy(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             degree = np.where(a > 0, (b - a) / a / span * 100, np.nan)
-        parts.append(keys[has_next].assign(indicator="dynamic_degree", value=degree[has_next], unit="% per year",
-                                           **{"class": cls}, y0=keys["year"][has_next],
-                                           y1=next_year[has_next].astype(np.int64), part=1,
-                                           seq=keys["year"][has_next] * 100 + cls))
+        parts.append(
+            keys[has_next].assign(
+                indicator="dynamic_degree",
+                value=degree[has_next],
+                unit="% per year",
+                **{"class": cls},
+                y0=keys["year"][has_next],
+                y1=next_year[has_next].astype(np.int64),
+                part=1,
+                seq=keys["year"][has_next] * 100 + cls,
+            )
+        )
     rows: list[dict[str, object]] = []
 
     def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
-        rows.append({"zone_id": zone[0], "zone_name": zone[1], "indicator": indicator, "class": cls,
-                     "y0": y0, "y1": y1, "value": value, "unit": unit, "note": note, "part": 2, "seq": len(rows)})
+        rows.append(
+            {
+                "zone_id": zone[0],
+                "zone_name": zone[1],
+                "indicator": indicator,
+                "class": cls,
+                "y0": y0,
+                "y1": y1,
+                "value": value,
+                "unit": unit,
+                "note": note,
+                "part": 2,
+                "seq": len(rows),
+            }
+        )
 
     # Per-zone work on plain arrays: pandas indexing inside this loop cost seconds per thousand zones.
     usable = balance.dropna(subset=["net_emission_tC_yr"])
-    series = {name: usable[name].to_numpy() for name in ("year", "net_emission_tC_yr", "statistics",
-                                                         "nearest_epoch", "areas_from_epoch")}
+    series = {
+        name: usable[name].to_numpy()
+        for name in ("year", "net_emission_tC_yr", "statistics", "nearest_epoch", "areas_from_epoch")
+    }
     by_zone = usable.groupby("zone_id", sort=False).indices
     area_years = keys["year"].to_numpy()
     for zone, at_area in areas.groupby(level=["zone_id", "zone_name"], sort=False).indices.items():
@@ -194,8 +228,16 @@ def _grey(zone, columns, values, row_of_year, balance: dict, add) -> None:
     if usable.any():
         grades[usable] = grey_relational_grades(net, areas[usable])
     for cls, grade, ok in zip(columns, grades, usable):
-        add(zone, "grey_relational_grade", grade, "grade 0-1", cls, int(years[0]), int(years[-1]),
-            "" if ok else "zero area or net emission in the first year")
+        add(
+            zone,
+            "grey_relational_grade",
+            grade,
+            "grade 0-1",
+            cls,
+            int(years[0]),
+            int(years[-1]),
+            "" if ok else "zero area or net emission in the first year",
+        )
 
 
 def _forecast(zone, balance: dict, add) -> None:

@@ -25,15 +25,19 @@ def zone_index(layer: ZoneLayer, grid: Grid, like: xr.DataArray) -> xr.DataArray
     data = rasterize_blocks(layer.polygons.geometry.values, values, grid, like.data.chunks)
     return like.copy(data=data).rename(f"zone_{layer.name}")
 
+
 def polygon_area_ha(layer: ZoneLayer) -> np.ndarray:
     """Geodesic area of each zone's polygons on the WGS84 ellipsoid (ha), whatever the layer's CRS."""
     return geodesic_area_ha(layer.polygons.geometry)
 
+
 def geodesic_area_ha(geoms: gpd.GeoSeries) -> np.ndarray:
     geod = pyproj.Geod(ellps="WGS84")
     lonlat = geoms.to_crs(4326)
-    return np.array([abs(geod.geometry_area_perimeter(g)[0]) / 1e4 if g is not None and not g.is_empty else 0.0
-                     for g in lonlat])
+    return np.array(
+        [abs(geod.geometry_area_perimeter(g)[0]) / 1e4 if g is not None and not g.is_empty else 0.0 for g in lonlat]
+    )
+
 
 def overlaps(layer: ZoneLayer) -> pd.DataFrame:
     """Pairs of zones of one layer whose polygons overlap, with the geodesic area they share (ha)."""
@@ -43,17 +47,27 @@ def overlaps(layer: ZoneLayer) -> pd.DataFrame:
     left, right = left[keep], right[keep]
     shared = gpd.GeoSeries(shapely.intersection(geoms[left], geoms[right]), crs=layer.polygons.crs)
     area = geodesic_area_ha(shared.apply(_polygonal_part))
-    frame = pd.DataFrame({"zone_id": np.array(layer.ids, object)[left], "zone_name": np.array(layer.labels, object)[left],
-                          "other_zone_id": np.array(layer.ids, object)[right],
-                          "other_zone_name": np.array(layer.labels, object)[right], "overlap_ha": area})
+    frame = pd.DataFrame(
+        {
+            "zone_id": np.array(layer.ids, object)[left],
+            "zone_name": np.array(layer.labels, object)[left],
+            "other_zone_id": np.array(layer.ids, object)[right],
+            "other_zone_name": np.array(layer.labels, object)[right],
+            "overlap_ha": area,
+        }
+    )
     return frame[frame["overlap_ha"] > 0].reset_index(drop=True)
+
 
 def _polygonal_part(geom):
     """Shared edges and corners are not overlaps: keep the polygons of an intersection."""
     parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
-def zone_report(layer: ZoneLayer, counts: pd.DataFrame, column: str, row_area_m2: np.ndarray, grid: Grid) -> pd.DataFrame:
+
+def zone_report(
+    layer: ZoneLayer, counts: pd.DataFrame, column: str, row_area_m2: np.ndarray, grid: Grid
+) -> pd.DataFrame:
     """Per zone: geodesic polygon area; the part inside the rasters' extent, measured as the grid measures
     pixels (planar on a projected grid, geodesic on a geographic one); the area burned onto the grid by
     the pixel-centre rule and its valid part (from an epoch's counts); the boundary difference burned -
@@ -62,23 +76,34 @@ def zone_report(layer: ZoneLayer, counts: pd.DataFrame, column: str, row_area_m2
     burned = area.groupby(counts[column]).sum()
     valid = area.where(counts["class"] > 0, 0.0).groupby(counts[column]).sum()
     numbers = pd.RangeIndex(1, len(layer.ids) + 1)
-    clipped = gpd.GeoSeries(shapely.intersection(layer.polygons.geometry.values, shapely.box(*grid.bounds)),
-                            crs=layer.polygons.crs)
+    clipped = gpd.GeoSeries(
+        shapely.intersection(layer.polygons.geometry.values, shapely.box(*grid.bounds)), crs=layer.polygons.crs
+    )
     if grid.constant_pixel_area:  # measure as the pixels are measured, so the difference is the rasterising alone
         m2_per_unit2 = row_area_m2[0] / abs(grid.transform.a * grid.transform.e)
         inside = clipped.area.to_numpy() * m2_per_unit2 / 1e4
     else:
         inside = geodesic_area_ha(clipped)
     shared = overlaps(layer)
-    per_zone = pd.concat([shared.set_index("zone_id")["overlap_ha"],
-                          shared.set_index("other_zone_id")["overlap_ha"]]).groupby(level=0).sum()
-    out = pd.DataFrame({"zone_id": layer.ids, "zone_name": layer.labels, "polygon_area_ha": polygon_area_ha(layer),
-                        "inside_rasters_ha": inside,
-                        "burned_area_ha": burned.reindex(numbers, fill_value=0.0).to_numpy(),
-                        "valid_area_ha": valid.reindex(numbers, fill_value=0.0).to_numpy()})
+    per_zone = (
+        pd.concat([shared.set_index("zone_id")["overlap_ha"], shared.set_index("other_zone_id")["overlap_ha"]])
+        .groupby(level=0)
+        .sum()
+    )
+    out = pd.DataFrame(
+        {
+            "zone_id": layer.ids,
+            "zone_name": layer.labels,
+            "polygon_area_ha": polygon_area_ha(layer),
+            "inside_rasters_ha": inside,
+            "burned_area_ha": burned.reindex(numbers, fill_value=0.0).to_numpy(),
+            "valid_area_ha": valid.reindex(numbers, fill_value=0.0).to_numpy(),
+        }
+    )
     out["boundary_difference_ha"] = out["burned_area_ha"] - out["inside_rasters_ha"]
     out["overlap_ha"] = per_zone.reindex(out["zone_id"], fill_value=0.0).to_numpy()
     return out
+
 
 def rasterize_blocks(geoms: np.ndarray, values: np.ndarray, grid: Grid, chunks: tuple, dtype=np.int32) -> da.Array:
     """Lazy raster of ``values`` burned by ``geoms`` (pixel-centre rule), 0 elsewhere, chunked like ``chunks``.
@@ -100,6 +125,7 @@ def rasterize_blocks(geoms: np.ndarray, values: np.ndarray, grid: Grid, chunks: 
         return out
 
     return da.map_blocks(burn, chunks=chunks, dtype=dtype, meta=np.array((), dtype=dtype))
+
 
 def _window_bounds(transform, height: int, width: int) -> tuple[float, float, float, float]:
     x0, y0 = transform.c, transform.f
