@@ -59,8 +59,11 @@ def zone_id_text(values: pd.Series) -> list[str]:
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """CSV (UTF-8 with BOM, so Excel shows Chinese names) and a Parquet copy beside it."""
-    frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n", float_format="%.10g")
-    frame.to_parquet(path.with_suffix(".parquet"), index=False)
+    try:
+        frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n", float_format="%.10g")
+        frame.to_parquet(path.with_suffix(".parquet"), index=False)
+    except OSError as e:  # disk full, folder gone
+        raise OutputError(f"cannot write the table: {e.strerror or e}", path) from None
 
 
 def read_series(path) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import spec
+from pipeline.errors import OutputError
 from pipeline.io.tables import read_table
 
 _STYLE = """
@@ -95,7 +96,11 @@ def write_report(
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}'
         f" carbon report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n"
     )
-    (folder / spec.path("report")).write_text(page, encoding="utf-8")
+    path = folder / spec.path("report")
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as e:  # disk full, folder gone
+        raise OutputError(f"cannot write the report: {e.strerror or e}", path) from None
 
 
 _NAV = [

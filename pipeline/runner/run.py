@@ -4,6 +4,7 @@ No numbers are made here."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pipeline import __version__, spec
 from pipeline.config import Config
+from pipeline.errors import OutputError
 from pipeline.io.cog import finish_rasters
 from pipeline.io.staging import Staging
 from pipeline.runner import execution, manifest, redlines
@@ -20,6 +22,9 @@ from pipeline.runner.plan import make_plan, resolve_stages
 from pipeline.runner.write import write_tables
 
 log = logging.getLogger(__name__)
+
+#: Errors of writing that no input causes (errno names).
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def run_pipeline(
@@ -97,6 +102,12 @@ def run_pipeline(
             json.dumps(final, indent=2, ensure_ascii=False), encoding="utf-8"
         )
         staging.commit()
+    except OSError as e:
+        staging.discard()
+        if e.errno not in _WRITE_ERRORS:
+            raise
+        # Disk full, quota, read-only file system: the output, not the inputs, is at fault.
+        raise OutputError(f"cannot write the output: {e.strerror}", output) from None
     except BaseException:
         staging.discard()
         raise

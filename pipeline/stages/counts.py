@@ -13,6 +13,8 @@ import pandas as pd
 import xarray as xr
 from dask.delayed import Delayed
 
+from pipeline.errors import ConfigError
+
 #: Above this many key combinations a block's keys are found by hashing instead of a dense bincount.
 _DENSE_LIMIT = 1 << 22
 
@@ -27,7 +29,10 @@ def group_counts(keys: dict[str, tuple[xr.DataArray, int]], per_row: bool) -> De
     sizes = [int(n) for _, n in keys.values()]
     arrays = [a.data for a, _ in keys.values()]
     if np.prod(sizes, dtype=float) >= 2.0**62:
-        raise ValueError(f"too many key combinations to count: {sizes}")
+        raise ConfigError(
+            f"too many combinations of zones, classes and parameter rows to count in one run "
+            f"({' x '.join(map(str, sizes))} >= 2^62): run the zone layers in separate runs"
+        )
     row_starts = np.concatenate([[0], np.cumsum(arrays[0].chunks[0])[:-1]])
     ncols = len(arrays[0].chunks[1])
     # optimize_graph=False keeps the block keys of the run's graph, so the reads are shared.

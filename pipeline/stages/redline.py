@@ -47,6 +47,7 @@ from dask.delayed import Delayed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 
+from pipeline.errors import ConfigError
 from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
 from pipeline.model.grid import Grid
 from pipeline.stages.counts import count_area_ha, group_counts
@@ -233,7 +234,10 @@ def _join_labels(summaries: list[list[tuple]]) -> tuple[list[list[np.ndarray]], 
     first, component = join_blocks(counts, [[e for _, e in row] for row in summaries])
     n = int(component.max(initial=-1)) + 1
     if n >= np.iinfo(np.int32).max:
-        raise ValueError(f"{n} patches do not fit int32 labels")
+        raise ConfigError(
+            f"{n:,} hotspot patches: more than a raster of patch labels can hold; raise "
+            "redline.z_threshold or redline.radius_m"
+        )
     maps = [
         [
             np.concatenate([[0], component[first[i, j] : first[i, j] + c] + 1]).astype(np.int32)
