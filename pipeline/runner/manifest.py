@@ -95,7 +95,7 @@ def parameter_tables(config: Config) -> dict[str, Path]:
     c = config.carbon
     tables = {"carbon densities (t C/ha)": c.densities, "annual rates (t C/ha/yr)": c.rates or DEFAULT_RATES}
     if c.statistics:
-        tables["statistics coefficients (seed 002)"] = c.coefficients or parameters.default_coefficients()
+        tables["statistics coefficients"] = c.coefficients or parameters.default_coefficients()
     return {k: Path(v) for k, v in tables.items() if v is not None}
 
 

@@ -25,7 +25,7 @@ from pipeline.model.pathways import pathway
 from pipeline.samples.densities import DENSITIES, densities_frame
 
 # Carbon densities per class: the illustrative table in pipeline.samples.densities, shared with ``synthetic``.
-RATES_SOURCE = "Seed 002 Table 2 (Guizhou land-use carbon emission 2005-2019), after Fang et al. 2007"
+RATES_SOURCE = "Guizhou land-use carbon emission study 2005-2019, Table 2, after Fang et al. 2007"
 RATES = {2: ("forest", -0.644), 3: ("grassland", -0.021), 4: ("water and wetland", -0.218), 8: ("unused", -0.005)}
 
 N, TILE, PIXEL = 1600, 800, 30.0  # pixels per side, tile side, metres
@@ -294,7 +294,7 @@ def zone_polygons(rng: np.random.Generator, valid: np.ndarray, n: int, min_dist:
 def statistics(
     rng: np.random.Generator, epochs: list[np.ndarray], county_id: np.ndarray, codes: list[int]
 ) -> pd.DataFrame:
-    """Seed 002's county inputs (t, hm2, kW, kg, tce per 10k yuan, 10k yuan, t) scaled by mapped areas."""
+    """The statistics-based method's county inputs (t, hm2, kW, kg, tce per 10k yuan, 10k yuan, t) scaled by mapped areas."""
     nc = len(codes)
     fac = rng.uniform(0.9, 1.1, size=(nc, 6))  # county-specific intensities, stable over the years
     sown_mult, fert = rng.uniform(1.3, 1.6, nc), rng.uniform(0.34, 0.41, nc)  # x trend stays in 0.34-0.45 t/ha
@@ -419,8 +419,8 @@ upper-left corner x=480000, y=3400000 m. About 80 % of the square is the region;
 | `ecozones.gpkg` (layer `ecozones`) | 4 ecological function zones: `zone_id`, `name`, `function`, `national_key` | EPSG:4547 metres |
 | `protected_areas.gpkg` (layer `protected_areas`) | 2 existing protected areas (a wetland park around the largest lake, a forest park inside the largest forest): `name`, `type`; locked into the red lines | EPSG:4547 metres |
 | `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead`, `source`: grassland from Sci. Rep. 6:21378 (2016); **the other rows are illustrative, not published figures** | t C/ha |
-| `rates.csv` | annual carbon rate per class, negative = uptake (seed 002 Table 2) | t C/ha/yr |
-| `statistics.csv` | seed 002 county inputs per year (`zone_id` = county `code`), synthetic | t, hm2, kW, kg, tce per 10k yuan, 10k yuan |
+| `rates.csv` | annual carbon rate per class, negative = uptake (Guizhou land-use carbon emission study 2005-2019, Table 2) | t C/ha/yr |
+| `statistics.csv` | county inputs of the statistics-based method per year (`zone_id` = county `code`), synthetic | t, hm2, kW, kg, tce per 10k yuan, 10k yuan |
 | `config.yaml` | pipeline config for this folder | - |
 
 A river with floodplain, lakes with marsh edges, ponds; paddy near water, dry land, grassland and orchards
