@@ -21,7 +21,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from pipeline.errors import GridMismatchError, InputError
-from pipeline.io.vrt import vrt_xml
+from pipeline.io.vrt import INTEGER_TYPES, vrt_xml
 from pipeline.model.grid import PIXEL_TOLERANCE, Grid
 from pipeline.model.inputs import (
     EpochSource,
@@ -30,17 +30,6 @@ from pipeline.model.inputs import (
 from pipeline.stages.counts import merge_counts
 
 log = logging.getLogger(__name__)
-
-
-#: GDAL type names for the VRT, by numpy dtype name.
-_GDAL_TYPES = {
-    "uint8": "Byte",
-    "int8": "Int8",
-    "uint16": "UInt16",
-    "int16": "Int16",
-    "uint32": "UInt32",
-    "int32": "Int32",
-}
 
 
 def resolve_tiles(year: int, patterns: list[str]) -> list[Path]:
@@ -74,7 +63,7 @@ def read_header(path: Path) -> RasterInfo:
             if ds.count > 1:
                 log.warning("%s: %d bands; band 1 is used as land cover", path, ds.count)
             dtype = ds.dtypes[0]
-            if dtype not in _GDAL_TYPES:
+            if dtype not in INTEGER_TYPES:
                 raise InputError(
                     f"land-cover codes must be integers, found {dtype}; convert with "
                     "`gdal_translate -ot UInt16 IN OUT`",

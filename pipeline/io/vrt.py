@@ -9,8 +9,8 @@ import numpy as np
 
 from pipeline.model.grid import Grid
 
-#: GDAL type names for the VRT, by numpy dtype name.
-_GDAL_TYPES = {
+#: GDAL type names of the integer types land cover may come in, by numpy dtype name.
+INTEGER_TYPES = {
     "uint8": "Byte",
     "int8": "Int8",
     "uint16": "UInt16",
@@ -19,7 +19,7 @@ _GDAL_TYPES = {
     "int32": "Int32",
 }
 
-_VRT_TYPES = {**_GDAL_TYPES, "float32": "Float32", "float64": "Float64"}
+_VRT_TYPES = {**INTEGER_TYPES, "float32": "Float32", "float64": "Float64"}
 
 
 def vrt_xml(
