@@ -6,14 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
+from rasterio.warp import transform_bounds
 
 from .conftest import write_config, write_raster
 from .test_pipeline import cli
@@ -36,16 +40,24 @@ def one_error_line(capsys, *needles: str) -> str:
     return err[0]
 
 
-@pytest.fixture
-def finished(tmp_path) -> Path:
-    """A finished run of two small epochs in tmp/out; returns the config."""
+@pytest.fixture(scope="module")
+def finished_once(tmp_path_factory) -> Path:
+    """A finished run of two small epochs in <folder>/out, made once per module."""
+    folder = tmp_path_factory.mktemp("finished")
     rng = np.random.default_rng(3)
     codes = np.array([11, 21, 31, 41, 51, 52], np.uint8)
-    write_raster(tmp_path / "a.tif", codes[rng.integers(0, 6, (40, 50))])
-    write_raster(tmp_path / "b.tif", codes[rng.integers(0, 6, (40, 50))])
-    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"})
+    write_raster(folder / "a.tif", codes[rng.integers(0, 6, (40, 50))])
+    write_raster(folder / "b.tif", codes[rng.integers(0, 6, (40, 50))])
+    cfg = write_config(folder, epochs={2000: "a.tif", 2020: "b.tif"})
     assert cli("run", cfg) == 0
-    return cfg
+    return folder
+
+
+@pytest.fixture
+def finished(finished_once, tmp_path) -> Path:
+    """A copy of that run's folder (inputs, config and output) for one test; returns the config."""
+    shutil.copytree(finished_once, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "config.yaml"
 
 
 def test_a_new_run_leaves_no_file_of_the_old_one(finished):
@@ -120,6 +132,145 @@ def test_an_unwritable_folder_inside_the_output_stops_the_run_before_any_work(fi
     assert cli("run", finished) == 1
     one_error_line(capsys, str(out / "rasters"), "not writable", "chmod")
     assert snapshot(out) == before
+
+
+# ---- inputs the pipeline already refused: each now also keeps the previous output byte for byte ---------
+
+
+def _zones(tmp: Path, name: str = "z.gpkg", crs: str | None = "EPSG:32650", ids=("a", "b"), where=(0, 0)) -> Path:
+    """Two square zones over the ``finished`` rasters (or shifted by ``where`` metres)."""
+    import geopandas as gpd
+    import shapely
+
+    x0, y0 = 500000 + where[0], 3400000 - 1200 + where[1]
+    boxes = [shapely.box(x0, y0, x0 + 750, y0 + 1200), shapely.box(x0 + 750, y0, x0 + 1500, y0 + 1200)]
+    frame = gpd.GeoDataFrame({"code": list(ids)}, geometry=boxes[: len(ids)], crs=crs)
+    with warnings.catch_warnings():  # a layer without a CRS is the point of one case
+        warnings.simplefilter("ignore", UserWarning)
+        frame.to_file(tmp / name, driver="GPKG")
+    return tmp / name
+
+
+def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
+    """Write the inputs of a bad-input case; returns the config settings and what the one line must name."""
+    epochs = {2000: "a.tif", 2020: "b.tif"}
+    data = np.random.default_rng(9).choice(np.array([11, 21, 31], np.uint8), (40, 50))
+    if case == "truncated tile":
+        path = write_raster(tmp / "t.tif", np.tile(data, (8, 8)), tiled=True)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+        return {"epochs": {2000: "a.tif", 2020: "t.tif"}}, [str(path)]
+    if case == "raster without CRS":
+        write_raster(tmp / "n.tif", data, crs=None)
+        return {"epochs": {2000: "a.tif", 2020: "n.tif"}}, [str(tmp / "n.tif"), "no CRS"]
+    if case == "epochs that do not overlap":
+        write_raster(tmp / "far.tif", data, transform=Affine(30, 0, 900000, 0, -30, 3400000))
+        return {"epochs": {2000: "a.tif", 2020: "far.tif"}}, [str(tmp / "far.tif"), "does not overlap"]
+    if case == "sub-pixel shift":
+        write_raster(tmp / "s.tif", data, transform=Affine(30, 0, 500000 + 0.3 * 30, 0, -30, 3400000))
+        return {"epochs": {2000: "a.tif", 2020: "s.tif"}}, [str(tmp / "s.tif"), "shift of +0.3", "align: nearest"]
+    if case == "other resolution":
+        write_raster(tmp / "r.tif", data, transform=Affine(20, 0, 500000, 0, -20, 3400000))
+        return {"epochs": {2000: "a.tif", 2020: "r.tif"}}, [str(tmp / "r.tif"), "resolution 20 x 20"]
+    if case == "other CRS":
+        left, _, _, top = transform_bounds("EPSG:32650", "EPSG:32651", 500000, 3400000 - 1200, 501500, 3400000)
+        write_raster(tmp / "c.tif", data, transform=Affine(30, 0, left, 0, -30, top), crs="EPSG:32651")
+        return {"epochs": {2000: "a.tif", 2020: "c.tif"}}, [str(tmp / "c.tif"), "CRS EPSG:32651"]
+    if case == "float land cover":
+        write_raster(tmp / "f.tif", data.astype(np.float32))
+        return {"epochs": {2000: "a.tif", 2020: "f.tif"}}, [str(tmp / "f.tif"), "must be integers"]
+    if case == "unknown codes":
+        write_raster(tmp / "u.tif", np.where(data == 31, 77, data).astype(np.uint8))
+        return {"epochs": {2000: "a.tif", 2020: "u.tif"}}, [str(tmp / "u.tif"), "code 77", "unknown_codes: nodata"]
+    if case == "missing raster":
+        return {"epochs": {2000: "a.tif", 2020: "gone.tif"}}, [str(tmp / "gone.tif"), "file not found"]
+    if case == "zones without the id field":
+        path = _zones(tmp)
+        return {"epochs": epochs, "zones": [{"name": "z", "path": path.name, "id": "nope"}]}, [str(path), "'nope'"]
+    if case == "duplicate zone ids":
+        path = _zones(tmp, ids=("a", "a"))
+        return {"epochs": epochs, "zones": [{"name": "z", "path": path.name, "id": "code"}]}, [str(path), "duplicate"]
+    if case == "zones outside the rasters":
+        path = _zones(tmp, where=(100000, 0))
+        return {"epochs": epochs, "zones": [{"name": "z", "path": path.name, "id": "code"}]}, [str(path), "overlaps"]
+    if case == "zones without a CRS":
+        path = _zones(tmp, crs=None)
+        return {"epochs": epochs, "zones": [{"name": "z", "path": path.name, "id": "code"}]}, [str(path), "no CRS"]
+    if case == "gcj02 on a projected layer":
+        path = _zones(tmp)
+        zone = {"name": "z", "path": path.name, "id": "code", "coordinates": "gcj02"}
+        return {"epochs": epochs, "zones": [zone]}, [str(path), "gcj02 needs longitude/latitude"]
+    tables = {
+        "density table without a pool column": ("class,c_above,c_below,c_soil\n1,1,1,1\n", "missing ['c_dead']"),
+        "negative density": ("class,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n2,-1,1,1,1\n", "rows 3"),
+        "density key twice": ("class,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n1,2,1,1,1\n", "more than once"),
+        "non-numeric density": ("class,c_above,c_below,c_soil,c_dead\n1,x,1,1,1\n", "non-numeric values in rows 2"),
+        "density without a key column": ("c_above,c_below,c_soil,c_dead\n1,1,1,1\n", "exactly one key column"),
+        "density missing a class present": ("class,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n", "no carbon density"),
+    }
+    if case in tables:
+        text, needle = tables[case]
+        (tmp / "d.csv").write_text(text)
+        return {"epochs": epochs, "carbon": {"densities": "d.csv"}}, [str(tmp / "d.csv"), needle]
+    if case == "rate table without its column":
+        (tmp / "r.csv").write_text("class,rate\n2,-0.6\n")
+        return {"epochs": epochs, "carbon": {"rates": "r.csv"}}, [str(tmp / "r.csv"), "rate_tC_ha_yr"]
+    configs = {
+        "unknown config key": ({"epochs": epochs, "schme": "cnlucc"}, "unknown key 'schme'; did you mean 'scheme'?"),
+        "unknown scheme": ({"epochs": epochs, "scheme": "cnluc"}, "did you mean 'cnlucc'?"),
+        "epochs that are not years": ({"epochs": {20: "a.tif", 2020: "b.tif"}}, "epoch keys must be years"),
+        "bad align value": ({"epochs": epochs, "align": "closest"}, "align"),
+        "red lines without densities": ({"epochs": epochs, "redline": {"min_area_ha": 10}}, "needs carbon.densities"),
+        "statistics without a zone layer": ({"epochs": epochs, "carbon": {"statistics": "s.csv"}}, "zone layer"),
+        "chunks too small": ({"epochs": epochs, "dask": {"chunks": 8}}, "dask.chunks"),
+    }
+    settings, needle = configs[case]
+    return settings, [str(tmp / "config.yaml"), needle]
+
+
+CASES = [
+    "truncated tile",
+    "raster without CRS",
+    "epochs that do not overlap",
+    "sub-pixel shift",
+    "other resolution",
+    "other CRS",
+    "float land cover",
+    "unknown codes",
+    "missing raster",
+    "zones without the id field",
+    "duplicate zone ids",
+    "zones outside the rasters",
+    "zones without a CRS",
+    "gcj02 on a projected layer",
+    "density table without a pool column",
+    "negative density",
+    "density key twice",
+    "non-numeric density",
+    "density without a key column",
+    "density missing a class present",
+    "rate table without its column",
+    "unknown config key",
+    "unknown scheme",
+    "epochs that are not years",
+    "bad align value",
+    "red lines without densities",
+    "statistics without a zone layer",
+    "chunks too small",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_known_bad_inputs_keep_the_previous_output(finished, capsys, case):
+    tmp = finished.parent
+    before = snapshot(tmp / "out")
+    settings, needles = _case(tmp, case)
+    cfg = write_config(tmp, **settings)
+    capsys.readouterr()
+    assert cli("run", cfg) == 1
+    line = one_error_line(capsys, *needles)
+    assert line.startswith("error: ")
+    assert snapshot(tmp / "out") == before
+    assert not list(tmp.glob(".out.staging-*")) and not (tmp / "out.previous").exists()
 
 
 # ---- faults of a whole process: killed runs and concurrent runs ----------------------------------------
