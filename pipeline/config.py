@@ -87,6 +87,15 @@ class CarbonConfig(_Strict):
         "`zone_id` name (default: the first layer of `zones`).",
     )
     co2: bool = Field(False, description="Add t CO2 columns (C x 44/12) next to every t C column.")
+    max_uncounted_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest share of a zone's land (a fraction 0-1) whose annual flux may be unknown (a class "
+        "with neither a rate nor statistics) for its net emission to be given: above it, `net_emission_tC_yr` "
+        "is empty and the maps and the report say 'not counted' instead of showing a partial sum. Sink and "
+        "source stay the sums over the counted land, with `counted_area_ha` beside them.",
+    )
 
 
 class ZoneLayerConfig(_Strict):

@@ -149,10 +149,23 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "unknown_codes": ("code:pixels", "unknown codes with their pixel counts"),
     "area_ha": ("ha", "area (ellipsoidal on a geographic grid, the grid's own on a projected one)"),
     "stock_tC": ("t C", "carbon stock, c_above + c_below + c_soil + c_dead times area"),
-    "sink_tC_yr": ("t C/yr", "annual uptake as a positive number; NaN where not counted"),
-    "source_tC_yr": ("t C/yr", "annual emission; NaN where not counted"),
-    "net_emission_tC_yr": ("t C/yr", "source - sink; positive: a net source"),
+    "sink_tC_yr": (
+        "t C/yr",
+        "annual uptake as a positive number, summed over the counted land (see counted_area_ha); NaN where "
+        "none is counted",
+    ),
+    "source_tC_yr": (
+        "t C/yr",
+        "annual emission, summed over the counted land (see counted_area_ha); NaN where none is counted",
+    ),
+    "net_emission_tC_yr": (
+        "t C/yr",
+        "source - sink; positive: a net source. Empty (not a partial sum) where more than "
+        "carbon.max_uncounted_share of the land has no known flux",
+    ),
+    "counted_area_ha": ("ha", "land whose annual flux is counted (a rate or statistics)"),
     "uncounted_area_ha": ("ha", "land with neither a rate nor statistics, left out of sink and source"),
+    "counted_share": ("fraction 0-1", "counted_area_ha / area_ha (empty where the zone has no land)"),
     "areas_from_epoch": ("year", "the epoch whose land the row uses"),
     "nearest_epoch": ("true/false", "a statistics year without an epoch: the nearest epoch's land stands in"),
     "statistics": ("true/false", "county statistics replace per-hectare terms in this zone and year"),
@@ -230,7 +243,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "stock_tC_{year}": ("t C", "stock in that year"),
     "sink_tC_yr_{year}": ("t C/yr", "sink in that year"),
     "source_tC_yr_{year}": ("t C/yr", "source in that year"),
-    "net_emission_tC_yr_{year}": ("t C/yr", "net emission in that year"),
+    "net_emission_tC_yr_{year}": ("t C/yr", "net emission in that year (empty where not counted)"),
+    "counted_share_{year}": ("fraction 0-1", "share of the land whose flux is counted in that year"),
 }
 
 
@@ -437,8 +451,9 @@ OUTPUTS: tuple[Output, ...] = (
         "balance",
         "tables/balance_{layer}.csv",
         "table",
-        "Per zone and year (every epoch and statistics year): stock, sink, source and net emission; on the "
-        "statistics' layer also the three statistical terms.",
+        "Per zone and year (every epoch and statistics year): stock, sink, source and net emission, with the "
+        "area whose flux is counted and not; on the statistics' layer also the three statistical terms. Net "
+        "emission is empty where more than carbon.max_uncounted_share of the land has no rate or statistics.",
         "ha, t C, t C/yr",
         "zonal",
         "the region always; each zone layer with the zonal stage",
@@ -451,6 +466,9 @@ OUTPUTS: tuple[Output, ...] = (
             "nearest_epoch",
             "statistics",
             "area_ha",
+            "counted_area_ha",
+            "uncounted_area_ha",
+            "counted_share",
             "stock_tC",
             "sink_tC_yr",
             "source_tC_yr",
@@ -640,7 +658,7 @@ OUTPUTS: tuple[Output, ...] = (
         "{layer}.gpkg",
         "vector",
         "The zones in the grid's CRS with the columns of zones_<layer> and, per balance year, stock, sink, "
-        "source and net emission (opens in QGIS).",
+        "source, net emission and the share of land counted (opens in QGIS).",
         "ha, t C, t C/yr",
         "zonal",
         "each zone layer, with the zonal stage",
@@ -657,6 +675,7 @@ OUTPUTS: tuple[Output, ...] = (
             "sink_tC_yr_{year}",
             "source_tC_yr_{year}",
             "net_emission_tC_yr_{year}",
+            "counted_share_{year}",
         ),
     ),
     Output(

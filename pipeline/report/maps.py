@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,20 +52,47 @@ _JENKS_MAX = 200
 #: Zones are labelled on the map up to this many.
 _LABEL_MAX = 60
 NO_DATA_COLOUR = (0.85, 0.85, 0.85, 1.0)
+#: Exactly zero (no change, balanced): its own neutral class, never folded into the loss or sink class next to it.
+ZERO_COLOUR = (1.0, 1.0, 1.0, 1.0)
+#: Zones whose value is not given because too much of their land has no known flux: grey, hatched.
+NOT_COUNTED_COLOUR = (0.62, 0.62, 0.62, 1.0)
+NOT_COUNTED_HATCH = "////"
 
 
 @dataclass(frozen=True)
 class ClassBreaks:
-    """Class edges (ascending, zero among them when both signs occur) and one RGBA colour per class."""
+    """Class edges (ascending, zero among them when both signs occur) and one RGBA colour per class.
+
+    ``zero``: some values are exactly zero; they are drawn in their own neutral class (``ZERO_COLOUR``).
+    ``single``: per class, its one value when all its values are the same (labelled "exactly v"), else None.
+    ``nonzero``: whether any value other than zero was classified (else the classes are a placeholder)."""
 
     edges: np.ndarray
     colours: list[tuple[float, float, float, float]]
+    zero: bool = False
+    single: tuple[float | None, ...] = ()
+    nonzero: bool = True
 
     def labels(self) -> list[str]:
-        return [
-            _fmt(b) if _fmt(a) == _fmt(b) else f"{_fmt(a)} to {_fmt(b)}"
-            for a, b in zip(self.edges[:-1], self.edges[1:])
-        ]
+        out = []
+        for i, (a, b) in enumerate(zip(self.edges[:-1], self.edges[1:])):
+            one = self.single[i] if i < len(self.single) else None
+            out.append(f"exactly {_fmt(one)}" if one is not None else _range_label(a, b))
+        return out
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """The class of each value (a value on an upper edge belongs to the class below, as mapclassify's
+        bins are upper bounds)."""
+        return np.clip(np.searchsorted(self.edges, values, side="left") - 1, 0, len(self.colours) - 1)
+
+    def entries(self, zero_label: str = "0") -> list[tuple[tuple[float, float, float, float], str]]:
+        """(colour, label) of the legend, ascending, with the zero class between the negative and positive
+        classes when some value is exactly zero."""
+        entries = list(zip(self.colours, self.labels())) if self.nonzero else []
+        if self.zero:
+            at = int(np.sum(self.edges[1:] <= 0)) if self.nonzero else 0
+            entries.insert(at, (ZERO_COLOUR, zero_label))
+        return entries
 
     def colormap(self) -> tuple[Colormap, BoundaryNorm]:
         # The maximum sits on the last edge, which BoundaryNorm counts as "over".
@@ -89,10 +117,11 @@ def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: s
     class rank (darkest at the extremes, lightest next to zero). Red is carbon to the air: positive
     values when ``positive`` is "emission" (net emission), negative ones when it is "gain" (stock change)."""
     values = np.asarray(values, dtype=float)
+    zero = bool(np.any(values == 0))
     values = values[np.isfinite(values) & (values != 0)]
     cmap = colormaps["RdBu_r" if positive == "emission" else "RdBu"]
     if not len(values):
-        return ClassBreaks(np.array([-1.0, 1.0]), [cmap(0.5)])
+        return ClassBreaks(np.array([-1.0, 1.0]), [cmap(0.5)], zero=zero, nonzero=False)
     neg, pos = values[values < 0], values[values > 0]
     bounds: list[float] = []
     colours = []
@@ -109,15 +138,26 @@ def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: s
     edges = np.array(bounds, dtype=float)
     # A class of one value (min == first bin) would have no width for BoundaryNorm.
     edges[0] = min(edges[0], edges[1] - abs(edges[1]) * 1e-9 - 1e-12)
-    return ClassBreaks(edges, colours)
+    classes = ClassBreaks(edges, colours, zero=zero)
+    index = classes.index(values)
+    single = tuple(float(v[0]) if len(v := np.unique(values[index == i])) == 1 else None for i in range(len(colours)))
+    return ClassBreaks(edges, colours, zero=zero, single=single)
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, digits: int = 3) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 100:
+    if abs(v) >= 100 and digits <= 3:
         return f"{v:,.0f}".replace("-", "−")
-    return f"{v:,.3g}".replace("-", "−")
+    return f"{v:,.{digits}g}".replace("-", "−")
+
+
+def _range_label(a: float, b: float) -> str:
+    """ "a to b", with as many digits as it takes for the two ends to differ."""
+    for digits in range(3, 10):
+        if _fmt(a, digits) != _fmt(b, digits):
+            return f"{_fmt(a, digits)} to {_fmt(b, digits)}"
+    return f"exactly {_fmt(b)}"
 
 
 @functools.cache
@@ -137,12 +177,25 @@ def cjk_font() -> str | None:
     return None
 
 
+#: CJK ideographs, radicals, punctuation, kana, Hangul and full-width forms: the characters that need a CJK font
+#: (accented Latin, Greek or Cyrillic names draw with matplotlib's own DejaVu fonts).
+_CJK = re.compile(
+    "[\u2e80-\u2fdf\u3000-\u30ff\u3100-\u31ff\u3200-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
+    "\uac00-\ud7ff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f]"
+)
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` holds a character that needs a CJK font."""
+    return _CJK.search(str(text)) is not None
+
+
 def zone_labels(layers: dict) -> dict[str, list[str]]:
     """Labels to print per layer: the names when the system can draw them, else the ids (said once)."""
     font = cjk_font()
     out, fallback = {}, []
     for name, layer in layers.items():
-        drawable = font is not None or all(s.isascii() for s in layer.labels)
+        drawable = font is not None or not any(has_cjk(s) for s in layer.labels)
         out[name] = layer.labels if drawable else layer.ids
         if not drawable:
             fallback.append(name)
@@ -192,7 +245,16 @@ def _furniture(ax, crs: pyproj.CRS, scale_bar: bool = True) -> None:
         lon = (x0 + x1) / 2
         metres_per_degree = pyproj.Geod(ellps="WGS84").inv(lon - 0.5, lat, lon + 0.5, lat)[2]
         ax.set_aspect(1 / np.cos(np.radians(lat)))
-        bar = ScaleBar(metres_per_degree, "m", location="lower left", box_alpha=0.7, font_properties={"size": 7})
+        # Horizontal only: the metres per degree of longitude are taken at the map's mid-latitude, so the
+        # unequal aspect is intended (the bar would otherwise warn about it on the terminal).
+        bar = ScaleBar(
+            metres_per_degree,
+            "m",
+            location="lower left",
+            box_alpha=0.7,
+            font_properties={"size": 7},
+            rotation="horizontal-only",
+        )
     else:
         bar = ScaleBar(
             crs.axis_info[0].unit_conversion_factor,
@@ -205,9 +267,17 @@ def _furniture(ax, crs: pyproj.CRS, scale_bar: bool = True) -> None:
     ax.add_artist(bar)
 
 
-def _legend(ax, classes: ClassBreaks, title: str, no_data: bool) -> None:
-    handles = [Patch(facecolor=c, edgecolor="0.3", lw=0.4) for c in reversed(classes.colours)]
-    names = list(reversed(classes.labels()))
+def _legend(
+    ax, classes: ClassBreaks, title: str, no_data: bool, zero_label: str = "0", not_counted: str | None = None
+) -> None:
+    """Classes from the largest down, the zero class in its place, then "not counted" (hatched, with its
+    reason) and "no data" when the map has such zones."""
+    entries = list(reversed(classes.entries(zero_label)))
+    handles = [Patch(facecolor=c, edgecolor="0.3", lw=0.4) for c, _ in entries]
+    names = [label for _, label in entries]
+    if not_counted:
+        handles.append(Patch(facecolor=NOT_COUNTED_COLOUR, edgecolor="0.3", lw=0.4, hatch=NOT_COUNTED_HATCH))
+        names.append(not_counted)
     if no_data:
         handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="0.3", lw=0.4))
         names.append("no data")
@@ -230,14 +300,28 @@ def _choropleth(
     classes: ClassBreaks,
     labels: list[str] | None,
     paths: list[MplPath] | None = None,
+    not_counted: np.ndarray | None = None,
 ) -> None:
+    """Zones coloured by class; exactly zero in the neutral zero colour; NaN as no data, or grey and hatched
+    where ``not_counted`` (the value is withheld, not absent)."""
     values = np.asarray(values, dtype=float)
-    index = np.clip(np.searchsorted(classes.edges, values, side="left") - 1, 0, len(classes.colours) - 1)
-    # A value equal to an upper edge belongs to the class below (mapclassify's bins are upper bounds).
-    colours = [classes.colours[i] if np.isfinite(v) else NO_DATA_COLOUR for i, v in zip(index, values)]
-    ax.add_collection(
-        PathCollection(paths or zone_paths(polygons), facecolors=colours, edgecolors="0.25", linewidths=0.4)
-    )
+    index = classes.index(values)
+    colours = [
+        classes.colours[i] if np.isfinite(v) and v != 0 else ZERO_COLOUR if v == 0 else NO_DATA_COLOUR
+        for i, v in zip(index, values)
+    ]
+    shapes = paths or zone_paths(polygons)
+    ax.add_collection(PathCollection(shapes, facecolors=colours, edgecolors="0.25", linewidths=0.4))
+    if not_counted is not None and not_counted.any():
+        ax.add_collection(
+            PathCollection(
+                [p for p, hidden in zip(shapes, not_counted) if hidden],
+                facecolors=NOT_COUNTED_COLOUR,
+                edgecolors="0.25",
+                linewidths=0.4,
+                hatch=NOT_COUNTED_HATCH,
+            )
+        )
     ax.autoscale_view()
     if labels is not None and len(labels) <= _LABEL_MAX:
         for point, text in zip(polygons.representative_point(), labels):
@@ -275,18 +359,34 @@ def balance_maps(
     balance: pd.DataFrame,
     root: Path,
     source: str,
+    max_uncounted_share: float = 0.01,
 ) -> list[Path]:
     """maps/balance_<layer>_<year>.png: net emission per zone (t C/yr; + source, − sink), one map per
-    balance year, on classes shared by all the years so the maps compare."""
+    balance year, on classes shared by all the years so the maps compare. Zones whose net emission is not
+    given because more than ``max_uncounted_share`` of their land has no known flux are hatched grey,
+    "not counted", never coloured by a partial sum; zones with no land are "no data"."""
     classes = diverging_classes(balance["net_emission_tC_yr"].to_numpy())
+    reason = f"not counted: flux of > {max_uncounted_share:.0%} of the land unknown"
     paths, shapes = [], zone_paths(polygons)
     for year, rows in balance.groupby("year", sort=True):
-        values = rows.set_index("zone_id")["net_emission_tC_yr"].reindex(zone_ids).to_numpy(dtype=float)
+        rows = rows.set_index("zone_id").reindex(zone_ids)
+        values = rows["net_emission_tC_yr"].to_numpy(dtype=float)
+        hidden = np.isnan(values) & (rows["area_ha"].to_numpy(dtype=float) > 0) if "area_ha" in rows else None
+        if hidden is not None and "counted_share" in rows:
+            hidden &= rows["counted_share"].to_numpy(dtype=float) < 1
+        no_data = np.isnan(values) & ~hidden if hidden is not None else np.isnan(values)
         fig = _new_figure((8.5, 6.5))
         ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
-        _choropleth(ax, polygons, values, classes, labels, shapes)
+        _choropleth(ax, polygons, values, classes, labels, shapes, hidden)
         _furniture(ax, polygons.crs)
-        _legend(ax, classes, "net emission, t C/yr\n(+ source, − sink)", bool(np.isnan(values).any()))
+        _legend(
+            ax,
+            classes,
+            "net emission, t C/yr\n(+ source, − sink)",
+            bool(no_data.any()),
+            "0 (balanced)",
+            reason if hidden is not None and hidden.any() else None,
+        )
         ax.set_title(f"Carbon balance by {layer}, {year}", fontsize=12)
         fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
         paths.append(_save(fig, root / spec.path("balance_map", layer=layer, year=year)))
@@ -332,7 +432,7 @@ def pathway_map(
         _furniture(ax, polygons.crs, scale_bar=k == 0)
         ax.set_title(f"{p} {PATHWAY_NAMES[p]}", fontsize=9)
         if k == ncols - 1:
-            _legend(ax, classes, "stock change, t C\n(− lost, + gained)", bool(wide[p].isna().any()))
+            _legend(ax, classes, "stock change, t C\n(− lost, + gained)", bool(wide[p].isna().any()), "0 (no change)")
     fig.suptitle(f"Stock change by pathway and {layer}, {y0}–{y1}", fontsize=12)
     fig.text(0.01, 0.01, source, fontsize=6.5, color="0.3")
     return _save(fig, path)
@@ -442,6 +542,7 @@ def draw_maps(
     region: str,
     source: str,
     redlines: RedlineResult | None = None,
+    max_uncounted_share: float = 0.01,
 ) -> list[Path]:
     """Every map of a run (the output specification's maps for ``context``) into ``root``: balance per
     zone layer and year, pathway contributions per zone layer (first -> last epoch), stock change per
@@ -451,7 +552,7 @@ def draw_maps(
     printed = zone_labels(layers)
     for name, layer in layers.items():
         polygons, labels = layer.polygons.geometry, printed[name]
-        drawn += balance_maps(polygons, layer.ids, labels, name, balances[name], root, source)
+        drawn += balance_maps(polygons, layer.ids, labels, name, balances[name], root, source, max_uncounted_share)
         if context.intervals:
             y0, y1 = context.years[0], context.years[-1]
             table = pathways[(name, y0, y1)].assign(zone_id=lambda f: f["zone_id"].astype(str))

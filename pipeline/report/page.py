@@ -42,10 +42,14 @@ def write_report(
         return folder / spec.path(key, **fields)
 
     region = ("zone_id", "zone_name")
-    parts = [_header(manifest)]
+    parts = [_header(manifest) + _completeness(table("classes", layer="region"), table("balance", layer="region"))]
     parts.append(_section("warnings", "Warnings", _warnings(manifest["warnings"])))
     parts.append(
-        _section("balance", "Carbon balance of the region", _table(table("balance", layer="region"), drop=region))
+        _section(
+            "balance",
+            "Carbon balance of the region",
+            _frame(_balance_frame(_read(table("balance", layer="region")), drop=region)),
+        )
     )
     parts.append(_section("maps", "Maps", _figures(folder, maps)))
     parts.append(
@@ -128,6 +132,66 @@ def _header(manifest: dict) -> str:
     )
 
 
+def _completeness(classes_file: Path, balance_file: Path) -> str:
+    """The report's first lines when land has no known flux: which classes, how much, where the net emission
+    is not given, and how to supply what is missing."""
+    classes, balance = _read(classes_file), _read(balance_file)
+    if classes is None or balance is None or "uncounted_area_ha" not in classes.columns:
+        return ""
+    lost = classes[classes["uncounted_area_ha"] > 0]
+    if lost.empty:
+        return ""
+    area = balance.set_index("year")["area_ha"]
+    share = lost["uncounted_area_ha"] / lost["year"].map(area).where(lambda a: a > 0)
+    worst = lost.assign(share=share).groupby(["class", "class_name"])[["uncounted_area_ha", "share"]].max()
+    what = ", ".join(
+        f"{c} {html.escape(str(n))} (up to {row.uncounted_area_ha:,.2f} ha, {row.share:.0%} of the land)"
+        for (c, n), row in worst.iterrows()
+    )
+    missing = balance[balance["net_emission_tC_yr"].isna() & (balance["area_ha"] > 0)]
+    if len(missing):
+        years = ", ".join(str(int(y)) for y in missing["year"])
+        net = (
+            f"The region's net emission is <strong>not given</strong> for {years}: the flux of more than the "
+            "allowed share of its land (<code>carbon.max_uncounted_share</code>) is unknown, and a partial sum "
+            "would mislead. Sink and source are the sums over the counted land only (see counted_area_ha)."
+        )
+    else:
+        net = (
+            "The uncounted land is within <code>carbon.max_uncounted_share</code>: net emission is given, as the "
+            "sum over the counted land (see counted_area_ha)."
+        )
+    return (
+        '<p class="warn"><strong>Incomplete carbon balance.</strong> No annual rate or statistics for class '
+        f"{what}: this land is not counted in sink, source or net emission. {net} To count it, add rows for "
+        "these classes to the rates table (<code>carbon.rates</code>), or county statistics "
+        "(<code>carbon.statistics</code>).</p>"
+    )
+
+
+def _balance_frame(frame: pd.DataFrame | None, drop: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """A balance table for the page: net emission says "not counted" (and why) where it is not given."""
+    if frame is None:
+        return None
+    frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+    nets = [c for c in frame.columns if c.startswith("net_emission_")]
+    if not nets or "counted_share" not in frame.columns:
+        return frame
+    out = frame.copy()
+    unknown = frame[nets[0]].isna() & (frame["area_ha"] > 0)
+    reason = [f"not counted: flux of {1 - s:.0%} of the land unknown" for s in frame["counted_share"]]
+    for column in nets:
+        text = [_number(v) for v in frame[column]]
+        out[column] = [r if u else t for r, u, t in zip(reason, unknown, text)]
+    return out
+
+
+def _number(v: float) -> str:
+    if v != v:
+        return ""
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
+
+
 def _section(key: str, title: str, content: str) -> str:
     return f'<h2 id="{key}">{html.escape(title)}</h2>{content}'
 
@@ -156,9 +220,21 @@ def _read(path: Path) -> pd.DataFrame | None:
 def _frame(frame: pd.DataFrame | None) -> str:
     if frame is None or frame.empty:
         return "<p>Not computed in this run.</p>"
-    return frame.to_html(
-        index=False, na_rep="", float_format=lambda v: f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}", border=0
-    )
+    return _years_as_integers(frame).to_html(index=False, na_rep="", float_format=_number, border=0)
+
+
+def _years_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Year columns (unit "year" in the glossary) print as 2003, not 2,003.00, also when a missing value made
+    them floats."""
+    out = frame.copy()
+    for column in frame.columns:
+        unit = spec.column_unit(str(column))
+        values = frame[column]
+        if unit is None or unit[0] != "year" or values.dtype.kind != "f":
+            continue
+        if (values.dropna() % 1 == 0).all():
+            out[column] = [str(int(v)) if v == v else "" for v in values]
+    return out
 
 
 def _table(path: Path, drop: tuple[str, ...] = ()) -> str:
@@ -180,6 +256,7 @@ def _zone_balances(files: dict[str, Path]) -> str:
                 "zone_name",
                 "year",
                 "area_ha",
+                "counted_share",
                 "stock_tC",
                 "sink_tC_yr",
                 "source_tC_yr",
@@ -187,7 +264,7 @@ def _zone_balances(files: dict[str, Path]) -> str:
             )
             if c in last.columns
         ]
-        out.append(f"<h3>{html.escape(layer)}</h3>" + _frame(last[keep]))
+        out.append(f"<h3>{html.escape(layer)}</h3>" + _frame(_balance_frame(last[keep])))
     return "".join(out) or "<p>No zone layers in the config.</p>"
 
 

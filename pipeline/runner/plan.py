@@ -196,6 +196,8 @@ def make_plan(config: Config, stages: list[str], workdir: Path) -> Plan:
     ]
     carbon_layer = next((z for z in layers if z.name == config.carbon_layer), None)
     densities, rates = _carbon_tables(config, carbon_layer)
+    if config.carbon.rates is None:
+        warn_default_rates_abroad(lc.grid)
     red = config.redline if "redline" in stages else None
     red_inputs = None if red is None else redlines.read_inputs(red, layers, lc.grid)
     terms = _statistics_terms(config, carbon_layer)
@@ -213,6 +215,33 @@ def _carbon_tables(config: Config, layer: ZoneLayer | None) -> tuple[carbon.Look
         log.warning("no carbon.densities in the config: stock is not computed")
     rates = parameters.read_rates(config.carbon.rates or parameters.DEFAULT_RATES)
     return densities, carbon.rate_lookup(rates, layer)
+
+
+#: China's bounding box in lon/lat (west, south, east, north): where the packaged national rates apply.
+CHINA_LONLAT = (73.0, 3.0, 136.0, 54.0)
+
+
+def in_china(grid: Grid) -> bool | None:
+    """Whether the grid's centre lies in China's bounding box (lon 73-136 E, lat 3-54 N); None if the grid's
+    bounds cannot be brought to lon/lat."""
+    from rasterio.warp import transform_bounds
+
+    try:
+        west, south, east, north = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21)
+    except Exception:  # an exotic or local CRS: nothing to say
+        return None
+    lon, lat = (west + east) / 2, (south + north) / 2
+    x0, y0, x1, y1 = CHINA_LONLAT
+    return x0 <= lon <= x1 and y0 <= lat <= y1
+
+
+def warn_default_rates_abroad(grid: Grid) -> None:
+    """The packaged rates are Chinese national averages: say so when the grid lies outside China."""
+    if in_china(grid) is False:
+        log.warning(
+            "the grid lies outside China, but no carbon.rates table is given: the packaged default rates are "
+            "Chinese national averages (seed 002, Table 2); give carbon.rates with rates for your region"
+        )
 
 
 def _statistics_terms(config: Config, layer: ZoneLayer | None) -> dict[int, pd.DataFrame]:

@@ -90,6 +90,7 @@ def run_pipeline(
                     config.name,
                     source,
                     red,
+                    config.carbon.max_uncounted_share,
                 )
                 so_far = manifest.build_manifest(
                     config, plan.lc, checked, stages, staging, timer.stages, warnings.messages, checksums

@@ -45,7 +45,13 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     for name, (layer, column) in layers.items():
         classes = balance.class_table(results.parameters, results.counts, layer, column, config.name, config.carbon.co2)
         balances = balance.balance_table(
-            results.parameters, results.counts, layer, column, config.name, config.carbon.co2
+            results.parameters,
+            results.counts,
+            layer,
+            column,
+            config.name,
+            config.carbon.co2,
+            config.carbon.max_uncounted_share,
         )
         write_table(classes, staging.path(spec.path("classes", layer=name)))
         write_table(balances, staging.path(spec.path("balance", layer=name)))
@@ -106,7 +112,11 @@ def zone_tables(
     grid's CRS with those areas and their balance, one column per year."""
     report = zonal.zone_report(layer, frame, column, row_area_m2, grid)
     write_table(report, staging.path(spec.path("zones", layer=layer.name)))
-    values = [c for c in ("stock_tC", "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr") if c in balances.columns]
+    values = [
+        c
+        for c in ("stock_tC", "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr", "counted_share")
+        if c in balances.columns
+    ]
     wide = balances.pivot(index="zone_id", columns="year", values=values)
     wide.columns = [f"{value}_{year}" for value, year in wide.columns]
     attributes = report.merge(wide, left_on="zone_id", right_index=True, how="left")

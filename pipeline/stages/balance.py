@@ -20,6 +20,8 @@ from pipeline.stages import carbon
 log = logging.getLogger(__name__)
 
 CO2_PER_C = 44 / 12
+#: Largest share of a zone's land (0-1) whose flux may be unknown for its net emission to be given.
+DEFAULT_MAX_UNCOUNTED_SHARE = 0.01
 
 
 @dataclass
@@ -114,11 +116,17 @@ def balance_table(
     column: str | None,
     region_name: str,
     co2: bool = False,
+    max_uncounted_share: float = DEFAULT_MAX_UNCOUNTED_SHARE,
 ) -> pd.DataFrame:
     """Per zone and year (epochs and statistics years): stock_tC, sink_tC_yr, source_tC_yr and
     net_emission_tC_yr = source - sink (t C/yr, positive = net source). A statistics year without an
     epoch uses the nearest epoch's land (``areas_from_epoch``); ``statistics`` says whether seed 002's
-    terms were used for the zone and year, with the terms themselves on the carbon layer."""
+    terms were used for the zone and year, with the terms themselves on the carbon layer.
+
+    A balance is complete only where every class has a rate or statistics: counted_area_ha and
+    uncounted_area_ha say how much land's annual flux is known and not (counted_share = counted / area).
+    Sink and source are the sums over the counted land; net emission is NaN, not a partial sum, where the
+    uncounted share of the zone's land exceeds ``max_uncounted_share`` (a fraction 0-1)."""
     zones = zone_frame(layer, region_name)
     epochs = sorted(counts)
     rows = []
@@ -128,15 +136,26 @@ def balance_table(
         acct["number"] = acct[column] if column else 1
         covered = acc.terms[year].index if year in acc.terms else []
         acct["statistics"] = acct["czone"].isin(covered) if "czone" in acct.columns else False
-        sums = acct.groupby("number")[["area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr"]].sum(min_count=1)
+        missing = carbon.uncounted(acct)
+        acct["counted_area_ha"] = acct["area_ha"].where(~missing, 0.0)
+        acct["uncounted_area_ha"] = acct["area_ha"].where(missing, 0.0)
+        summed = ["area_ha", "counted_area_ha", "uncounted_area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr"]
+        sums = acct.groupby("number")[summed].sum(min_count=1)
         sums["statistics"] = acct.groupby("number")["statistics"].any()
         sums = sums.reindex(zones["number"])
         sums["year"], sums["areas_from_epoch"] = year, epoch
         rows.append(sums.reset_index())
     table = pd.concat(rows, ignore_index=True).merge(zones, on="number").drop(columns="number")
     table["statistics"] = table["statistics"].fillna(False).astype(bool)
-    table["area_ha"] = table["area_ha"].fillna(0)
+    table[["area_ha", "counted_area_ha", "uncounted_area_ha"]] = table[
+        ["area_ha", "counted_area_ha", "uncounted_area_ha"]
+    ].fillna(0)
+    area = table["area_ha"].where(table["area_ha"] > 0)
+    table["counted_share"] = table["counted_area_ha"] / area
     table["net_emission_tC_yr"] = table["source_tC_yr"] - table["sink_tC_yr"]
+    # Not a partial sum: where too much of the zone's land has no known flux, the net is unknown.
+    incomplete = table["uncounted_area_ha"] / area > max_uncounted_share
+    table.loc[incomplete, "net_emission_tC_yr"] = np.nan
     table["nearest_epoch"] = table["year"] != table["areas_from_epoch"]
     if layer is not None and acc.carbon_layer is layer and acc.terms:
         all_terms = pd.concat([t.assign(year=y) for y, t in acc.terms.items()])
@@ -149,6 +168,9 @@ def balance_table(
         "nearest_epoch",
         "statistics",
         "area_ha",
+        "counted_area_ha",
+        "uncounted_area_ha",
+        "counted_share",
         "stock_tC",
         "sink_tC_yr",
         "source_tC_yr",

@@ -174,9 +174,15 @@ def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
             frame.loc[rows, "sink_tC_yr"] = frame.loc[rows, "sink_tC_yr"].fillna(0)
 
 
+def uncounted(frame: pd.DataFrame) -> pd.Series:
+    """Rows of a ``stock_and_flux`` frame whose annual flux is not known (no rate, no statistics): a sink or
+    a source term is missing."""
+    return frame["sink_tC_yr"].isna() | frame["source_tC_yr"].isna()
+
+
 def by_class(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Sums of a ``stock_and_flux`` frame per ``by`` + class; flux stays NaN where none of the land was counted,
     and ``uncounted_area_ha`` says how much land had no flux term."""
-    frame = frame.assign(uncounted_area_ha=frame["area_ha"].where(frame["sink_tC_yr"].isna(), 0))
+    frame = frame.assign(uncounted_area_ha=frame["area_ha"].where(uncounted(frame), 0))
     columns = ["pixels", "area_ha", "stock_tC", "sink_tC_yr", "source_tC_yr", "uncounted_area_ha"]
     return frame.groupby([*by, "class"])[columns].sum(min_count=1).reset_index()
