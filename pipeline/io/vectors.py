@@ -50,6 +50,7 @@ def read_polygons(
                 f"coordinates: gcj02 needs longitude/latitude, but the layer's CRS is {gdf.crs.name}", path
             )
         gdf["geometry"] = gcj02_module.geometries_to_wgs84(gdf.geometry.values)
+        log.info("%s: %d features moved from GCJ-02 to WGS84 coordinates (coordinates: gcj02)", path, len(gdf))
         gdf = gdf.set_crs(4326, allow_override=True)
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
