@@ -180,3 +180,50 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, capsys):
     finally:
         first.terminate()
         first.wait(60)
+
+
+# ---- non-finite and implausible carbon parameters ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory) -> Path:
+    """One finished run (folder with a.tif, b.tif and out/) shared by the cases below, which refuse to run
+    and check that out/ stays as it was (one run instead of one per case keeps this file fast)."""
+    folder = tmp_path_factory.mktemp("shared")
+    rng = np.random.default_rng(3)
+    codes = np.array([11, 21, 31, 41, 51, 52], np.uint8)
+    write_raster(folder / "a.tif", codes[rng.integers(0, 6, (40, 50))])
+    write_raster(folder / "b.tif", codes[rng.integers(0, 6, (40, 50))])
+    assert cli("run", write_config(folder, epochs={2000: "a.tif", 2020: "b.tif"})) == 0
+    return folder
+
+
+DENSITY_HEADER = "class,c_above,c_below,c_soil,c_dead\n"
+GOOD_DENSITIES = "1,5,1,90,1\n2,40,10,130,5\n3,3,8,95,1\n4,0.5,0,30,0\n5,0.5,0.1,40,0\n6,2,0.5,60,0\n8,0.5,0.1,20,0\n"
+
+
+@pytest.mark.parametrize(
+    "table, text, needles",
+    [
+        ("densities", DENSITY_HEADER + GOOD_DENSITIES.replace("2,40,", "2,inf,"), ["non-finite", "rows 3 "]),
+        ("densities", DENSITY_HEADER + GOOD_DENSITIES.replace(",130,", ",2500,"), ["above 2,000 t C/ha", "rows 3 "]),
+        (
+            "densities",
+            DENSITY_HEADER + GOOD_DENSITIES.replace("3,3,8,", "3,3,-8,"),
+            ["negative carbon density in rows 4"],
+        ),
+        ("rates", "class,rate_tC_ha_yr\n1,0.3\n2,-0.644\n3,1e300\n", ["beyond +-100 t C/ha/yr in rows 4 "]),
+        ("rates", "class,rate_tC_ha_yr\n1,150\n2,-0.644\n3,-0.021\n", ["beyond +-100 t C/ha/yr in rows 2 "]),
+    ],
+    ids=["inf density", "2500 t C/ha soil", "negative density", "rate 1e300", "rate 150"],
+)
+def test_impossible_parameters_are_refused_by_validate_and_run(shared_run, tmp_path, capsys, table, text, needles):
+    out, before = shared_run / "out", snapshot(shared_run / "out")
+    (tmp_path / "table.csv").write_text(text, encoding="utf-8")
+    epochs = {2000: str(shared_run / "a.tif"), 2020: str(shared_run / "b.tif")}
+    cfg = write_config(tmp_path, epochs=epochs, output=str(out), carbon={table: "table.csv"})
+    capsys.readouterr()
+    for command in ("validate", "run"):
+        assert cli(command, cfg) == 1
+        one_error_line(capsys, f"error: {tmp_path / 'table.csv'}: ", *needles)
+        assert snapshot(out) == before
