@@ -227,3 +227,73 @@ def test_impossible_parameters_are_refused_by_validate_and_run(shared_run, tmp_p
         assert cli(command, cfg) == 1
         one_error_line(capsys, f"error: {tmp_path / 'table.csv'}: ", *needles)
         assert snapshot(out) == before
+
+
+# ---- GM(1,1) forecasts of series it cannot model -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        (
+            "year,value\n2000,100\n2001,100\n2002,100\n2003,100\n2004,100\n",
+            ["the series is constant", "is its value, 100"],
+        ),
+        ("year,value\n", ["the series has a header and no rows"]),
+        ("Year,Value\n2000,1\n2001,x\n2002,3\n2003,\n2004,5\n", ["empty or non-numeric values in rows 3, 5"]),
+        ("year,value\n2000,1\n2001,inf\n2002,3\n2003,4\n", ["non-finite values (inf) in rows 3;"]),
+    ],
+    ids=["constant", "header only", "non-numeric cells", "inf"],
+)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_series_gm11_cannot_model_is_one_line(tmp_path, capsys, text, needles, as_json):
+    (tmp_path / "series.csv").write_text(text, encoding="utf-8")
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert cli("forecast", tmp_path / "series.csv", "--until", "2010", *(["--json"] if as_json else [])) == 1
+    printed = capsys.readouterr()
+    assert printed.out == ""  # no numbers at all, let alone Infinity
+    assert printed.err.splitlines() == [printed.err.strip()]
+    assert printed.err.startswith(f"error: {tmp_path / 'series.csv'}: ")
+    assert all(needle in printed.err for needle in needles), printed.err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_forecast_in_json_is_json_without_infinity(tmp_path, capsys):
+    # A steep but finite series: every number printed must be one json.loads reads as a finite float.
+    (tmp_path / "series.csv").write_text("year,value\n2000,1\n2001,100\n2002,10000\n2003,1000000\n")
+    capsys.readouterr()
+    assert cli("forecast", tmp_path / "series.csv", "--until", "2100", "--json") == 0
+    out = capsys.readouterr().out
+    assert "Infinity" not in out and "NaN" not in out
+    report = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert all(np.isfinite([report["a"], report["b"], report["C"], report["P"], *report["forecast"].values()]))
+    assert list(report["forecast"]) == [str(y) for y in range(2004, 2101)]
+    assert np.all(np.diff(list(report["forecast"].values())) > 0) and report["forecast"]["2100"] > 1e80
+    assert cli("forecast", tmp_path / "series.csv", "--until", "2400", "--json") == 1  # beyond float64
+    one_error_line(capsys, str(tmp_path / "series.csv"), "exceeds the largest float by 2363; forecast fewer years")
+
+
+def test_a_zone_with_a_constant_net_emission_gets_a_note_not_infinite_c():
+    import pandas as pd
+
+    from pipeline.stages import trends
+
+    classes = pd.DataFrame(
+        {"zone_id": "z", "zone_name": "Z", "year": [2000, 2010, 2020, 2030], "class": 1, "area_ha": 50.0}
+    )
+    balance = pd.DataFrame(
+        {
+            "zone_id": "z",
+            "year": [2000, 2010, 2020, 2030],
+            "areas_from_epoch": [2000, 2010, 2020, 2030],
+            "nearest_epoch": False,
+            "statistics": True,
+            "net_emission_tC_yr": 7.5,  # the same every year
+        }
+    )
+    table = trends.trend_table(classes, balance)
+    assert not table["indicator"].isin(["gm11_C", "gm11_P"]).any()
+    forecast = table[table["indicator"] == "net_emission_forecast"]
+    assert len(forecast) == 1 and np.isnan(forecast["value"].iloc[0])
+    assert forecast["note"].iloc[0].startswith("the series is constant: GM(1,1) cannot be fitted")

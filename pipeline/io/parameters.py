@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.errors import ConfigError, InputError, did_you_mean
 from pipeline.io.tables import read_table, read_text, zone_id_text
+from pipeline.io.tables import spreadsheet_rows as _rows
 from pipeline.model.classes import (
     CLASS_CODES,
     NODATA,
@@ -126,11 +127,6 @@ def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
     numbers = frame.apply(pd.to_numeric, errors="coerce")
     text = [c for c in numbers.columns if not pd.api.types.is_numeric_dtype(numbers[c])]
     return numbers.astype(dict.fromkeys(text, "float64"))
-
-
-def _rows(frame: pd.DataFrame) -> str:
-    # +2: the header line and 1-based numbering, as a spreadsheet shows them.
-    return ", ".join(str(i + 2) for i in frame.index[:10]) + (" ..." if len(frame) > 10 else "")
 
 
 def load_scheme(name_or_path: str) -> Scheme:
