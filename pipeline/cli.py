@@ -47,12 +47,14 @@ def cli(verbose: bool, quiet: bool) -> None:
 def run(config: Path, output: Path | None, scheduler: str | None, stages: str | None) -> None:
     """Run the pipeline on CONFIG and write the output folder."""
     from pipeline.config import load_config
+    from pipeline.runner.execution import native_stderr_aside
     from pipeline.runner.run import run_pipeline
 
     chosen = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     # A progress bar redirected to a log file is one endless line of carriage returns; the stage lines say enough.
     progress = not _state.get("quiet") and sys.stdout.isatty()
-    manifest = run_pipeline(load_config(config), output, scheduler, progress=progress, stages=chosen)
+    with native_stderr_aside():  # libtiff's lines on a full disk, from the computes and the COG copies alike
+        manifest = run_pipeline(load_config(config), output, scheduler, progress=progress, stages=chosen)
     click.echo(f"done: {manifest.parent} (manifest {manifest})")
 
 
