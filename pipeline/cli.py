@@ -47,12 +47,14 @@ def cli(verbose: bool, quiet: bool) -> None:
 def run(config: Path, output: Path | None, scheduler: str | None, stages: str | None) -> None:
     """Run the pipeline on CONFIG and write the output folder."""
     from pipeline.config import load_config
+    from pipeline.runner.execution import native_stderr_aside
     from pipeline.runner.run import run_pipeline
 
     chosen = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     # A progress bar redirected to a log file is one endless line of carriage returns; the stage lines say enough.
     progress = not _state.get("quiet") and sys.stdout.isatty()
-    manifest = run_pipeline(load_config(config), output, scheduler, progress=progress, stages=chosen)
+    with native_stderr_aside():  # libtiff's lines on a full disk, from the computes and the COG copies alike
+        manifest = run_pipeline(load_config(config), output, scheduler, progress=progress, stages=chosen)
     click.echo(f"done: {manifest.parent} (manifest {manifest})")
 
 
@@ -86,26 +88,30 @@ def forecast(series: Path, until: int, as_json: bool) -> None:
     """GM(1,1) grey forecast of a year,value series (seed 002), with its C, P and precision grade."""
     import json
 
+    from pipeline.errors import InputError
     from pipeline.stages import trends
 
     years, values = tables.read_series(series)
     model = trends.gm11(years, values, series)
     future = np.arange(years[-1] + model.step, until + 1, model.step)
-    ahead = dict(zip(future.tolist(), model.predict(future).tolist()))
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "a": model.a,
-                    "b": model.b,
-                    "C": model.C,
-                    "P": model.P,
-                    "grade": model.grade,
-                    "forecast": {str(y): v for y, v in ahead.items()},
-                },
-                indent=2,
-            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        modelled = model.predict(future)
+    if not np.isfinite(modelled).all():
+        first = int(future[~np.isfinite(modelled)][0])
+        raise InputError(
+            f"the GM(1,1) forecast (a = {model.a:.6g}) exceeds the largest float by {first}; forecast fewer years",
+            series,
         )
+    ahead = dict(zip(future.tolist(), modelled.tolist()))
+    if as_json:
+
+        def number(v: float) -> float | None:
+            return v if np.isfinite(v) else None  # JSON has no Infinity or NaN: a value that cannot be is null
+
+        report = {"a": model.a, "b": model.b, "C": model.C, "P": model.P, "grade": model.grade}
+        report = {k: number(v) if isinstance(v, float) else v for k, v in report.items()}
+        report["forecast"] = {str(y): number(v) for y, v in ahead.items()}
+        click.echo(json.dumps(report, indent=2, allow_nan=False))
         return
     click.echo(f"GM(1,1) on {len(years)} values {years[0]}-{years[-1]}: a = {model.a:.6g}, b = {model.b:.6g}")
     click.echo(f"posterior-error ratio C = {model.C:.4f}, small-error probability P = {model.P:.4f}: {model.grade}")

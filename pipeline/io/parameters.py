@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.errors import ConfigError, InputError, did_you_mean
 from pipeline.io.tables import read_table, read_text, zone_id_text
+from pipeline.io.tables import spreadsheet_rows as _rows
 from pipeline.model.classes import (
     CLASS_CODES,
     NODATA,
@@ -37,6 +38,16 @@ DEFAULT_RATES = DATA / "rates_seed002.csv"
 #: Built-in schemes: the tables in pipeline/data/schemes/.
 BUILTIN_SCHEMES = ("cnlucc", "clcd", "esa_worldcover", "globeland30", "modis_igbp", "nlcd", "corine")
 
+#: Largest carbon density accepted in any one pool (t C/ha). The densest carbon stocks on Earth (old-growth
+#: temperate rain forest, with soil) hold about 1,000-1,500 t C/ha in all pools together, so one pool above
+#: this is a unit slip (kg C/ha, g C/m2 or t C/km2 are 100-1000 times larger) or a typo, never a forest.
+#: The bound is per pool, not on the total: deep peat soil alone can come near it, and a per-pool bound
+#: names the cell at fault.
+MAX_DENSITY_TC_HA = 2000.0
+#: Largest magnitude of an annual rate accepted (t C/ha/yr). Published land-use carbon rates are of order
+#: 0.001-10 t C/ha/yr (sinks and sources alike); 100 is far beyond any and well below a kg-for-t slip.
+MAX_RATE_TC_HA_YR = 100.0
+
 
 def read_densities(path: Path) -> ParameterTable:
     """Carbon density per class or product code (t C/ha per pool), checked: numbers, >= 0, unique keys."""
@@ -48,6 +59,13 @@ def read_densities(path: Path) -> ParameterTable:
     negative = table[(table[list(POOLS)] < 0).any(axis=1)]
     if len(negative):
         raise InputError(f"negative carbon density in rows {_rows(negative)}", path)
+    dense = table[(table[list(POOLS)] > MAX_DENSITY_TC_HA).any(axis=1)]
+    if len(dense):
+        raise InputError(
+            f"carbon density above {MAX_DENSITY_TC_HA:,.0f} t C/ha in one pool in rows {_rows(dense)} (the densest "
+            "forests hold about 1,500 t C/ha in all pools); give t C/ha, not kg C/ha, g C/m2 or t C/km2",
+            path,
+        )
     return ParameterTable(Path(path), _key_name(frame), table)
 
 
@@ -57,6 +75,13 @@ def read_rates(path: Path) -> ParameterTable:
     if "rate_tc_ha_yr" not in frame.columns:
         raise InputError("rate table needs a column rate_tC_ha_yr (t C/ha/yr, negative = uptake)", path)
     table = _keyed(frame, path, ["rate_tc_ha_yr"])
+    large = table[table["rate_tc_ha_yr"].abs() > MAX_RATE_TC_HA_YR]
+    if len(large):
+        raise InputError(
+            f"carbon rate beyond +-{MAX_RATE_TC_HA_YR:,.0f} t C/ha/yr in rows {_rows(large)} (published rates are "
+            "of order 0.001-10 t C/ha/yr); give t C/ha/yr, not kg C/ha/yr",
+            path,
+        )
     return ParameterTable(Path(path), _key_name(frame), table.rename(columns={"rate_tc_ha_yr": "rate_tC_ha_yr"}))
 
 
@@ -73,10 +98,16 @@ def _keyed(frame: pd.DataFrame, path: Path, values: list[str]) -> pd.DataFrame:
             path,
         )
     key = present[0]
-    numbers = frame[[key, *values]].apply(pd.to_numeric, errors="coerce")
+    numbers = _numbers(frame[[key, *values]])
     bad = frame[numbers.isna().any(axis=1) | (numbers[key] % 1 != 0)]
     if len(bad):
         raise InputError(f"empty or non-numeric values in rows {_rows(bad)} (columns {key}, {', '.join(values)})", path)
+    infinite = frame[~np.isfinite(numbers[values]).all(axis=1)]
+    if len(infinite):
+        raise InputError(
+            f"non-finite values (inf) in rows {_rows(infinite)} (columns {', '.join(values)}); give finite numbers",
+            path,
+        )
     table = numbers.astype({key: "int64", **dict.fromkeys(values, "float64")}).rename(columns={key: "key"})
     if "zone" in frame.columns:
         table.insert(1, "zone", zone_id_text(frame["zone"]))
@@ -89,9 +120,13 @@ def _keyed(frame: pd.DataFrame, path: Path, values: list[str]) -> pd.DataFrame:
     return table
 
 
-def _rows(frame: pd.DataFrame) -> str:
-    # +2: the header line and 1-based numbering, as a spreadsheet shows them.
-    return ", ".join(str(i + 2) for i in frame.index[:10]) + (" ..." if len(frame) > 10 else "")
+def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as a number, NaN where it is not one ('inf' and '1e400' read as inf). The empty text columns
+    of a table with a header and no rows become float64 (pd.to_numeric leaves them text); other columns keep
+    the type pd.to_numeric gives them (whole numbers stay int64)."""
+    numbers = frame.apply(pd.to_numeric, errors="coerce")
+    text = [c for c in numbers.columns if not pd.api.types.is_numeric_dtype(numbers[c])]
+    return numbers.astype(dict.fromkeys(text, "float64"))
 
 
 def load_scheme(name_or_path: str) -> Scheme:
@@ -165,16 +200,17 @@ def read_coefficients(path: Path | None = None) -> pd.DataFrame:
         raise InputError(f"unknown terms {bad}; use {', '.join(TERMS)}", path)
     if "economic_coefficient" not in frame.columns:
         frame["economic_coefficient"] = np.nan
-    frame[["t_C_per_unit", "economic_coefficient"]] = frame[["t_C_per_unit", "economic_coefficient"]].apply(
-        pd.to_numeric, errors="coerce"
-    )
+    frame[["t_C_per_unit", "economic_coefficient"]] = _numbers(frame[["t_C_per_unit", "economic_coefficient"]])
     crops = frame["term"] == "cropland_sink"
     bad = frame[
-        frame["t_C_per_unit"].isna() | (frame["t_C_per_unit"] < 0) | (crops & ~(frame["economic_coefficient"] > 0))
+        ~np.isfinite(frame["t_C_per_unit"])
+        | (frame["t_C_per_unit"] < 0)
+        | np.isinf(frame["economic_coefficient"])
+        | (crops & ~(frame["economic_coefficient"] > 0))
     ]
     if len(bad):
         raise InputError(
-            f"missing, negative or zero coefficients in rows {_rows(bad)} "
+            f"missing, non-finite, negative or zero coefficients in rows {_rows(bad)} "
             "(cropland_sink rows need an economic_coefficient > 0)",
             path,
         )
@@ -197,10 +233,10 @@ def read_statistics(path: Path, coefficients: pd.DataFrame) -> pd.DataFrame:
         hints = [f"{c} ({hint.rstrip()})" if (hint := did_you_mean(c, known)) else c for c in unknown]
         raise InputError(f"unknown statistics columns: {', '.join(hints)}; known: {', '.join(sorted(known))}", path)
     values = [c for c in frame.columns if c in known]
-    numbers = frame[["year", *values]].apply(pd.to_numeric, errors="coerce")
-    bad = frame[numbers.isna().any(axis=1) | (numbers[values] < 0).any(axis=1) | (numbers["year"] % 1 != 0)]
+    numbers = _numbers(frame[["year", *values]])
+    bad = frame[~np.isfinite(numbers).all(axis=1) | (numbers[values] < 0).any(axis=1) | (numbers["year"] % 1 != 0)]
     if len(bad):
-        raise InputError(f"empty, non-numeric or negative values in rows {_rows(bad)}", path)
+        raise InputError(f"empty, non-numeric, non-finite or negative values in rows {_rows(bad)}", path)
     out = numbers.astype({"year": "int64"})
     out.insert(0, "zone_id", zone_id_text(frame["zone_id"]))
     dup = out[out.duplicated(["zone_id", "year"], keep=False)]

@@ -43,6 +43,13 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+def spreadsheet_rows(frame: pd.DataFrame) -> str:
+    """The rows of ``frame`` (a selection of a table read by read_table) as a spreadsheet numbers them,
+    "3, 5" (at most 10, then "...")."""
+    # +2: the header line and 1-based numbering.
+    return ", ".join(str(i + 2) for i in frame.index[:10]) + (" ..." if len(frame) > 10 else "")
+
+
 def zone_id_text(values: pd.Series) -> list[str]:
     """Zone ids as text, so that 420101, 420101.0 and '420101' name the same county ('' when blank)."""
 
@@ -73,10 +80,19 @@ def read_series(path) -> tuple[np.ndarray, np.ndarray]:
     frame = read_table(path)
     if not {"year", "value"} <= set(frame.columns):
         raise InputError(f"a series needs columns year,value; found {list(frame.columns)}", path)
+    if frame.empty:
+        raise InputError(
+            "the series has a header and no rows; give one year,value row per year (GM(1,1) needs at least 4)", path
+        )
     numbers = frame[["year", "value"]].apply(pd.to_numeric, errors="coerce")
     bad = numbers.isna().any(axis=1) | (numbers["year"] % 1 != 0)
     if bad.any():
-        raise InputError(f"not numbers in data rows {[i + 1 for i in np.flatnonzero(bad)][:10]}", path)
+        raise InputError(f"empty or non-numeric values in rows {spreadsheet_rows(frame[bad])}", path)
+    infinite = ~np.isfinite(numbers["value"])
+    if infinite.any():
+        raise InputError(
+            f"non-finite values (inf) in rows {spreadsheet_rows(frame[infinite])}; give finite numbers", path
+        )
     if numbers["year"].duplicated().any():
         raise InputError(
             f"years given twice: {sorted(set(numbers['year'][numbers['year'].duplicated()].astype(int)))}", path

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
+import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +62,8 @@ def compute(*structures):
         return len(leaves) - 1
 
     shapes = [collect(s) for s in structures]
-    values = dask.compute(*leaves)
+    with native_stderr_aside():
+        values = dask.compute(*leaves)
 
     def rebuild(shape):
         if isinstance(shape, dict):
@@ -66,6 +73,91 @@ def compute(*structures):
         return values[shape][()] if shape in boxed else values[shape]
 
     return tuple(rebuild(shape) for shape in shapes)
+
+
+_aside: dict[str, int] = {"depth": 0}
+_aside_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_aside():
+    """What C libraries write straight to file descriptor 2 goes to a temporary file, not the terminal,
+    unless debug logging (``--verbose``) is on, in which case it shows as it comes.
+
+    GDAL's GeoTIFF I/O reports a failed write of libtiff through ``TIFFErrorExt``, libtiff's global error
+    handler, which GDAL (using libtiff's per-file handlers) leaves at libtiff's default: fprintf to stderr.
+    So a full disk printed ``_tiffSeekProc: No space left on device.`` once per block written (~300 lines
+    for the sample region) before the one error line, and no GDAL or rasterio setting (CPLSetErrorHandler,
+    CPL_LOG, CPL_DEBUG) reaches it. Python's own stderr (logging, warnings, click) keeps writing to the
+    terminal: the handlers and ``sys.stderr`` that write to fd 2 are pointed at a copy of it meanwhile.
+    Worker processes of a Dask cluster keep their own stderr.
+    """
+    with _aside_lock:
+        nested = _aside["depth"] > 0
+        _aside["depth"] += 1
+    try:
+        if nested or log.isEnabledFor(logging.DEBUG):
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            terminal = _aside["terminal"] = os.dup(2)
+            python = os.fdopen(os.dup(terminal), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+            swapped = _point_python_stderr_at(python)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(terminal, 2)
+                os.close(terminal)
+                del _aside["terminal"]
+                for undo in swapped:
+                    undo()
+                python.close()
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines()
+            if lines:
+                log.info("%d line(s) from C libraries hidden (--verbose shows them), first: %s", len(lines), lines[0])
+    finally:
+        with _aside_lock:
+            _aside["depth"] -= 1
+
+
+@contextlib.contextmanager
+def _terminal_stderr():
+    """fd 2 is the terminal again meanwhile, inside a native_stderr_aside (for processes started here)."""
+    if "terminal" not in _aside:
+        yield
+        return
+    aside = os.dup(2)
+    os.dup2(_aside["terminal"], 2)
+    try:
+        yield
+    finally:
+        os.dup2(aside, 2)
+        os.close(aside)
+
+
+def _point_python_stderr_at(stream) -> list[Callable[[], object]]:
+    """Point ``sys.stderr`` and every logging StreamHandler that writes to fd 2 at ``stream``; return undos."""
+
+    def on_fd_2(s) -> bool:
+        try:
+            return s.fileno() == 2
+        except (AttributeError, OSError, ValueError):  # pytest's capture, a StringIO: not fd 2
+            return False
+
+    undo: list[Callable[[], object]] = []
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        if isinstance(handler, logging.StreamHandler) and on_fd_2(handler.stream):
+            undo.append(functools.partial(handler.setStream, handler.setStream(stream)))
+    if on_fd_2(sys.stderr):
+        undo.append(functools.partial(setattr, sys, "stderr", sys.stderr))
+        sys.stderr = stream
+    return undo
 
 
 def _box(value) -> np.ndarray:
@@ -112,9 +204,10 @@ def scheduler_context(name: str, progress: bool):
 
     # distributed sets its own log levels on import; keep its chatter below ours.
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    cluster = (
-        LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
-    )
+    with _terminal_stderr():  # worker processes inherit fd 2: the terminal's, not a run's native_stderr_aside
+        cluster = (
+            LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
+        )
     try:
         with Client(cluster or name, timeout="10s") as client:
             log.info("running on %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)

@@ -20,6 +20,13 @@ from pipeline.errors import InputError
 
 #: Precision grades of GM(1,1) by (C at most, P at least), best first (Deng's grey system theory tables).
 GRADES = (("good", 0.35, 0.95), ("qualified", 0.50, 0.80), ("barely qualified", 0.65, 0.70))
+#: Smallest |a| (development coefficient, per step) of a usable GM(1,1) fit. A constant series gives a = 0
+#: (round-off leaves ~1e-16), where the model's curve (x0 - b/a) e^(-ak) + b/a is 0/0: the fit then showed
+#: C = inf and modelled values such as 256 and 0 for a series of 100s. Below 1e-9 the difference of two
+#: accumulated values loses more than half of float64's 16 digits to cancellation (error ~ 1e-16 / |a|
+#: relative), so such a fit is refused; no real series that trends at all comes near (1e-9 is a change of
+#: one part in a billion per step).
+MIN_DEVELOPMENT_COEFFICIENT = 1e-9
 
 
 def gibbs_martin(areas: np.ndarray) -> float:
@@ -101,16 +108,29 @@ def gm11(years, values, source=None) -> GreyModel:
     steps = np.diff(years)
     if len(set(steps.tolist())) != 1 or steps[0] <= 0:
         raise InputError(f"GM(1,1) needs equally spaced years; got {years.tolist()}", source)
-    if not np.isfinite(values).all() or (values <= 0).any():
+    if not np.isfinite(values).all():
+        raise InputError("GM(1,1) needs finite values; the series holds inf or NaN", source)
+    if (values <= 0).any():
         raise InputError(
             "GM(1,1) needs positive values (a series that is a net sink or crosses zero cannot "
             "be modelled; forecast sources and sinks separately)",
             source,
         )
+    constant = "the series is constant: GM(1,1) cannot be fitted (its development coefficient a is 0 and C = 0/0)"
+    if np.ptp(values) == 0:
+        raise InputError(
+            f"{constant}; a constant series needs no model: its forecast is its value, {values[0]:g}", source
+        )
     accumulated = np.cumsum(values)
     background = 0.5 * (accumulated[1:] + accumulated[:-1])
     design = np.column_stack([-background, np.ones(len(background))])
     (a, b), *_ = np.linalg.lstsq(design, values[1:], rcond=None)
+    if abs(a) < MIN_DEVELOPMENT_COEFFICIENT:
+        raise InputError(
+            f"the series has no trend: GM(1,1) cannot be fitted (development coefficient a = {a:.2g}, below "
+            f"{MIN_DEVELOPMENT_COEFFICIENT:g}); its forecast would be the mean level, about {b:g}",
+            source,
+        )
     return GreyModel(years, values, float(a), float(b), int(steps[0]))
 
 
@@ -258,5 +278,10 @@ def _forecast(zone, balance: dict, add) -> None:
     add(zone, "gm11_C", model.C, "ratio", y0=first, y1=last, note=fit)
     add(zone, "gm11_P", model.P, "probability", y0=first, y1=last, note=fit)
     future = np.arange(last + model.step, last + FORECAST_YEARS + 1, model.step)
-    for year, value in zip(future, model.predict(future)):
+    with np.errstate(over="ignore", invalid="ignore"):
+        modelled = model.predict(future)
+    if not np.isfinite(modelled).all():  # |a| so large that 10 years overflow float64: no number, a note
+        add(zone, "net_emission_forecast", np.nan, "t C/yr", y0=last, note=f"{fit}: the forecast overflows")
+        return
+    for year, value in zip(future, modelled):
         add(zone, "net_emission_forecast", value, "t C/yr", y0=last, y1=int(year), note=fit)
