@@ -14,6 +14,7 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
@@ -129,7 +130,7 @@ def finish_cog(
             BLOCKSIZE=512,
             NUM_THREADS="ALL_CPUS",
         )
-    except RasterioError as e:
+    except (RasterioError, CPLE_BaseError) as e:  # GDAL's write errors come as either
         raise OutputError(f"cannot write the raster: {e}", final) from None
     parts.unlink()
     parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)

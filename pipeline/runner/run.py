@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 
 #: Errors of writing that no input causes (errno names).
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+#: Free bytes below which a failed write is taken for a full disk.
+_FULL_BELOW = 1 << 20
+
+
+def _in_output(path: str | None, staging: Staging, output: Path) -> str | Path | None:
+    """A path in the staging folder as the user will know it: the same file in the output folder."""
+    if path is None:
+        return None
+    try:
+        relative = Path(path).relative_to(staging.root)
+    except ValueError:
+        return path
+    return output / (relative.with_suffix(".tif") if relative.suffix == ".vrt" else relative)
 
 
 def run_pipeline(
@@ -109,6 +122,14 @@ def run_pipeline(
             raise
         # Disk full, quota, read-only file system: the output, not the inputs, is at fault.
         raise OutputError(f"cannot write the output: {e.strerror}", output) from None
+    except OutputError as e:
+        # GDAL reports a full disk as a failed write of one file; say what the user can act on, and name
+        # the output, not the staging folder (which is gone).
+        full = shutil.disk_usage(staging.root).free < _FULL_BELOW if staging.root.exists() else False
+        staging.discard()
+        if full:
+            raise OutputError(f"cannot write the output: {os.strerror(errno.ENOSPC)}", output) from None
+        raise OutputError(e.message, _in_output(e.path, staging, output)) from None
     except BaseException:
         staging.discard()
         raise
