@@ -379,7 +379,7 @@ def test_a_raster_that_cannot_be_written_is_an_output_error(tmp_path, capsys, mo
     monkeypatch.setattr(pipeline.io.cog.rasterio, "open", failing)
     message = _fails(cfg, capsys, "cannot write the raster: No space left on device")
     # Whichever result raster a thread wrote first, the message names it and not the input.
-    assert re.search(r"/rasters/[a-z_]+_2000\.vrt: ", message) and "a.tif" not in message, message
+    assert re.search(r"/out/rasters/[a-z_]+_2000\.tif: ", message) and "a.tif" not in message, message
 
 
 def test_failed_run_keeps_the_previous_results(tmp_path, capsys):
@@ -441,7 +441,7 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
     # An existing cluster at its address (2 worker processes), with another chunk size.
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         write_config(
             tmp,
             epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"},

@@ -206,7 +206,7 @@ def scheduler_context(name: str, progress: bool):
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     with _terminal_stderr():  # worker processes inherit fd 2: the terminal's, not a run's native_stderr_aside
         cluster = (
-            LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if name == "processes" else None
+            LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0") if name == "processes" else None
         )
     try:
         with Client(cluster or name, timeout="10s") as client:
