@@ -79,3 +79,14 @@ def test_validate_stops_on_a_missing_density_row(tmp_path, capsys):
     )
     report = "\n".join(validate(cfg))
     assert "4 rows keyed by class" in report and "no row for classes [4, 5, 7, 8]" in report
+
+
+def test_scheme_header_keys_are_one_word_and_other_comments_stay_comments():
+    from pipeline.io.parameters import _parse_scheme
+
+    text = (
+        "# title: a product\n# 24 other woodland: orchards\n# source: a paper: table 2\nsource_code,target_class\n1,1\n"
+    )
+    scheme = _parse_scheme(text, "s", "s.csv")
+    assert scheme.meta == {"title": "a product", "source": "a paper: table 2"}
+    assert scheme.as_dict() == {1: 1}

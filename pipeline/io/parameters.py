@@ -9,6 +9,7 @@ Latin-1. Optional ``zone`` (an id of a zone layer, for regional densities) and `
 from __future__ import annotations
 
 import io
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -142,9 +143,10 @@ def load_scheme(name_or_path: str) -> Scheme:
 def _parse_scheme(text: str, name: str, origin: str | Path) -> Scheme:
     meta = {}
     for line in text.splitlines():
-        if line.startswith("#") and ":" in line:
-            key, _, value = line.lstrip("# ").partition(":")
-            meta[key.strip()] = value.strip()
+        # Header lines "# key: value" with a one-word key; other comments (with a colon or not) are comments.
+        found = re.match(r"#\s*([A-Za-z_]+):\s*(.*)$", line)
+        if found:
+            meta[found.group(1)] = found.group(2).strip()
     try:
         table = pd.read_csv(io.StringIO(text), comment="#", skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
