@@ -99,3 +99,31 @@ def test_default_rates_inside_china_or_given_rates_are_not_warned_about(tmp_path
     europe = Affine(30, 0, 460000, 0, -30, 5250000)
     _run(tmp_path / "own", caplog, rates=True, crs="EPSG:32632", transform=europe)
     assert "outside China" not in caplog.text
+
+
+def test_zones_without_land_are_listed_and_left_off_the_maps_and_report(tmp_path, caplog):
+    import geopandas as gpd
+    import shapely
+
+    from pipeline.io.tables import read_table
+
+    # Two zones on the 2 x 2 px raster and one 100 km away (a national layer over a county's rasters).
+    boxes = [
+        shapely.box(500000, 3399940, 500030, 3400000),
+        shapely.box(500030, 3399940, 500060, 3400000),
+        shapely.box(600000, 3300000, 601000, 3301000),
+    ]
+    gpd.GeoDataFrame({"code": ["1", "2", "3"]}, geometry=boxes, crs="EPSG:32650").to_file(tmp_path / "z.gpkg")
+    write_raster(tmp_path / "a.tif", LAND)
+    write_raster(tmp_path / "b.tif", LAND)
+    (tmp_path / "r.csv").write_text(f"class,rate_tC_ha_yr\n1,0.5\n2,{FOREST_RATE}\n")
+    zones = [{"name": "z", "path": "z.gpkg", "id": "code"}]
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon={"rates": "r.csv"}, zones=zones)
+    with caplog.at_level(logging.WARNING):
+        assert cli("run", cfg) == 0
+    assert "1 of 3 zones have no valid pixel" in caplog.text
+    listed = read_table(tmp_path / "out/tables/zones_z.csv").set_index("zone_id")
+    assert float(listed.loc["3", "valid_area_ha"]) == 0 and float(listed.loc["1", "valid_area_ha"]) == 2 * PX
+    page = (tmp_path / "out/report.html").read_text(encoding="utf-8")
+    zones_section = page[page.index('id="zones"') : page.index('id="pathways"')]
+    assert "<td>1</td>" in zones_section and "<td>3</td>" not in zones_section

@@ -532,6 +532,18 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _with_land(layer: ZoneLayer, balance: pd.DataFrame) -> ZoneLayer:
+    """The zones of a layer that hold valid pixels: zones outside the rasters (a national file over a
+    county's rasters) are left off the maps, which are then framed on the zones that matter."""
+    area = balance.groupby("zone_id")["area_ha"].max()
+    keep = [i for i, z in enumerate(layer.ids) if area.get(z, 0.0) > 0]
+    if len(keep) == len(layer.ids):
+        return layer
+    return ZoneLayer(
+        layer.name, layer.path, [layer.ids[i] for i in keep], [layer.labels[i] for i in keep], layer.polygons.iloc[keep]
+    )
+
+
 def draw_maps(
     root: Path,
     context: spec.RunContext,
@@ -549,6 +561,7 @@ def draw_maps(
     interval (outlined by the first zone layer), the Sankey of the region's consecutive ``flows``, and
     the red-line map. ``layers`` maps names to the reported ZoneLayers."""
     drawn = []
+    layers = {name: _with_land(layer, balances[name]) for name, layer in layers.items()}
     printed = zone_labels(layers)
     for name, layer in layers.items():
         polygons, labels = layer.polygons.geometry, printed[name]

@@ -248,7 +248,7 @@ def _zone_balances(files: dict[str, Path]) -> str:
         frame = _read(file)
         if frame is None:
             continue
-        last = frame[frame["year"] == frame["year"].max()]
+        last = frame[(frame["year"] == frame["year"].max()) & (frame["area_ha"] > 0)]  # zones with land only
         keep = [
             c
             for c in (

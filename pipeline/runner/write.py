@@ -122,6 +122,16 @@ def zone_tables(
     attributes = report.merge(wide, left_on="zone_id", right_index=True, how="left")
     gdf = gpd.GeoDataFrame(attributes, geometry=layer.polygons.geometry.to_numpy(), crs=layer.polygons.crs)
     write_geopackage(gdf, staging.path(spec.path("zone_layer", layer=layer.name)), layer.name)
+    empty = report["valid_area_ha"] == 0
+    if empty.any():
+        log.warning(
+            "zone layer '%s': %d of %d zones have no valid pixel (outside the rasters or on nodata); they "
+            "are listed in %s with a valid area of 0 and left out of the maps and the report",
+            layer.name,
+            empty.sum(),
+            len(report),
+            spec.path("zones", layer=layer.name),
+        )
     shared = report["overlap_ha"] > 0
     if shared.any():
         log.warning(
