@@ -122,3 +122,35 @@ def test_trend_table_of_a_zone():
     # Three epochs are too few for GM(1,1); the four balance years (one standing on 2020's land) are used.
     forecast = t[t.indicator == "net_emission_forecast"]
     assert forecast.y1.tolist() == [2040] and "GM(1,1) on 2000-2030" in forecast.note.iloc[0]
+
+
+def test_a_forecast_note_names_the_series_and_why_it_cannot_be_modelled():
+    from pipeline.stages.trends import _forecast
+
+    notes: list = []
+
+    def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
+        notes.append((indicator, note))
+
+    years = np.array([2000, 2005, 2010, 2015])
+    none = np.zeros(4, bool)
+    sink = {
+        "year": years,
+        "net_emission_tC_yr": np.array([-5.0, -6, -7, -8]),
+        "statistics": none,
+        "nearest_epoch": none,
+    }
+    _forecast(("z", "z"), sink, add)
+    # Four epochs, no statistics: the note is about the epochs' values, not "got 0 values".
+    assert notes == [
+        (
+            "net_emission_forecast",
+            "epochs [2000, 2005, 2010, 2015]: GM(1,1) needs positive values "
+            "(a series that is a net sink or crosses zero cannot be modelled; forecast sources and sinks "
+            "separately)",
+        )
+    ]
+    notes.clear()
+    uneven = dict(sink, year=np.array([2000, 2005, 2010, 2020]), net_emission_tC_yr=np.array([5.0, 6, 7, 8]))
+    _forecast(("z", "z"), uneven, add)
+    assert notes[0][1].startswith("epochs [2000, 2005, 2010, 2020]: GM(1,1) needs equally spaced years")

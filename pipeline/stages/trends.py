@@ -263,15 +263,21 @@ def _grey(zone, columns, values, row_of_year, balance: dict, add) -> None:
 def _forecast(zone, balance: dict, add) -> None:
     """GM(1,1) of net emission over the first usable series: the statistics years, the epochs, all years."""
     statistics, nearest = balance["statistics"].astype(bool), balance["nearest_epoch"].astype(bool)
-    model, reason = None, ""
-    for keep in (statistics, ~nearest, np.ones(len(statistics), bool)):
+    model, reasons, tried = None, [], set()
+    series = (("statistics years", statistics), ("epochs", ~nearest), ("all years", np.ones(len(statistics), bool)))
+    for name, keep in series:
+        years = tuple(balance["year"][keep].tolist())
+        if not years or years in tried:  # an empty series, or one already tried, says nothing new
+            continue
+        tried.add(years)
         try:
             model = gm11(balance["year"][keep], balance["net_emission_tC_yr"][keep].astype(np.float64))
             break
         except InputError as e:
-            reason = reason or e.message
+            reasons.append(f"{name} {list(years)}: {e.message}")
     if model is None:
-        add(zone, "net_emission_forecast", np.nan, "t C/yr", note=reason)
+        note = "; ".join(reasons) or "no year with a net emission"
+        add(zone, "net_emission_forecast", np.nan, "t C/yr", note=note)
         return
     first, last = int(model.years[0]), int(model.years[-1])
     fit = f"GM(1,1) on {first}-{last}: a={model.a:.6g}, b={model.b:.6g}, grade {model.grade}"
