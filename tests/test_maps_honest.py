@@ -104,3 +104,15 @@ def test_years_print_as_integers_in_report_tables():
     text = page._frame(frame)
     assert "<td>2003</td>" in text and "<td>2020</td>" in text and "2,003" not in text
     assert "1,234.50" in text
+
+
+def test_zones_large_enough_on_the_map_are_labelled_whatever_their_number():
+    import geopandas as gpd
+    import shapely
+
+    # 100 zones: a 10 x 10 lattice of 1 km squares (each 1 % of the map: labelled), and 100 more zones of
+    # 10 x 10 m inside one of them (each 1e-6 of the map: no room for a label).
+    big = [shapely.box(x * 1000, y * 1000, (x + 1) * 1000, (y + 1) * 1000) for x in range(10) for y in range(10)]
+    tiny = [shapely.box(10 * i, 0, 10 * i + 10, 10) for i in range(100)]
+    labelled = maps._labelled(gpd.GeoSeries(big + tiny, crs="EPSG:32650"))
+    assert labelled[:100].all() and not labelled[100:].any()

@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 CLASSES_PER_SIDE = 4
 #: Fisher-Jenks is quadratic in the number of values: above this, it runs on this many quantiles.
 _JENKS_MAX = 200
-#: Zones are labelled on the map up to this many.
-_LABEL_MAX = 60
+#: A zone is labelled when it covers at least this share of the map's extent: about 1.2 x 0.5 cm on a map panel
+#: of 15 x 12 cm, room for a 6.5 pt label; smaller zones stay unlabelled, however many zones there are.
+LABEL_MIN_SHARE = 1 / 300
 NO_DATA_COLOUR = (0.85, 0.85, 0.85, 1.0)
 #: Exactly zero (no change, balanced): its own neutral class, never folded into the loss or sink class next to it.
 ZERO_COLOUR = (1.0, 1.0, 1.0, 1.0)
@@ -323,9 +324,9 @@ def _choropleth(
             )
         )
     ax.autoscale_view()
-    if labels is not None and len(labels) <= _LABEL_MAX:
-        for point, text in zip(polygons.representative_point(), labels):
-            if point.is_empty:
+    if labels is not None:
+        for point, text, large in zip(polygons.representative_point(), labels, _labelled(polygons)):
+            if point.is_empty or not large:
                 continue
             ax.annotate(
                 text,
@@ -335,6 +336,14 @@ def _choropleth(
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.6},
                 **_text_font(),
             )
+
+
+def _labelled(polygons: gpd.GeoSeries) -> np.ndarray:
+    """Which zones are large enough on the map to carry a label (``LABEL_MIN_SHARE`` of the extent)."""
+    left, bottom, right, top = polygons.total_bounds
+    extent = max((right - left) * (top - bottom), 1e-12)
+    # In map units, as drawn (degrees on a geographic grid: the share of the page is what matters here).
+    return shapely.area(polygons.to_numpy()) / extent >= LABEL_MIN_SHARE
 
 
 def zone_paths(polygons: gpd.GeoSeries) -> list[MplPath]:
