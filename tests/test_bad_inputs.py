@@ -3,7 +3,6 @@ and an output folder byte for byte as it was (or, for a run that succeeds, exact
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -16,16 +15,7 @@ import numpy as np
 import pytest
 
 from .conftest import write_config, write_raster
-from .test_pipeline import cli
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with its SHA-256 (empty when the folder does not exist)."""
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+from .helpers import cli, snapshot
 
 
 def one_error_line(capsys, *needles: str) -> str:

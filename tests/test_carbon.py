@@ -18,7 +18,7 @@ from pipeline.model.inputs import ParameterTable, ZoneLayer
 from pipeline.stages.carbon import by_class, rate_lookup, row_index, stock_and_flux
 
 from .conftest import read, write_config, write_raster
-from .test_pipeline import cli
+from .helpers import cli
 
 DENSITIES = (
     "class,c_above,c_below,c_soil,c_dead,source\n"
@@ -91,6 +91,7 @@ def test_seed_002_arithmetic():
     assert (totals["source_tC_yr"] == 0).all()
 
 
+@pytest.mark.realdata
 def test_invest_table_on_its_own_rasters(real_data, tmp_path):
     """Willamette current/future LULC with InVEST's pool table keyed by LULC code: totals equal a direct sum."""
     d = real_data / "invest_willamette_legacy"

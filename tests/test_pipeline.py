@@ -3,7 +3,6 @@
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +11,11 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline.cli import main
 from pipeline.io.parameters import load_scheme
 from pipeline.model.pathways import PATHWAY
 
 from .conftest import read, write_config, write_raster
-
-
-def cli(*args: str) -> int:
-    old = sys.argv
-    sys.argv = ["carbon-pipeline", "-q", *map(str, args)]
-    try:
-        main()
-    except SystemExit as e:
-        return e.code
-    finally:
-        sys.argv = old
+from .helpers import cli
 
 
 def expected_classes(codes: np.ndarray) -> np.ndarray:

@@ -21,7 +21,9 @@ from pipeline.runner.validate import validate
 from pipeline.stages import counts
 
 from .conftest import read, write_config
-from .test_pipeline import cli
+from .helpers import cli
+
+pytestmark = pytest.mark.realdata
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from .conftest import read, write_config, write_raster
-from .test_pipeline import cli
+from .helpers import cli
 
 X0, Y0, PX = 500000, 3400000, 30
 # Totals (t C/ha): cropland 97, forest 185, grassland 85, the rest lower.

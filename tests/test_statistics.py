@@ -10,7 +10,7 @@ from pipeline.io.parameters import read_coefficients, read_statistics
 from pipeline.stages.statistics import terms
 
 from .conftest import UTM50, read, write_config, write_raster
-from .test_pipeline import cli
+from .helpers import cli
 
 AGRI = {
     "fertiliser_t": 10,

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from pipeline.model.inputs import ParameterTable, ZoneLayer
 from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
 from pipeline.stages import balance, carbon, counts, transitions
+
+from .strategies import interval_rasters
 
 # DESIGN.md, row by row: code -> the (from, to) pairs it names.
 DESIGN = {
@@ -221,18 +221,6 @@ def test_intervals():
 
 
 # ---- invariants over random rasters and chunkings ----------------------------------------------------------
-
-
-@st.composite
-def interval_rasters(draw):
-    h, w = draw(st.integers(1, 24)), draw(st.integers(1, 24))
-    before = draw(arrays(np.uint8, (h, w), elements=st.integers(0, 8)))
-    after = draw(arrays(np.uint8, (h, w), elements=st.integers(1, 8)))
-    after[before == 0] = 0  # a common valid mask
-    zone = draw(arrays(np.int32, (h, w), elements=st.integers(0, 3)))
-    chunks = [(draw(st.integers(1, h)), draw(st.integers(1, w))) for _ in range(2)]
-    rows = draw(arrays(np.float64, h, elements=st.floats(100.0, 1e6)))
-    return before, after, zone, chunks, rows
 
 
 @settings(max_examples=40, deadline=None)

@@ -9,7 +9,7 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.stages import trends
 
-from .test_pipeline import cli
+from .helpers import cli
 
 # Seed 002 Table 5: Guizhou net land-use carbon emission 2005-2019 (10^4 t).
 NET_EMISSION = [

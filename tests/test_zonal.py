@@ -7,31 +7,20 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from pipeline.model import inputs
 from pipeline.model.inputs import ParameterTable
 from pipeline.stages import balance, carbon, counts, zonal
+
+from .strategies import zone_class_rasters
 
 
 def _lazy(a: np.ndarray, chunks: tuple[int, int]) -> xr.DataArray:
     return xr.DataArray(da.from_array(a, chunks=chunks), dims=("y", "x"))
 
 
-shapes = st.tuples(st.integers(1, 30), st.integers(1, 30))
-
-
-@st.composite
-def rasters(draw):
-    h, w = draw(shapes)
-    zone = draw(arrays(np.int32, (h, w), elements=st.integers(0, 3)))
-    cls = draw(arrays(np.uint8, (h, w), elements=st.integers(0, 8)))
-    chunks = [(draw(st.integers(1, h)), draw(st.integers(1, w))) for _ in range(2)]
-    return zone, cls, chunks
-
-
 @settings(max_examples=60, deadline=None)
-@given(rasters(), st.booleans(), st.sampled_from([4, 1 << 25, 1 << 40]))
+@given(zone_class_rasters(), st.booleans(), st.sampled_from([4, 1 << 25, 1 << 40]))
 def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
     """Declared sizes of 2**25 and 2**40 zones take the hashing path instead of the dense bincount, with
     32-bit and 64-bit combined keys."""
@@ -68,7 +57,7 @@ def _densities() -> carbon.Lookup:
 
 
 @settings(max_examples=40, deadline=None)
-@given(rasters())
+@given(zone_class_rasters())
 def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
     zone, cls, (c1, c2) = data
     zone = np.where(zone == 0, 1, zone)  # zones 1..3 tile the raster
