@@ -7,6 +7,7 @@ import pytest
 import shapely
 
 from pipeline.io.parameters import read_coefficients, read_statistics
+from pipeline.stages.balance import nearest_epoch
 from pipeline.stages.statistics import terms
 
 from .conftest import UTM50, read, write_config, write_raster
@@ -188,3 +189,10 @@ def test_validate_reads_statistics_and_zone_densities(counties, capsys):
     (counties.parent / "d.csv").write_text(DENSITIES.replace("2,101,", "2,103,"))
     assert cli("validate", counties) == 1
     assert "zone ids ['103'] are not ids of zone layer 'county'" in capsys.readouterr().err
+
+
+def test_a_statistics_year_halfway_between_two_epochs_takes_the_earlier():
+    """The docs: a statistics year stands on the nearest epoch's land, the earlier one on a tie."""
+    assert nearest_epoch(2005, [2000, 2010]) == 2000
+    assert nearest_epoch(2005, [2010, 2000]) == 2000  # whatever the order given
+    assert nearest_epoch(2006, [2000, 2010]) == 2010 and nearest_epoch(2004, [2000, 2010]) == 2000
