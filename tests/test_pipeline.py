@@ -287,6 +287,21 @@ def test_epochs_that_do_not_overlap(tmp_path, capsys):
     _fails(cfg, capsys, str(tmp_path / "b.tif"), "does not overlap")
 
 
+def test_mosaic_tile_off_the_pixel_lattice_is_refused(tmp_path, capsys):
+    """Two tiles of one epoch: the east one starts 4 pixels + 9 m (0.3 px of 30 m) east of the west one's
+    edge; a mosaic would shift it by 9 m, so it is refused (tolerance 1/1000 px). 0.0003 px is accepted."""
+    write_raster(tmp_path / "b.tif", np.full((4, 8), 11, np.uint8))
+    write_raster(tmp_path / "a" / "w.tif", np.full((4, 4), 11, np.uint8))
+    east = write_raster(
+        tmp_path / "a" / "e.tif", np.full((4, 4), 21, np.uint8), transform=Affine(30, 0, 500000 + 129, 0, -30, 3400000)
+    )
+    cfg = write_config(tmp_path, epochs={2000: "a/*.tif", 2020: "b.tif"})
+    _fails(cfg, capsys, str(east), "not on the pixel lattice", "offset 4.300,")
+    write_raster(east, np.full((4, 4), 21, np.uint8), transform=Affine(30, 0, 500000 + 120.009, 0, -30, 3400000))
+    assert cli("run", cfg) == 0
+    np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2000.tif")[:, 3:5], [[1, 2]] * 4)
+
+
 def test_grids_that_differ_name_both_files(tmp_path, capsys):
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     write_raster(tmp_path / "b.tif", np.full((4, 4), 11, np.uint8), transform=Affine(30, 0, 500010, 0, -30, 3400000))
