@@ -572,6 +572,26 @@ def test_overviews_off_changes_only_the_overviews(tmp_path):
     assert manifest["config"]["overviews"] is False
 
 
+def test_landcover_overviews_hold_only_class_codes_of_the_raster(tmp_path):
+    """A 600 x 700 checkerboard of cropland (11 -> 1) and forest (21 -> 2): every 2 x 2 block of the
+    factor-2 overview holds two of each. Averaging would make a class the raster does not have (GDAL
+    averages a paletted band's colours, (245, 222, 110) and (38, 115, 0), and takes the nearest palette
+    entry, grassland's (163, 214, 92)); the most common value is 1 or 2."""
+    i, j = np.indices((600, 700))
+    codes = np.where((i + j) % 2 == 0, 11, 21).astype(np.uint8)
+    write_raster(tmp_path / "a.tif", codes)
+    write_raster(tmp_path / "b.tif", codes)
+    write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, dask={"chunks": 256})
+    assert cli("run", tmp_path / "config.yaml", "--stages", "carbon") == 0
+    path = tmp_path / "out/rasters/landcover_2020.tif"
+    with rasterio.open(path) as ds:
+        assert ds.overviews(1) == [2]
+    with rasterio.open(path, overview_level=0) as ds:
+        overview = ds.read(1)
+    assert overview.shape == (300, 350)
+    assert set(np.unique(overview).tolist()) <= {0, 1, 2} and {1, 2} & set(np.unique(overview).tolist())
+
+
 def test_stages_choose_what_is_written(two_epochs, capsys):
     """`--stages carbon` writes the core outputs only, `transitions,zonal` adds the interval and zone tables;
     what they write is byte for byte what the whole run writes."""
