@@ -427,6 +427,33 @@ def test_patch_split_run_equals_whole_raster_labelling(tmp_path):
     assert not (tmp_path / "out/work").exists()
 
 
+def test_urban_extent_split_end_to_end(tmp_path):
+    """`urban_split: {urban_extent: ...}`: construction (51, 52, 53) whose pixel centre lies inside the
+    polygon is urban (5), outside rural (6); other land keeps its class. The polygon's east edge runs
+    through column 5 at 5.4 px: column 5's centre (5.5) is outside, column 4's (4.5) inside."""
+    import geopandas as gpd
+    import shapely
+
+    codes = np.full((6, 10), 11, np.uint8)
+    codes[:, ::2] = 52  # rural settlement codes in the even columns ...
+    codes[0, :] = 51  # ... urban codes on the top row ...
+    codes[5, 1] = 21  # ... and one forest pixel inside the extent
+    write_raster(tmp_path / "a.tif", codes)
+    write_raster(tmp_path / "b.tif", codes)
+    x0, y0 = 500000, 3400000
+    extent = shapely.box(x0 - 100, y0 - 6 * 30, x0 + 5.4 * 30, y0 + 100)
+    gpd.GeoDataFrame({"n": [1]}, geometry=[extent], crs="EPSG:32650").to_file(tmp_path / "urban.gpkg")
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, urban_split={"urban_extent": "urban.gpkg"})
+    assert cli("run", cfg, "--stages", "carbon") == 0
+    expected = np.full((6, 10), 1, np.uint8)  # cropland
+    expected[:, ::2] = 6
+    expected[0, :] = 6
+    expected[:, :5][expected[:, :5] == 6] = 5  # columns 0-4: inside the extent
+    expected[5, 1] = 2
+    np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2020.tif"), expected)
+    assert expected[0, 4] == 5 and expected[0, 5] == 6 and expected[1, 4] == 5 and expected[1, 6] == 6
+
+
 def test_process_cluster_gives_byte_identical_tables(two_epochs):
     """The same graph on a local distributed cluster of worker processes (with the patch split's two passes)."""
     tmp = two_epochs.parent
