@@ -11,19 +11,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline.io.parameters import load_scheme
 from pipeline.model.pathways import PATHWAY
 
 from .conftest import read, write_config, write_raster
-from .helpers import cli
-
-
-def expected_classes(codes: np.ndarray) -> np.ndarray:
-    lut = np.zeros(256, np.uint8)
-    for k, v in load_scheme("cnlucc").as_dict().items():
-        if k < 256:
-            lut[k] = v
-    return lut[codes]
+from .helpers import CNLUCC, cli, expected_classes
 
 
 def test_run_by_hand(two_epochs, capsys):
@@ -567,7 +558,7 @@ def test_rasters_setting_writes_only_those(two_epochs, capsys):
 
 def test_overviews_off_changes_only_the_overviews(tmp_path):
     """`overviews: false`: still COGs, same pixels and tables, maps drawn; no overview levels."""
-    codes = load_scheme("cnlucc").codes
+    codes = np.array(sorted(CNLUCC))
     rng = np.random.default_rng(7)
     for year in (2000, 2020):  # 600 x 700 px: one overview level (factor 2) by default
         write_raster(tmp_path / f"lc{year}.tif", rng.choice(codes[codes < 255], (600, 700)).astype(np.uint8))
