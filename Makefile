@@ -90,8 +90,9 @@ mutate: $(STAMP) ## mutation score of the science modules (mutmut; MUTATE='file.
 	  status=$$?; tail -c 300 mutmut.log | tr '\r' '\n' | tail -3; exit $$status
 	@cd $(MUTATE_DIR) && $(abspath $(BIN))/mutmut results --all true > results.txt 2>&1; \
 	  killed=$$(grep -c ': killed' results.txt); survived=$$(grep -c ': survived' results.txt); \
-	  total=$$(grep -c ': ' results.txt); \
-	  echo "killed $$killed, survived $$survived of $$total mutants (score $$((100 * killed / (total > 0 ? total : 1))) %); survivors: $(MUTATE_DIR)/results.txt"
+	  untested=$$(grep -c ': no tests' results.txt); total=$$(grep -c ': ' results.txt); \
+	  echo "killed $$killed, survived $$survived, not reached by MUTATE_TESTS $$untested, of $$total mutants" \
+	    "(score $$((100 * killed / (total > 0 ? total : 1))) %); survivors: $(MUTATE_DIR)/results.txt"
 
 clean: ## remove outputs and the built docs (keeps .venv)
 	rm -rf out site
