@@ -20,7 +20,7 @@ SOURCES := $(shell find pipeline -type f \( -name '*.py' -o -name '*.csv' \) 2>/
 
 SIZES  ?= 4000 10000 20000
 
-.PHONY: help env run validate test lint docs bench sample-data clean
+.PHONY: help env run validate test lint docs bench sample-data clean mutate
 
 help: ## list the targets
 	@echo "Land-use carbon pipeline"
@@ -66,6 +66,33 @@ bench: $(STAMP) ## benchmark against the numpy floor and InVEST: SIZES="4000 100
 
 sample-data: $(STAMP) ## regenerate sample_data/ with the seeded generator
 	$(BIN)/carbon-pipeline sample-data sample_data
+
+# Mutation testing of the science modules (not in CI): mutmut in a copy under out/mutate (a setup.cfg
+# there names what to mutate; the checkout is not touched), with the fast unit tests of those modules.
+# MUTATE='pipeline/stages/intensity.py' narrows it; `cd out/mutate && ../../.venv/bin/mutmut browse` lists survivors.
+MUTATE ?= pipeline/stages/carbon.py pipeline/stages/balance.py pipeline/stages/transitions.py \
+	pipeline/stages/intensity.py pipeline/stages/zonal.py pipeline/stages/trends.py pipeline/stages/statistics.py \
+	pipeline/stages/redline.py pipeline/stages/reclassify.py pipeline/stages/counts.py pipeline/model/grid.py
+MUTATE_TESTS ?= tests/test_carbon.py tests/test_transitions.py tests/test_intensity.py tests/test_zonal.py \
+	tests/test_trends.py tests/test_statistics.py tests/test_redline.py tests/test_reclassify.py tests/test_grid.py \
+	tests/test_split.py tests/test_maps.py
+MUTATE_DIR := out/mutate
+
+mutate: $(STAMP) ## mutation score of the science modules (mutmut; MUTATE='file.py ...' to narrow; slow)
+	@$(BIN)/python -c 'import mutmut' 2>/dev/null || $(BIN)/python -m pip install --quiet mutmut
+	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)
+	tar --exclude=./.venv --exclude=./out --exclude=./site --exclude='*/__pycache__' -cf - . | tar -xf - -C $(MUTATE_DIR)
+	{ echo '[mutmut]'; echo 'source_paths=pipeline/'; echo 'only_mutate='; \
+	  for f in $(MUTATE); do echo "    $$f"; done; \
+	  echo 'pytest_add_cli_args_test_selection='; for t in $(MUTATE_TESTS); do echo "    $$t"; done; \
+	  echo 'pytest_add_cli_args='; echo '    -p no:cacheprovider'; echo '    -q'; } > $(MUTATE_DIR)/setup.cfg
+	cd $(MUTATE_DIR) && $(abspath $(BIN))/mutmut run --max-children $$(nproc) > mutmut.log 2>&1; \
+	  status=$$?; tail -c 300 mutmut.log | tr '\r' '\n' | tail -3; exit $$status
+	@cd $(MUTATE_DIR) && $(abspath $(BIN))/mutmut results --all true > results.txt 2>&1; \
+	  killed=$$(grep -c ': killed' results.txt); survived=$$(grep -c ': survived' results.txt); \
+	  untested=$$(grep -c ': no tests' results.txt); total=$$(grep -c ': ' results.txt); \
+	  echo "killed $$killed, survived $$survived, not reached by MUTATE_TESTS $$untested, of $$total mutants" \
+	    "(score $$((100 * killed / (total > 0 ? total : 1))) %); survivors: $(MUTATE_DIR)/results.txt"
 
 clean: ## remove outputs and the built docs (keeps .venv)
 	rm -rf out site

@@ -45,3 +45,22 @@ def test_differences_name_origin_resolution_and_crs():
     assert any("resolution 100 x 100 instead of 30 x 30" in d for d in base.differences(coarse))
     other = Grid(CRS.from_epsg(4326), base.transform, 10, 10)
     assert base.differences(other) == ["CRS EPSG:4326 instead of EPSG:32650"]
+
+
+def test_alignment_tolerance_is_one_millionth_of_a_pixel():
+    """Grids match when origins and resolutions agree to 1e-6 of a pixel (30 m: 30 micrometres): 0.5e-6 px
+    passes, 2e-6 px is a difference, in x, in y and in the resolution."""
+    base = Grid(CRS.from_epsg(32650), Affine(30, 0, 500000, 0, -30, 3400000), 10, 10)
+
+    def grid(a=30.0, c=500000.0, e=-30.0, f=3400000.0):
+        return Grid(base.crs, Affine(a, 0, c, 0, e, f), 10, 10)
+
+    within, beyond = 0.5e-6 * 30, 2e-6 * 30  # metres
+    assert base.differences(grid(c=500000 + within)) == [] and base.differences(grid(f=3400000 - within)) == []
+    assert base.differences(grid(a=30 + within)) == [] and base.differences(grid(e=-30 - within)) == []
+    (x,) = base.differences(grid(c=500000 + beyond))
+    assert "origin" in x and "shift of +2e-06, " in x
+    (y,) = base.differences(grid(f=3400000 - beyond))
+    assert ", +2e-06 pixels" in y
+    assert any(d.startswith("resolution") for d in base.differences(grid(a=30 + beyond)))
+    assert any(d.startswith("resolution") for d in base.differences(grid(e=-30 - beyond)))

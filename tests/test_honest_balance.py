@@ -10,7 +10,7 @@ import pytest
 from affine import Affine
 
 from .conftest import write_config, write_raster
-from .test_pipeline import cli
+from .helpers import cli
 
 PX = 0.09  # ha
 FOREST_RATE = -0.644

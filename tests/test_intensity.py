@@ -62,6 +62,11 @@ def test_transition_level():
     assert loss.area_ha == 6
     assert loss.intensity_pct == pytest.approx(6 / 42 / 10 * 100)  # Q: over class 2's size in 2015
     assert loss.uniform_pct == pytest.approx(8 / (120 - 30) / 10 * 100)  # V: loss of 3 over the land not 3 in 2015
+    # Unequal sizes: class 2 has 40 ha in 2000 (M1 row 2) and 42 ha in 2005 (M1 column 2), so Q over the
+    # size at y1 is 10 / 42 / 5 * 100 = 4.762 % a year (over the size at y0 it would be 5.0).
+    loss = t.loc[(2000, "loss", 1, 2)]
+    assert loss.area_ha == 10 and loss.intensity_pct == pytest.approx(4.7619047619)
+    assert loss.uniform_pct == pytest.approx(15 / (120 - 55) / 5 * 100)  # V: 1 lost 15 ha; land not 1 in 2005: 65
     assert len(t) == 2 * 2 * 3 * 2  # intervals x kinds x classes x others
 
 

@@ -95,3 +95,62 @@ def test_balance_and_pathway_maps_are_written_and_reproducible(tmp_path):
     # No pathway changed stock: the map is still written, and says so (no empty panels, no missing file).
     again = maps.pathway_map(polygons, ["a", "b"], ["A", "B"], "zone", unchanged, 2000, 2020, tmp_path / "u", "t")
     assert again.name == path.name and again.stat().st_size < path.stat().st_size
+
+
+def _colour_of(classes: maps.ClassBreaks, value: float) -> tuple:
+    """The colour a map gives ``value``: through the colormap and norm the maps draw with."""
+    cmap, norm = classes.colormap()
+    return tuple(cmap(norm(value)))
+
+
+def test_what_the_balance_map_shows(tmp_path, monkeypatch):
+    """Zone a is a sink of 5 t C/yr and zone b a source of 12 in 2000; in 2020 only b (30) has a value. The
+    years share one classification (comparable maps); by hand, values −5 | 12, 30 give the classes −5 to 0,
+    0 to 12 and 12 to 30 (no more values a side than classes). a is blue, b red; the legend says t C/yr."""
+    seen = []
+    real = maps._legend
+
+    def legend(ax, classes, title, no_data):
+        seen.append((classes, title, no_data))
+        return real(ax, classes, title, no_data)
+
+    monkeypatch.setattr(maps, "_legend", legend)
+    polygons = gpd.GeoSeries([shapely.box(0, 0, 1000, 1000), shapely.box(1000, 0, 2000, 1000)], crs="EPSG:32650")
+    balance = pd.DataFrame(
+        {
+            "zone_id": ["a", "b", "a", "b"],
+            "year": [2000, 2000, 2020, 2020],
+            "net_emission_tC_yr": [-5.0, 12.0, np.nan, 30.0],
+        }
+    )
+    maps.balance_maps(polygons, ["a", "b"], ["A", "B"], "zone", balance, tmp_path, "test")
+    (first, title, no_data), (second, _, no_data_2020) = seen
+    assert "net emission, t C/yr" in title and "+ source" in title and "− sink" in title
+    assert first.labels() == second.labels() == ["−5 to 0", "0 to 12", "12 to 30"] and not no_data
+    sink, source = _colour_of(first, -5.0), _colour_of(first, 12.0)
+    assert sink[2] > sink[0] and source[0] > source[2]  # blue sink, red source
+    assert no_data_2020  # zone a has no 2020 value: a no-data entry
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="maps: Fisher-Jenks bins are upper bounds (a class is (lower, upper]) but BoundaryNorm's classes are "
+    "[lower, upper): a zone whose value is a class's upper edge is drawn in the next class's colour",
+)
+def test_a_value_on_a_class_edge_is_drawn_in_its_own_class():
+    """Values 12 and 30 are two positive classes, "0 to 12" and "12 to 30": the zone of 12 is drawn in the
+    colour of "0 to 12" (the lighter red), the zone of 30 in that of "12 to 30"."""
+    classes = maps.diverging_classes(np.array([-5.0, 12.0, 30.0]))
+    assert classes.labels() == ["−5 to 0", "0 to 12", "12 to 30"]
+    assert _colour_of(classes, 12.0) == tuple(classes.colours[1])
+    assert _colour_of(classes, 30.0) == tuple(classes.colours[2])
+
+
+def test_zero_stock_change_is_never_in_a_loss_class():
+    """Stock change (gain positive, losses red): values −7.5, 0 and 2. Zero shares the gain class of 2 and is
+    not coloured as a loss; the legend classes are −7.5 to 0 and 0 to 2."""
+    classes = maps.diverging_classes(np.array([-7.5, 0.0, 2.0]), positive="gain")
+    assert classes.labels() == ["−7.5 to 0", "0 to 2"]
+    loss, zero, gain = (_colour_of(classes, v) for v in (-7.5, 0.0, 2.0))
+    assert loss[0] > loss[2]  # red: carbon to the air
+    assert zero == gain and zero != loss and zero[2] > zero[0]

@@ -10,6 +10,7 @@ from .conftest import write_config, write_raster
 from .helpers import assert_file_error
 
 
+@pytest.mark.realdata
 def test_invest_legacy_table_as_invest_users_have_it(real_data, tmp_path):
     """LULC key, pool columns in capitals, extra LULC_Name column; UTF-8 (as shipped) or Latin-1."""
     path = real_data / "invest_willamette_legacy" / "carbon_pools_samp.csv"

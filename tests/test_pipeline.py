@@ -3,7 +3,6 @@
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,30 +11,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline.cli import main
-from pipeline.io.parameters import load_scheme
 from pipeline.model.pathways import PATHWAY
 
 from .conftest import read, write_config, write_raster
-
-
-def cli(*args: str) -> int:
-    old = sys.argv
-    sys.argv = ["carbon-pipeline", "-q", *map(str, args)]
-    try:
-        main()
-    except SystemExit as e:
-        return e.code
-    finally:
-        sys.argv = old
-
-
-def expected_classes(codes: np.ndarray) -> np.ndarray:
-    lut = np.zeros(256, np.uint8)
-    for k, v in load_scheme("cnlucc").as_dict().items():
-        if k < 256:
-            lut[k] = v
-    return lut[codes]
+from .helpers import CNLUCC, cli, expected_classes
 
 
 def test_run_by_hand(two_epochs, capsys):
@@ -299,6 +278,21 @@ def test_epochs_that_do_not_overlap(tmp_path, capsys):
     _fails(cfg, capsys, str(tmp_path / "b.tif"), "does not overlap")
 
 
+def test_mosaic_tile_off_the_pixel_lattice_is_refused(tmp_path, capsys):
+    """Two tiles of one epoch: the east one starts 4 pixels + 9 m (0.3 px of 30 m) east of the west one's
+    edge; a mosaic would shift it by 9 m, so it is refused (tolerance 1/1000 px). 0.0003 px is accepted."""
+    write_raster(tmp_path / "b.tif", np.full((4, 8), 11, np.uint8))
+    write_raster(tmp_path / "a" / "w.tif", np.full((4, 4), 11, np.uint8))
+    east = write_raster(
+        tmp_path / "a" / "e.tif", np.full((4, 4), 21, np.uint8), transform=Affine(30, 0, 500000 + 129, 0, -30, 3400000)
+    )
+    cfg = write_config(tmp_path, epochs={2000: "a/*.tif", 2020: "b.tif"})
+    _fails(cfg, capsys, str(east), "not on the pixel lattice", "offset 4.300,")
+    write_raster(east, np.full((4, 4), 21, np.uint8), transform=Affine(30, 0, 500000 + 120.009, 0, -30, 3400000))
+    assert cli("run", cfg, "--stages", "carbon") == 0
+    np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2000.tif")[:, 3:5], [[1, 2]] * 4)
+
+
 def test_grids_that_differ_name_both_files(tmp_path, capsys):
     write_raster(tmp_path / "a.tif", np.full((4, 4), 11, np.uint8))
     write_raster(tmp_path / "b.tif", np.full((4, 4), 11, np.uint8), transform=Affine(30, 0, 500010, 0, -30, 3400000))
@@ -424,6 +418,33 @@ def test_patch_split_run_equals_whole_raster_labelling(tmp_path):
     assert not (tmp_path / "out/work").exists()
 
 
+def test_urban_extent_split_end_to_end(tmp_path):
+    """`urban_split: {urban_extent: ...}`: construction (51, 52, 53) whose pixel centre lies inside the
+    polygon is urban (5), outside rural (6); other land keeps its class. The polygon's east edge runs
+    through column 5 at 5.4 px: column 5's centre (5.5) is outside, column 4's (4.5) inside."""
+    import geopandas as gpd
+    import shapely
+
+    codes = np.full((6, 10), 11, np.uint8)
+    codes[:, ::2] = 52  # rural settlement codes in the even columns ...
+    codes[0, :] = 51  # ... urban codes on the top row ...
+    codes[5, 1] = 21  # ... and one forest pixel inside the extent
+    write_raster(tmp_path / "a.tif", codes)
+    write_raster(tmp_path / "b.tif", codes)
+    x0, y0 = 500000, 3400000
+    extent = shapely.box(x0 - 100, y0 - 6 * 30, x0 + 5.4 * 30, y0 + 100)
+    gpd.GeoDataFrame({"n": [1]}, geometry=[extent], crs="EPSG:32650").to_file(tmp_path / "urban.gpkg")
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, urban_split={"urban_extent": "urban.gpkg"})
+    assert cli("run", cfg, "--stages", "carbon") == 0
+    expected = np.full((6, 10), 1, np.uint8)  # cropland
+    expected[:, ::2] = 6
+    expected[0, :] = 6
+    expected[:, :5][expected[:, :5] == 6] = 5  # columns 0-4: inside the extent
+    expected[5, 1] = 2
+    np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2020.tif"), expected)
+    assert expected[0, 4] == 5 and expected[0, 5] == 6 and expected[1, 4] == 5 and expected[1, 6] == 6
+
+
 def test_process_cluster_gives_byte_identical_tables(two_epochs):
     """The same graph on a local distributed cluster of worker processes (with the patch split's two passes)."""
     tmp = two_epochs.parent
@@ -537,7 +558,7 @@ def test_rasters_setting_writes_only_those(two_epochs, capsys):
 
 def test_overviews_off_changes_only_the_overviews(tmp_path):
     """`overviews: false`: still COGs, same pixels and tables, maps drawn; no overview levels."""
-    codes = load_scheme("cnlucc").codes
+    codes = np.array(sorted(CNLUCC))
     rng = np.random.default_rng(7)
     for year in (2000, 2020):  # 600 x 700 px: one overview level (factor 2) by default
         write_raster(tmp_path / f"lc{year}.tif", rng.choice(codes[codes < 255], (600, 700)).astype(np.uint8))
@@ -567,6 +588,26 @@ def test_overviews_off_changes_only_the_overviews(tmp_path):
     assert maps == ["stock_change_2000_2020.png"]
     manifest = json.loads((tmp_path / "without/manifest.json").read_text())
     assert manifest["config"]["overviews"] is False
+
+
+def test_landcover_overviews_hold_only_class_codes_of_the_raster(tmp_path):
+    """A 600 x 700 checkerboard of cropland (11 -> 1) and forest (21 -> 2): every 2 x 2 block of the
+    factor-2 overview holds two of each. Averaging would make a class the raster does not have (GDAL
+    averages a paletted band's colours, (245, 222, 110) and (38, 115, 0), and takes the nearest palette
+    entry, grassland's (163, 214, 92)); the most common value is 1 or 2."""
+    i, j = np.indices((600, 700))
+    codes = np.where((i + j) % 2 == 0, 11, 21).astype(np.uint8)
+    write_raster(tmp_path / "a.tif", codes)
+    write_raster(tmp_path / "b.tif", codes)
+    write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, dask={"chunks": 256})
+    assert cli("run", tmp_path / "config.yaml", "--stages", "carbon") == 0
+    path = tmp_path / "out/rasters/landcover_2020.tif"
+    with rasterio.open(path) as ds:
+        assert ds.overviews(1) == [2]
+    with rasterio.open(path, overview_level=0) as ds:
+        overview = ds.read(1)
+    assert overview.shape == (300, 350)
+    assert set(np.unique(overview).tolist()) <= {0, 1, 2} and {1, 2} & set(np.unique(overview).tolist())
 
 
 def test_stages_choose_what_is_written(two_epochs, capsys):

@@ -410,3 +410,29 @@ def test_disc_sum_is_the_exact_footprint_sum(radius):
     np.testing.assert_array_equal(got, expected)
     counts = disc_sum((block > 0).astype(np.int32), radius)
     assert counts.dtype == np.int32 and counts[r, r] == ((block > 0)[: 2 * r + 1, : 2 * r + 1] & foot).sum()
+
+
+def test_minimum_area_on_a_geographic_grid_is_in_hectares():
+    """0.001 degree pixels at 30 N (about 1.07 ha each): a 3 x 3 hotspot (about 9.7 ha) is kept and a 2 x 2 one
+    (about 4.3 ha) dropped at min_area_ha = 5. Areas from pyproj's geodesic polygon area (independent)."""
+    from pyproj import Geod
+
+    grid = Grid(CRS.from_epsg(4326), Affine(0.001, 0, 106.0, 0, -0.001, 30.0), 12, 10)
+    mask = np.zeros((10, 12), bool)
+    mask[1:4, 1:4] = True  # rows 1-3, cols 1-3
+    mask[6:8, 7:9] = True  # rows 6-7, cols 7-8
+    cls = np.where(mask, 2, 3).astype(np.uint8)
+
+    def geodesic_ha(r0, r1, c0, c1):
+        lons = [106 + c0 * 0.001, 106 + c1 * 0.001, 106 + c1 * 0.001, 106 + c0 * 0.001]
+        lats = [30 - r0 * 0.001, 30 - r0 * 0.001, 30 - r1 * 0.001, 30 - r1 * 0.001]
+        return abs(Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)[0]) / 1e4
+
+    big, small = geodesic_ha(1, 4, 1, 4), geodesic_ha(6, 8, 7, 9)
+    assert 9.5 < big < 10 and 4 < small < 4.5
+    table = run(cls, (4, 5), grid, {"county": np.ones((10, 12), np.int32)}, min_area_ha=5.0, mask=mask)["table"]
+    assert table["pixels"].tolist() == [9]
+    assert table["area_ha"].iloc[0] == pytest.approx(big, rel=1e-6)
+    assert table["stock_tC"].iloc[0] == pytest.approx(big * 180, rel=1e-6)  # forest, 180 t C/ha
+    both = run(cls, (4, 5), grid, {"county": np.ones((10, 12), np.int32)}, min_area_ha=4.0, mask=mask)["table"]
+    assert sorted(both["area_ha"]) == pytest.approx([small, big], rel=1e-6)

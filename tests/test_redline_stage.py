@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from .conftest import read, write_config, write_raster
-from .test_pipeline import cli
+from .helpers import cli
 
 X0, Y0, PX = 500000, 3400000, 30
 # Totals (t C/ha): cropland 97, forest 185, grassland 85, the rest lower.
@@ -70,6 +70,39 @@ def config(folder, **dask):
     )
 
 
+STOCK = {1: 97.0, 2: 185.0, 3: 85.0, 5: 40.6}  # t C/ha, the sums of DENSITIES' rows (cropland, forest, grass, urban)
+DISC3 = np.array(  # pixel centres within 3 px (radius 90 m of 30 m pixels), written out
+    [
+        [0, 0, 0, 1, 0, 0, 0],
+        [0, 1, 1, 1, 1, 1, 0],
+        [0, 1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1, 1, 1],
+        [0, 1, 1, 1, 1, 1, 0],
+        [0, 1, 1, 1, 1, 1, 0],
+        [0, 0, 0, 1, 0, 0, 0],
+    ]
+)
+
+
+def reference_candidates(classes: np.ndarray, values: dict = STOCK, lock_out: bool = True) -> np.ndarray:
+    """Independent of the package: Getis-Ord Gi* (binary disc weights, global mean and population std;
+    Getis & Ord 1992) of the stock density by scipy, hot where z > 1.96 on forest, grassland, water or
+    unused land outside the lock-out, 8-connected patches of at least 20 ha (223 px of 0.09 ha)."""
+    from scipy import ndimage
+
+    x = np.vectorize(values.get)(classes).astype(np.float64)
+    n, mean, std = x.size, x.mean(), x.std()
+    sx = ndimage.correlate(x, DISC3.astype(float), mode="constant", cval=0.0)
+    w = ndimage.correlate(np.ones_like(x), DISC3.astype(float), mode="constant", cval=0.0)
+    z = (sx - mean * w) / (std * np.sqrt((n * w - w**2) / (n - 1)))
+    locked_out = np.zeros(classes.shape, bool)
+    locked_out[5:25, 15:25] = lock_out
+    hot = (z > 1.96) & np.isin(classes, [2, 3, 4, 8]) & ~locked_out
+    labels, _ = ndimage.label(hot, np.ones((3, 3)))
+    size = np.bincount(labels.ravel())
+    return hot & (size[labels] >= 223)
+
+
 def test_candidates_coverage_and_gap_fill(forest_region):
     assert cli("run", config(forest_region), "-o", forest_region / "o1") == 0
     out = forest_region / "o1"
@@ -87,21 +120,33 @@ def test_candidates_coverage_and_gap_fill(forest_region):
     cover = pd.read_csv(out / "redline/coverage.csv", encoding="utf-8-sig").set_index("zone_id")
     valid = {"W": 100 * 60 * 0.09, "E": 100 * 60 * 0.09}
     park_ha = 10 * 20 * 0.09
+    classes = np.vectorize({11: 1, 21: 2, 31: 3, 51: 5}.get)(read(forest_region / "lc2020.tif"))
+    hand = reference_candidates(classes)
+    assert hand.sum() == c.pixels and hand[50:80, 50:80].all()
+    hand_ha = {"W": hand[:, :60].sum() * 0.09, "E": hand[:, 60:].sum() * 0.09}
     for z in ("W", "E"):
         row = cover.loc[z]
         assert row.zone_area_ha == pytest.approx(valid[z])
         inside = c.geometry.intersection(box(0, 0, 100, 60) if z == "W" else box(0, 60, 100, 120)).area / 1e4
-        assert row.candidate_ha == pytest.approx(inside)
+        assert row.candidate_ha == pytest.approx(inside) == pytest.approx(hand_ha[z])
         assert row.locked_in_ha == pytest.approx(park_ha if z == "W" else 0)
-        assert row.covered_ha == pytest.approx(row.candidate_ha + row.locked_in_ha)  # no overlap here
-        assert row.share == pytest.approx(row.covered_ha / row.zone_area_ha)
+        covered = hand_ha[z] + (park_ha if z == "W" else 0)  # the park (rows 30-39) is far from the forest
+        assert row.covered_ha == pytest.approx(covered)
+        assert row.share == pytest.approx(covered / 540)
     w = cover.loc["W"]
     assert w.key_zone and w.target_share == 0.7384 and not w.met
-    assert w.shortfall_ha == pytest.approx(0.7384 * w.zone_area_ha - w.covered_ha)
-    # Gap fill takes the densest allowed land first: the forest left of the lock-out (185 t C/ha), then
-    # grassland (85); even all of it cannot close the gap.
+    shortfall = 0.7384 * 540 - (hand_ha["W"] + park_ha)
+    assert w.shortfall_ha == pytest.approx(shortfall)
+    # Gap fill takes the densest allowed land first: the forest left of the lock-out (185 t C/ha, rows 5-24,
+    # columns 5-14: 200 px), then every grassland pixel (85) of W not covered; even all of it cannot close the gap.
+    free_grass = (classes[:, :60] == 3) & ~hand[:, :60]
+    free_grass[30:40, 0:20] = False  # in the park: covered already
+    added = (200 + free_grass.sum()) * 0.09
+    assert added < shortfall
     assert w.threshold_density_tC_ha == 85.0 and not w.met_after and w.remaining_shortfall_ha > 0
-    assert w.added_ha == pytest.approx(w.shortfall_ha - w.remaining_shortfall_ha)
+    assert w.added_ha == pytest.approx(added)
+    assert w.remaining_shortfall_ha == pytest.approx(shortfall - added)
+    assert w.added_stock_tC == pytest.approx(200 * 0.09 * 185 + free_grass.sum() * 0.09 * 85)
     assert np.isnan(cover.loc["E", "target_share"]) and pd.isna(cover.loc["E", "met"])
     gap = gpd.read_file(out / "redline/gap_fill.gpkg")
     assert list(gap.zone_id) == ["W"] and gap.is_valid.all()
@@ -110,6 +155,40 @@ def test_candidates_coverage_and_gap_fill(forest_region):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Ecological protection red-line candidates" in page and (out / "maps/redline_2020.png").exists()
     assert (out / "rasters/gi_star_2020.tif").exists()
+
+
+def test_red_lines_of_sink_density(forest_region):
+    """`value: sink`: hotspots of uptake (minus the rate where it is negative, 0 for sources). Forest takes up
+    0.644 t C/ha/yr, grassland 0.021; cropland (a source, 0.3) and urban land (2.5) take up nothing. Both forest
+    blocks are hot (no lock-out here); the small one (16 px) is under 20 ha."""
+    (forest_region / "r.csv").write_text("class,rate_tC_ha_yr\n1,0.3\n2,-0.644\n3,-0.021\n5,2.5\n")
+    write_config(
+        forest_region,
+        epochs={2000: "lc2000.tif", 2020: "lc2020.tif"},
+        carbon={"densities": "d.csv", "rates": "r.csv"},
+        redline={"min_area_ha": 20, "radius_m": 90, "value": "sink"},
+    )
+    assert cli("run", forest_region / "config.yaml") == 0
+    table = pd.read_csv(forest_region / "out/redline/candidates.csv", encoding="utf-8-sig")
+    classes = np.vectorize({11: 1, 21: 2, 31: 3, 51: 5}.get)(read(forest_region / "lc2020.tif"))
+    hand = reference_candidates(classes, {1: 0.0, 2: 0.644, 3: 0.021, 5: 0.0}, lock_out=False)
+    from scipy import ndimage
+
+    labels, n = ndimage.label(hand, np.ones((3, 3)))
+    assert n == len(table) == 2
+    assert hand[5:25, 5:25].all() and hand[50:80, 50:80].all() and not hand[8:12, 100:104].any()
+    # Each patch: its pixels, and uptake = 0.09 ha x (0.644 per forest pixel + 0.021 per grassland pixel).
+    hand_rows = sorted(
+        (
+            int((labels == k).sum()),
+            0.09 * (0.644 * ((labels == k) & (classes == 2)).sum() + 0.021 * ((labels == k) & (classes == 3)).sum()),
+        )
+        for k in range(1, n + 1)
+    )
+    got = sorted(zip(table["pixels"], table["sink_tC_yr"]))
+    assert [p for p, _ in got] == [p for p, _ in hand_rows]
+    assert [s for _, s in got] == pytest.approx([s for _, s in hand_rows])
+    assert (table["sink_tC_yr"] > 0).all()
 
 
 def test_red_lines_do_not_depend_on_the_chunking(forest_region):

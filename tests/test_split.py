@@ -10,7 +10,6 @@ from rasterio.crs import CRS
 from scipy import ndimage
 
 from pipeline.model.grid import Grid
-from pipeline.stages.patches import EIGHT_NEIGHBOURS
 from pipeline.stages.split import extent_mask, split_by_extent, split_by_patches
 
 GRID = Grid(CRS.from_epsg(32650), Affine(100, 0, 500000, 0, -100, 3400000), 12, 10)  # 1 ha pixels
@@ -87,7 +86,8 @@ def test_patch_rule_equals_whole_raster_labelling_for_any_chunking(shape, chunks
     grid = Grid(GRID.crs, GRID.transform, shape[1], shape[0])
     out = split_by_patches(classes(arr, chunks), grid, min_area_ha=float(min_pixels)).values
     built = (arr == 5) | (arr == 6)
-    labels, _ = ndimage.label(built, EIGHT_NEIGHBOURS)
+    # 8-neighbour patches (docs/methods/classes.md; FRAGSTATS' default), written out
+    labels, _ = ndimage.label(built, [[1, 1, 1], [1, 1, 1], [1, 1, 1]])
     size = np.bincount(labels.ravel())
     expected = np.where(built, np.where(size[labels] >= min_pixels, 5, 6), arr)
     np.testing.assert_array_equal(out, expected)

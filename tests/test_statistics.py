@@ -7,10 +7,11 @@ import pytest
 import shapely
 
 from pipeline.io.parameters import read_coefficients, read_statistics
+from pipeline.stages.balance import nearest_epoch
 from pipeline.stages.statistics import terms
 
 from .conftest import UTM50, read, write_config, write_raster
-from .test_pipeline import cli
+from .helpers import cli
 
 AGRI = {
     "fertiliser_t": 10,
@@ -188,3 +189,63 @@ def test_validate_reads_statistics_and_zone_densities(counties, capsys):
     (counties.parent / "d.csv").write_text(DENSITIES.replace("2,101,", "2,103,"))
     assert cli("validate", counties) == 1
     assert "zone ids ['103'] are not ids of zone layer 'county'" in capsys.readouterr().err
+
+
+def test_a_statistics_year_halfway_between_two_epochs_takes_the_earlier():
+    """The docs: a statistics year stands on the nearest epoch's land, the earlier one on a tie."""
+    assert nearest_epoch(2005, [2000, 2010]) == 2000
+    assert nearest_epoch(2005, [2010, 2000]) == 2000  # whatever the order given
+    assert nearest_epoch(2006, [2000, 2010]) == 2010 and nearest_epoch(2004, [2000, 2010]) == 2000
+
+
+# Seed 002 (Guizhou land-use carbon emission 2005-2019), written out from the paper and not read from the package:
+# Table 1 (kg C per unit, / 1000 here), section 2.2 (K, t C per t standard coal) and Table 3 (crop carbon
+# absorption rate Cd and economic coefficient H).
+PUBLISHED = {
+    ("agricultural_source", "fertiliser_t"): (0.8956, None),  # A: 895.6 kg C/t
+    ("agricultural_source", "sown_area_hm2"): (0.01647, None),  # B: 16.47 kg C/hm2
+    ("agricultural_source", "machinery_kW"): (0.00018, None),  # C: 0.18 kg C/kW
+    ("agricultural_source", "irrigated_area_hm2"): (0.26648, None),  # D: 266.48 kg C/hm2
+    ("agricultural_source", "plastic_film_kg"): (0.00518, None),  # E: 5.18 kg C/kg
+    ("construction_source", "energy_tce"): (0.7476, None),  # K
+    ("cropland_sink", "yield_rice_t"): (0.4709, 0.4),
+    ("cropland_sink", "yield_wheat_t"): (0.4853, 0.4),
+    ("cropland_sink", "yield_maize_t"): (0.4709, 0.4),
+    ("cropland_sink", "yield_soybean_t"): (0.45, 0.34),
+    ("cropland_sink", "yield_tubers_t"): (0.45, 0.7),
+    ("cropland_sink", "yield_rapeseed_t"): (0.45, 0.25),
+    ("cropland_sink", "yield_peanut_t"): (0.45, 0.43),
+    ("cropland_sink", "yield_sugarcane_t"): (0.45, 0.5),
+    ("cropland_sink", "yield_tobacco_t"): (0.45, 0.55),
+}
+
+
+def test_default_coefficients_are_the_published_ones():
+    table = read_coefficients()
+    got = {
+        (r.term, r.column): (r.t_C_per_unit, None if pd.isna(r.economic_coefficient) else r.economic_coefficient)
+        for r in table.itertuples()
+    }
+    assert {(t, c.lower()) for t, c in PUBLISHED} == set(got)
+    for (term, column), (value, h) in PUBLISHED.items():
+        assert got[(term, column.lower())] == (value, h), column
+
+
+def test_cropland_sink_with_every_crop_by_hand(tmp_path):
+    """Yields 10, 20, ... 90 t for the nine crops in Table 3's order: C_f = sum Cd x Y / H =
+    0.4709/0.4*10 + 0.4853/0.4*20 + 0.4709/0.4*30 + 0.45/0.34*40 + 0.45/0.7*50 + 0.45/0.25*60
+    + 0.45/0.43*70 + 0.45/0.5*80 + 0.45/0.55*90
+    = 11.7725 + 24.265 + 35.3175 + 52.941176 + 32.142857 + 108 + 73.255814 + 72 + 73.636364 = 483.331211 t C/yr."""
+    coefficients = read_coefficients()
+    path = tmp_path / "s.csv"
+    yields = {f"yield_{c}_t": 10 * (i + 1) for i, c in enumerate(CROPS)}
+    pd.DataFrame([{"zone_id": "a", "year": 2000, **yields}]).to_csv(path, index=False)
+    got = terms(read_statistics(path, coefficients), coefficients).iloc[0]
+    assert got["sink_cropland_tC_yr"] == pytest.approx(483.331211, abs=1e-6)
+    # One crop at a time: each crop's own Cd / H (a swap of two crops' coefficients changes these).
+    for crop in CROPS:
+        one = {f"yield_{c}_t": 0 for c in CROPS} | {f"yield_{crop}_t": 1}
+        pd.DataFrame([{"zone_id": "a", "year": 2000, **one}]).to_csv(path, index=False)
+        cd, h = PUBLISHED[("cropland_sink", f"yield_{crop}_t")]
+        alone = terms(read_statistics(path, coefficients), coefficients).iloc[0]["sink_cropland_tC_yr"]
+        assert alone == pytest.approx(cd / h, rel=1e-12), crop

@@ -12,14 +12,13 @@ import rasterio
 from scipy import ndimage
 
 from pipeline.config import load_config
-from pipeline.io.parameters import load_scheme
 from pipeline.samples.synthetic import generate
+
+from .helpers import CNLUCC, class_lut
 
 N = 512
 KM2 = N * N * 30.0 * 30.0 / 1e6  # raster area, km2
-_scheme = load_scheme("cnlucc")
-TARGET = np.zeros(256, np.uint8)  # CNLUCC code -> DESIGN class (0 = nodata/unknown)
-TARGET[_scheme.codes[_scheme.codes < 256]] = _scheme.targets[_scheme.codes < 256]
+TARGET = class_lut(CNLUCC)  # CNLUCC code -> DESIGN class (0 = nodata/unknown), written out in tests/helpers.py
 
 
 def _read(path: Path) -> np.ndarray:
@@ -39,7 +38,7 @@ def test_rasters_are_tiled_cnlucc(region: Path) -> None:
         assert ds.block_shapes[0] == (512, 512) and ds.compression.name.lower() == "deflate"
         assert ds.crs.is_projected and ds.res == (30.0, 30.0)
         codes = np.unique(ds.read(1))
-    assert set(codes.tolist()) <= set(_scheme.codes.tolist())  # only codes of the built-in scheme
+    assert set(codes.tolist()) <= set(CNLUCC)  # only codes of the built-in scheme
 
 
 def test_class_shares_are_plausible(region: Path) -> None:

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from pipeline.model.inputs import ParameterTable, ZoneLayer
 from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
 from pipeline.stages import balance, carbon, counts, transitions
+
+from .strategies import interval_rasters
 
 # DESIGN.md, row by row: code -> the (from, to) pairs it names.
 DESIGN = {
@@ -187,13 +187,51 @@ def test_change_rasters_the_same_without_the_pair_table(monkeypatch):
     """Large tables take two look-ups per pixel instead of one in a table of row pairs: same float32 values."""
     densities, rates = _lookups(DENSITY, RATE)
     b, a = _lazy(BEFORE, (2, 3)), _lazy(AFTER, (2, 3))
-    expected = {}
+
+    def by_hand(table: dict) -> np.ndarray:
+        """after - before pixel by pixel from the hand tables, NaN where either end has no value."""
+        value = np.vectorize(lambda c: table.get(int(c), np.nan))
+        return (value(AFTER) - value(BEFORE)).astype(np.float32)
+
+    expected = {"density": by_hand(DENSITY), "rate": by_hand(RATE)}
+    assert expected["rate"][0, 0] == np.float32(2.5 - 0.4) and np.isnan(expected["rate"][1, 0])  # 1->5; 6->2
     for limit in (1 << 22, 0):
         monkeypatch.setattr(transitions, "_PAIR_TABLE_LIMIT", limit)
         for name, lookup in (("density", densities), ("rate", rates)):
             got = transitions.value_change(lookup, *[carbon.row_index(lookup, c, c, None) for c in (b, a)]).values
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, expected.setdefault(name, got))
+
+
+def test_displacement_and_consolidation_checks_at_their_boundaries():
+    """Seed 003's displacement ratio counts only forest, grassland, water and unused land turned to cropland
+    (not a rural settlement given back to farming); seed 000's checks pass at exactly 5 % new cropland and at
+    exactly no change of construction land. Hectares by hand:
+    1->1 98, 1->5 2 (cropland y0 = 100; cropland -> construction 2);
+    2->1 1 (displaced), 6->1 4 (rural settlement -> cropland, not displaced): new cropland 5 = 5 % of 100;
+    3->7 2: construction gains 2 + 2, loses 4 (6->1): change 0; 2->2 50 and 6->6 10 persist.
+    Displacement ratio 1 / 2 = 0.5 (2.5 if 6->1 were counted)."""
+    zones = balance.zone_frame(None, "test")
+    pairs = [(1, 1, 98.0), (1, 5, 2.0), (2, 1, 1.0), (6, 1, 4.0), (3, 7, 2.0), (2, 2, 50.0), (6, 6, 10.0)]
+    matrix = pd.DataFrame(
+        {
+            "zone_id": "1",
+            "zone_name": "test",
+            "from_class": [f for f, _, _ in pairs],
+            "to_class": [t for _, t, _ in pairs],
+            "area_ha": [a for _, _, a in pairs],
+            "stock_change_tC": 0.0,
+            "flux_change_tC_yr": 0.0,
+        }
+    )
+    row = transitions.interval_summary(matrix, zones, 2000, 2010).iloc[0]
+    assert row.displaced_to_cropland_ha == 1.0 and row.cropland_to_construction_ha == 2.0
+    assert row.displacement_ratio == 0.5
+    assert row.cropland_y0_ha == 100.0 and row.new_cropland_ha == 5.0 and row.new_cropland_share == 0.05
+    assert row.new_cropland_check == "pass"  # at least 5 %: exactly 5 % passes
+    assert row.construction_y0_ha == 14.0 and row.construction_y1_ha == 14.0  # 6->1 + 6->6; 1->5 + 3->7 + 6->6
+    assert row.construction_change_ha == 0.0 and row.construction_check == "pass"  # not increased: 0 passes
+    assert row.changed_area_ha == 9.0 and row.area_ha == 167.0
 
 
 def test_consolidation_check_with_no_cropland_and_less_construction():
@@ -221,18 +259,6 @@ def test_intervals():
 
 
 # ---- invariants over random rasters and chunkings ----------------------------------------------------------
-
-
-@st.composite
-def interval_rasters(draw):
-    h, w = draw(st.integers(1, 24)), draw(st.integers(1, 24))
-    before = draw(arrays(np.uint8, (h, w), elements=st.integers(0, 8)))
-    after = draw(arrays(np.uint8, (h, w), elements=st.integers(1, 8)))
-    after[before == 0] = 0  # a common valid mask
-    zone = draw(arrays(np.int32, (h, w), elements=st.integers(0, 3)))
-    chunks = [(draw(st.integers(1, h)), draw(st.integers(1, w))) for _ in range(2)]
-    rows = draw(arrays(np.float64, h, elements=st.floats(100.0, 1e6)))
-    return before, after, zone, chunks, rows
 
 
 @settings(max_examples=40, deadline=None)

@@ -9,7 +9,7 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.stages import trends
 
-from .test_pipeline import cli
+from .helpers import cli
 
 # Seed 002 Table 5: Guizhou net land-use carbon emission 2005-2019 (10^4 t).
 NET_EMISSION = [
@@ -117,8 +117,16 @@ def test_trend_table_of_a_zone():
     gm = t[t.indicator == "gibbs_martin_diversity"].set_index("y1")["value"]
     assert gm[2000] == pytest.approx(1 - (0.36 + 0.16)) and gm[2010] == 0.5
     grey = t[t.indicator == "grey_relational_grade"].set_index("class")["value"]
-    areas = np.array([[60, 50, 45, 45], [40, 50, 55, 55]], float)  # 2030 uses the 2020 land
-    np.testing.assert_allclose(grey.to_numpy(), trends.grey_relational_grades([10, 12, 15, 19], areas))
+    # By hand (Deng's grade, rho 0.5), 2030 using the 2020 land: each series over its first value.
+    # Emission 10, 12, 15, 19 -> 1, 1.2, 1.5, 1.9; class 1 60, 50, 45, 45 -> 1, 5/6, 3/4, 3/4;
+    # class 2 40, 50, 55, 55 -> 1, 5/4, 11/8, 11/8. |differences|: class 1 0, 11/30, 3/4, 23/20;
+    # class 2 0, 1/20, 1/8, 21/40. Min 0, max 23/20: coefficient = (0 + 0.5 * 1.15) / (d + 0.5 * 1.15).
+    coefficient = [
+        [0.575 / (d + 0.575) for d in row] for row in ([0, 11 / 30, 3 / 4, 23 / 20], [0, 1 / 20, 1 / 8, 21 / 40])
+    ]
+    hand = [sum(row) / 4 for row in coefficient]  # 0.594479, 0.816039
+    assert hand == pytest.approx([0.594479, 0.816039], abs=1e-6)
+    np.testing.assert_allclose(grey.to_numpy(), hand)
     # Three epochs are too few for GM(1,1); the four balance years (one standing on 2020's land) are used.
     forecast = t[t.indicator == "net_emission_forecast"]
     assert forecast.y1.tolist() == [2040] and "GM(1,1) on 2000-2030" in forecast.note.iloc[0]
@@ -154,3 +162,32 @@ def test_a_forecast_note_names_the_series_and_why_it_cannot_be_modelled():
     uneven = dict(sink, year=np.array([2000, 2005, 2010, 2020]), net_emission_tC_yr=np.array([5.0, 6, 7, 8]))
     _forecast(("z", "z"), uneven, add)
     assert notes[0][1].startswith("epochs [2000, 2005, 2010, 2020]: GM(1,1) needs equally spaced years")
+
+
+def test_forecast_prefers_the_statistics_years_over_the_epochs():
+    """Four epochs (2000-2015, every 5 years) and four statistics years (2016-2019, on the 2015 land):
+    both are series GM(1,1) can fit; the statistics years are used (the docs: statistics, then epochs)."""
+    classes = pd.DataFrame(
+        {
+            "zone_id": "z",
+            "zone_name": "Z",
+            "year": [y for y in (2000, 2005, 2010, 2015) for _ in (1, 2)],
+            "class": [1, 2] * 4,
+            "area_ha": [60.0, 40, 55, 45, 50, 50, 45, 55],
+        }
+    )
+    years = [2000, 2005, 2010, 2015, 2016, 2017, 2018, 2019]
+    balance = pd.DataFrame(
+        {
+            "zone_id": "z",
+            "year": years,
+            "areas_from_epoch": [2000, 2005, 2010, 2015, 2015, 2015, 2015, 2015],
+            "nearest_epoch": [False] * 4 + [True] * 4,
+            "statistics": [False] * 4 + [True] * 4,
+            "net_emission_tC_yr": [10.0, 12, 15, 19, 20, 21, 22, 23],
+        }
+    )
+    t = trends.trend_table(classes, balance)
+    forecast = t[t.indicator == "net_emission_forecast"]
+    assert "GM(1,1) on 2016-2019" in forecast.note.iloc[0]
+    assert forecast.y1.tolist() == list(range(2020, 2030)) and (forecast.y0 == 2019).all()

@@ -5,33 +5,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+from rasterio.crs import CRS
 
 from pipeline.model import inputs
 from pipeline.model.inputs import ParameterTable
 from pipeline.stages import balance, carbon, counts, zonal
+
+from .strategies import zone_class_rasters
 
 
 def _lazy(a: np.ndarray, chunks: tuple[int, int]) -> xr.DataArray:
     return xr.DataArray(da.from_array(a, chunks=chunks), dims=("y", "x"))
 
 
-shapes = st.tuples(st.integers(1, 30), st.integers(1, 30))
-
-
-@st.composite
-def rasters(draw):
-    h, w = draw(shapes)
-    zone = draw(arrays(np.int32, (h, w), elements=st.integers(0, 3)))
-    cls = draw(arrays(np.uint8, (h, w), elements=st.integers(0, 8)))
-    chunks = [(draw(st.integers(1, h)), draw(st.integers(1, w))) for _ in range(2)]
-    return zone, cls, chunks
-
-
 @settings(max_examples=60, deadline=None)
-@given(rasters(), st.booleans(), st.sampled_from([4, 1 << 25, 1 << 40]))
+@given(zone_class_rasters(), st.booleans(), st.sampled_from([4, 1 << 25, 1 << 40]))
 def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
     """Declared sizes of 2**25 and 2**40 zones take the hashing path instead of the dense bincount, with
     32-bit and 64-bit combined keys."""
@@ -68,7 +59,7 @@ def _densities() -> carbon.Lookup:
 
 
 @settings(max_examples=40, deadline=None)
-@given(rasters())
+@given(zone_class_rasters())
 def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
     zone, cls, (c1, c2) = data
     zone = np.where(zone == 0, 1, zone)  # zones 1..3 tile the raster
@@ -111,3 +102,99 @@ def test_polygon_area_is_geodesic():
     layer = inputs.ZoneLayer("z", None, ["1"], ["1"], gpd.GeoDataFrame(geometry=[box], crs="EPSG:32650"))
     # UTM's scale factor 0.9996 at the central meridian: the ground is (1/0.9996)^2 larger than the grid square.
     assert zonal.polygon_area_ha(layer)[0] == pytest.approx(100 / 0.9996**2, rel=2e-5)
+
+
+def _layer(boxes: dict, crs: str) -> inputs.ZoneLayer:
+    import geopandas as gpd
+
+    frame = gpd.GeoDataFrame({"id": list(boxes)}, geometry=list(boxes.values()), crs=crs)
+    return inputs.ZoneLayer("z", None, list(boxes), [f"zone {k}" for k in boxes], frame)
+
+
+def _counts(cells: list[tuple[int, int, int, int]]) -> pd.DataFrame:
+    """A ``group_counts`` frame by hand: (zone, class, image row, pixels)."""
+    return pd.DataFrame(cells, columns=["zone_z", "class", "row", "pixels"])
+
+
+def test_zone_report_by_hand_on_a_projected_grid():
+    """30 m UTM pixels, 6 columns x 4 rows (x 500000-500180). Zone A spans x 499970-500102 (3.4 px inside the
+    grid), zone B x 500090-500180 (3 px): they share 12 m x 120 m. Pixel centres: A burns columns 0-2 (12 px),
+    B columns 3-5 (12 px); two of A's pixels are nodata (class 0)."""
+    import shapely
+
+    from pipeline.model.grid import Grid
+
+    grid = Grid(CRS.from_epsg(32650), Affine(30, 0, 500000, 0, -30, 3400000), 6, 4)
+    layer = _layer(
+        {
+            "A": shapely.box(499970, 3399880, 500102, 3400000),
+            "B": shapely.box(500090, 3399880, 500180, 3400000),
+        },
+        "EPSG:32650",
+    )
+    counts = _counts([(1, 0, 1, 2), (1, 3, 0, 10), (2, 2, 0, 12)])
+    got = zonal.zone_report(layer, counts, "zone_z", grid.row_area_m2(), grid).set_index("zone_id")
+    assert got.loc["A", "inside_rasters_ha"] == pytest.approx(102 * 120 / 1e4)  # 1.224 ha, planar like the pixels
+    assert got.loc["B", "inside_rasters_ha"] == pytest.approx(90 * 120 / 1e4)  # 1.08
+    assert got.loc["A", "burned_area_ha"] == pytest.approx(1.08) and got.loc["B", "burned_area_ha"] == 1.08
+    assert got.loc["A", "valid_area_ha"] == pytest.approx(0.9)  # 10 px: nodata is not valid
+    assert got.loc["A", "boundary_difference_ha"] == pytest.approx(1.08 - 1.224)  # -0.144: lost at the boundary
+    assert got.loc["B", "boundary_difference_ha"] == pytest.approx(0.0, abs=1e-12)
+    # The shared 1440 m2 is credited to both zones; geodesic, so larger by UTM's scale factor (0.9996 here).
+    assert got.loc["A", "overlap_ha"] == pytest.approx(0.144 / 0.9996**2, rel=2e-5)
+    assert got.loc["B", "overlap_ha"] == pytest.approx(0.144 / 0.9996**2, rel=2e-5)
+    assert got.loc["A", "polygon_area_ha"] == pytest.approx(132 * 120 / 1e4 / 0.9996**2, rel=2e-5)
+
+
+def test_zone_report_by_hand_on_a_geographic_grid():
+    """0.01 degree pixels, 4 columns x 3 rows from 106 E, 27 N. Zone A spans 105.99-106.024 E (2.4 columns
+    inside), zone B 106.02-106.04 E; both the full 0.03 degrees of latitude. Areas in hectares from pyproj's
+    geodesic polygon areas (independent of the package): about 2.4 x 0.99 km x 3 x 1.11 km = 790 ha for A."""
+    import shapely
+    from pyproj import Geod
+
+    from pipeline.model.grid import Grid
+
+    def ha(lon0, lon1, lat0=26.97, lat1=27.0):
+        area, _ = Geod(ellps="WGS84").polygon_area_perimeter([lon0, lon1, lon1, lon0], [lat1, lat1, lat0, lat0])
+        return abs(area) / 1e4
+
+    grid = Grid(CRS.from_epsg(4326), Affine(0.01, 0, 106.0, 0, -0.01, 27.0), 4, 3)
+    layer = _layer(
+        {"A": shapely.box(105.99, 26.97, 106.024, 27.0), "B": shapely.box(106.02, 26.97, 106.04, 27.0)}, "EPSG:4326"
+    )
+    # A burns columns 0-1 of every row, B columns 2-3; A's row-2 pixels are nodata.
+    counts = _counts([(1, 1, 0, 2), (1, 1, 1, 2), (1, 0, 2, 2), (2, 2, 0, 2), (2, 2, 1, 2), (2, 2, 2, 2)])
+    got = zonal.zone_report(layer, counts, "zone_z", grid.row_area_m2(), grid).set_index("zone_id")
+    inside_a = ha(106.0, 106.024)
+    assert 780 < inside_a < 800
+    assert got.loc["A", "inside_rasters_ha"] == pytest.approx(inside_a, rel=1e-6)
+    assert got.loc["B", "inside_rasters_ha"] == pytest.approx(ha(106.02, 106.04), rel=1e-6)
+    row_ha = [ha(106.0, 106.02, 26.99 - 0.01 * r, 27.0 - 0.01 * r) for r in range(3)]  # two pixels of each row
+    assert got.loc["A", "burned_area_ha"] == pytest.approx(sum(row_ha), rel=1e-6)
+    assert got.loc["A", "valid_area_ha"] == pytest.approx(row_ha[0] + row_ha[1], rel=1e-6)
+    assert got.loc["A", "boundary_difference_ha"] == pytest.approx(sum(row_ha) - inside_a, rel=1e-5)
+    assert got.loc["A", "boundary_difference_ha"] < 0  # 0.4 of a column lost
+    shared = ha(106.02, 106.024)
+    assert got.loc["A", "overlap_ha"] == pytest.approx(shared, rel=1e-6)
+    assert got.loc["B", "overlap_ha"] == pytest.approx(shared, rel=1e-6)
+
+
+def test_overlaps_count_shared_area_not_shared_edges():
+    """Four 1 km squares (UTM 50N near its central meridian): A and B overlap by 200 m x 1 km; C touches A
+    along an edge and D touches B at a corner only: one pair, 20 ha on the grid, 20 / 0.9996^2 ha geodesic."""
+    import shapely
+
+    layer = _layer(
+        {
+            "A": shapely.box(500000, 3400000, 501000, 3401000),
+            "B": shapely.box(500800, 3400000, 501800, 3401000),
+            "C": shapely.box(499000, 3400000, 500000, 3401000),
+            "D": shapely.box(501800, 3401000, 502800, 3402000),
+        },
+        "EPSG:32650",
+    )
+    got = zonal.overlaps(layer)
+    assert got[["zone_id", "other_zone_id"]].values.tolist() == [["A", "B"]]
+    assert got["zone_name"].tolist() == ["zone A"] and got["other_zone_name"].tolist() == ["zone B"]
+    assert got["overlap_ha"].iloc[0] == pytest.approx(20 / 0.9996**2, rel=2e-5)
