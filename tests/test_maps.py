@@ -105,14 +105,15 @@ def _colour_of(classes: maps.ClassBreaks, value: float) -> tuple:
 
 def test_what_the_balance_map_shows(tmp_path, monkeypatch):
     """Zone a is a sink of 5 t C/yr and zone b a source of 12 in 2000; in 2020 only b (30) has a value. The
-    years share one classification (comparable maps); by hand, values −5 | 12, 30 give the classes −5 to 0,
-    0 to 12 and 12 to 30 (no more values a side than classes). a is blue, b red; the legend says t C/yr."""
+    years share one classification (comparable maps); by hand, values −5 | 12, 30 give one class per value
+    (no more values a side than classes), each labelled with its value: exactly −5, exactly 12, exactly 30.
+    a is blue, b red; the legend says t C/yr."""
     seen = []
     real = maps._legend
 
-    def legend(ax, classes, title, no_data):
+    def legend(ax, classes, title, no_data, *more, **named):
         seen.append((classes, title, no_data))
-        return real(ax, classes, title, no_data)
+        return real(ax, classes, title, no_data, *more, **named)
 
     monkeypatch.setattr(maps, "_legend", legend)
     polygons = gpd.GeoSeries([shapely.box(0, 0, 1000, 1000), shapely.box(1000, 0, 2000, 1000)], crs="EPSG:32650")
@@ -126,31 +127,28 @@ def test_what_the_balance_map_shows(tmp_path, monkeypatch):
     maps.balance_maps(polygons, ["a", "b"], ["A", "B"], "zone", balance, tmp_path, "test")
     (first, title, no_data), (second, _, no_data_2020) = seen
     assert "net emission, t C/yr" in title and "+ source" in title and "− sink" in title
-    assert first.labels() == second.labels() == ["−5 to 0", "0 to 12", "12 to 30"] and not no_data
+    assert first.labels() == second.labels() == ["exactly −5", "exactly 12", "exactly 30"] and not no_data
     sink, source = _colour_of(first, -5.0), _colour_of(first, 12.0)
     assert sink[2] > sink[0] and source[0] > source[2]  # blue sink, red source
     assert no_data_2020  # zone a has no 2020 value: a no-data entry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="maps: Fisher-Jenks bins are upper bounds (a class is (lower, upper]) but BoundaryNorm's classes are "
-    "[lower, upper): a zone whose value is a class's upper edge is drawn in the next class's colour",
-)
 def test_a_value_on_a_class_edge_is_drawn_in_its_own_class():
-    """Values 12 and 30 are two positive classes, "0 to 12" and "12 to 30": the zone of 12 is drawn in the
-    colour of "0 to 12" (the lighter red), the zone of 30 in that of "12 to 30"."""
+    """Values 12 and 30 are two positive classes, (0, 12] and (12, 30], one value each: the zone of 12 is
+    drawn in the colour of the first (the lighter red), the zone of 30 in that of the second."""
     classes = maps.diverging_classes(np.array([-5.0, 12.0, 30.0]))
-    assert classes.labels() == ["−5 to 0", "0 to 12", "12 to 30"]
+    assert classes.labels() == ["exactly −5", "exactly 12", "exactly 30"]
     assert _colour_of(classes, 12.0) == tuple(classes.colours[1])
     assert _colour_of(classes, 30.0) == tuple(classes.colours[2])
 
 
 def test_zero_stock_change_is_never_in_a_loss_class():
-    """Stock change (gain positive, losses red): values −7.5, 0 and 2. Zero shares the gain class of 2 and is
-    not coloured as a loss; the legend classes are −7.5 to 0 and 0 to 2."""
+    """Stock change (gain positive, losses red): values −7.5, 0 and 2. Zero is its own neutral class between
+    the loss and the gain in the legend, and a zone of exactly zero is drawn in it, neither red nor blue."""
     classes = maps.diverging_classes(np.array([-7.5, 0.0, 2.0]), positive="gain")
-    assert classes.labels() == ["−7.5 to 0", "0 to 2"]
-    loss, zero, gain = (_colour_of(classes, v) for v in (-7.5, 0.0, 2.0))
-    assert loss[0] > loss[2]  # red: carbon to the air
-    assert zero == gain and zero != loss and zero[2] > zero[0]
+    assert classes.labels() == ["exactly −7.5", "exactly 2"]
+    assert [label for _, label in classes.entries("0 (no change)")] == ["exactly −7.5", "0 (no change)", "exactly 2"]
+    loss, gain = (_colour_of(classes, v) for v in (-7.5, 2.0))
+    assert loss[0] > loss[2] and gain[2] > gain[0]  # red: carbon to the air; blue: carbon kept
+    zero = maps.ZERO_COLOUR
+    assert zero not in (loss, gain) and zero[0] == zero[1] == zero[2]  # neutral

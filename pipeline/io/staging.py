@@ -126,11 +126,15 @@ class Staging:
 
     def commit(self) -> None:
         """Swap the staging folder in as the output folder (two renames); then drop the previous output."""
+        moved = False
         try:
             if self.output.exists():
                 os.replace(self.output, self.previous)
+                moved = True
             os.replace(self.root, self.output)
         except OSError as e:
+            if moved and not self.output.exists():  # put the old output back: a reader sees it as it was
+                os.replace(self.previous, self.output)
             raise OutputError(f"cannot replace the output folder: {e.strerror}", self.output) from None
         finally:
             self._release()

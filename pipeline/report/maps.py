@@ -96,9 +96,11 @@ class ClassBreaks:
         return entries
 
     def colormap(self) -> tuple[Colormap, BoundaryNorm]:
-        # The maximum sits on the last edge, which BoundaryNorm counts as "over".
+        """Colours and norm for rasters. A class holds its upper edge, (lower, upper] as mapclassify's bins
+        and the legend say, while BoundaryNorm's classes are [lower, upper): its edges are moved up by one
+        float step, so a value on an edge gets the colour of the class whose label ends with it."""
         cmap = ListedColormap(self.colours).with_extremes(over=self.colours[-1], under=self.colours[0])
-        return cmap, BoundaryNorm(self.edges, len(self.colours))
+        return cmap, BoundaryNorm(np.nextafter(self.edges, np.inf), len(self.colours))
 
 
 def _side_bins(values: np.ndarray, k: int) -> np.ndarray:
