@@ -43,7 +43,7 @@ def test_run_by_hand(two_epochs, capsys):
         "tables/epochs.csv",
     }
     assert len(manifest["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
-    assert any(i["path"].endswith("data/rates_seed002.csv") for i in manifest["inputs"])  # the default used
+    assert any(i["path"].endswith("data/default_rates.csv") for i in manifest["inputs"])  # the default used
     for output in manifest["outputs"]:  # the report is written after the outputs are first hashed
         data = (tmp / "out" / output["path"]).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (output["bytes"], output["sha256"]), output["path"]
@@ -171,7 +171,7 @@ def test_zone_report_and_gcj02_on_a_projected_layer(two_epochs, capsys):
     pngs = sorted((tmp / "out/maps").glob("*.png"))
     # Self-contained: every map embedded, nothing fetched.
     assert page.count('src="data:image/png;base64,') == len(pngs) == 6 and "http" not in page.replace("http-equiv", "")
-    assert "<script" not in page and "rates_seed002" not in page  # the config's own rate table is shown
+    assert "<script" not in page and "default_rates" not in page  # the config's own rate table is shown
     for needle in ("Balance by zone, last year", "z3", "GM(1,1)", "annual rates (t C/ha/yr)", "stock_change_2000_2020"):
         assert needle in page, needle
     outputs = {o["path"] for o in json.loads((tmp / "out/manifest.json").read_text())["outputs"]}

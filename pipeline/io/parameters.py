@@ -35,7 +35,7 @@ KEYS = ("class", "lucode")
 
 #: Annual rates used when the config names none: seed 002's Table 2.
 DATA = Path(str(resources.files("pipeline").joinpath("data")))
-DEFAULT_RATES = DATA / "rates_seed002.csv"
+DEFAULT_RATES = DATA / "default_rates.csv"
 #: Built-in schemes: the tables in pipeline/data/schemes/.
 BUILTIN_SCHEMES = ("cnlucc", "clcd", "esa_worldcover", "globeland30", "modis_igbp", "nlcd", "corine")
 
@@ -185,7 +185,7 @@ DESCRIPTIVE = {"zone_name", "name", "label", "note", "source"}
 
 
 def default_coefficients() -> Path:
-    return DATA / "coefficients_seed002.csv"
+    return DATA / "default_coefficients.csv"
 
 
 def read_coefficients(path: Path | None = None) -> pd.DataFrame:
