@@ -198,9 +198,11 @@ def test_a_statistics_year_halfway_between_two_epochs_takes_the_earlier():
     assert nearest_epoch(2006, [2000, 2010]) == 2010 and nearest_epoch(2004, [2000, 2010]) == 2000
 
 
-# Seed 002 (Guizhou land-use carbon emission 2005-2019), written out from the paper and not read from the package:
+# The Guizhou land-use carbon emission study 2005-2019, written out from the paper and not read from the package:
 # Table 1 (kg C per unit, / 1000 here), section 2.2 (K, t C per t standard coal) and Table 3 (crop carbon
-# absorption rate Cd and economic coefficient H).
+# absorption rate Cd and economic coefficient H: rice 0.4709 / 0.4, wheat 0.4853 / 0.4, maize 0.4709 / 0.4,
+# soybean 0.45 / 0.34, tubers 0.45 / 0.7, rapeseed 0.45 / 0.25, peanut 0.45 / 0.43, sugarcane 0.45 / 0.5,
+# flue-cured tobacco 0.45 / 0.55; checked against the paper's Table 3).
 PUBLISHED = {
     ("agricultural_source", "fertiliser_t"): (0.8956, None),  # A: 895.6 kg C/t
     ("agricultural_source", "sown_area_hm2"): (0.01647, None),  # B: 16.47 kg C/hm2
