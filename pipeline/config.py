@@ -126,6 +126,22 @@ class ZoneLayerConfig(_Strict):
         return v
 
 
+class BoundaryConfig(_Strict):
+    """The study area: only pixels whose centre lies inside these polygons count."""
+
+    path: ResolvedPath = Field(
+        description="Polygon file of the study area (any format pyogrio reads, any CRS): only pixels whose centre "
+        "lies inside count as valid, in every epoch, table, raster and map; the area outside is reported in "
+        "`tables/epochs.csv` (`outside_boundary_pixels`, `outside_boundary_area_ha`)."
+    )
+    layer: str | None = Field(None, description="Layer of a multi-layer file (default: the first).")
+    coordinates: Literal["crs", "gcj02"] = Field(
+        "crs",
+        description="`crs`: the coordinates are what the file's CRS says. `gcj02`: the file says WGS84 lon/lat but "
+        "holds China's GCJ-02 offset coordinates (Amap, Aliyun DataV); they are moved to WGS84 before use.",
+    )
+
+
 class RedlineConfig(_Strict):
     """Ecological protection red-line candidates: Getis-Ord Gi* hotspots of carbon (Wang & Yue, territorial spatial
     pattern for carbon sinks, section 4.2) and their coverage of ecological function zones (73.84 % of national key
@@ -239,6 +255,12 @@ class Config(_Strict):
     zones: list[ZoneLayerConfig] = Field(
         [], description="Polygon layers of zones; each gets its own tables, maps and GeoPackage."
     )
+    boundary: BoundaryConfig | None = Field(
+        None,
+        description="Optional study area: `boundary: province.gpkg` or `{path: province.gpkg, layer: name, "
+        "coordinates: gcj02}`. Only pixels whose centre lies inside count (the common valid mask of every "
+        "epoch); without it the whole raster counts, open sea included.",
+    )
     redline: RedlineConfig | None = Field(
         None, description="Red-line candidates; the red-line stage runs when this section is present."
     )
@@ -280,6 +302,11 @@ class Config(_Strict):
         if bad:
             raise ValueError(f"epoch keys must be years, got {bad}")
         return v
+
+    @field_validator("boundary", mode="before")
+    @classmethod
+    def _boundary_path(cls, v: Any) -> Any:
+        return {"path": v} if isinstance(v, (str, Path)) else v
 
     @field_validator("scheme")
     @classmethod

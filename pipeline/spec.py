@@ -146,6 +146,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "unknown_code_area_ha": ("ha", "area whose code the scheme does not map"),
     "excluded_by_other_epochs_pixels": ("pixels", "pixels valid here but nodata in another epoch"),
     "excluded_by_other_epochs_area_ha": ("ha", "area valid here but nodata in another epoch"),
+    "outside_boundary_pixels": (
+        "pixels",
+        "pixels whose centre lies outside the study area (`boundary:`); not counted anywhere; 0 without a boundary",
+    ),
+    "outside_boundary_area_ha": ("ha", "area outside the study area (`boundary:`); 0 without a boundary"),
     "unknown_codes": ("code:pixels", "unknown codes with their pixel counts"),
     "area_ha": ("ha", "area (ellipsoidal on a geographic grid, the grid's own on a projected one)"),
     "stock_tC": ("t C", "carbon stock, c_above + c_below + c_soil + c_dead times area"),
@@ -402,8 +407,8 @@ OUTPUTS: tuple[Output, ...] = (
         "epochs",
         "tables/epochs.csv",
         "table",
-        "Per epoch: valid pixels and area, the epoch's own nodata, unknown codes, and pixels excluded because "
-        "another epoch is nodata there.",
+        "Per epoch: valid pixels and area, the epoch's own nodata, unknown codes, pixels excluded because "
+        "another epoch is nodata there, and pixels outside the study area (`boundary:`).",
         "pixels, ha",
         "ingest",
         "always",
@@ -421,6 +426,8 @@ OUTPUTS: tuple[Output, ...] = (
             "unknown_code_area_ha",
             "excluded_by_other_epochs_pixels",
             "excluded_by_other_epochs_area_ha",
+            "outside_boundary_pixels",
+            "outside_boundary_area_ha",
             "unknown_codes",
         ),
     ),

@@ -16,7 +16,7 @@ from pipeline.io import cog
 from pipeline.io.parameters import DEFAULT_RATES
 from pipeline.io.staging import Staging
 from pipeline.model.pathways import PATHWAY_NODATA
-from pipeline.runner import execution
+from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
 from pipeline.stages import balance, carbon, reclassify, split, transitions, zonal
 from pipeline.stages.counts import (
@@ -60,9 +60,10 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
     lc = plan.lc
     lazy_status = {
-        y: row_histogram(reclassify.pixel_status(m, lc.valid), 4, plan.per_row) for y, m in lc.mapped.items()
+        y: row_histogram(reclassify.pixel_status(m, lc.valid, lc.inside), reclassify.NSTATUS, plan.per_row)
+        for y, m in lc.mapped.items()
     }
-    lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y]) for y in lc.codes}
+    lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside) for y in lc.codes}
     status: dict[int, np.ndarray] = {}
     unknown: dict[int, dict[int, int]] = {}
     if plan.patch_rule is not None:
@@ -76,6 +77,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "counts": tasks.counts,
         "interval_counts": tasks.interval_counts,
         "missing_density": tasks.missing_density,
+        "edges": {y: reclassify.edge_histogram(c) for y, c in lc.classes.items()} if lc.inside is None else {},
     }
     with timer.stage(name), execution.reading_errors(lc.files):
         if plan.patch_rule is not None:
@@ -85,6 +87,8 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             _check_unknown(unknown, lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
     counts = _epoch_counts(done["counts"], done["interval_counts"])
+    if lc.inside is None:
+        studyarea.warn_open_water(counts, done["edges"], lc.grid.row_area_m2())
     params = balance.CarbonParameters(plan.densities, plan.rates, lc.grid.row_area_m2(), plan.carbon_layer, plan.terms)
     if plan.terms and plan.carbon_layer is not None:
         _warn_partial_zones(plan, counts)

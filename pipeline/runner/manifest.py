@@ -107,6 +107,8 @@ def parameter_files(config: Config) -> list[Path]:
         files.append(carbon_cfg.coefficients or parameters.default_coefficients())
     files += [Path(config.scheme) if config.scheme.endswith(".csv") else None]
     files += [z.path for z in config.zones]
+    if config.boundary is not None:
+        files.append(config.boundary.path)
     if isinstance(config.urban_split, ExtentSplit):
         files.append(config.urban_split.urban_extent)
     return [Path(f) for f in files if f is not None]

@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError
 from pipeline.io import parameters, rasters, vectors
 from pipeline.model.grid import Grid
 from pipeline.model.inputs import EpochSource, Scheme, ZoneLayer
-from pipeline.runner import redlines
+from pipeline.runner import redlines, studyarea
 from pipeline.stages import (
     balance,
     carbon,
@@ -62,6 +62,8 @@ class LandCover:
     mapped: dict[int, xr.DataArray]
     valid: xr.DataArray
     classes: dict[int, xr.DataArray]
+    #: Where the pixel centre lies in the study area (``boundary:``); None without one. Part of ``valid``.
+    inside: xr.DataArray | None = None
 
     @property
     def files(self) -> list[Path]:
@@ -81,6 +83,10 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     codes = {s.year: rasters.open_epoch(s, grid, config.dask.chunks) for s in sources}
     mapped = {y: reclassify.map_to_classes(c, scheme) for y, c in codes.items()}
     valid = reclassify.common_valid(list(mapped.values()))
+    inside = None
+    if config.boundary is not None:
+        inside = studyarea.boundary_mask(config.boundary, grid, valid)
+        valid = (valid & inside).rename("common_valid")
     classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
     rule = config.urban_split
     if isinstance(rule, PatchSplit) and not defer_patch_split:
@@ -95,7 +101,7 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
             "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it",
             scheme.name,
         )
-    return LandCover(grid, sources, scheme, codes, mapped, valid, classes)
+    return LandCover(grid, sources, scheme, codes, mapped, valid, classes, inside)
 
 
 def check_size(grid: Grid, sources: list[EpochSource], chunks: int, limit: float) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pipeline.config import Config, ExtentSplit
+import shapely
+
+from pipeline.config import BoundaryConfig, Config, ExtentSplit
 from pipeline.errors import InputError, UnknownCodesError
 from pipeline.io import parameters, rasters, vectors
 from pipeline.io.parameters import read_densities, read_rates
@@ -13,7 +15,9 @@ from pipeline.io.staging import check_writable
 from pipeline.io.vectors import read_polygons
 from pipeline.model import inputs
 from pipeline.model.classes import RURAL, URBAN
+from pipeline.model.grid import Grid
 from pipeline.runner.plan import check_size
+from pipeline.runner.studyarea import read_boundary
 from pipeline.stages import balance, carbon, statistics, zonal
 
 
@@ -62,6 +66,8 @@ def validate(config: Config) -> list[str]:
     if isinstance(config.urban_split, ExtentSplit):
         gdf = read_polygons(config.urban_split.urban_extent, grid, config.urban_split.layer)
         lines.append(f"urban extent: {len(gdf)} polygons")
+    if config.boundary is not None:
+        lines.append(_boundary_line(config.boundary, grid))
     layers = []
     for z in config.zones:
         layers.append(vectors.read_zone_layer(z.name, z.path, z.id, z.label, grid, z.layer, z.coordinates == "gcj02"))
@@ -114,3 +120,14 @@ def _check_carbon_tables(config: Config, scheme: inputs.Scheme, codes: set[int],
         carbon.rate_lookup(table, layer)
         lines.append(f"carbon rates: {len(table.frame)} rows keyed by {table.key}, t C/ha/yr (negative = uptake)")
     return lines
+
+
+def _boundary_line(boundary: BoundaryConfig, grid: Grid) -> str:
+    """The study area read and checked (polygons, overlapping the rasters), with its share of the grid extent."""
+    gdf = read_boundary(boundary, grid)
+    extent = shapely.box(*grid.bounds)
+    share = shapely.intersection(shapely.union_all(gdf.geometry.values), extent).area / extent.area
+    return (
+        f"boundary: {len(gdf)} polygons ({boundary.path.name}), {share:.1%} of the grid extent inside; "
+        "only pixels whose centre lies inside count"
+    )

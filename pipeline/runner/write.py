@@ -72,8 +72,8 @@ def epochs_table(
     unknown: dict[int, dict[int, int]],
     row_area_m2: np.ndarray,
 ) -> pd.DataFrame:
-    """tables/epochs.csv: per epoch the valid, own-nodata, unknown-code and excluded-by-another-epoch
-    pixels and hectares."""
+    """tables/epochs.csv: per epoch the valid, own-nodata, unknown-code, excluded-by-another-epoch and
+    outside-the-boundary pixels and hectares."""
     rows = []
     for src in sources:
         px = status[src.year].sum(axis=0)
@@ -92,6 +92,8 @@ def epochs_table(
                 "unknown_code_area_ha": ha[reclassify.UNKNOWN_CODE],
                 "excluded_by_other_epochs_pixels": int(px[reclassify.EXCLUDED_BY_OTHER]),
                 "excluded_by_other_epochs_area_ha": ha[reclassify.EXCLUDED_BY_OTHER],
+                "outside_boundary_pixels": int(px[reclassify.OUTSIDE_BOUNDARY]),
+                "outside_boundary_area_ha": ha[reclassify.OUTSIDE_BOUNDARY],
                 "unknown_codes": " ".join(f"{k}:{v}" for k, v in unknown[src.year].items()),
             }
         )

@@ -23,8 +23,11 @@ from pipeline.stages.counts import values_where
 #: Sentinel class for codes the scheme does not know (never written to an output raster).
 UNKNOWN = 255
 
-#: Per-pixel status of an epoch, counted per row for the epoch table.
-VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER = range(4)
+#: Per-pixel status of an epoch, counted per row for the epoch table. A pixel outside the study area
+#: (``boundary:``) is OUTSIDE_BOUNDARY whatever its class, so it is not also nodata or excluded.
+VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER, OUTSIDE_BOUNDARY = range(5)
+#: Number of statuses (bins of the status histogram).
+NSTATUS = 5
 
 
 def _map_codes(block: np.ndarray, keys: np.ndarray, values: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -49,9 +52,10 @@ def map_to_classes(codes: xr.DataArray, scheme: Scheme) -> xr.DataArray:
     return codes.copy(data=mapped).rename(f"classes_{codes.attrs.get('year', '')}")
 
 
-def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray) -> Delayed:
-    """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run)."""
-    return values_where(codes, mapped == UNKNOWN)
+def unknown_codes(codes: xr.DataArray, mapped: xr.DataArray, inside: xr.DataArray | None = None) -> Delayed:
+    """Delayed {code: pixel count} of the codes the scheme does not map (shares the reads of the run), inside
+    the study area if ``inside`` is given."""
+    return values_where(codes, mapped == UNKNOWN if inside is None else (mapped == UNKNOWN) & inside)
 
 
 def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
@@ -65,8 +69,9 @@ def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
     return valid.rename("common_valid")
 
 
-def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
-    """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER."""
+def pixel_status(mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray | None = None) -> xr.DataArray:
+    """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER, and
+    OUTSIDE_BOUNDARY where ``inside`` (the study area, if any) is False."""
     reason = np.full(256, EXCLUDED_BY_OTHER, np.uint8)
     reason[[NODATA, UNKNOWN]] = OWN_NODATA, UNKNOWN_CODE
 
@@ -76,7 +81,27 @@ def pixel_status(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
         out *= ~ok  # VALID is 0
         return out
 
-    return mapped.copy(data=da.map_blocks(status, mapped.data, valid.data, dtype=np.uint8)).rename("status")
+    def status_inside(classes: np.ndarray, ok: np.ndarray, within: np.ndarray) -> np.ndarray:
+        out = status(classes, ok)
+        out[~within] = OUTSIDE_BOUNDARY
+        return out
+
+    if inside is None:
+        data = da.map_blocks(status, mapped.data, valid.data, dtype=np.uint8)
+    else:
+        data = da.map_blocks(status_inside, mapped.data, valid.data, inside.data, dtype=np.uint8)
+    return mapped.copy(data=data).rename("status")
+
+
+def edge_histogram(classes: xr.DataArray) -> da.Array:
+    """Lazy pixel counts of each class (0..255) on the raster's edge: first and last row, first and last
+    column, each pixel once. Reads only the edge blocks."""
+    arr = classes.data
+    height, width = arr.shape
+    parts = [arr[0, :]] + ([arr[-1, :]] if height > 1 else [])
+    parts += [arr[1:-1, 0]] + ([arr[1:-1, -1]] if width > 1 else [])
+    edge = da.concatenate(parts)
+    return da.bincount(edge.astype(np.intp), minlength=256)
 
 
 def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
