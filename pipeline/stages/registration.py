@@ -48,16 +48,17 @@ def change_kind(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
         _kind_block,
         before.data,
         after.data,
-        depth=1,
-        boundary=0,
+        depth=[1, 0],  # only the earlier epoch's neighbours are read
+        boundary=[0, "none"],
         dtype=np.uint8,
     )
     return before.copy(data=data).rename("change_kind")
 
 
 def _kind_block(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Kinds of a block padded by one pixel on every side (the pad is returned as 0)."""
-    a, b = before[1:-1, 1:-1], after[1:-1, 1:-1]
+    """Kinds of a block of ``after`` from ``before`` padded by one pixel on every side (the pad is
+    returned as 0)."""
+    a, b = before[1:-1, 1:-1], after
     out = np.zeros(before.shape, np.uint8)
     ii, jj = np.nonzero((a != b) & (a > 0) & (b > 0))
     if not len(ii):
