@@ -198,6 +198,25 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "construction_y1_ha": ("ha", "construction land (5+6+7) at y1"),
     "construction_change_ha": ("ha", "construction land gained minus lost"),
     "construction_check": ("pass/fail", "construction land not increased"),
+    "changed_pixels": ("pixels", "pixels valid in both epochs whose class changed"),
+    "changed_with_earlier_class_nearby_pixels": (
+        "pixels",
+        "changed pixels whose new class occurs among their 8 neighbours at y0: change a shift of up to one "
+        "pixel between the epochs can explain",
+    ),
+    "changed_amid_uniform_land_pixels": (
+        "pixels",
+        "changed pixels whose 8 neighbours at y0 all hold their class at y0 (nodata aside): change no shift "
+        "of up to one pixel can make",
+    ),
+    "neighbour_share": (
+        "fraction 0-1",
+        "changed_with_earlier_class_nearby_pixels / changed_pixels; near 1 for misregistered epochs",
+    ),
+    "registration_check": (
+        "suspect/pass/n/a",
+        "suspect: neighbour_share >= 0.9, the change looks like misregistration (n/a under 100 changed pixels)",
+    ),
     "annual_change_pct": ("% per year", "changed area over the extent per year (S_t)"),
     "uniform_pct": ("% per year", "the uniform intensity the observed one is compared with"),
     "speed": ("-", "fast, slow or uniform"),
@@ -569,7 +588,8 @@ OUTPUTS: tuple[Output, ...] = (
         "intervals",
         "tables/intervals_{layer}.csv",
         "table",
-        "Per zone and interval: changed area, carbon change, the displacement ratio and the two consolidation checks.",
+        "Per zone and interval: changed area, carbon change, the displacement ratio, the two consolidation checks "
+        "and the misregistration check.",
         "ha, t C, t C/yr",
         "transitions",
         "each layer, with the transitions stage and two epochs",
@@ -596,6 +616,11 @@ OUTPUTS: tuple[Output, ...] = (
             "construction_y1_ha",
             "construction_change_ha",
             "construction_check",
+            "changed_pixels",
+            "changed_with_earlier_class_nearby_pixels",
+            "changed_amid_uniform_land_pixels",
+            "neighbour_share",
+            "registration_check",
         ),
     ),
     Output(

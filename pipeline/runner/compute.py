@@ -18,7 +18,7 @@ from pipeline.io.staging import Staging
 from pipeline.model.pathways import PATHWAY_NODATA
 from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
-from pipeline.stages import balance, carbon, reclassify, split, transitions, zonal
+from pipeline.stages import balance, carbon, reclassify, registration, split, transitions, zonal
 from pipeline.stages.counts import (
     count_area_ha,
     group_counts,
@@ -40,6 +40,8 @@ class PassTasks:
     counts: dict = field(default_factory=dict)
     interval_counts: dict = field(default_factory=dict)
     missing_density: dict = field(default_factory=dict)
+    #: Per interval, changed pixels by kind (``registration.kind_counts``).
+    registration: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +55,8 @@ class PassResults:
     interval_counts: dict[tuple[int, int], pd.DataFrame]
     rasters: list[str]
     parameters: balance.CarbonParameters
+    #: Per interval, {zone column (None: the region): changed pixels per zone number and kind}.
+    registration: dict[tuple[int, int], dict] = field(default_factory=dict)
 
 
 def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassResults:
@@ -78,6 +82,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "interval_counts": tasks.interval_counts,
         "missing_density": tasks.missing_density,
         "edges": {y: reclassify.edge_histogram(c) for y, c in lc.classes.items()} if lc.inside is None else {},
+        "registration": tasks.registration,
     }
     with timer.stage(name), execution.reading_errors(lc.files):
         if plan.patch_rule is not None:
@@ -86,6 +91,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             done, status, unknown = execution.compute(lazy, lazy_status, lazy_unknown)
             _check_unknown(unknown, lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
+    _warn_misregistration(plan, done["registration"])
     counts = _epoch_counts(done["counts"], done["interval_counts"])
     if lc.inside is None:
         studyarea.warn_open_water(counts, done["edges"], lc.grid.row_area_m2())
@@ -95,7 +101,8 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     if plan.spread_years:
         with timer.stage("spread statistics over the flux maps"):
             tasks.rasters += spread_flux(plan, params, counts, list(done["interval_counts"]), staging)
-    return PassResults(status, unknown, counts, done["interval_counts"], sorted(set(tasks.rasters)), params)
+    rasters = sorted(set(tasks.rasters))
+    return PassResults(status, unknown, counts, done["interval_counts"], rasters, params, done["registration"])
 
 
 def split_by_patches(plan: Plan, staging: Staging, lazy_status: dict, lazy_unknown: dict) -> tuple[dict, dict]:
@@ -169,6 +176,7 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
         for name, lookup in lookups.items():
             keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
         tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.per_row)
+        tasks.registration[(y0, y1)] = registration.kind_counts(registration.change_kind(before, after), zones)
         write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
         write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
         if densities is not None:
@@ -241,6 +249,39 @@ def spread_flux(
         writes.append(cog.raster_parts_task(flux[key], target, grid, np.nan))
     execution.compute(writes)
     return written
+
+
+def _warn_misregistration(plan: Plan, kinds: dict[tuple[int, int], dict]) -> None:
+    """Change that a one-pixel shift of the epochs explains: say so, with the numbers, per interval."""
+    for (y0, y1), counts in kinds.items():
+        row = registration.registration_columns(counts[None], np.array([1])).iloc[0]
+        if row["registration_check"] != "suspect":
+            continue
+        changed, nearby = int(row["changed_pixels"]), int(row["changed_with_earlier_class_nearby_pixels"])
+        resampled = [s.year for s in plan.lc.sources if s.year in (y0, y1) and plan.grid.differences(s.grid)]
+        how = (
+            f"; epoch {', '.join(map(str, resampled))} was resampled with nearest neighbour onto the first "
+            f"epoch's grid, which alone shifts class boundaries by up to a pixel"
+            if resampled
+            else ""
+        )
+        log.warning(
+            "interval %d-%d: %.1f %% of the changed pixels (%s of %s) took a class found among their 3 x 3 "
+            "neighbours in %d and only %s changed amid uniform land: the change is mostly what a shift of "
+            "up to one pixel between the epochs makes (misregistration), not land-use change%s. Its "
+            "changed area, transitions, pathways and displacement ratio are not to be trusted: co-register "
+            "the epochs, or compare products on one grid. The same check finds product-version changes "
+            "(e.g. ESA WorldCover v100 -> v200) that redraw boundaries. See neighbour_share in %s",
+            y0,
+            y1,
+            100 * row["neighbour_share"],
+            f"{nearby:,}",
+            f"{changed:,}",
+            y0,
+            f"{int(row['changed_amid_uniform_land_pixels']):,}",
+            how,
+            spec.path("intervals", layer="region"),
+        )
 
 
 def _warn_partial_zones(plan: Plan, counts: dict[int, pd.DataFrame]) -> None:

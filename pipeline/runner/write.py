@@ -17,7 +17,7 @@ from pipeline.model.grid import Grid
 from pipeline.model.inputs import EpochSource, ZoneLayer
 from pipeline.runner.compute import PassResults, warn_uncounted
 from pipeline.runner.plan import Plan
-from pipeline.stages import balance, intensity, reclassify, transitions, trends, zonal
+from pipeline.stages import balance, intensity, reclassify, registration, transitions, trends, zonal
 from pipeline.stages.counts import areas_ha
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,11 @@ def interval_tables(
             _write(matrix, staging, spec.path("transitions", layer=name, y0=y0, y1=y1), co2)
             _write(pathways, staging, spec.path("pathways", layer=name, y0=y0, y1=y1), co2)
             out.pathways[(name, y0, y1)] = pathways
-            summaries[name].append(transitions.interval_summary(matrix, zones, y0, y1))
+            summary = transitions.interval_summary(matrix, zones, y0, y1)
+            if (y0, y1) in results.registration:
+                kinds = registration.registration_columns(results.registration[(y0, y1)][column], zones["number"])
+                summary = pd.concat([summary, kinds.set_axis(summary.index)], axis=1)
+            summaries[name].append(summary)
             if layer is None:
                 region_matrices[(y0, y1)] = matrix
     for name, parts in summaries.items():
