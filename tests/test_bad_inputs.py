@@ -186,6 +186,15 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
     if case == "zones without a CRS":
         path = _zones(tmp, crs=None)
         return {"epochs": epochs, "zones": [{"name": "z", "path": path.name, "id": "code"}]}, [str(path), "no CRS"]
+    if case == "boundary outside the rasters":
+        path = _zones(tmp, name="b.gpkg", where=(100000, 0))
+        return {"epochs": epochs, "boundary": path.name}, [str(path), "overlaps"]
+    if case == "boundary of points":
+        import geopandas as gpd
+        import shapely
+
+        gpd.GeoDataFrame(geometry=[shapely.Point(500100, 3399900)], crs="EPSG:32650").to_file(tmp / "p.gpkg")
+        return {"epochs": epochs, "boundary": "p.gpkg"}, [str(tmp / "p.gpkg"), "polygons"]
     if case == "gcj02 on a projected layer":
         path = _zones(tmp)
         zone = {"name": "z", "path": path.name, "id": "code", "coordinates": "gcj02"}
@@ -231,6 +240,8 @@ CASES = [
     "zones without the id field",
     "duplicate zone ids",
     "zones outside the rasters",
+    "boundary outside the rasters",
+    "boundary of points",
     "zones without a CRS",
     "gcj02 on a projected layer",
     "density table without a pool column",
