@@ -290,6 +290,30 @@ def column_unit(name: str) -> tuple[str, str] | None:
 
 _CLASS_CODES = "1 cropland ... 8 unused, 0 nodata"
 _TABLE = (".parquet",)
+#: Columns shared by two outputs: a zone layer's areas (zones_<layer>.csv and <layer>.gpkg) and the gap fill
+#: (redline/gap_fill.gpkg, and after the coverage in redline/coverage.csv).
+_ZONE_AREAS = (
+    "zone_id",
+    "zone_name",
+    "polygon_area_ha",
+    "inside_rasters_ha",
+    "burned_area_ha",
+    "valid_area_ha",
+    "boundary_difference_ha",
+    "overlap_ha",
+)
+_GAP_FILL = (
+    "zone_id",
+    "zone_name",
+    "shortfall_ha",
+    "threshold_density_tC_ha",
+    "added_ha",
+    "added_stock_tC",
+    "covered_after_ha",
+    "share_after",
+    "met_after",
+    "remaining_shortfall_ha",
+)
 
 OUTPUTS: tuple[Output, ...] = (
     Output(
@@ -523,16 +547,7 @@ OUTPUTS: tuple[Output, ...] = (
         "zonal",
         "each zone layer, with the zonal stage",
         sidecars=_TABLE,
-        columns=(
-            "zone_id",
-            "zone_name",
-            "polygon_area_ha",
-            "inside_rasters_ha",
-            "burned_area_ha",
-            "valid_area_ha",
-            "boundary_difference_ha",
-            "overlap_ha",
-        ),
+        columns=_ZONE_AREAS,
     ),
     Output(
         "transitions",
@@ -695,14 +710,7 @@ OUTPUTS: tuple[Output, ...] = (
         "zonal",
         "each zone layer, with the zonal stage",
         columns=(
-            "zone_id",
-            "zone_name",
-            "polygon_area_ha",
-            "inside_rasters_ha",
-            "burned_area_ha",
-            "valid_area_ha",
-            "boundary_difference_ha",
-            "overlap_ha",
+            *_ZONE_AREAS,
             "stock_tC_{year}",
             "sink_tC_yr_{year}",
             "source_tC_yr_{year}",
@@ -766,13 +774,7 @@ OUTPUTS: tuple[Output, ...] = (
             "target_share",
             "shortfall_ha",
             "met",
-            "threshold_density_tC_ha",
-            "added_ha",
-            "added_stock_tC",
-            "covered_after_ha",
-            "share_after",
-            "met_after",
-            "remaining_shortfall_ha",
+            *_GAP_FILL[3:],
         ),
     ),
     Output(
@@ -783,18 +785,7 @@ OUTPUTS: tuple[Output, ...] = (
         "ha, t C, t C/ha",
         "redline",
         "with `redline:` and `redline.zone_layer`",
-        columns=(
-            "zone_id",
-            "zone_name",
-            "shortfall_ha",
-            "threshold_density_tC_ha",
-            "added_ha",
-            "added_stock_tC",
-            "covered_after_ha",
-            "share_after",
-            "met_after",
-            "remaining_shortfall_ha",
-        ),
+        columns=_GAP_FILL,
     ),
     # ---- maps (PNG, 150 dpi)
     Output(
