@@ -241,6 +241,13 @@ class Config(_Strict):
         description="`exact`: all epochs must be on one grid (tolerance 1e-6 pixel). `nearest`: later epochs are "
         "resampled onto the first epoch's grid with nearest neighbour (other origin, resolution or CRS).",
     )
+    area: Literal["ellipsoidal", "planar"] = Field(
+        "ellipsoidal",
+        description="How a pixel's area is measured. `ellipsoidal`: on the ellipsoid, as land surveys report "
+        "area (a projected grid's planar area divided by the projection's areal scale factor, per cell of about "
+        "5 km; a geographic grid's exact area per row). `planar`: a projected grid's area in its own plane "
+        "(pixel width x height, e.g. 900 m² for 30 m), as most GIS report it.",
+    )
     unknown_codes: Literal["error", "nodata"] = Field(
         "error",
         description="`error`: codes not in the scheme stop the run, each listed with its pixel count. `nodata`: "

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
+from pipeline.model.grid import PixelAreas
 
 
 def assert_file_error(
@@ -93,3 +94,25 @@ def class_lut(mapping: dict[int, int]) -> np.ndarray:
 def expected_classes(codes: np.ndarray, mapping: dict[int, int] = CNLUCC) -> np.ndarray:
     """The classes of uint8 ``codes`` by a hand mapping."""
     return class_lut(mapping)[codes]
+
+
+def row_areas(row_area_m2, width: int) -> PixelAreas:
+    """Pixel areas that change by image row only, as on a geographic grid: each row is its own cell."""
+    rows = np.asarray(row_area_m2, float)
+    return PixelAreas((len(rows), width), (1, width), rows[:, None], "ellipsoidal")
+
+
+def constant_areas(m2: float = 900.0, shape: tuple[int, int] = (1, 1)) -> PixelAreas:
+    """One area for every pixel, as with ``area: planar`` (900 m²: 30 m pixels)."""
+    return PixelAreas(shape, shape, np.full((1, 1), float(m2)), "planar")
+
+
+def per_row_histogram(values, nbins: int) -> np.ndarray:
+    """Pixels of each value 0..nbins-1 per image row (shape (height, nbins)), from ``group_counts`` per row."""
+    from pipeline.stages.counts import group_counts
+
+    h, w = values.shape
+    frame = group_counts({"value": (values, nbins)}, row_areas(np.ones(h), w)).compute()
+    out = np.zeros((h, nbins), np.int64)
+    np.add.at(out, (frame["cell"].to_numpy(), frame["value"].to_numpy()), frame["pixels"].to_numpy())
+    return out

@@ -195,6 +195,11 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
 
         gpd.GeoDataFrame(geometry=[shapely.Point(500100, 3399900)], crs="EPSG:32650").to_file(tmp / "p.gpkg")
         return {"epochs": epochs, "boundary": "p.gpkg"}, [str(tmp / "p.gpkg"), "polygons"]
+    if case == "planar areas of a geographic grid":
+        for name in ("g1.tif", "g2.tif"):
+            write_raster(tmp / name, data, transform=Affine(0.001, 0, 106, 0, -0.001, 27), crs="EPSG:4326")
+        settings = {"epochs": {2000: "g1.tif", 2020: "g2.tif"}, "area": "planar"}
+        return settings, [str(tmp / "g1.tif"), "`area: planar` needs a projected grid", "remove `area: planar`"]
     if case == "gcj02 on a projected layer":
         path = _zones(tmp)
         zone = {"name": "z", "path": path.name, "id": "code", "coordinates": "gcj02"}
@@ -219,6 +224,7 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         "unknown scheme": ({"epochs": epochs, "scheme": "cnluc"}, "did you mean 'cnlucc'?"),
         "epochs that are not years": ({"epochs": {20: "a.tif", 2020: "b.tif"}}, "epoch keys must be years"),
         "bad align value": ({"epochs": epochs, "align": "closest"}, "align"),
+        "bad area value": ({"epochs": epochs, "area": "geodesic"}, "area"),
         "red lines without densities": ({"epochs": epochs, "redline": {"min_area_ha": 10}}, "needs carbon.densities"),
         "statistics without a zone layer": ({"epochs": epochs, "carbon": {"statistics": "s.csv"}}, "zone layer"),
         "chunks too small": ({"epochs": epochs, "dask": {"chunks": 8}}, "dask.chunks"),
@@ -244,6 +250,7 @@ CASES = [
     "boundary of points",
     "zones without a CRS",
     "gcj02 on a projected layer",
+    "planar areas of a geographic grid",
     "density table without a pool column",
     "negative density",
     "density key twice",
@@ -255,6 +262,7 @@ CASES = [
     "unknown scheme",
     "epochs that are not years",
     "bad align value",
+    "bad area value",
     "red lines without densities",
     "statistics without a zone layer",
     "chunks too small",

@@ -57,6 +57,7 @@ def write_boundary(path: Path, geom, crs: str = "EPSG:32650") -> Path:
 
 
 def run(folder: Path, **settings) -> Path:
+    settings.setdefault("area", "planar")  # worked by hand in planar 30 m pixels of 0.09 ha
     cfg = write_config(folder, epochs={2000: "lc2000.tif", 2020: "lc2020.tif"}, **settings)
     assert cli("run", cfg) == 0
     return folder / "out"

@@ -18,7 +18,7 @@ from pipeline.model.inputs import ParameterTable, ZoneLayer
 from pipeline.stages.carbon import by_class, rate_lookup, row_index, stock_and_flux
 
 from .conftest import read, write_config, write_raster
-from .helpers import cli
+from .helpers import cli, constant_areas
 
 DENSITIES = (
     "class,c_above,c_below,c_soil,c_dead,source\n"
@@ -34,7 +34,9 @@ def test_stock_and_flux_by_hand(tmp_path):
     write_raster(tmp_path / "b.tif", b)
     (tmp_path / "d.csv").write_text(DENSITIES)
     (tmp_path / "r.csv").write_text(RATES)
-    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon={"densities": "d.csv", "rates": "r.csv"})
+    cfg = write_config(
+        tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon={"densities": "d.csv", "rates": "r.csv"}, area="planar"
+    )
     assert cli("run", cfg) == 0
     stock = read(tmp_path / "out/rasters/stock_2000.tif")
     np.testing.assert_allclose(stock, [[97, 185, 185, np.nan], [107, 40.6, 62.5, 97]])
@@ -68,7 +70,7 @@ def test_missing_density_row_stops_the_run_naming_the_table(tmp_path, capsys):
 def test_single_epoch_has_stock_but_no_change(tmp_path):
     write_raster(tmp_path / "a.tif", np.array([[11, 41, 21], [23, 11, 255]], np.uint8))
     (tmp_path / "d.csv").write_text(DENSITIES + "4,1,1,1,1,f\n")
-    assert cli("run", write_config(tmp_path, epochs={2000: "a.tif"}, carbon={"densities": "d.csv"})) == 0
+    assert cli("run", write_config(tmp_path, epochs={2000: "a.tif"}, carbon={"densities": "d.csv"}, area="planar")) == 0
     classes = pd.read_csv(tmp_path / "out/tables/classes_region.csv", encoding="utf-8-sig").set_index("class")
     assert classes.pixels.sum() == 5 and classes.loc[4, "stock_tC"] == pytest.approx(4 * 0.09)
     assert not list((tmp_path / "out").rglob("*transition*")) and not (tmp_path / "out/maps").exists()
@@ -84,8 +86,8 @@ def test_seed_002_arithmetic():
     x 0.021 = 3.37e4 t C (2005)."""
     lookup = rate_lookup(_table({2: -0.644, 3: -0.021}))
     # Pixels of 1 ha (1e4 m2), so counts are hectares; rate index 1 is class 2's row, 2 is class 3's.
-    counts = pd.DataFrame({"class": [2, 3], "rate": [1, 2], "row": [0, 0], "pixels": [7_907_300, 1_606_400]})
-    totals = by_class(stock_and_flux(counts, np.array([1e4]), None, lookup), []).set_index("class")
+    counts = pd.DataFrame({"class": [2, 3], "rate": [1, 2], "cell": [0, 0], "pixels": [7_907_300, 1_606_400]})
+    totals = by_class(stock_and_flux(counts, constant_areas(1e4), None, lookup), []).set_index("class")
     assert round(totals.loc[2, "sink_tC_yr"] / 1e4, 2) == 509.23
     assert round(totals.loc[3, "sink_tC_yr"] / 1e4, 2) == 3.37
     assert (totals["source_tC_yr"] == 0).all()
@@ -102,6 +104,7 @@ def test_invest_table_on_its_own_rasters(real_data, tmp_path):
         scheme=scheme,
         carbon={"densities": str(d / "carbon_pools_samp.csv")},
         dask={"chunks": 256},
+        area="planar",  # InVEST measures pixels in their plane: 0.09 ha
     )
     assert cli("run", cfg) == 0
     pools = pd.read_csv(d / "carbon_pools_willamette.csv").set_index("lucode")

@@ -27,7 +27,8 @@ def _run(tmp_path, caplog, threshold=None, rates=True, crs="EPSG:32650", transfo
         carbon["rates"] = "r.csv"
     if threshold is not None:
         carbon["max_uncounted_share"] = threshold
-    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon=carbon)
+    # Worked by hand in planar 30 m pixels of 0.09 ha.
+    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon=carbon, area="planar")
     with caplog.at_level(logging.WARNING):
         assert cli("run", cfg) == 0
     return pd.read_csv(tmp_path / "out/tables/balance_region.csv", encoding="utf-8-sig").set_index("year")
@@ -118,7 +119,9 @@ def test_zones_without_land_are_listed_and_left_off_the_maps_and_report(tmp_path
     write_raster(tmp_path / "b.tif", LAND)
     (tmp_path / "r.csv").write_text(f"class,rate_tC_ha_yr\n1,0.5\n2,{FOREST_RATE}\n")
     zones = [{"name": "z", "path": "z.gpkg", "id": "code"}]
-    cfg = write_config(tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon={"rates": "r.csv"}, zones=zones)
+    cfg = write_config(
+        tmp_path, epochs={2000: "a.tif", 2020: "b.tif"}, carbon={"rates": "r.csv"}, zones=zones, area="planar"
+    )
     with caplog.at_level(logging.WARNING):
         assert cli("run", cfg) == 0
     assert "1 of 3 zones have no valid pixel" in caplog.text

@@ -77,3 +77,12 @@ def test_a_class_absent_at_one_end_is_not_a_number():
     cat = intensity.category_level(mats).set_index("class")
     assert np.isnan(cat.loc[5, "loss_intensity_pct"]) and cat.loc[5, "loss"] == "n/a"
     assert cat.loc[5, "gain_intensity_pct"] == pytest.approx(10.0) and cat.loc[5, "gain"] == "active"
+
+
+def test_a_region_of_one_class_has_an_empty_transition_level_table_with_its_columns():
+    """Forest only, no change: no pair of classes, so no row; the table still has its columns (a run of such
+    a region once stopped with KeyError 'class')."""
+    one = {(2000, 2020): pd.DataFrame([[27.0]], index=[2], columns=[2])}
+    t = intensity.transition_level(one)
+    assert len(t) == 0
+    assert list(t.columns[:8]) == ["y0", "y1", "years", "kind", "class", "class_name", "other_class", "other_class_name"]

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from pipeline.config import BUILTIN_SCHEMES
 from pipeline.errors import ConfigError
 from pipeline.io.parameters import load_scheme
-from pipeline.stages.counts import row_histogram
 from pipeline.stages.reclassify import (
     EXCLUDED_BY_OTHER,
     OWN_NODATA,
@@ -22,7 +21,7 @@ from pipeline.stages.reclassify import (
     unknown_codes,
 )
 
-from .helpers import assert_file_error
+from .helpers import assert_file_error, per_row_histogram
 
 # For each built-in scheme: a 2 x 4 block of product codes and the DESIGN.md classes expected, by hand
 # from the product legends (see the header of each pipeline/schemes/*.csv).
@@ -103,7 +102,7 @@ def test_common_mask_and_status_by_hand():
     )
     np.testing.assert_array_equal(apply_mask(b, valid).values, [[1, 0, 0], [0, 5, 6]])
     np.testing.assert_array_equal(
-        row_histogram(apply_mask(b, valid), 9).compute()[:, [0, 1, 5, 6]], [[2, 1, 0, 0], [1, 0, 1, 1]]
+        per_row_histogram(apply_mask(b, valid), 9)[:, [0, 1, 5, 6]], [[2, 1, 0, 0], [1, 0, 1, 1]]
     )
 
 
@@ -122,7 +121,7 @@ def test_class_counts_sum_to_valid_area_whatever_the_chunking(shape, chunk, seed
     for chunks in (chunk, shape):
         mapped = [map_to_classes(lazy(e, chunks=chunks), scheme) for e in epochs]
         valid = common_valid(mapped)
-        counts = [row_histogram(apply_mask(m, valid), 9).compute() for m in mapped]
+        counts = [per_row_histogram(apply_mask(m, valid), 9) for m in mapped]
         results.append(counts)
         n_valid = int(valid.sum())
         for c in counts:
@@ -130,12 +129,3 @@ def test_class_counts_sum_to_valid_area_whatever_the_chunking(shape, chunk, seed
             assert c.sum() == shape[0] * shape[1]
     for small, whole in zip(*results):
         np.testing.assert_array_equal(small, whole)
-
-
-def test_totals_without_rows_equal_the_sum_of_rows():
-    arr = xr.DataArray(
-        da.from_array(np.random.default_rng(2).integers(0, 9, (37, 23)).astype(np.uint8), chunks=(10, 7)),
-        dims=("y", "x"),
-    )
-    per_row, total = row_histogram(arr, 9).compute(), row_histogram(arr, 9, per_row=False).compute()
-    assert total.shape == (1, 9) and (per_row.sum(axis=0) == total[0]).all()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, pixel_areas
 from pipeline.stages.redline import (
     coverage,
     disc,
@@ -140,7 +140,9 @@ def run(
     mask=None,
     idx=None,
 ):
-    """The module wired as a run would: stats, z, hotspots, labels written once, one counting pass, tables."""
+    """The module wired as a run would: stats, z, hotspots, labels written once, one counting pass, tables.
+    Projected grids are measured in their plane (``area: planar``), so pixels of 30 m are 0.09 ha."""
+    areas = pixel_areas(grid, "ellipsoidal" if grid.crs.is_geographic else "planar")
     idx = cls if idx is None else idx
     c, ix = arr(cls, chunks), arr(idx, chunks)
     lk = None if locked is None else arr(locked, chunks)
@@ -156,14 +158,14 @@ def run(
     labels = arr(lab_np, chunks)
     zr = {name: (arr(z, chunks), int(z.max()) + 1) for name, z in zones.items()}
     counts, anchors = dask.compute(
-        redline_counts(labels, int(n), c, grid, (ix, len(DENS)), zr, rate=(ix, len(RATE)), locked_in=lk),
+        redline_counts(labels, int(n), c, areas, (ix, len(DENS)), zr, rate=(ix, len(RATE)), locked_in=lk),
         patch_anchors(labels),
     )
-    table = patch_table(counts, anchors, grid, min_area_ha, DENS, RATE, zone_names=list(zones))
+    table = patch_table(counts, anchors, grid, areas, min_area_ha, DENS, RATE, zone_names=list(zones))
     keep = table["label"].tolist()
     zone = list(zones)[-1]
-    cover = coverage(counts, grid, zone, keep, key_zones, default_target=default_target)
-    fill, thresholds = gap_fill(counts, cover, grid, zone, keep, DENS)
+    cover = coverage(counts, areas, zone, keep, key_zones, default_target=default_target)
+    fill, thresholds = gap_fill(counts, cover, areas, zone, keep, DENS)
     gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
     polygons = vectorise(labels, keep, grid)
     return {
@@ -331,7 +333,7 @@ def test_geographic_grid_areas_from_row_areas():
         np.full((12, 10), 2, np.uint8), (5, 4), geo, {"county": np.ones((12, 10), np.int32)}, min_area_ha=0.1, mask=mask
     )
     (row,) = out["table"].to_dict("records")
-    area = geo.row_area_m2()[2:9].sum() * 3 / 1e4
+    area = pixel_areas(geo).area_m2[2:9, 0].sum() * 3 / 1e4
     assert row["area_ha"] == pytest.approx(area) and row["stock_tC"] == pytest.approx(area * 180)
     assert out["polygons"].crs == geo.crs and shapely.is_valid(out["polygons"].geometry.iloc[0])
 

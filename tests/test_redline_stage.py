@@ -55,6 +55,7 @@ def forest_region(tmp_path):
 def config(folder, **dask):
     return write_config(
         folder,
+        area="planar",  # worked by hand in planar 30 m pixels of 0.09 ha
         epochs={2000: "lc2000.tif", 2020: "lc2020.tif"},
         carbon={"densities": "d.csv"},
         zones=[{"name": "eco", "path": "eco.gpkg", "id": "code"}],
@@ -167,6 +168,7 @@ def test_red_lines_of_sink_density(forest_region):
         epochs={2000: "lc2000.tif", 2020: "lc2020.tif"},
         carbon={"densities": "d.csv", "rates": "r.csv"},
         redline={"min_area_ha": 20, "radius_m": 90, "value": "sink"},
+        area="planar",
     )
     assert cli("run", forest_region / "config.yaml") == 0
     table = pd.read_csv(forest_region / "out/redline/candidates.csv", encoding="utf-8-sig")

@@ -95,7 +95,7 @@ STAGES = ["transitions"]
 def run_pair(tmp_path: Path, a: np.ndarray, b: np.ndarray, chunks: int) -> Path:
     folder = tmp_path / f"c{chunks}"
     epochs = {2000: str(write_raster(folder / "a.tif", a)), 2010: str(write_raster(folder / "b.tif", b))}
-    cfg = write_config(folder, epochs=epochs, dask={"chunks": chunks})
+    cfg = write_config(folder, epochs=epochs, dask={"chunks": chunks}, area="planar")  # 0.09 ha pixels
     run_pipeline(load_config(cfg), folder / "out", progress=False, stages=STAGES)
     return folder / "out"
 

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas, pixel_areas
 from pipeline.stages.split import extent_mask, split_by_extent, split_by_patches
 
-GRID = Grid(CRS.from_epsg(32650), Affine(100, 0, 500000, 0, -100, 3400000), 12, 10)  # 1 ha pixels
+GRID = Grid(CRS.from_epsg(32650), Affine(100, 0, 500000, 0, -100, 3400000), 12, 10)
+PLANAR = pixel_areas(GRID, "planar")  # 1 ha pixels
 
 
 def classes(arr, chunks):
@@ -31,7 +32,7 @@ RASTER[3, 5] = 7
 
 @pytest.mark.parametrize("chunks", [(5, 6), (3, 4), (10, 12), (1, 1)])
 def test_patch_rule_by_hand_across_chunk_edges(chunks):
-    out = split_by_patches(classes(RASTER, chunks), GRID, min_area_ha=6).values
+    out = split_by_patches(classes(RASTER, chunks), PLANAR, min_area_ha=6).values
     expected = RASTER.copy()
     expected[4:6, 5:8] = 5  # 6 ha >= 6 ha: urban, although cut in four by the chunks
     expected[8, 0] = expected[9, 1] = 6  # 2 ha village: rural
@@ -39,23 +40,24 @@ def test_patch_rule_by_hand_across_chunk_edges(chunks):
     expected[0, 11] = 6
     expected[3, 5] = 7  # other construction never joins a patch
     np.testing.assert_array_equal(out, expected)
-    assert (split_by_patches(classes(RASTER, chunks), GRID, min_area_ha=6.01).values[4:6, 5:8] == 6).all()
+    assert (split_by_patches(classes(RASTER, chunks), PLANAR, min_area_ha=6.01).values[4:6, 5:8] == 6).all()
 
 
 def test_patch_threshold_in_pixels_uses_real_pixel_area():
     grid30 = Grid(GRID.crs, Affine(30, 0, 500000, 0, -30, 3400000), 12, 10)  # 0.09 ha pixels
-    out = split_by_patches(classes(RASTER, (5, 6)), grid30, min_area_ha=0.54).values  # = 6 pixels
+    out = split_by_patches(classes(RASTER, (5, 6)), pixel_areas(grid30, "planar"), min_area_ha=0.54).values  # = 6 pixels
     assert (out[4:6, 5:8] == 5).all() and out[8, 0] == 6
-    out = split_by_patches(classes(RASTER, (5, 6)), grid30, min_area_ha=0.55).values
+    out = split_by_patches(classes(RASTER, (5, 6)), pixel_areas(grid30, "planar"), min_area_ha=0.55).values
     assert (out[4:6, 5:8] == 6).all()
 
 
 def test_patch_rule_on_a_geographic_grid_uses_row_areas():
     # 0.001 degree pixels at 60 N are about 111 m x 55.8 m = 0.62 ha; the town of 6 pixels is about 3.7 ha.
     geo = Grid(CRS.from_epsg(4326), Affine(0.001, 0, 10, 0, -0.001, 60.0), 12, 10)
-    area = geo.row_area_m2()[4:6].sum() * 3 / 1e4
-    below = split_by_patches(classes(RASTER, (5, 6)), geo, min_area_ha=area * 0.999).values
-    above = split_by_patches(classes(RASTER, (5, 6)), geo, min_area_ha=area * 1.001).values
+    areas = pixel_areas(geo)
+    area = areas.area_m2[4:6, 0].sum() * 3 / 1e4
+    below = split_by_patches(classes(RASTER, (5, 6)), areas, min_area_ha=area * 0.999).values
+    above = split_by_patches(classes(RASTER, (5, 6)), areas, min_area_ha=area * 1.001).values
     assert (below[4:6, 5:8] == 5).all() and (above[4:6, 5:8] == 6).all()
 
 
@@ -84,10 +86,21 @@ def test_patch_rule_equals_whole_raster_labelling_for_any_chunking(shape, chunks
         np.uint8
     )
     grid = Grid(GRID.crs, GRID.transform, shape[1], shape[0])
-    out = split_by_patches(classes(arr, chunks), grid, min_area_ha=float(min_pixels)).values
+    out = split_by_patches(classes(arr, chunks), pixel_areas(grid, "planar"), min_area_ha=float(min_pixels)).values
     built = (arr == 5) | (arr == 6)
     # 8-neighbour patches (docs/methods/classes.md; FRAGSTATS' default), written out
     labels, _ = ndimage.label(built, [[1, 1, 1], [1, 1, 1], [1, 1, 1]])
     size = np.bincount(labels.ravel())
     expected = np.where(built, np.where(size[labels] >= min_pixels, 5, 6), arr)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("chunks", [(5, 6), (3, 4), (10, 12), (1, 1), (2, 7)])
+def test_patch_area_is_summed_over_pixel_area_cells(chunks):
+    """Cells of 2 x 3 pixels with areas 1 + i + j/2 ha (cell row i, cell column j), as an ellipsoidal lattice
+    gives: the town's pixels (4-5, 5) lie in cell (2, 1), 3.5 ha each, and (4-5, 6-7) in cell (2, 2), 4 ha
+    each: 2 x 3.5 + 4 x 4 = 23 ha, whatever the chunks."""
+    i, j = np.meshgrid(np.arange(5), np.arange(4), indexing="ij")
+    areas = PixelAreas((10, 12), (2, 3), (1 + i + j / 2) * 1e4, "ellipsoidal")
+    assert (split_by_patches(classes(RASTER, chunks), areas, min_area_ha=23.0).values[4:6, 5:8] == 5).all()
+    assert (split_by_patches(classes(RASTER, chunks), areas, min_area_ha=23.001).values[4:6, 5:8] == 6).all()

@@ -106,6 +106,7 @@ def counties(tmp_path):
         zones=[{"name": "county", "path": "counties.gpkg", "id": "code", "label": "name"}],
         carbon={"densities": "d.csv", "rates": "r.csv", "statistics": "stats.csv", "co2": True},
         dask={"chunks": 64},
+        area="planar",  # worked by hand in planar 30 m pixels of 0.09 ha
     )
 
 

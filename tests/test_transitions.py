@@ -11,6 +11,7 @@ from pipeline.model.inputs import ParameterTable, ZoneLayer
 from pipeline.model.pathways import PATHWAY, PATHWAY_NAMES, pathway, transition
 from pipeline.stages import balance, carbon, counts, transitions
 
+from .helpers import constant_areas, row_areas
 from .strategies import interval_rasters
 
 # DESIGN.md, row by row: code -> the (from, to) pairs it names.
@@ -95,7 +96,7 @@ def _lookups(density: dict, rate: dict) -> tuple[carbon.Lookup, carbon.Lookup]:
     )
 
 
-def _interval(before, after, zone, chunks, densities, rates, per_row=False):
+def _interval(before, after, zone, chunks, densities, rates, areas=None):
     """The run's interval count for two class rasters and one zone raster (no zone-keyed tables)."""
     b, a, z = _lazy(before, chunks), _lazy(after, chunks), _lazy(zone, chunks)
     idx = {k: [carbon.row_index(lk, c, c, None) for c in (b, a)] for k, lk in (("density", densities), ("rate", rates))}
@@ -116,17 +117,17 @@ def _interval(before, after, zone, chunks, densities, rates, per_row=False):
                 "density": (idx["density"][i], densities.size),
                 "rate": (idx["rate"][i], rates.size),
             },
-            per_row,
+            areas,
         )
         for i, (y, c) in enumerate(((2000, b), (2020, a)))
     }
-    return counts.group_counts(keys, per_row).compute(), {y: f.compute() for y, f in epoch.items()}
+    return counts.group_counts(keys, areas).compute(), {y: f.compute() for y, f in epoch.items()}
 
 
 def test_interval_tables_by_hand():
     densities, rates = _lookups(DENSITY, RATE)
     frame, _ = _interval(BEFORE, AFTER, np.ones_like(BEFORE, np.int32), (2, 3), densities, rates)
-    acc = balance.CarbonParameters(densities, rates, np.array([900.0]))
+    acc = balance.CarbonParameters(densities, rates, constant_areas(900.0))
     acct = transitions.stock_and_flux_change(acc, frame, 2000, 2020)
     zones = balance.zone_frame(None, "test")
     paths = transitions.pathway_table(acct, zones, None, stock=True).set_index("pathway")
@@ -266,12 +267,13 @@ def test_intervals():
 def test_matrix_and_pathway_invariants(data):
     before, after, zone, (c1, c2), row_area = data
     densities, rates = _lookups({k: 7.3 * k + (k % 3) * 11.1 for k in range(1, 9)}, RATE)
-    frame, epochs = _interval(before, after, zone, c1, densities, rates, per_row=True)
-    other, _ = _interval(before, after, zone, c2, densities, rates, per_row=True)
+    areas = row_areas(row_area, before.shape[1])
+    frame, epochs = _interval(before, after, zone, c1, densities, rates, areas)
+    other, _ = _interval(before, after, zone, c2, densities, rates, areas)
     pd.testing.assert_frame_equal(frame, other)  # exact counts whatever the chunking
     for side, year in ((0, 2000), (1, 2020)):  # each epoch's counts are sums of the interval's
         pd.testing.assert_frame_equal(transitions.epoch_counts(frame, side), epochs[year])
-    acc = balance.CarbonParameters(densities, rates, row_area)
+    acc = balance.CarbonParameters(densities, rates, areas)
     acct = transitions.stock_and_flux_change(acc, frame, 2000, 2020)
     layer = ZoneLayer("z", None, ["a", "b", "c"], ["A", "B", "C"], None)
     for lay, column in ((None, None), (layer, "zone_z")):

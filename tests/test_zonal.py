@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 
 from pipeline.model import inputs
+from pipeline.model.grid import PixelAreas, pixel_areas
 from pipeline.model.inputs import ParameterTable
 from pipeline.stages import balance, carbon, counts, zonal
 
+from .helpers import constant_areas, row_areas
 from .strategies import zone_class_rasters
 
 
@@ -22,21 +24,29 @@ def _lazy(a: np.ndarray, chunks: tuple[int, int]) -> xr.DataArray:
 
 
 @settings(max_examples=60, deadline=None)
-@given(zone_class_rasters(), st.booleans(), st.sampled_from([4, 1 << 25, 1 << 40]))
-def test_group_counts_are_exact_for_any_chunking(data, per_row, zone_size):
-    """Declared sizes of 2**25 and 2**40 zones take the hashing path instead of the dense bincount, with
-    32-bit and 64-bit combined keys."""
+@given(zone_class_rasters(), st.sampled_from(["none", "rows", "cells"]), st.sampled_from([4, 1 << 25, 1 << 40]))
+def test_group_counts_are_exact_for_any_chunking(data, lattice, zone_size):
+    """Counts per combination and pixel-area cell: none (one area), per row (geographic) or per cell of
+    2 x 3 pixels (ellipsoidal on a projected grid). Declared sizes of 2**25 and 2**40 zones take the
+    hashing path instead of the dense bincount, with 32-bit and 64-bit combined keys."""
     zone, cls, (c1, c2) = data
+    h, w = zone.shape
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ncols = -(-w // 3)
+    areas, cell = {
+        "none": (None, np.zeros((h, w), int)),
+        "rows": (row_areas(np.ones(h), w), rows),
+        "cells": (PixelAreas((h, w), (2, 3), np.ones((-(-h // 2), ncols)), "ellipsoidal"), rows // 2 * ncols + cols // 3),
+    }[lattice]
     frames = [
-        counts.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, per_row).compute()
+        counts.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, areas).compute()
         for c in (c1, c2)
     ]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     f = frames[0]
     assert f["pixels"].sum() == zone.size and (f["pixels"] > 0).all()
-    for (z, k, r), n in f.set_index(["zone", "class", "row"])["pixels"].items():
-        rows = slice(r, r + 1) if per_row else slice(None)
-        assert n == ((zone[rows] == z) & (cls[rows] == k)).sum()
+    for (z, k, c), n in f.set_index(["zone", "class", "cell"])["pixels"].items():
+        assert n == ((zone == z) & (cls == k) & (cell == c)).sum()
 
 
 def _rates() -> carbon.Lookup:
@@ -66,7 +76,7 @@ def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
     layer = inputs.ZoneLayer("zone", None, ["a", "b", "c"], ["A", "B", "C"], None)
     dens, rates = _densities(), _rates()
     row_area = 900.0 + np.arange(zone.shape[0]) * 0.37  # rows of different area, as on a geographic grid
-    acc = balance.CarbonParameters(dens, rates, row_area)
+    acc = balance.CarbonParameters(dens, rates, row_areas(row_area, zone.shape[1]))
     tables = []
     for c in (c1, c2):
         classes = _lazy(cls, c)
@@ -76,7 +86,7 @@ def test_zone_tables_add_up_to_the_region_and_do_not_depend_on_chunks(data):
             "density": (carbon.row_index(dens, classes, classes, None), dens.size),
             "rate": (carbon.row_index(rates, classes, classes, None), rates.size),
         }
-        by_year = {2000: counts.group_counts(keys, per_row=True).compute()}
+        by_year = {2000: counts.group_counts(keys, acc.areas).compute()}
         tables.append(
             [balance.balance_table(acc, by_year, lay, col, "r") for lay, col in ((None, None), (layer, "zone_zone"))]
         )
@@ -112,8 +122,8 @@ def _layer(boxes: dict, crs: str) -> inputs.ZoneLayer:
 
 
 def _counts(cells: list[tuple[int, int, int, int]]) -> pd.DataFrame:
-    """A ``group_counts`` frame by hand: (zone, class, image row, pixels)."""
-    return pd.DataFrame(cells, columns=["zone_z", "class", "row", "pixels"])
+    """A ``group_counts`` frame by hand: (zone, class, pixel-area cell, pixels)."""
+    return pd.DataFrame(cells, columns=["zone_z", "class", "cell", "pixels"])
 
 
 def test_zone_report_by_hand_on_a_projected_grid():
@@ -132,8 +142,8 @@ def test_zone_report_by_hand_on_a_projected_grid():
         },
         "EPSG:32650",
     )
-    counts = _counts([(1, 0, 1, 2), (1, 3, 0, 10), (2, 2, 0, 12)])
-    got = zonal.zone_report(layer, counts, "zone_z", grid.row_area_m2(), grid).set_index("zone_id")
+    counts = _counts([(1, 0, 0, 2), (1, 3, 0, 10), (2, 2, 0, 12)])
+    got = zonal.zone_report(layer, counts, "zone_z", constant_areas(900.0), grid).set_index("zone_id")
     assert got.loc["A", "inside_rasters_ha"] == pytest.approx(102 * 120 / 1e4)  # 1.224 ha, planar like the pixels
     assert got.loc["B", "inside_rasters_ha"] == pytest.approx(90 * 120 / 1e4)  # 1.08
     assert got.loc["A", "burned_area_ha"] == pytest.approx(1.08) and got.loc["B", "burned_area_ha"] == 1.08
@@ -165,7 +175,7 @@ def test_zone_report_by_hand_on_a_geographic_grid():
     )
     # A burns columns 0-1 of every row, B columns 2-3; A's row-2 pixels are nodata.
     counts = _counts([(1, 1, 0, 2), (1, 1, 1, 2), (1, 0, 2, 2), (2, 2, 0, 2), (2, 2, 1, 2), (2, 2, 2, 2)])
-    got = zonal.zone_report(layer, counts, "zone_z", grid.row_area_m2(), grid).set_index("zone_id")
+    got = zonal.zone_report(layer, counts, "zone_z", pixel_areas(grid), grid).set_index("zone_id")
     inside_a = ha(106.0, 106.024)
     assert 780 < inside_a < 800
     assert got.loc["A", "inside_rasters_ha"] == pytest.approx(inside_a, rel=1e-6)

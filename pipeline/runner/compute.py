@@ -19,12 +19,7 @@ from pipeline.model.pathways import PATHWAY_NODATA
 from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
 from pipeline.stages import balance, carbon, reclassify, registration, split, transitions, zonal
-from pipeline.stages.counts import (
-    count_area_ha,
-    group_counts,
-    merge_counts,
-    row_histogram,
-)
+from pipeline.stages.counts import count_area_ha, group_counts, merge_counts
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +41,10 @@ class PassTasks:
 
 @dataclass
 class PassResults:
-    """What the pass computed: per epoch the pixel status histogram (``reclassify`` statuses, per row on a
-    geographic grid) and unknown codes, per epoch and interval the pixel counts, the staged rasters."""
+    """What the pass computed: per epoch the pixels per ``reclassify`` status (and pixel-area cell) and
+    unknown codes, per epoch and interval the pixel counts, the staged rasters."""
 
-    status: dict[int, np.ndarray]
+    status: dict[int, pd.DataFrame]
     unknown: dict[int, dict[int, int]]
     counts: dict[int, pd.DataFrame]
     interval_counts: dict[tuple[int, int], pd.DataFrame]
@@ -64,11 +59,11 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
     lc = plan.lc
     lazy_status = {
-        y: row_histogram(reclassify.pixel_status(m, lc.valid, lc.inside), reclassify.NSTATUS, plan.per_row)
+        y: group_counts({"status": (reclassify.pixel_status(m, lc.valid, lc.inside), reclassify.NSTATUS)}, lc.areas)
         for y, m in lc.mapped.items()
     }
     lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside) for y in lc.codes}
-    status: dict[int, np.ndarray] = {}
+    status: dict[int, pd.DataFrame] = {}
     unknown: dict[int, dict[int, int]] = {}
     if plan.patch_rule is not None:
         with timer.stage("compute (one pass over the input pixels)"), execution.reading_errors(lc.files):
@@ -94,8 +89,8 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     _warn_misregistration(plan, done["registration"])
     counts = _epoch_counts(done["counts"], done["interval_counts"])
     if lc.inside is None:
-        studyarea.warn_open_water(counts, done["edges"], lc.grid.row_area_m2())
-    params = balance.CarbonParameters(plan.densities, plan.rates, lc.grid.row_area_m2(), plan.carbon_layer, plan.terms)
+        studyarea.warn_open_water(counts, done["edges"], lc.areas)
+    params = balance.CarbonParameters(plan.densities, plan.rates, lc.areas, plan.carbon_layer, plan.terms)
     if plan.terms and plan.carbon_layer is not None:
         _warn_partial_zones(plan, counts)
     if plan.spread_years:
@@ -113,7 +108,7 @@ def split_by_patches(plan: Plan, staging: Staging, lazy_status: dict, lazy_unkno
     assert rule is not None
     unsplit = {y: staging.path(f"work/unsplit_{y}.vrt") for y in lc.classes}
     writes = [cog.raster_parts_task(c, unsplit[y], lc.grid, 0) for y, c in lc.classes.items()]
-    flags = {y: split.patch_flags(c, lc.grid, rule.patch_min_ha) for y, c in lc.classes.items()}
+    flags = {y: split.patch_flags(c, lc.areas, rule.patch_min_ha) for y, c in lc.classes.items()}
     _, status, unknown, flags = execution.compute(writes, lazy_status, lazy_unknown, flags)
     lc.classes = {
         y: split.apply_patch_flags(cog.open_own(unsplit[y], lc.grid, plan.config.dask.chunks), flags[y])
@@ -169,13 +164,13 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
     for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
-        tasks.counts[year] = group_counts(keys, plan.per_row)
+        tasks.counts[year] = group_counts(keys, plan.areas)
     for y0, y1 in pairs:
         before, after = lc.classes[y0], lc.classes[y1]
         keys = {"from_class": (before, carbon.NBINS_CLASS), "to_class": (after, carbon.NBINS_CLASS), **zones}
         for name, lookup in lookups.items():
             keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
-        tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.per_row)
+        tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.areas)
         tasks.registration[(y0, y1)] = registration.kind_counts(registration.change_kind(before, after), zones)
         write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
         write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
@@ -289,7 +284,7 @@ def _warn_partial_zones(plan: Plan, counts: dict[int, pd.DataFrame]) -> None:
     layer = plan.carbon_layer
     assert layer is not None
     frame = next(iter(counts.values()))
-    inside = pd.Series(count_area_ha(frame, plan.grid.row_area_m2())).groupby(frame["czone"].to_numpy()).sum()
+    inside = pd.Series(count_area_ha(frame, plan.areas)).groupby(frame["czone"].to_numpy()).sum()
     share = inside.reindex(range(1, len(layer.ids) + 1), fill_value=0).to_numpy() / zonal.polygon_area_ha(layer)
     with_stats = sorted(set().union(*(t.index for t in plan.terms.values())))
     partial = [f"{layer.ids[z - 1]} ({share[z - 1]:.0%})" for z in with_stats if share[z - 1] < 0.98]

@@ -17,7 +17,7 @@ from pipeline import spec
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import ConfigError
 from pipeline.io import parameters, rasters, vectors
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas, pixel_areas
 from pipeline.model.inputs import EpochSource, Scheme, ZoneLayer
 from pipeline.runner import redlines, studyarea
 from pipeline.stages import (
@@ -56,6 +56,8 @@ class LandCover:
     """The lazy land cover of every epoch on one grid, as ingest and reclassify leave it."""
 
     grid: Grid
+    #: How each pixel's area is measured (``area:`` in the config).
+    areas: PixelAreas
     sources: list[EpochSource]
     scheme: Scheme
     codes: dict[int, xr.DataArray]
@@ -80,6 +82,7 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     sources = rasters.open_sources(config.epochs, workdir)
     grid = rasters.check_alignment(sources, config.align)
     check_size(grid, sources, config.dask.chunks, config.dask.max_pixels)
+    areas = measure_pixels(grid, config, sources)
     codes = {s.year: rasters.open_epoch(s, grid, config.dask.chunks) for s in sources}
     mapped = {y: reclassify.map_to_classes(c, scheme) for y, c in codes.items()}
     valid = reclassify.common_valid(list(mapped.values()))
@@ -90,7 +93,7 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
     classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
     rule = config.urban_split
     if isinstance(rule, PatchSplit) and not defer_patch_split:
-        classes = {y: split.split_by_patches(c, grid, rule.patch_min_ha) for y, c in classes.items()}
+        classes = {y: split.split_by_patches(c, areas, rule.patch_min_ha) for y, c in classes.items()}
     elif isinstance(rule, ExtentSplit):
         polygons = vectors.read_polygons(rule.urban_extent, grid, rule.layer)
         inside = split.extent_mask(polygons.geometry.values, grid, valid)
@@ -101,7 +104,7 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
             "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it",
             scheme.name,
         )
-    return LandCover(grid, sources, scheme, codes, mapped, valid, classes, inside)
+    return LandCover(grid, areas, sources, scheme, codes, mapped, valid, classes, inside)
 
 
 def check_size(grid: Grid, sources: list[EpochSource], chunks: int, limit: float) -> None:
@@ -123,6 +126,47 @@ def check_size(grid: Grid, sources: list[EpochSource], chunks: int, limit: float
             f"dask.max_pixels = {limit:.3g}; check the rasters' extent and resolution, or raise "
             "dask.max_pixels in the config",
             sources[0].dataset,
+        )
+
+
+#: With ``area: planar``, warn when planar areas differ from the ellipsoid's, or vary, by more than this share.
+PLANAR_SCALE_SPREAD = 0.005
+
+
+def measure_pixels(grid: Grid, config: Config, sources: list[EpochSource]) -> PixelAreas:
+    """The grid's pixel areas by ``area:``, said in the log; an impossible choice names the first raster."""
+    try:
+        areas = pixel_areas(grid, config.area)
+    except ConfigError as err:
+        raise ConfigError(str(err), sources[0].dataset) from None
+    describe_areas(areas, grid)
+    return areas
+
+
+def describe_areas(areas: PixelAreas, grid: Grid) -> None:
+    """Say how pixels are measured; warn when planar areas differ from the ellipsoid's by more than 0.5 %."""
+    low, high = areas.areal_scale
+    if areas.method == "planar":
+        if high / low - 1 > PLANAR_SCALE_SPREAD or max(abs(high - 1), abs(low - 1)) > PLANAR_SCALE_SPREAD:
+            log.warning(
+                "area: planar: the areal scale factor of %s ranges %.4f-%.4f over the rasters, so planar areas "
+                "differ from the ellipsoidal areas land surveys report by %+.2f %% to %+.2f %%; remove "
+                "`area: planar` to measure on the ellipsoid",
+                grid.crs.to_string(),
+                low,
+                high,
+                100 * (low - 1),
+                100 * (high - 1),
+            )
+        return
+    if grid.crs.is_geographic:
+        log.info("pixel areas on the WGS84 ellipsoid, exact per row")
+    else:
+        log.info(
+            "pixel areas on the ellipsoid: planar area / areal scale factor (%.5f-%.5f) per cell of %d x %d px",
+            low,
+            high,
+            *areas.cell_shape,
         )
 
 
@@ -149,9 +193,8 @@ class Plan:
         return self.lc.grid
 
     @property
-    def per_row(self) -> bool:
-        """Pixel area changes with the row (geographic grid): count per row."""
-        return not self.lc.grid.constant_pixel_area
+    def areas(self) -> PixelAreas:
+        return self.lc.areas
 
     @property
     def reported(self) -> list[ZoneLayer]:

@@ -28,7 +28,7 @@ from pipeline.io.staging import Staging
 from pipeline.io.tables import write_geopackage, write_table
 from pipeline.io.vectors import read_polygons
 from pipeline.model.classes import CROPLAND
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas
 from pipeline.model.inputs import ZoneLayer
 from pipeline.model.results import RedlineResult
 from pipeline.runner import execution
@@ -63,6 +63,7 @@ def write_redlines(
     layers: list[ZoneLayer],
     zone_rasters: dict[str, xr.DataArray],
     grid: Grid,
+    areas: PixelAreas,
     chunks: int,
     staging: Staging,
 ) -> RedlineResult:
@@ -81,7 +82,7 @@ def write_redlines(
     else:  # sink density: uptake as a positive t C/ha/yr, 0 for sources
         index, counts, table = rate, rate_levels, np.r_[np.nan, np.maximum(-rate_levels.index.to_numpy(), 0.0)]
     stats = redline.level_stats(np.r_[0, counts.to_numpy()], table)
-    radius = max(1, round(red.radius_m / np.sqrt(float(np.mean(grid.row_area_m2())))))
+    radius = max(1, round(red.radius_m / np.sqrt(areas.mean_m2())))
     z = redline.gi_star(
         redline.level_values(index[0], table), radius, stats, max_abs=float(np.nanmax(np.abs(table)))
     ).astype(np.float32)
@@ -107,14 +108,14 @@ def write_redlines(
     zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
     pixels, anchors = execution.compute(
         redline.redline_counts(
-            labels, int(n), classes, grid, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
+            labels, int(n), classes, areas, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
         ),
         redline.patch_anchors(labels),
     )
     density_table = np.r_[np.nan, density_levels.index.to_numpy()]
     rate_table = np.r_[np.nan, rate_levels.index.to_numpy()]
     candidates = redline.patch_table(
-        pixels, anchors, grid, red.min_area_ha, density_table, rate_table, [z.name for z in layers]
+        pixels, anchors, grid, areas, red.min_area_ha, density_table, rate_table, [z.name for z in layers]
     )
     keep = candidates["label"].tolist()
     table = _named(candidates, layers).drop(columns="label")
@@ -133,9 +134,9 @@ def write_redlines(
     if red.zone_layer is not None:
         layer = next(z for z in layers if z.name == red.zone_layer)
         cover = redline.coverage(
-            pixels, grid, layer.name, keep, inputs.key_zones, red.key_target_share, red.other_target_share
+            pixels, areas, layer.name, keep, inputs.key_zones, red.key_target_share, red.other_target_share
         )
-        fill, thresholds = redline.gap_fill(pixels, cover, grid, layer.name, keep, density_table)
+        fill, thresholds = redline.gap_fill(pixels, cover, areas, layer.name, keep, density_table)
         gap = redline.gap_fill_mask(
             labels, keep, classes, density[0], density_table, zone_rasters[layer.name], thresholds, locked_in
         )

@@ -72,6 +72,7 @@ def run_pipeline(
                         plan.layers,
                         plan.zone_rasters,
                         plan.grid,
+                        plan.areas,
                         config.dask.chunks,
                         staging,
                     )

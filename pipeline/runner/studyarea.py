@@ -13,7 +13,7 @@ import xarray as xr
 from pipeline.config import BoundaryConfig
 from pipeline.io import vectors
 from pipeline.model.classes import WATER
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas
 from pipeline.stages.counts import count_area_ha
 from pipeline.stages.zonal import rasterize_blocks
 
@@ -36,9 +36,9 @@ def boundary_mask(boundary: BoundaryConfig, grid: Grid, like: xr.DataArray) -> x
     return like.copy(data=burned.astype(bool)).rename("boundary")
 
 
-def water_shares(counts: pd.DataFrame, edge: np.ndarray, row_area_m2: np.ndarray) -> tuple[float, float]:
+def water_shares(counts: pd.DataFrame, edge: np.ndarray, areas: PixelAreas) -> tuple[float, float]:
     """(share of the valid area that is water and wetland, share of the edge's valid pixels that are)."""
-    area = count_area_ha(counts, row_area_m2)
+    area = count_area_ha(counts, areas)
     classes = counts["class"].to_numpy()
     valid = area[classes > 0].sum()
     on_edge = edge[1:].sum()  # class 0 is nodata or outside the common mask
@@ -48,11 +48,11 @@ def water_shares(counts: pd.DataFrame, edge: np.ndarray, row_area_m2: np.ndarray
     )
 
 
-def warn_open_water(counts: dict[int, pd.DataFrame], edges: dict[int, np.ndarray], row_area_m2: np.ndarray) -> None:
+def warn_open_water(counts: dict[int, pd.DataFrame], edges: dict[int, np.ndarray], areas: PixelAreas) -> None:
     """Without a boundary: warn, per epoch, when water and wetland is more than half of the valid area or of
     the valid pixels on the raster's edge (a tile's open sea is class 4 and would be counted as sink)."""
     for year, frame in counts.items():
-        area_share, edge_share = water_shares(frame, edges[year], row_area_m2)
+        area_share, edge_share = water_shares(frame, edges[year], areas)
         if area_share > WATER_SHARE_LIMIT or edge_share > WATER_SHARE_LIMIT:
             log.warning(
                 "epoch %d: water and wetland (class 4) is %.0f %% of the valid area and %.0f %% of the valid "

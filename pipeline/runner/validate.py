@@ -16,7 +16,7 @@ from pipeline.io.vectors import read_polygons
 from pipeline.model import inputs
 from pipeline.model.classes import RURAL, URBAN
 from pipeline.model.grid import Grid
-from pipeline.runner.plan import check_size
+from pipeline.runner.plan import check_size, measure_pixels
 from pipeline.runner.studyarea import read_boundary
 from pipeline.stages import balance, carbon, statistics, zonal
 
@@ -30,10 +30,11 @@ def validate(config: Config) -> list[str]:
         grid = rasters.check_alignment(sources, config.align)
         check_size(grid, sources, config.dask.chunks, config.dask.max_pixels)
     crs = grid.crs.to_epsg() or grid.crs.to_string()[:40]
-    area_ha = grid.row_area_m2().sum() * grid.width / 1e4
+    areas = measure_pixels(grid, config, sources)
     lines.append(
         f"grid: {grid.width} x {grid.height} px, resolution {grid.res[0]:.6g} x {grid.res[1]:.6g}, CRS "
-        f"{'EPSG:' + str(crs) if isinstance(crs, int) else crs}, {area_ha:,.1f} ha in the grid extent"
+        f"{'EPSG:' + str(crs) if isinstance(crs, int) else crs}, {areas.total_m2() / 1e4:,.1f} ha in the grid "
+        f"extent ({areas.method} pixel areas)"
     )
     known = set(scheme.codes.tolist())
     sampled: set[int] = set()

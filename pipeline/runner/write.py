@@ -7,18 +7,17 @@ import logging
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from pipeline import spec
 from pipeline.io.staging import Staging
 from pipeline.io.tables import write_geopackage, write_table
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas
 from pipeline.model.inputs import EpochSource, ZoneLayer
 from pipeline.runner.compute import PassResults, warn_uncounted
 from pipeline.runner.plan import Plan
 from pipeline.stages import balance, intensity, reclassify, registration, transitions, trends, zonal
-from pipeline.stages.counts import areas_ha
+from pipeline.stages.counts import count_area_ha
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,8 @@ class Tables:
 
 def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     """Every table and GeoPackage of the run."""
-    config, row_area = plan.config, plan.grid.row_area_m2()
-    status = epochs_table(plan.lc.sources, results.status, results.unknown, row_area)
+    config, areas = plan.config, plan.areas
+    status = epochs_table(plan.lc.sources, results.status, results.unknown, areas)
     write_table(status, staging.path(spec.path("epochs")))
     layers: dict[str, tuple[ZoneLayer | None, str | None]] = {"region": (None, None)}
     layers |= {z.name: (z, plan.column(z)) for z in plan.reported}
@@ -61,23 +60,25 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     warn_uncounted(out.classes["region"], plan.rates)
     frame = next(iter(results.counts.values()))
     for layer in plan.reported:
-        zone_tables(layer, frame, plan.column(layer), out.balance[layer.name], row_area, plan.grid, staging)
+        zone_tables(layer, frame, plan.column(layer), out.balance[layer.name], areas, plan.grid, staging)
     interval_tables(results, layers, config.name, config.carbon.co2, staging, out)
     return out
 
 
 def epochs_table(
     sources: list[EpochSource],
-    status: dict[int, np.ndarray],
+    status: dict[int, pd.DataFrame],
     unknown: dict[int, dict[int, int]],
-    row_area_m2: np.ndarray,
+    areas: PixelAreas,
 ) -> pd.DataFrame:
     """tables/epochs.csv: per epoch the valid, own-nodata, unknown-code, excluded-by-another-epoch and
     outside-the-boundary pixels and hectares."""
     rows = []
     for src in sources:
-        px = status[src.year].sum(axis=0)
-        ha = areas_ha(status[src.year], row_area_m2)
+        frame, every = status[src.year], range(reclassify.NSTATUS)
+        px = frame.groupby("status")["pixels"].sum().reindex(every, fill_value=0).to_numpy()
+        area = pd.Series(count_area_ha(frame, areas), index=frame.index)
+        ha = area.groupby(frame["status"]).sum().reindex(every, fill_value=0.0).to_numpy()
         rows.append(
             {
                 "year": src.year,
@@ -105,14 +106,14 @@ def zone_tables(
     frame: pd.DataFrame,
     column: str,
     balances: pd.DataFrame,
-    row_area_m2: np.ndarray,
+    areas: PixelAreas,
     grid: Grid,
     staging: Staging,
 ) -> None:
     """zones_<layer>: polygon, burned and valid areas, boundary difference and overlaps of every zone
     (overlaps are also warned about: a pixel goes to one of them); and <layer>.gpkg: the zones in the
     grid's CRS with those areas and their balance, one column per year."""
-    report = zonal.zone_report(layer, frame, column, row_area_m2, grid)
+    report = zonal.zone_report(layer, frame, column, areas, grid)
     write_table(report, staging.path(spec.path("zones", layer=layer.name)))
     values = [
         c

@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.errors import InputError
 from pipeline.model.classes import CLASS_CODES, CLASS_NAMES, CONSTRUCTION, CROPLAND
+from pipeline.model.grid import PixelAreas
 from pipeline.model.inputs import TERMS, ZoneLayer
 from pipeline.stages import carbon
 
@@ -30,13 +31,13 @@ class CarbonParameters:
 
     densities: carbon.Lookup | None
     rates: carbon.Lookup
-    row_area_m2: np.ndarray
+    areas: PixelAreas
     carbon_layer: ZoneLayer | None = None
     #: statistics year -> terms indexed by the carbon layer's zone number
     terms: dict[int, pd.DataFrame] = field(default_factory=dict)
 
     def stock_and_flux(self, counts: pd.DataFrame, year: int) -> pd.DataFrame:
-        return carbon.stock_and_flux(counts, self.row_area_m2, self.densities, self.rates, self.terms.get(year))
+        return carbon.stock_and_flux(counts, self.areas, self.densities, self.rates, self.terms.get(year))
 
 
 def terms_by_year(terms: pd.DataFrame, layer: ZoneLayer, path) -> dict[int, pd.DataFrame]:

@@ -17,6 +17,7 @@ from dask.delayed import Delayed
 
 from pipeline.errors import InputError
 from pipeline.model.classes import CONSTRUCTION, CROPLAND, NODATA
+from pipeline.model.grid import PixelAreas
 from pipeline.model.inputs import POOLS, ParameterTable, ZoneLayer
 from pipeline.stages.counts import count_area_ha, values_where
 
@@ -129,7 +130,7 @@ def missing_keys(lookup: Lookup, index: xr.DataArray, classes: xr.DataArray, cod
 
 def stock_and_flux(
     counts: pd.DataFrame,
-    row_area_m2: np.ndarray,
+    areas: PixelAreas,
     densities: Lookup | None,
     rates: Lookup,
     terms: pd.DataFrame | None = None,
@@ -142,8 +143,7 @@ def stock_and_flux(
     construction classes, shared out by area over the zone's pixels of those classes. NaN: not counted.
     """
     frame = counts[counts["class"] != NODATA].copy()
-    # Rows are image rows on a geographic grid; on a projected one every count is in row 0 (constant area).
-    frame["area_ha"] = count_area_ha(frame, row_area_m2)
+    frame["area_ha"] = count_area_ha(frame, areas)
     frame["stock_tC"] = frame["area_ha"] * densities.value_of(frame["density"]) if densities else np.nan
     rate = rates.value_of(frame["rate"].to_numpy())
     frame["sink_tC_yr"] = frame["area_ha"] * np.where(rate < 0, -rate, np.where(np.isnan(rate), np.nan, 0))

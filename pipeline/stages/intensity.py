@@ -124,7 +124,9 @@ def transition_level(mats: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
                             "uniform_pct": v,
                         }
                     )
-    out = pd.DataFrame(rows)
+    # A region of one class has no pair of classes: an empty table, with its columns.
+    columns = ["y0", "y1", "years", "kind", "class", "other_class", "area_ha", "intensity_pct", "uniform_pct"]
+    out = pd.DataFrame(rows, columns=columns)
     out.insert(5, "class_name", out["class"].map(CLASS_NAMES))
     out.insert(7, "other_class_name", out["other_class"].map(CLASS_NAMES))
     pct = out["intensity_pct"]

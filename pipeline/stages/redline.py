@@ -49,7 +49,7 @@ from rasterio.features import shapes
 
 from pipeline.errors import ConfigError
 from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas
 from pipeline.stages.counts import count_area_ha, group_counts
 from pipeline.stages.patches import edge_labels, join_blocks, label_block
 
@@ -252,7 +252,7 @@ def redline_counts(
     labels: xr.DataArray,
     n_labels: int,
     classes: xr.DataArray,
-    grid: Grid,
+    areas: PixelAreas,
     density: tuple[xr.DataArray, int],
     zones: dict[str, tuple[xr.DataArray, int]],
     rate: tuple[xr.DataArray, int] | None = None,
@@ -260,7 +260,7 @@ def redline_counts(
     allowed: Iterable[int] = ALLOWED_CLASSES,
 ) -> Delayed:
     """Delayed ``group_counts`` frame: pixels per label, density, [rate,] zones, locked (0/1), land
-    (``land_kind``) and, on geographic grids, image row. ``density``/``rate``: (row-index raster,
+    (``land_kind``) and pixel-area cell. ``density``/``rate``: (row-index raster,
     size); ``zones``: name -> (zone numbers 0..n, n + 1); ``n_labels``: the largest label."""
     keys = {"label": (labels, int(n_labels) + 1), "density": density}
     if rate is not None:
@@ -268,7 +268,7 @@ def redline_counts(
     keys |= zones
     locked = xr.zeros_like(labels, np.uint8) if locked_in is None else locked_in.astype(np.uint8)
     keys |= {"locked": (locked, 2), "land": (land_kind(classes, allowed), 3)}
-    return group_counts(keys, per_row=not grid.constant_pixel_area)
+    return group_counts(keys, areas)
 
 
 def patch_anchors(labels: xr.DataArray) -> Delayed:
@@ -298,10 +298,10 @@ def _min_anchor(parts: list) -> pd.Series:
 
 
 def _with_carbon(
-    counts: pd.DataFrame, row_area_m2: np.ndarray, density_tC_ha: np.ndarray, rate_tC_ha_yr=None
+    counts: pd.DataFrame, areas: PixelAreas, density_tC_ha: np.ndarray, rate_tC_ha_yr=None
 ) -> pd.DataFrame:
     f = counts.copy()
-    f["area_ha"] = count_area_ha(f, row_area_m2)
+    f["area_ha"] = count_area_ha(f, areas)
     # Index 0 (no table row) carries no stock; hot patches are built from pixels that have one.
     f["value"] = np.nan_to_num(np.asarray(density_tC_ha, np.float64)[f["density"].to_numpy()])
     f["stock_tC"] = f["area_ha"] * f["value"]
@@ -318,6 +318,7 @@ def patch_table(
     counts: pd.DataFrame,
     anchors: pd.Series,
     grid: Grid,
+    areas: PixelAreas,
     min_area_ha: float,
     density_tC_ha: np.ndarray,
     rate_tC_ha_yr: np.ndarray | None = None,
@@ -327,13 +328,12 @@ def patch_table(
     chunk-dependent), pixels, area_ha, stock_tC, density_tC_ha (mean), sink_tC_yr, locked_in_ha,
     first_row, first_col and per zone layer ``<name>`` (zone number with the largest area, smallest on a
     tie, 0 if none) and ``<name>_share`` (of the patch area). Tables indexed by row-index value."""
-    row_area_m2 = grid.row_area_m2()
-    f = _with_carbon(counts[counts["label"] > 0], row_area_m2, density_tC_ha, rate_tC_ha_yr)
+    f = _with_carbon(counts[counts["label"] > 0], areas, density_tC_ha, rate_tC_ha_yr)
     columns = ["pixels", "area_ha", "stock_tC", "sink_tC_yr", "locked_in_ha"]
     t = f.groupby("label")[columns].sum(min_count=1)
     t[["stock_tC", "locked_in_ha"]] = t[["stock_tC", "locked_in_ha"]].fillna(0.0)
-    if grid.constant_pixel_area:  # an integer pixel threshold: no float edge at the limit
-        t = t[t["pixels"] >= math.ceil(min_area_ha / (row_area_m2[0] / 1e4) - 1e-9)]
+    if areas.constant:  # an integer pixel threshold: no float edge at the limit
+        t = t[t["pixels"] >= math.ceil(min_area_ha / (areas.flat_m2[0] / 1e4) - 1e-9)]
     else:
         t = t[t["area_ha"] >= min_area_ha]
     t["density_tC_ha"] = t["stock_tC"] / t["area_ha"]
@@ -358,7 +358,7 @@ def _covered(f: pd.DataFrame, keep_labels) -> tuple[pd.Series, pd.Series]:
 
 def coverage(
     counts: pd.DataFrame,
-    grid: Grid,
+    areas: PixelAreas,
     zone: str,
     keep_labels: Iterable[int],
     key_zones: Iterable[int] = (),
@@ -369,7 +369,7 @@ def coverage(
     covered_ha (candidates ∪ locked-in, counted once), share, key_zone, target_share (``key_target`` for
     ``key_zones``, else ``default_target``; NaN: none), shortfall_ha (>= 0) and met (NA without target)."""
     f = counts[(counts["land"] > 0) & (counts[zone] > 0)]
-    f = f.assign(area_ha=count_area_ha(f, grid.row_area_m2()))
+    f = f.assign(area_ha=count_area_ha(f, areas))
     kept, covered = _covered(f, keep_labels)
     out = pd.DataFrame({"zone_area_ha": f.groupby(zone)["area_ha"].sum()})
     for column, where in (("candidate_ha", kept), ("locked_in_ha", f["locked"] == 1), ("covered_ha", covered)):
@@ -388,7 +388,7 @@ def coverage(
 def gap_fill(
     counts: pd.DataFrame,
     cover: pd.DataFrame,
-    grid: Grid,
+    areas: PixelAreas,
     zone: str,
     keep_labels: Iterable[int],
     density_tC_ha: np.ndarray,
@@ -402,7 +402,7 @@ def gap_fill(
     share_after, met_after, remaining_shortfall_ha (> 0: not enough land); and {zone: threshold}.
     """
     f = counts[(counts["land"] == 2) & (counts["locked"] == 0) & (counts["density"] > 0) & (counts[zone] > 0)]
-    f = _with_carbon(f[~_covered(f, keep_labels)[0]], grid.row_area_m2(), density_tC_ha)
+    f = _with_carbon(f[~_covered(f, keep_labels)[0]], areas, density_tC_ha)
     levels = f.groupby([zone, "value"])["area_ha"].sum().reset_index()
     levels = levels.sort_values([zone, "value"], ascending=[True, False], kind="stable")
     short = cover[cover["shortfall_ha"] > 0].set_index("zone")

@@ -81,7 +81,7 @@ def epoch_counts(frame: pd.DataFrame, side: int) -> pd.DataFrame:
     renamed = frame.rename(
         columns={("from_class", "to_class")[side]: "class", f"density{side}": "density", f"rate{side}": "rate"}
     )
-    keys = ["class", *zone_columns(frame), *[k for k in ("density", "rate") if k in renamed.columns], "row"]
+    keys = ["class", *zone_columns(frame), *[k for k in ("density", "rate") if k in renamed.columns], "cell"]
     return renamed.groupby(keys, sort=True)["pixels"].sum().reset_index()
 
 

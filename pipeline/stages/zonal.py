@@ -12,7 +12,7 @@ import shapely
 import xarray as xr
 from rasterio.features import rasterize
 
-from pipeline.model.grid import Grid
+from pipeline.model.grid import Grid, PixelAreas
 from pipeline.model.inputs import (
     ZoneLayer,
 )
@@ -65,22 +65,20 @@ def _polygonal_part(geom):
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-def zone_report(
-    layer: ZoneLayer, counts: pd.DataFrame, column: str, row_area_m2: np.ndarray, grid: Grid
-) -> pd.DataFrame:
+def zone_report(layer: ZoneLayer, counts: pd.DataFrame, column: str, areas: PixelAreas, grid: Grid) -> pd.DataFrame:
     """Per zone: geodesic polygon area; the part inside the rasters' extent, measured as the grid measures
-    pixels (planar on a projected grid, geodesic on a geographic one); the area burned onto the grid by
+    pixels (planar with ``area: planar``, else geodesic); the area burned onto the grid by
     the pixel-centre rule and its valid part (from an epoch's counts); the boundary difference burned -
     inside (ha; negative: area lost at the boundary); and the area shared with other zones."""
-    area = pd.Series(count_area_ha(counts, row_area_m2), index=counts.index)
+    area = pd.Series(count_area_ha(counts, areas), index=counts.index)
     burned = area.groupby(counts[column]).sum()
     valid = area.where(counts["class"] > 0, 0.0).groupby(counts[column]).sum()
     numbers = pd.RangeIndex(1, len(layer.ids) + 1)
     clipped = gpd.GeoSeries(
         shapely.intersection(layer.polygons.geometry.values, shapely.box(*grid.bounds)), crs=layer.polygons.crs
     )
-    if grid.constant_pixel_area:  # measure as the pixels are measured, so the difference is the rasterising alone
-        m2_per_unit2 = row_area_m2[0] / abs(grid.transform.a * grid.transform.e)
+    if areas.constant:  # measure as the pixels are measured, so the difference is the rasterising alone
+        m2_per_unit2 = areas.flat_m2[0] / abs(grid.transform.a * grid.transform.e)
         inside = clipped.area.to_numpy() * m2_per_unit2 / 1e4
     else:
         inside = geodesic_area_ha(clipped)
