@@ -93,6 +93,12 @@ def test_boundary_counts_only_the_pixels_inside(tmp_path):
     assert (land[~INSIDE] == 0).all() and (land[INSIDE] > 0).sum() == 46
     manifest = json.loads((out / "manifest.json").read_text())
     assert str(tmp_path / "area.gpkg") in {i["path"] for i in manifest["inputs"]}
+    # The report's first lines name the boundary and the area outside it: 72 px x 0.09 ha = 6.48 ha.
+    page = (out / "report.html").read_text(encoding="utf-8")
+    first = page[: page.index("<nav>")]
+    assert f"inside the boundary <code>{tmp_path / 'area.gpkg'}</code> count." in first
+    assert "Outside it, not counted anywhere: 6.48 ha (72 px) in every epoch" in first
+    assert "No study-area boundary" not in page
 
 
 def test_tables_equal_those_of_rasters_clipped_by_hand(tmp_path):
@@ -178,12 +184,18 @@ def test_water_warning_for_a_sea_on_the_edge(tmp_path, caplog):
     half = np.zeros((10, 12), bool)
     half[:, 6:] = True  # right half: 60 of 120 px (50 %), 6 + 6 + 8 = 20 of the 40 edge px (50 %): not above half
     assert _water_run(tmp_path / "half", caplog, half) == []
+    page = (tmp_path / "half/out/report.html").read_text(encoding="utf-8")
+    assert "No study-area boundary" not in page and "Study area:" not in page
     sea = half.copy()
     sea[:, 5] = True  # 70 of 120 px (58 %), 7 + 7 + 8 = 22 of 40 edge px (55 %)
     messages = _water_run(tmp_path / "sea", caplog, sea)
     assert len(messages) == 2
     assert messages[0].startswith("epoch 2000: water and wetland (class 4) is 58 % of the valid area and 55 % of")
     assert "`boundary:`" in messages[0] and messages[1].startswith("epoch 2020")
+    # The report says so in its first lines, before the navigation.
+    page = (tmp_path / "sea/out/report.html").read_text(encoding="utf-8")
+    first = page[: page.index("<nav>")]
+    assert "No study-area boundary, and open water is counted." in first and "<code>boundary:</code>" in first
 
 
 def test_water_warning_from_the_edge_alone(tmp_path, caplog):

@@ -88,12 +88,12 @@ def drawn_stripes(offset_px: float) -> np.ndarray:
     return np.where(stripe == 0, CROPLAND, FOREST).astype(np.uint8)[None, :].repeat(ROWS, axis=0)
 
 
-def run_stripes(folder: Path, chunks: int) -> pd.DataFrame:
+def run_stripes(folder: Path, chunks: int, stages: tuple[str, ...] = ("transitions",)) -> pd.DataFrame:
     a, b = drawn_stripes(0.0), drawn_stripes(SHIFT)
     write_raster(folder / "a.tif", a, transform=T)
     write_raster(folder / "b.tif", b, transform=Affine(PX, 0, X0 + SHIFT * PX, 0, -PX, Y0))
     cfg = write_config(folder, epochs={2000: "a.tif", 2010: "b.tif"}, align="nearest", dask={"chunks": chunks})
-    run_pipeline(load_config(cfg), folder / "out", progress=False, stages=["transitions"])
+    run_pipeline(load_config(cfg), folder / "out", progress=False, stages=list(stages))
     return pd.read_csv(folder / "out/tables/intervals_region.csv", encoding="utf-8-sig", keep_default_na=False)
 
 
@@ -116,3 +116,16 @@ def test_run_reports_what_resampling_really_changed(tmp_path, caplog):
     assert len(warned) == 2  # one per run
     assert "interval 2000-2010: epoch 2010 was resampled with nearest neighbour" in warned[0]
     assert "7.14 % of the valid pixels (48.0 of 672 px), against 7.14 % (48 px) changed" in warned[0]
+
+
+def test_the_report_says_what_resampling_alone_changed(tmp_path):
+    run_stripes(tmp_path, 64, ("transitions", "report"))
+    page = (tmp_path / "out/report.html").read_text(encoding="utf-8")
+    checks = page[page.index('id="checks"') :]
+    assert "Change made by resampling." in checks
+    # 48 of 672 px of 0.09 ha: 7.14 % of the area; 48.0 px expected from resampling alone
+    assert (
+        "Interval 2000-2010: 7.14 % of the area changed (48 px); resampling alone is expected to change 7.14 % "
+        "of the valid pixels (48.0 px)." in checks
+    )
+    assert "resampling_changed_share" in checks  # the column, in the intervals table shown
