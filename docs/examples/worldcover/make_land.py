@@ -29,7 +29,8 @@ FACTOR = 32
 MIN_KM2 = 1.0
 
 
-def land_polygon(tile: Path = TILE) -> shapely.MultiPolygon:
+def land_polygons(tile: Path = TILE) -> list[shapely.Polygon]:
+    """The islands' outlines, largest first."""
     with rasterio.open(tile) as ds:
         codes = ds.read(1, out_shape=(ds.height // FACTOR, ds.width // FACTOR), resampling=Resampling.nearest)
         transform = ds.transform * ds.transform.scale(ds.width / codes.shape[1], ds.height / codes.shape[0])
@@ -39,13 +40,16 @@ def land_polygon(tile: Path = TILE) -> shapely.MultiPolygon:
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     keep = np.isin(labels, np.flatnonzero(sizes * px_km2 >= MIN_KM2)[1:])
     parts = [shapely.geometry.shape(g) for g, v in shapes(keep.astype(np.uint8), mask=keep, transform=transform)]
-    return shapely.MultiPolygon(list(shapely.unary_union(parts).buffer(abs(transform.a), join_style="mitre").geoms))
+    grown = shapely.unary_union(parts).buffer(abs(transform.a), join_style="mitre")
+    return sorted(getattr(grown, "geoms", [grown]), key=lambda g: -g.area)
 
 
 if __name__ == "__main__":
-    geom = land_polygon()
+    islands = land_polygons()
+    assert len(islands) == 2, f"expected São Tomé and Príncipe, found {len(islands)} pieces"
     out = HERE / "land.gpkg"
     out.unlink(missing_ok=True)
-    frame = gpd.GeoDataFrame({"name": ["São Tomé and Príncipe, land (from WorldCover 2020)"]}, geometry=[geom])
-    frame.set_crs("EPSG:4326").to_file(out, layer="land", driver="GPKG")
-    print(f"{out}: {len(geom.geoms)} polygons, {geom.area * 111.32**2:,.0f} km2 (approx.)")
+    frame = gpd.GeoDataFrame({"id": [1, 2], "name": ["São Tomé", "Príncipe"]}, geometry=islands, crs="EPSG:4326")
+    frame.to_file(out, layer="land", driver="GPKG")  # one layer: the study area and the zones of the example
+    for name, g in zip(frame["name"], islands):
+        print(f"{name}: {g.area * 111.32**2:,.0f} km2 (approx., with the ~300 m ring of sea)")
