@@ -251,3 +251,25 @@ def test_water_warning_on_the_worldcover_tile(real_data, tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records if "water and wetland (class 4)" in r.getMessage()]
     assert [m.split(":")[0] for m in messages] == ["epoch 2020", "epoch 2021"]
     assert "is 93 % of the valid area" in messages[0] and "`boundary:`" in messages[0], messages
+
+
+@pytest.mark.realdata
+def test_the_readme_example_land_boundary_is_the_two_islands(real_data):
+    """docs/examples/worldcover/make_land.py, the README example's boundary, on the 2020 tile: two pieces,
+    São Tomé then Príncipe, 964 km2 of land in all (CIA World Factbook) plus a ring of sea under ~300 m wide
+    (the outline grown by one 1/375 degree pixel): between 964 and 1,200 km2, geodesic."""
+    import importlib.util
+
+    from pyproj import Geod
+
+    script = Path(__file__).resolve().parents[1] / "docs/examples/worldcover/make_land.py"
+    spec = importlib.util.spec_from_file_location("make_land", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tile = real_data / "esa_worldcover_N00E006/ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
+    islands = module.land_polygons(tile)
+    km2 = [abs(Geod(ellps="WGS84").geometry_area_perimeter(g)[0]) / 1e6 for g in islands]
+    assert len(islands) == 2 and km2[0] > 5 * km2[1]
+    assert islands[0].centroid.y < 0.5 < 1.5 < islands[1].centroid.y  # São Tomé near 0.3 N, Príncipe near 1.6 N
+    assert 964 < sum(km2) < 1200
