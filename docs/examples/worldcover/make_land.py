@@ -19,6 +19,7 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 import shapely
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.features import shapes
 from scipy import ndimage
@@ -33,7 +34,7 @@ def land_polygons(tile: Path = TILE) -> list[shapely.Polygon]:
     """The islands' outlines, largest first."""
     with rasterio.open(tile) as ds:
         codes = ds.read(1, out_shape=(ds.height // FACTOR, ds.width // FACTOR), resampling=Resampling.nearest)
-        transform = ds.transform * ds.transform.scale(ds.width / codes.shape[1], ds.height / codes.shape[0])
+        transform = ds.transform @ Affine.scale(ds.width / codes.shape[1], ds.height / codes.shape[0])
     land = ndimage.binary_fill_holes((codes != 0) & (codes != 80))
     labels, n = ndimage.label(land)
     px_km2 = (abs(transform.a) * 111.32) ** 2  # near the equator a degree is ~111.32 km both ways
