@@ -217,6 +217,16 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "suspect/pass/n/a",
         "suspect: neighbour_share >= 0.9, the change looks like misregistration (n/a under 100 changed pixels)",
     ),
+    "resampling_changed_pixels": (
+        "pixels (expected, 0.1 px)",
+        "pixels whose class resampling alone is expected to change between the epochs (`align: nearest`: the "
+        "land a resampled pixel shows is up to half a pixel off its centre; boundaries taken as uniform "
+        "within pixels); 0 when neither epoch was resampled, or both from one grid",
+    ),
+    "resampling_changed_share": (
+        "fraction 0-1",
+        "resampling_changed_pixels / valid pixels of the zone; compare with changed_pixels / valid pixels",
+    ),
     "annual_change_pct": ("% per year", "changed area over the extent per year (S_t)"),
     "uniform_pct": ("% per year", "the uniform intensity the observed one is compared with"),
     "speed": ("-", "fast, slow or uniform"),
@@ -603,8 +613,8 @@ OUTPUTS: tuple[Output, ...] = (
         "intervals",
         "tables/intervals_{layer}.csv",
         "table",
-        "Per zone and interval: changed area, carbon change, the displacement ratio, the two consolidation checks "
-        "and the misregistration check.",
+        "Per zone and interval: changed area, carbon change, the displacement ratio, the two consolidation checks, "
+        "the misregistration check and the change that resampling alone makes.",
         "ha, t C, t C/yr",
         "transitions",
         "each layer, with the transitions stage and two epochs",
@@ -636,6 +646,8 @@ OUTPUTS: tuple[Output, ...] = (
             "changed_amid_uniform_land_pixels",
             "neighbour_share",
             "registration_check",
+            "resampling_changed_pixels",
+            "resampling_changed_share",
         ),
     ),
     Output(

@@ -18,10 +18,14 @@ from pipeline.io.staging import Staging
 from pipeline.model.pathways import PATHWAY_NODATA
 from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
-from pipeline.stages import balance, carbon, reclassify, registration, split, transitions, zonal
+from pipeline.stages import balance, carbon, reclassify, registration, resampling, split, transitions, zonal
 from pipeline.stages.counts import count_area_ha, group_counts, merge_counts
 
 log = logging.getLogger(__name__)
+
+#: Resampling that alone is expected to make at least this share of an interval's changed pixels is warned
+#: about even when the misregistration check passes.
+RESAMPLING_WARN_SHARE = 0.1
 
 
 @dataclass
@@ -37,6 +41,8 @@ class PassTasks:
     missing_density: dict = field(default_factory=dict)
     #: Per interval, changed pixels by kind (``registration.kind_counts``).
     registration: dict = field(default_factory=dict)
+    #: Per interval with an epoch resampled, valid pixels and expected change (``resampling.change_counts``).
+    resampling: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +58,8 @@ class PassResults:
     parameters: balance.CarbonParameters
     #: Per interval, {zone column (None: the region): changed pixels per zone number and kind}.
     registration: dict[tuple[int, int], dict] = field(default_factory=dict)
+    #: Per interval with an epoch resampled, {zone column: (valid pixels, expected change) per zone number}.
+    resampling: dict[tuple[int, int], dict] = field(default_factory=dict)
 
 
 def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassResults:
@@ -78,6 +86,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "missing_density": tasks.missing_density,
         "edges": {y: reclassify.edge_histogram(c) for y, c in lc.classes.items()} if lc.inside is None else {},
         "registration": tasks.registration,
+        "resampling": tasks.resampling,
     }
     with timer.stage(name), execution.reading_errors(lc.files):
         if plan.patch_rule is not None:
@@ -86,7 +95,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             done, status, unknown = execution.compute(lazy, lazy_status, lazy_unknown)
             _check_unknown(unknown, lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
-    _warn_misregistration(plan, done["registration"])
+    _warn_misregistration(plan, done["registration"], done["resampling"])
     counts = _epoch_counts(done["counts"], done["interval_counts"])
     if lc.inside is None:
         studyarea.warn_open_water(counts, done["edges"], lc.areas)
@@ -97,7 +106,9 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         with timer.stage("spread statistics over the flux maps"):
             tasks.rasters += spread_flux(plan, params, counts, list(done["interval_counts"]), staging)
     rasters = sorted(set(tasks.rasters))
-    return PassResults(status, unknown, counts, done["interval_counts"], rasters, params, done["registration"])
+    return PassResults(
+        status, unknown, counts, done["interval_counts"], rasters, params, done["registration"], done["resampling"]
+    )
 
 
 def split_by_patches(plan: Plan, staging: Staging, lazy_status: dict, lazy_unknown: dict) -> tuple[dict, dict]:
@@ -161,6 +172,7 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             year=year,
         )
     pairs = plan.intervals
+    own_grid = {s.year: s.grid for s in lc.sources}
     for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
@@ -172,6 +184,10 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
         tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.areas)
         tasks.registration[(y0, y1)] = registration.kind_counts(registration.change_kind(before, after), zones)
+        moved = resampling.interval_displacement(lc.grid, (own_grid[y0], own_grid[y1]), before)
+        if moved is not None:
+            expected = resampling.expected_change(before, *moved)
+            tasks.resampling[(y0, y1)] = resampling.change_counts(expected, before, zones)
         write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
         write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
         if densities is not None:
@@ -246,17 +262,39 @@ def spread_flux(
     return written
 
 
-def _warn_misregistration(plan: Plan, kinds: dict[tuple[int, int], dict]) -> None:
-    """Change that a one-pixel shift of the epochs explains: say so, with the numbers, per interval."""
+def _warn_misregistration(plan: Plan, kinds: dict[tuple[int, int], dict], moved: dict[tuple[int, int], dict]) -> None:
+    """Change that a one-pixel shift of the epochs explains, or that resampling alone makes: say so, with the
+    numbers, per interval."""
     for (y0, y1), counts in kinds.items():
         row = registration.registration_columns(counts[None], np.array([1])).iloc[0]
-        if row["registration_check"] != "suspect":
-            continue
         changed, nearby = int(row["changed_pixels"]), int(row["changed_with_earlier_class_nearby_pixels"])
         resampled = [s.year for s in plan.lc.sources if s.year in (y0, y1) and plan.grid.differences(s.grid)]
+        alone, expected = "", 0.0
+        if (y0, y1) in moved:
+            valid = int(moved[(y0, y1)][None][1, 0])
+            cols = resampling.resampling_columns(moved[(y0, y1)][None], np.array([1])).iloc[0]
+            expected = float(cols["resampling_changed_pixels"])
+            alone = (
+                f"; resampling alone is expected to change {100 * cols['resampling_changed_share']:.2f} % of the "
+                f"valid pixels ({expected:,.1f} of {valid:,} px), against {100 * changed / max(valid, 1):.2f} % "
+                f"({changed:,} px) changed between the epochs"
+            )
+        if row["registration_check"] != "suspect":
+            if alone and changed and expected >= RESAMPLING_WARN_SHARE * changed:
+                log.warning(
+                    "interval %d-%d: epoch %s was resampled with nearest neighbour onto the first epoch's grid%s: "
+                    "that much of the change is not land-use change; co-register the epochs, or compare "
+                    "products on one grid. See resampling_changed_share in %s",
+                    y0,
+                    y1,
+                    ", ".join(map(str, resampled)),
+                    alone,
+                    spec.path("intervals", layer="region"),
+                )
+            continue
         how = (
             f"; epoch {', '.join(map(str, resampled))} was resampled with nearest neighbour onto the first "
-            f"epoch's grid, which alone shifts class boundaries by up to a pixel"
+            f"epoch's grid, which alone shifts class boundaries by up to a pixel{alone}"
             if resampled
             else ""
         )

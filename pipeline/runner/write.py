@@ -16,7 +16,7 @@ from pipeline.model.grid import Grid, PixelAreas
 from pipeline.model.inputs import EpochSource, ZoneLayer
 from pipeline.runner.compute import PassResults, warn_uncounted
 from pipeline.runner.plan import Plan
-from pipeline.stages import balance, intensity, reclassify, registration, transitions, trends, zonal
+from pipeline.stages import balance, intensity, reclassify, registration, resampling, transitions, trends, zonal
 from pipeline.stages.counts import count_area_ha
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,9 @@ def interval_tables(
             summary = transitions.interval_summary(matrix, zones, y0, y1)
             if (y0, y1) in results.registration:
                 kinds = registration.registration_columns(results.registration[(y0, y1)][column], zones["number"])
-                summary = pd.concat([summary, kinds.set_axis(summary.index)], axis=1)
+                moved = results.resampling.get((y0, y1))
+                alone = resampling.resampling_columns(None if moved is None else moved[column], zones["number"])
+                summary = pd.concat([summary, kinds.set_axis(summary.index), alone.set_axis(summary.index)], axis=1)
             summaries[name].append(summary)
             if layer is None:
                 region_matrices[(y0, y1)] = matrix
