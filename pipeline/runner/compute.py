@@ -18,7 +18,7 @@ from pipeline.io.staging import Staging
 from pipeline.model.pathways import PATHWAY_NODATA
 from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
-from pipeline.stages import balance, carbon, reclassify, registration, split, transitions, zonal
+from pipeline.stages import balance, carbon, reclassify, registration, split, transitions, valuation, zonal
 from pipeline.stages.counts import (
     count_area_ha,
     group_counts,
@@ -183,6 +183,18 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             write(
                 transitions.value_change(densities, index[y0]["density"], index[y1]["density"]),
                 "stock_change",
+                np.nan,
+                y0=y0,
+                y1=y1,
+            )
+        value = plan.config.valuation
+        if densities is not None and value is not None:
+            constant = valuation.valuation_constant(
+                y0, y1, value.discount_rate_pct, value.price_change_pct, value.price_per_tC
+            )
+            write(
+                transitions.value_change(densities, index[y0]["density"], index[y1]["density"], constant),
+                "npv",
                 np.nan,
                 y0=y0,
                 y1=y1,
