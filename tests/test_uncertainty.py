@@ -132,8 +132,7 @@ def test_truncated_normal_and_triangular_by_hand(tmp_path):
     # 5th percentile is sqrt(0.05 x 5000) = 15.811 t C/ha.
     densities, rates = _tables(
         tmp_path,
-        "class,c_above,c_below,c_soil,c_dead,c_soil_sd,c_above_low,c_above_high\n"
-        "2,0,0,1,0,2,0,0\n3,50,0,0,0,0,0,100\n",
+        "class,c_above,c_below,c_soil,c_dead,c_soil_sd,c_above_low,c_above_high\n2,0,0,1,0,2,0,0\n3,50,0,0,0,0,0,100\n",
         "class,rate_tC_ha_yr\n2,-0.644\n",
     )
     draws = uncertainty.make_draws(densities, rates, 200_000, seed=7)
@@ -178,7 +177,9 @@ def test_draws_are_the_same_on_any_chunking(tmp_path_factory, data):
     results = []
     for chunks in (c1, c2):
         intervals, epochs = _counts(before, after, zone, chunks, densities, rates, per_row=True)
-        results.append([_run(acc, draws, intervals, epochs, lay, col)[:2] for lay, col in ((None, None), (layer, "zone_z"))])
+        results.append(
+            [_run(acc, draws, intervals, epochs, lay, col)[:2] for lay, col in ((None, None), (layer, "zone_z"))]
+        )
     for (table_a, change_a), (table_b, change_b) in zip(*results):
         pd.testing.assert_frame_equal(table_a, table_b, check_exact=True)
         pd.testing.assert_frame_equal(change_a, change_b, check_exact=True)
