@@ -16,6 +16,8 @@ from pipeline.io.parameters import read_densities, read_rates
 from pipeline.model.inputs import ZoneLayer
 from pipeline.stages import balance, carbon, counts, uncertainty
 
+from .conftest import write_config
+from .helpers import cli
 from .strategies import interval_rasters
 
 Z95 = 1.6448536269514722  # standard normal 95th percentile (tables: 1.645)
@@ -183,3 +185,25 @@ def test_draws_are_the_same_on_any_chunking(tmp_path_factory, data):
     for (table_a, change_a), (table_b, change_b) in zip(*results):
         pd.testing.assert_frame_equal(table_a, table_b, check_exact=True)
         pd.testing.assert_frame_equal(change_a, change_b, check_exact=True)
+
+
+def test_with_statistics_and_sd_zero_the_percentiles_are_the_balance(two_epochs):
+    # County statistics replace cropland's and construction's per-hectare terms in two zones (2000, and 2010
+    # which has no epoch): those terms are the same in every draw, the rest is drawn with sd 0, so every
+    # percentile is the balance table's own figure, zone by zone and year by year (empty net emission included).
+    from .test_pipeline import zones_and_statistics
+
+    tmp = two_epochs.parent
+    settings = zones_and_statistics(tmp)
+    (tmp / "r.csv").write_text("class,rate_tC_ha_yr,rate_sd\n1,0.3,0\n2,-0.644,0\n3,-0.021,0\n5,1.5,0\n8,-0.005,0\n")
+    write_config(tmp, epochs={2000: "lc2000/*.tif", 2020: "lc2020.tif"}, uncertainty={"draws": 30}, **settings)
+    assert cli("run", two_epochs) == 0
+    for layer in ("region", "zone"):
+        point = pd.read_csv(tmp / f"out/tables/balance_{layer}.csv", encoding="utf-8-sig", dtype={"zone_id": str})
+        drawn = pd.read_csv(tmp / f"out/tables/uncertainty_{layer}.csv", encoding="utf-8-sig", dtype={"zone_id": str})
+        assert len(point) == len(drawn) and sorted(set(drawn["year"])) == [2000, 2010, 2020]
+        merged = point.merge(drawn, on=["zone_id", "year"])
+        assert merged["statistics"].any() and merged["net_emission_tC_yr"].isna().any()
+        for value in ("stock_tC", "sink_tC_yr", "source_tC_yr", "net_emission_tC_yr"):
+            for suffix in uncertainty.SUFFIXES:
+                np.testing.assert_allclose(merged[f"{value}_{suffix}"], merged[value], rtol=1e-12, err_msg=value)

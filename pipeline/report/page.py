@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -286,7 +287,7 @@ def _pathways(folder: Path, file: Path | None) -> str:
     )
 
 
-def _uncertainty(folder: Path, context: spec.RunContext, table) -> str:
+def _uncertainty(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
     """The region's percentiles per year and of the stock change per pathway, first to last epoch."""
     if not context.uncertainty:
         return ""
@@ -312,7 +313,7 @@ def _uncertainty(folder: Path, context: spec.RunContext, table) -> str:
     return text
 
 
-def _valuation(folder: Path, context: spec.RunContext, table) -> str:
+def _valuation(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
     """The region's net present value of the stock change per interval."""
     if not context.valuation or not context.intervals:
         return ""
