@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +75,14 @@ def write_report(
             _resampling(table("intervals", layer="region")) + _table(table("intervals", layer="region"), drop=region),
         )
     )
+    if context.uncertainty or context.valuation:
+        parts.append(
+            _section(
+                "uncertainty",
+                "Uncertainty and value of the carbon figures",
+                _uncertainty(folder, context, table) + _valuation(folder, context, table),
+            )
+        )
     if "redline" in context.stages:
         parts.append(
             _section(
@@ -121,6 +130,7 @@ _NAV = [
     ("zones", "Zones"),
     ("pathways", "Pathways"),
     ("checks", "Checks"),
+    ("uncertainty", "Uncertainty and value"),
     ("redline", "Red lines"),
     ("trends", "Trends"),
     ("parameters", "Parameters"),
@@ -343,6 +353,47 @@ def _pathways(folder: Path, file: Path | None) -> str:
         return "<p>One epoch only: no change to describe.</p>"
     return f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _frame(
         frame.drop(columns=["zone_id", "zone_name"])
+    )
+
+
+def _uncertainty(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
+    """The region's percentiles per year and of the stock change per pathway, first to last epoch."""
+    if not context.uncertainty:
+        return ""
+    text = (
+        "<p>5th, 50th and 95th percentiles over draws of the parameter tables applied to the run's pixel counts: "
+        "each value with a standard deviation (<code>_sd</code>) is drawn from a normal distribution (densities "
+        "truncated at 0), each with bounds (<code>_low</code>/<code>_high</code>) from a triangular one with the "
+        "table's value as mode; all pixels of a table row share its draw.</p>"
+    )
+    balance = table("uncertainty", layer="region")
+    text += f"<h3>Region, per year</h3><p><code>{balance.relative_to(folder).as_posix()}</code></p>"
+    text += _table(balance, drop=("zone_id", "zone_name"))
+    change = table("stock_change_uncertainty", layer="region")
+    frame = _read(change)
+    if frame is not None and context.intervals:
+        first, last = context.years[0], context.years[-1]
+        frame = frame[(frame["y0"] == first) & (frame["y1"] == last)]
+        text += (
+            f"<h3>Stock change per pathway, {first} to {last}</h3>"
+            f"<p><code>{change.relative_to(folder).as_posix()}</code></p>"
+            + _frame(frame.drop(columns=["zone_id", "zone_name"]))
+        )
+    return text
+
+
+def _valuation(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
+    """The region's net present value of the stock change per interval."""
+    if not context.valuation or not context.intervals:
+        return ""
+    file = table("valuation", layer="region")
+    return (
+        "<h3>Net present value of the stock change</h3><p>InVEST's valuation: the interval's stock change spread "
+        "evenly over its years, each year's share valued at the price of carbon changing by "
+        "<code>valuation.price_change_pct</code> a year and discounted at <code>valuation.discount_rate_pct</code>; "
+        "npv = stock_change_tC x valuation_constant, in the currency of <code>valuation.price_per_tC</code> "
+        "(per pixel: <code>rasters/npv_&lt;y0&gt;_&lt;y1&gt;.tif</code>).</p>"
+        f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _table(file, drop=("zone_id", "zone_name"))
     )
 
 

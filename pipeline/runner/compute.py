@@ -18,7 +18,17 @@ from pipeline.io.staging import Staging
 from pipeline.model.pathways import PATHWAY_NODATA
 from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
-from pipeline.stages import balance, carbon, reclassify, registration, resampling, split, transitions, zonal
+from pipeline.stages import (
+    balance,
+    carbon,
+    reclassify,
+    registration,
+    resampling,
+    split,
+    transitions,
+    valuation,
+    zonal,
+)
 from pipeline.stages.counts import count_area_ha, group_counts, merge_counts
 
 log = logging.getLogger(__name__)
@@ -194,6 +204,18 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             write(
                 transitions.value_change(densities, index[y0]["density"], index[y1]["density"]),
                 "stock_change",
+                np.nan,
+                y0=y0,
+                y1=y1,
+            )
+        value = plan.config.valuation
+        if densities is not None and value is not None:
+            constant = valuation.valuation_constant(
+                y0, y1, value.discount_rate_pct, value.price_change_pct, value.price_per_tC
+            )
+            write(
+                transitions.value_change(densities, index[y0]["density"], index[y1]["density"], constant),
+                "npv",
                 np.nan,
                 y0=y0,
                 y1=y1,
