@@ -256,6 +256,12 @@ class DaskConfig(_Strict):
         description="Largest grid (pixels per epoch) a run or `validate` accepts; larger grids are refused at once, "
         "before any work. The default fits a 30 m country (150,000 x 110,000 px = 1.65e10); raise it knowingly.",
     )
+    no_worker_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="On a cluster, seconds the run waits while the scheduler has no worker (all killed or lost) "
+        "before it stops with one error line, the output folder as it was.",
+    )
 
     @field_validator("scheduler")
     @classmethod

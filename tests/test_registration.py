@@ -122,7 +122,7 @@ def test_runs_write_the_check_and_warn_only_on_the_shift(tmp_path, caplog):
     assert len(warned) == 2  # one per run
     assert "interval 2000-2010: 100.0 % of the changed pixels (208 of 208)" in warned[0]
     assert "co-register the epochs, or compare products on one grid" in warned[0]
-    assert "ESA WorldCover v100 -> v200" in warned[0]
+    assert "ESA WorldCover v100 and v200" in warned[0]
     caplog.clear()
     out = run_pair(tmp_path / "genuine", *genuine_pair(), 64)
     table = pd.read_csv(out / "tables/intervals_region.csv", encoding="utf-8-sig", keep_default_na=False)

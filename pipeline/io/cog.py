@@ -3,7 +3,9 @@ finished as Cloud-Optimised GeoTIFFs with their meaning, colour tables and QGIS 
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -62,9 +64,13 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
         (r, _), (c, _) = block_info[0]["array-location"]
         h, w = block.shape
         tiles = {"tiled": True, "blockxsize": 512, "blockysize": 512} if min(h, w) >= 512 else {}
+        # Written under a name of its own, then renamed: a task rerun after its worker died (or run twice)
+        # never leaves a part half written, nor two writers on one file.
+        part = folder / f"{r}_{c}.tif"
+        temporary = folder / f".{r}_{c}.{uuid.uuid4().hex}.tif"
         try:
             with rasterio.open(
-                folder / f"{r}_{c}.tif",
+                temporary,
                 "w",
                 driver="GTiff",
                 width=w,
@@ -79,7 +85,9 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
                 **tiles,
             ) as dst:
                 dst.write(block, 1)
-        except RasterioError as e:  # disk full, folder gone: not the inputs' fault
+            os.replace(temporary, part)
+        except (RasterioError, OSError) as e:  # disk full, folder gone: not the inputs' fault
+            temporary.unlink(missing_ok=True)
             raise OutputError(f"cannot write the raster: {e}", path) from None
         return np.ones((1, 1), dtype=bool)
 

@@ -325,8 +325,9 @@ def _warn_misregistration(plan: Plan, kinds: dict[tuple[int, int], dict], moved:
             "neighbours in %d and only %s changed amid uniform land: the change is mostly what a shift of "
             "up to one pixel between the epochs makes (misregistration), not land-use change%s. Its "
             "changed area, transitions, pathways and displacement ratio are not to be trusted: co-register "
-            "the epochs, or compare products on one grid. The same check finds product-version changes "
-            "(e.g. ESA WorldCover v100 -> v200) that redraw boundaries. See neighbour_share in %s",
+            "the epochs, or compare products on one grid. Two versions of one product (e.g. ESA WorldCover "
+            "v100 and v200) whose change only redraws class boundaries look the same: compare one version. "
+            "See neighbour_share in %s",
             y0,
             y1,
             100 * row["neighbour_share"],

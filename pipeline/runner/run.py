@@ -49,16 +49,13 @@ def run_pipeline(
 ) -> Path:
     """Run the stages (all by default, see ``plan.resolve_stages``) and write the output folder; returns
     the manifest path."""
-    # GDAL's block cache defaults to 5 % of RAM and filled up while the COGs of large rasters were
-    # copied, so peak memory grew with the raster (3.2 GB at 20000^2 px, 1.5 GB with this bound).
-    os.environ.setdefault("GDAL_CACHEMAX", "256")
     stages = resolve_stages(stages, config)
     output = Path(output or config.output)
     timer, warnings = execution.Timer(), execution.WarningCollector()
     logging.getLogger("pipeline").addHandler(warnings)
     staging = Staging(output)
     try:
-        with execution.scheduler_context(scheduler or config.dask.scheduler, progress):
+        with execution.scheduler_context(scheduler or config.dask.scheduler, progress, config.dask.no_worker_timeout_s):
             with timer.stage("plan: read and check the inputs"):
                 plan = make_plan(config, stages, staging.folder("work"))
             results = single_pass(plan, staging, timer)

@@ -356,6 +356,14 @@ def _covered(f: pd.DataFrame, keep_labels) -> tuple[pd.Series, pd.Series]:
     return kept, kept | (f["locked"] == 1)
 
 
+def _area_by(f: pd.DataFrame, keys: list[str], areas: PixelAreas) -> pd.Series:
+    """Hectares per combination of ``keys``. Integer pixels are summed per keys and cell first, so the float
+    sum runs in (keys, cell) order, not in the order of the patch labels (which depend on the chunking)."""
+    px = f.groupby([*keys, "cell"], sort=True)["pixels"].sum().reset_index()
+    area = pd.Series(count_area_ha(px, areas), index=px.index, name="area_ha")
+    return area.groupby([px[k] for k in keys], sort=True).sum()
+
+
 def coverage(
     counts: pd.DataFrame,
     areas: PixelAreas,
@@ -369,11 +377,10 @@ def coverage(
     covered_ha (candidates ∪ locked-in, counted once), share, key_zone, target_share (``key_target`` for
     ``key_zones``, else ``default_target``; NaN: none), shortfall_ha (>= 0) and met (NA without target)."""
     f = counts[(counts["land"] > 0) & (counts[zone] > 0)]
-    f = f.assign(area_ha=count_area_ha(f, areas))
     kept, covered = _covered(f, keep_labels)
-    out = pd.DataFrame({"zone_area_ha": f.groupby(zone)["area_ha"].sum()})
+    out = pd.DataFrame({"zone_area_ha": _area_by(f, [zone], areas)})
     for column, where in (("candidate_ha", kept), ("locked_in_ha", f["locked"] == 1), ("covered_ha", covered)):
-        out[column] = f["area_ha"].where(where, 0.0).groupby(f[zone]).sum()
+        out[column] = _area_by(f[where], [zone], areas).reindex(out.index, fill_value=0.0)
     out = out.rename_axis("zone").reset_index()
     out["share"] = out["covered_ha"] / out["zone_area_ha"]
     out["key_zone"] = out["zone"].isin(list(key_zones))
@@ -403,7 +410,7 @@ def gap_fill(
     """
     f = counts[(counts["land"] == 2) & (counts["locked"] == 0) & (counts["density"] > 0) & (counts[zone] > 0)]
     f = _with_carbon(f[~_covered(f, keep_labels)[0]], areas, density_tC_ha)
-    levels = f.groupby([zone, "value"])["area_ha"].sum().reset_index()
+    levels = _area_by(f, [zone, "value"], areas).reset_index()
     levels = levels.sort_values([zone, "value"], ascending=[True, False], kind="stable")
     short = cover[cover["shortfall_ha"] > 0].set_index("zone")
     rows, thresholds = [], {}

@@ -1,0 +1,66 @@
+"""A run on a Dask cluster: its compute watched for lost workers and a lost scheduler, GDAL settings on the
+workers. Imported only when a run uses a cluster (distributed is a heavy import)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from distributed import KilledWorker, wait
+from distributed.client import FutureCancelledError
+from distributed.comm import CommClosedError
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from pipeline.errors import PipelineError
+
+
+def compute(leaves: list, client, address: str, no_worker_timeout_s: float) -> tuple:
+    """``dask.compute`` on the cluster, watched: the run stops with one line when the scheduler is lost or has
+    had no worker for ``no_worker_timeout_s`` (distributed would otherwise wait for workers forever)."""
+    patience = no_worker_timeout_s
+    lost = f"lost the Dask scheduler at {address}; the output folder is as it was: restart the cluster and run again"
+    try:
+        futures = client.compute(leaves)
+        alone_since = None
+        while True:
+            try:
+                wait(futures, timeout=2)
+                break
+            except TimeoutError:
+                pass
+            if client.status in ("closed", "closing") or client.scheduler_comm is None:
+                raise PipelineError(lost)
+            if client.scheduler_info(n_workers=-1)["workers"]:
+                alone_since = None
+            elif alone_since is None:
+                alone_since = time.monotonic()
+            elif time.monotonic() - alone_since > patience:
+                client.cancel(futures)
+                raise PipelineError(
+                    f"the Dask scheduler at {address} has had no worker for {patience:.0f} s (dask."
+                    "no_worker_timeout_s); the output folder is as it was: start workers and run again"
+                )
+        return tuple(client.gather(futures))
+    except KilledWorker as e:
+        raise PipelineError(
+            f"a task ended the worker running it several times on the cluster at {address} ({e.task}): out of "
+            "memory? Give the workers more memory or lower dask.chunks; the output folder is as it was"
+        ) from None
+    except (CommClosedError, FutureCancelledError, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, (ConnectionError, TimeoutError)):
+            raise  # a file of the run, not the cluster
+        raise PipelineError(lost) from None
+
+
+class GdalSettings(WorkerPlugin):
+    """The run's GDAL settings in every worker process, those that join later too."""
+
+    name = "carbon-pipeline-gdal"
+
+    def __init__(self, settings: dict[str, str]):
+        super().__init__()
+        self.settings = settings
+
+    def setup(self, worker) -> None:
+        for key, value in self.settings.items():
+            os.environ.setdefault(key, value)
