@@ -28,9 +28,16 @@ def cluster(tmp_path):
     """A scheduler and two single-thread workers without nannies (a killed worker stays dead)."""
     info = tmp_path / "scheduler.json"
     scheduler = _spawn(
-        "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-        "--scheduler-file", str(info),
-    )  # fmt: skip
+        "distributed.cli.dask_scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--dashboard-address",
+        ":0",
+        "--scheduler-file",
+        str(info),
+    )
     deadline = time.monotonic() + 60
     while not info.exists():
         assert scheduler.poll() is None and time.monotonic() < deadline
@@ -47,7 +54,7 @@ def cluster(tmp_path):
             ":0",
             "--memory-limit",
             "0",
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     from distributed import Client
