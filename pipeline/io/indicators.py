@@ -84,7 +84,8 @@ def _open(
             path.name,
             "; ".join(diffs),
         )
-        # tolerance=0: GDAL's exact transformer, so a pixel's value does not depend on the window read.
+        # A tiny error threshold (0 is refused by GDAL): the approximate transformer stays within 1e-6 px, so a
+        # pixel's value does not depend on the window Dask reads.
         opened = WarpedVRT(
             ds,
             crs=grid.crs,
@@ -94,7 +95,7 @@ def _open(
             resampling=Resampling.bilinear,
             nodata=nodata,
             src_nodata=nodata,
-            tolerance=0,
+            tolerance=1e-6,
         )
     try:
         arr = rioxarray.open_rasterio(opened, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False, masked=False)
