@@ -47,13 +47,16 @@ def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
         balance_years=years,
         redline_year=2020,
         coverage=True,
+        indicators=("ndvi",),
     )
     files = written(sample_run)
     assert [f for f in files if spec.find(f) is None] == []
     assert files == spec.expected(context)
-    # 5 epochs x 3 rasters + 5 intervals x 4 rasters + Gi*, and a QGIS style beside each class-like raster
-    assert sum(f.endswith(".tif") for f in files) == 36 and sum(f.endswith(".qml") for f in files) == 15
+    # 5 epochs x 3 rasters + 5 intervals x 4 rasters + Gi* + NDVI slope and p, and a QGIS style beside each
+    # class-like raster
+    assert sum(f.endswith(".tif") for f in files) == 38 and sum(f.endswith(".qml") for f in files) == 15
     assert "maps/balance_county_2015.png" in files and "tables/pathways_ecozone_2000_2020.csv" in files
+    assert "tables/indicators_ecozone.csv" in files and "maps/indicators_ecozone_ndvi.png" in files
 
 
 def test_every_table_column_has_a_unit_and_the_declared_order(sample_run):

@@ -46,17 +46,26 @@ class IndicatorSeries:
 
 def open_series(name: str, config: IndicatorConfig, grid: Grid, chunks: int) -> IndicatorSeries:
     """Check every raster of the series (readable, a CRS, covering the grid) and open it lazily on ``grid``."""
-    stored, nodata, integer = {}, {}, True
+    stored, nodata, integer, resampled = {}, {}, True, {}
     for year, path in config.years.items():
-        stored[year], nodata[year], is_integer = _open(name, year, path, config, grid, chunks)
+        stored[year], nodata[year], is_integer, diffs = _open(name, year, path, config, grid, chunks)
         integer &= is_integer
+        if diffs:
+            resampled[year] = "; ".join(diffs)
+    if resampled:
+        log.warning(
+            "indicators.%s: %s resampled bilinearly onto the land cover's grid (%s)",
+            name,
+            ", ".join(f"{y} ({config.years[y].name})" for y in resampled),
+            "; ".join(dict.fromkeys(resampled.values())),
+        )
     precision = config.precision or (config.scale if integer else config.scale * 1e-4)
     return IndicatorSeries(name, config, stored, dict(config.years), nodata, precision)
 
 
 def _open(
     name: str, year: int, path: Path, config: IndicatorConfig, grid: Grid, chunks: int
-) -> tuple[xr.DataArray, float | None, bool]:
+) -> tuple[xr.DataArray, float | None, bool, list[str]]:
     if not path.exists():
         raise InputError(f"indicators.{name} {year}: file not found", path)
     try:
@@ -77,13 +86,6 @@ def _open(
     if not diffs:
         ds.close()
     else:
-        log.warning(
-            "indicators.%s %d (%s) resampled bilinearly onto the land cover's grid: %s",
-            name,
-            year,
-            path.name,
-            "; ".join(diffs),
-        )
         # A tiny error threshold (0 is refused by GDAL): the approximate transformer stays within 1e-6 px, so a
         # pixel's value does not depend on the window Dask reads.
         opened = WarpedVRT(
@@ -106,7 +108,7 @@ def _open(
     data = xr.DataArray(
         arr.isel(band=0, drop=True).data, dims=("y", "x"), coords=grid_coords(grid), name=f"{name}_{year}"
     )
-    return data, nodata, np.issubdtype(np.dtype(dtype), np.integer)
+    return data, nodata, np.issubdtype(np.dtype(dtype), np.integer), diffs
 
 
 def _check_covers(name: str, year: int, path: Path, own: Grid, grid: Grid) -> None:
