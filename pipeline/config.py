@@ -201,9 +201,7 @@ class IndicatorConfig(_Strict):
         "epochs of the land cover. The years may also be given directly beside the other keys "
         "(`ndvi: {2000: a.tif, 2005: b.tif, ..., scale: 0.0001}`).",
     )
-    scale: float = Field(
-        1.0, gt=0, description="Value = stored value x scale + offset (MODIS NDVI: 0.0001)."
-    )
+    scale: float = Field(1.0, gt=0, description="Value = stored value x scale + offset (MODIS NDVI: 0.0001).")
     offset: float = Field(0.0, description="Value = stored value x scale + offset.")
     nodata: float | None = Field(
         None,

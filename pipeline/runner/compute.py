@@ -221,9 +221,7 @@ def _indicator_tasks(plan: Plan, staging: Staging, zones: dict, tasks: PassTasks
             )
             tasks.rasters.append(relative)
         values = {f"sum_{y}": indicators.summed(q, cls) for y, q in quantised.items()}
-        tasks.indicators[series.name] = group_sums(
-            {**zones, "trend": (cls, indicators.NCLASSES)}, values, plan.areas
-        )
+        tasks.indicators[series.name] = group_sums({**zones, "trend": (cls, indicators.NCLASSES)}, values, plan.areas)
 
 
 def _epoch_counts(

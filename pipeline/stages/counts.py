@@ -137,7 +137,9 @@ def count_area_ha(counts: pd.DataFrame, areas: PixelAreas) -> np.ndarray:
 _EXACT_FLOAT = 2.0**53
 
 
-def group_sums(keys: dict[str, tuple[xr.DataArray, int]], values: dict[str, xr.DataArray], areas: PixelAreas) -> Delayed:
+def group_sums(
+    keys: dict[str, tuple[xr.DataArray, int]], values: dict[str, xr.DataArray], areas: PixelAreas
+) -> Delayed:
     """Delayed DataFrame like ``group_counts`` (keys, ``cell``, ``pixels``) with, per row, the exact integer
     sum of each int64 raster of ``values`` over its pixels (one column per name). Integer sums do not depend
     on the chunking or the order of the blocks."""
@@ -172,10 +174,7 @@ def _block_sums(
     for block, size in zip(blocks[:nkeys], sizes):
         key = key * size + block.ravel().astype(np.int64)
     present, local = _compact(key, int(np.prod(sizes)))
-    if areas is None:
-        cells = np.zeros(key.size, np.int64)
-    else:
-        cells = areas.cells(*origin, *blocks[0].shape).ravel()
+    cells = np.zeros(key.size, np.int64) if areas is None else areas.cells(*origin, *blocks[0].shape).ravel()
     first = int(cells.min(initial=0))
     span = int(cells.max(initial=0)) - first + 1
     combo, where = _compact(local * span + (cells - first), len(present) * span)

@@ -38,9 +38,7 @@ NO_VALUE = np.iinfo(np.int64).min
 _STRIP = 1 << 15
 
 
-def quantise(
-    stored: xr.DataArray, scale: float, offset: float, precision: float, nodata: float | None
-) -> xr.DataArray:
+def quantise(stored: xr.DataArray, scale: float, offset: float, precision: float, nodata: float | None) -> xr.DataArray:
     """Lazy int64 value / ``precision`` (rounded) of value = stored x ``scale`` + ``offset``; ``NO_VALUE``
     where the stored value is ``nodata`` or not finite."""
 
@@ -154,7 +152,10 @@ def zone_table(
         if with_values > 0 and k in weighted.index:
             means = weighted.loc[k, years].to_numpy(np.float64) * precision / (with_values * 1e4)
         slope, low, high, tau, p = _zone_trend(means, years)
-        share = (lambda a: a / with_values if with_values > 0 else np.nan)
+
+        def share(a: float, whole: float = with_values) -> float:
+            return a / whole if whole > 0 else np.nan
+
         rows.append(
             {
                 "zone_id": zone["zone_id"],
