@@ -244,7 +244,49 @@ class IndicatorConfig(_Strict):
         return dict(sorted(v.items()))
 
 
-RasterKind = Literal["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change"]
+class UncertaintyConfig(_Strict):
+    """Monte Carlo draws of the parameter tables, applied to the run's pixel counts (no further pass over the
+    pixels): percentiles of stock, sink, source, net emission and stock change per pathway."""
+
+    draws: int = Field(
+        1000,
+        ge=20,
+        le=1_000_000,
+        description="Number of draws of the parameter tables. Each draw takes every spread value of every row at "
+        "once; the 5th, 50th and 95th percentiles over the draws are reported. Cost: draws x groups of the counts "
+        "(rows after grouping by zone and parameter row), a second or two per 1000 draws on a county.",
+    )
+    seed: int = Field(
+        1,
+        ge=0,
+        description="Seed of the random numbers (NumPy's PCG64): the same seed gives the same draws, and the same "
+        "tables byte for byte, on any chunk size or scheduler.",
+    )
+
+
+class ValuationConfig(_Strict):
+    """InVEST's valuation of carbon: the net present value of the stock change of each interval, spread evenly
+    over the interval's years, at a price per t C that changes by a rate per year, discounted at a rate per year."""
+
+    price_per_tC: float = Field(  # noqa: N815 (t C as in every unit-bearing name of the project)
+        ge=0,
+        description="Price of a tonne of carbon (t C, not CO2) in the first year of each interval, in any currency "
+        "(InVEST's `price_per_metric_ton_of_c`). The tables and the npv rasters are in that currency.",
+    )
+    discount_rate_pct: float = Field(
+        gt=-100,
+        description="Market discount rate, % per year (InVEST's `discount_rate`; 7 means 7 %). Required: a "
+        "choice, so no default.",
+    )
+    price_change_pct: float = Field(
+        0.0,
+        gt=-100,
+        description="Annual rate of change of the price of carbon, % per year (InVEST's `rate_change`), for the "
+        "social cost of carbon rising over time.",
+    )
+
+
+RasterKind = Literal["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change", "npv"]
 #: Rasters a run can write (rasters/<kind>_<year or interval>.tif).
 RASTER_KINDS: tuple[RasterKind, ...] = typing.get_args(RasterKind)
 
@@ -333,11 +375,22 @@ class Config(_Strict):
         "slope with the Mann-Kendall test, the share greening and browning significantly, and a per-pixel trend "
         "raster. The name (a letter, then letters, digits or `_`) is used in file names.",
     )
+    uncertainty: UncertaintyConfig | None = Field(
+        None,
+        description="Percentiles of the carbon figures from draws of the parameter tables: `{draws: 1000, seed: "
+        "1}`. Needs spread columns in `carbon.densities` (`c_above_sd`, ... or `c_above_low`/`c_above_high`, ...) "
+        "or `carbon.rates` (`rate_sd` or `rate_low`/`rate_high`).",
+    )
+    valuation: ValuationConfig | None = Field(
+        None,
+        description="Net present value of the stock change, as InVEST values carbon: `{price_per_tC: 43, "
+        "discount_rate_pct: 7, price_change_pct: 0}`. Needs `carbon.densities`.",
+    )
     rasters: list[RasterKind] = Field(
         list(RASTER_KINDS),
         description="Which rasters to write, from `landcover`, `stock`, `flux`, `transition`, `pathway`, "
-        "`stock_change`, `flux_change` (`flux_change` needs `flux`; `redline` needs `landcover`, `stock` and "
-        "`flux`). Tables and maps do not depend on it.",
+        "`stock_change`, `flux_change`, `npv` (`flux_change` needs `flux`; `npv` is written with `valuation:`; "
+        "`redline` needs `landcover`, `stock` and `flux`). Tables and maps do not depend on it.",
     )
     overviews: bool = Field(
         True,
@@ -415,6 +468,8 @@ class Config(_Strict):
             raise ValueError("carbon.statistics are per zone: add the zone layer they refer to under `zones`")
         if "flux_change" in self.rasters and "flux" not in self.rasters:
             raise ValueError("rasters: flux_change needs flux (statistics years are spread over the flux maps)")
+        if self.valuation is not None and self.carbon.densities is None:
+            raise ValueError("valuation needs carbon.densities: it values the stock change; add the density table")
         red = self.redline
         if red is not None:
             needed = [k for k in ("landcover", "stock", "flux") if k not in self.rasters]

@@ -52,6 +52,10 @@ class RunContext:
     coverage: bool = False
     #: Names of the indicator series under ``indicators`` (with the trends stage).
     indicators: tuple[str, ...] = ()
+    #: ``uncertainty:`` given (percentiles of the carbon figures).
+    uncertainty: bool = False
+    #: ``valuation:`` given (net present value of the stock change).
+    valuation: bool = False
 
     @property
     def all_layers(self) -> tuple[str, ...]:
@@ -226,6 +230,16 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "suspect/pass/n/a",
         "suspect: neighbour_share >= 0.9, the change looks like misregistration (n/a under 100 changed pixels)",
     ),
+    "resampling_changed_pixels": (
+        "pixels (expected, 0.1 px)",
+        "pixels whose class resampling alone is expected to change between the epochs (`align: nearest`: the "
+        "land a resampled pixel shows is up to half a pixel off its centre; boundaries taken as uniform "
+        "within pixels); 0 when neither epoch was resampled, or both from one grid",
+    ),
+    "resampling_changed_share": (
+        "fraction 0-1",
+        "resampling_changed_pixels / valid pixels of the zone; compare with changed_pixels / valid pixels",
+    ),
     "annual_change_pct": ("% per year", "changed area over the extent per year (S_t)"),
     "uniform_pct": ("% per year", "the uniform intensity the observed one is compared with"),
     "speed": ("-", "fast, slow or uniform"),
@@ -288,6 +302,34 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "greening_share": ("fraction 0-1", "greening_ha / indicator_area_ha"),
     "browning_share": ("fraction 0-1", "browning_ha / indicator_area_ha"),
     "net_greening_share": ("fraction -1-1", "(greening_ha - browning_ha) / indicator_area_ha"),
+    "stock_tC_p05": ("t C", "5th percentile over the uncertainty draws of stock_tC"),
+    "stock_tC_p50": ("t C", "median over the uncertainty draws of stock_tC"),
+    "stock_tC_p95": ("t C", "95th percentile over the uncertainty draws of stock_tC"),
+    "sink_tC_yr_p05": ("t C/yr", "5th percentile over the uncertainty draws of sink_tC_yr"),
+    "sink_tC_yr_p50": ("t C/yr", "median over the uncertainty draws of sink_tC_yr"),
+    "sink_tC_yr_p95": ("t C/yr", "95th percentile over the uncertainty draws of sink_tC_yr"),
+    "source_tC_yr_p05": ("t C/yr", "5th percentile over the uncertainty draws of source_tC_yr"),
+    "source_tC_yr_p50": ("t C/yr", "median over the uncertainty draws of source_tC_yr"),
+    "source_tC_yr_p95": ("t C/yr", "95th percentile over the uncertainty draws of source_tC_yr"),
+    "net_emission_tC_yr_p05": (
+        "t C/yr",
+        "5th percentile over the uncertainty draws of net_emission_tC_yr (empty where the net emission is not given)",
+    ),
+    "net_emission_tC_yr_p50": ("t C/yr", "median over the uncertainty draws of net_emission_tC_yr"),
+    "net_emission_tC_yr_p95": ("t C/yr", "95th percentile over the uncertainty draws of net_emission_tC_yr"),
+    "stock_change_tC_p05": ("t C", "5th percentile over the uncertainty draws of stock_change_tC"),
+    "stock_change_tC_p50": ("t C", "median over the uncertainty draws of stock_change_tC"),
+    "stock_change_tC_p95": ("t C", "95th percentile over the uncertainty draws of stock_change_tC"),
+    "valuation_constant": (
+        "currency per t C",
+        "InVEST's valuation constant of the interval: price_per_tC / years x sum over t = 0 .. years - 1 of "
+        "1 / ((1 + discount_rate_pct/100)^t (1 + price_change_pct/100)^t)",
+    ),
+    "npv": (
+        "currency",
+        "net present value of the stock change, stock_change_tC x valuation_constant, in the currency of "
+        "valuation.price_per_tC (negative: carbon released, a loss of value)",
+    ),
     "stock_tC_{year}": ("t C", "stock in that year"),
     "sink_tC_yr_{year}": ("t C/yr", "sink in that year"),
     "source_tC_yr_{year}": ("t C/yr", "source in that year"),
@@ -458,6 +500,19 @@ OUTPUTS: tuple[Output, ...] = (
         overviews="AVERAGE",
     ),
     Output(
+        "npv",
+        "rasters/npv_{y0}_{y1}.tif",
+        "raster",
+        "net present value of the stock change, stock change x the interval's valuation constant (InVEST's "
+        "valuation). In the currency of valuation.price_per_tC.",
+        "currency/ha",
+        "transitions",
+        "every interval; carbon.densities and `valuation:` given; `rasters` has npv",
+        dtype="float32",
+        nodata="NaN",
+        overviews="AVERAGE",
+    ),
+    Output(
         "gi_star",
         "rasters/gi_star_{year}.tif",
         "raster",
@@ -576,6 +631,69 @@ OUTPUTS: tuple[Output, ...] = (
         ),
     ),
     Output(
+        "uncertainty",
+        "tables/uncertainty_{layer}.csv",
+        "table",
+        "Per zone and year of the balance table: the 5th, 50th and 95th percentiles of stock, sink, source and net "
+        "emission over the draws of the parameter tables (normal truncated at 0 from `_sd` columns, triangular "
+        "from `_low`/`_high`; see the methods). Net emission is empty where the balance does not give it.",
+        "t C, t C/yr",
+        "zonal",
+        "the region and (with zonal) each zone layer, with `uncertainty:`",
+        sidecars=_TABLE,
+        columns=(
+            "zone_id",
+            "zone_name",
+            "year",
+            "stock_tC_p05",
+            "stock_tC_p50",
+            "stock_tC_p95",
+            "sink_tC_yr_p05",
+            "sink_tC_yr_p50",
+            "sink_tC_yr_p95",
+            "source_tC_yr_p05",
+            "source_tC_yr_p50",
+            "source_tC_yr_p95",
+            "net_emission_tC_yr_p05",
+            "net_emission_tC_yr_p50",
+            "net_emission_tC_yr_p95",
+        ),
+    ),
+    Output(
+        "stock_change_uncertainty",
+        "tables/stock_change_uncertainty_{layer}.csv",
+        "table",
+        "Per zone, interval and pathway (all seven): the 5th, 50th and 95th percentiles of the stock change over the "
+        "draws of the density table.",
+        "t C",
+        "transitions",
+        "the region and (with zonal) each zone layer, with `uncertainty:` and the transitions stage",
+        sidecars=_TABLE,
+        columns=(
+            "zone_id",
+            "zone_name",
+            "y0",
+            "y1",
+            "pathway",
+            "pathway_name",
+            "stock_change_tC_p05",
+            "stock_change_tC_p50",
+            "stock_change_tC_p95",
+        ),
+    ),
+    Output(
+        "valuation",
+        "tables/valuation_{layer}.csv",
+        "table",
+        "Per zone and interval: stock change, InVEST's valuation constant of the interval and the net present value "
+        "of the stock change (currency of valuation.price_per_tC).",
+        "t C, currency per t C, currency",
+        "transitions",
+        "the region and (with zonal) each zone layer, with `valuation:` and the transitions stage",
+        sidecars=_TABLE,
+        columns=("zone_id", "zone_name", "y0", "y1", "years", "stock_change_tC", "valuation_constant", "npv"),
+    ),
+    Output(
         "trends",
         "tables/trends_{layer}.csv",
         "table",
@@ -687,8 +805,8 @@ OUTPUTS: tuple[Output, ...] = (
         "intervals",
         "tables/intervals_{layer}.csv",
         "table",
-        "Per zone and interval: changed area, carbon change, the displacement ratio, the two consolidation checks "
-        "and the misregistration check.",
+        "Per zone and interval: changed area, carbon change, the displacement ratio, the two consolidation checks, "
+        "the misregistration check and the change that resampling alone makes.",
         "ha, t C, t C/yr",
         "transitions",
         "each layer, with the transitions stage and two epochs",
@@ -720,6 +838,8 @@ OUTPUTS: tuple[Output, ...] = (
             "changed_amid_uniform_land_pixels",
             "neighbour_share",
             "registration_check",
+            "resampling_changed_pixels",
+            "resampling_changed_share",
         ),
     ),
     Output(
@@ -981,6 +1101,7 @@ _APPLIES: dict[str, Callable[[RunContext], list[dict]]] = {
     "pathway": _raster("pathway", _pairs, stage="transitions"),
     "stock_change": _raster("stock_change", _pairs, stock=True, stage="transitions"),
     "flux_change": _raster("flux_change", _pairs, stage="transitions"),
+    "npv": _if(lambda c: c.valuation, _raster("npv", _pairs, stock=True, stage="transitions")),
     "gi_star": _if(_redline, lambda c: [{"year": c.redline_year}]),
     "epochs": lambda c: [{}],
     "classes": _layers,
@@ -993,6 +1114,9 @@ _APPLIES: dict[str, Callable[[RunContext], list[dict]]] = {
         lambda c: _report(c) and _indicators(c),
         lambda c: [{"layer": n, "indicator": i} for n in c.layers for i in c.indicators],
     ),
+    "uncertainty": _if(lambda c: c.uncertainty, _layers),
+    "stock_change_uncertainty": _if(lambda c: c.uncertainty and bool(c.intervals), _layers),
+    "valuation": _if(lambda c: c.valuation and bool(c.intervals), _layers),
     "zones": lambda c: _layers(c, with_region=False),
     "zone_layer": lambda c: _layers(c, with_region=False),
     "transitions": lambda c: [{**layer, **pair} for layer in _layers(c) for pair in _pairs(c)],

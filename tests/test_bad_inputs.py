@@ -230,11 +230,28 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         "non-numeric density": ("class,c_above,c_below,c_soil,c_dead\n1,x,1,1,1\n", "non-numeric values in rows 2"),
         "density without a key column": ("c_above,c_below,c_soil,c_dead\n1,1,1,1\n", "exactly one key column"),
         "density missing a class present": ("class,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n", "no carbon density"),
+        "negative sd": (
+            "class,c_above,c_below,c_soil,c_dead,c_soil_sd\n1,1,1,1,1,2\n2,1,1,1,1,-3\n3,1,1,1,1,0\n",
+            "negative standard deviation c_soil_sd in rows 3; give sd >= 0",
+        ),
+        "low above high": (
+            "class,c_above,c_below,c_soil,c_dead,c_above_low,c_above_high\n1,5,1,1,1,6,4\n2,1,1,1,1,0,2\n",
+            "c_above_low above c_above_high in rows 2; give low <= high",
+        ),
+        "sd and bounds of one pool": (
+            "class,c_above,c_below,c_soil,c_dead,c_above_sd,c_above_low,c_above_high\n1,5,1,1,1,1,4,6\n",
+            "give either c_above_sd or c_above_low and c_above_high, not both",
+        ),
     }
     if case in tables:
         text, needle = tables[case]
         (tmp / "d.csv").write_text(text)
-        return {"epochs": epochs, "carbon": {"densities": "d.csv"}}, [str(tmp / "d.csv"), needle]
+        spread = {"uncertainty": {"draws": 100}} if case in ("negative sd", "low above high") else {}
+        return {"epochs": epochs, "carbon": {"densities": "d.csv"}, **spread}, [str(tmp / "d.csv"), needle]
+    if case == "uncertainty without spread columns":
+        (tmp / "d.csv").write_text("class,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n2,1,1,1,1\n3,1,1,1,1\n")
+        settings = {"epochs": epochs, "carbon": {"densities": "d.csv"}, "uncertainty": {"draws": 100, "seed": 1}}
+        return settings, [str(tmp / "d.csv"), "`uncertainty:` needs spread columns", "c_above_sd"]
     if case == "rate table without its column":
         (tmp / "r.csv").write_text("class,rate\n2,-0.6\n")
         return {"epochs": epochs, "carbon": {"rates": "r.csv"}}, [str(tmp / "r.csv"), "rate_tC_ha_yr"]
@@ -246,6 +263,15 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         "bad area value": ({"epochs": epochs, "area": "geodesic"}, "area"),
         "red lines without densities": ({"epochs": epochs, "redline": {"min_area_ha": 10}}, "needs carbon.densities"),
         "statistics without a zone layer": ({"epochs": epochs, "carbon": {"statistics": "s.csv"}}, "zone layer"),
+        "valuation without densities": (
+            {"epochs": epochs, "valuation": {"price_per_tC": 43, "discount_rate_pct": 7}},
+            "valuation needs carbon.densities",
+        ),
+        "valuation without a discount rate": (
+            {"epochs": epochs, "valuation": {"price_per_tC": 43}},
+            "valuation.discount_rate_pct: Field required",
+        ),
+        "too few uncertainty draws": ({"epochs": epochs, "uncertainty": {"draws": 5}}, "uncertainty.draws"),
         "chunks too small": ({"epochs": epochs, "dask": {"chunks": 8}}, "dask.chunks"),
     }
     settings, needle = configs[case]
@@ -276,6 +302,10 @@ CASES = [
     "non-numeric density",
     "density without a key column",
     "density missing a class present",
+    "negative sd",
+    "low above high",
+    "sd and bounds of one pool",
+    "uncertainty without spread columns",
     "rate table without its column",
     "unknown config key",
     "unknown scheme",
@@ -284,6 +314,9 @@ CASES = [
     "bad area value",
     "red lines without densities",
     "statistics without a zone layer",
+    "valuation without densities",
+    "valuation without a discount rate",
+    "too few uncertainty draws",
     "chunks too small",
     "indicator year missing",
     "indicator with two years",

@@ -94,6 +94,12 @@ def test_boundary_counts_only_the_pixels_inside(tmp_path):
     assert (land[~INSIDE] == 0).all() and (land[INSIDE] > 0).sum() == 46
     manifest = json.loads((out / "manifest.json").read_text())
     assert str(tmp_path / "area.gpkg") in {i["path"] for i in manifest["inputs"]}
+    # The report's first lines name the boundary and the area outside it: 72 px x 0.09 ha = 6.48 ha.
+    page = (out / "report.html").read_text(encoding="utf-8")
+    first = page[: page.index("<nav>")]
+    assert f"inside the boundary <code>{tmp_path / 'area.gpkg'}</code> count." in first
+    assert "Outside it, not counted anywhere: 6.48 ha (72 px) in every epoch" in first
+    assert "No study-area boundary" not in page
 
 
 def test_tables_equal_those_of_rasters_clipped_by_hand(tmp_path):
@@ -179,12 +185,18 @@ def test_water_warning_for_a_sea_on_the_edge(tmp_path, caplog):
     half = np.zeros((10, 12), bool)
     half[:, 6:] = True  # right half: 60 of 120 px (50 %), 6 + 6 + 8 = 20 of the 40 edge px (50 %): not above half
     assert _water_run(tmp_path / "half", caplog, half) == []
+    page = (tmp_path / "half/out/report.html").read_text(encoding="utf-8")
+    assert "No study-area boundary" not in page and "Study area:" not in page
     sea = half.copy()
     sea[:, 5] = True  # 70 of 120 px (58 %), 7 + 7 + 8 = 22 of 40 edge px (55 %)
     messages = _water_run(tmp_path / "sea", caplog, sea)
     assert len(messages) == 2
     assert messages[0].startswith("epoch 2000: water and wetland (class 4) is 58 % of the valid area and 55 % of")
     assert "`boundary:`" in messages[0] and messages[1].startswith("epoch 2020")
+    # The report says so in its first lines, before the navigation.
+    page = (tmp_path / "sea/out/report.html").read_text(encoding="utf-8")
+    first = page[: page.index("<nav>")]
+    assert "No study-area boundary, and open water is counted." in first and "<code>boundary:</code>" in first
 
 
 def test_water_warning_from_the_edge_alone(tmp_path, caplog):
@@ -240,3 +252,25 @@ def test_water_warning_on_the_worldcover_tile(real_data, tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records if "water and wetland (class 4)" in r.getMessage()]
     assert [m.split(":")[0] for m in messages] == ["epoch 2020", "epoch 2021"]
     assert "is 93 % of the valid area" in messages[0] and "`boundary:`" in messages[0], messages
+
+
+@pytest.mark.realdata
+def test_the_readme_example_land_boundary_is_the_two_islands(real_data):
+    """docs/examples/worldcover/make_land.py, the README example's boundary, on the 2020 tile: two pieces,
+    São Tomé then Príncipe, 964 km2 of land in all (CIA World Factbook) plus a ring of sea under ~300 m wide
+    (the outline grown by one 1/375 degree pixel): between 964 and 1,200 km2, geodesic."""
+    import importlib.util
+
+    from pyproj import Geod
+
+    script = Path(__file__).resolve().parents[1] / "docs/examples/worldcover/make_land.py"
+    spec = importlib.util.spec_from_file_location("make_land", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tile = real_data / "esa_worldcover_N00E006/ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
+    islands = module.land_polygons(tile)
+    km2 = [abs(Geod(ellps="WGS84").geometry_area_perimeter(g)[0]) / 1e6 for g in islands]
+    assert len(islands) == 2 and km2[0] > 5 * km2[1]
+    assert islands[0].centroid.y < 0.5 < 1.5 < islands[1].centroid.y  # São Tomé near 0.3 N, Príncipe near 1.6 N
+    assert 964 < sum(km2) < 1200

@@ -52,7 +52,12 @@ def geodesic_area_of(crs: CRS, xs, ys) -> float:
 # (EPSG, longitude, latitude, largest relative error of one 30 m pixel's area): CGCS2000 3-degree
 # Gauss-Kruger CM 114 E over Guizhou (7.3 degrees west of it: areal scale 1.013) and near its CM; UTM 50N
 # (k0 0.9996) at its central meridian and 2.7 degrees east of it.
-PROJECTED = [(4547, 106.7, 26.5, 2e-4), (4547, 114.1, 26.0, 1e-5), (32650, 117.0, 30.0, 1e-5), (32650, 114.3, 30.0, 1e-4)]
+PROJECTED = [
+    (4547, 106.7, 26.5, 2e-4),
+    (4547, 114.1, 26.0, 1e-5),
+    (32650, 117.0, 30.0, 1e-5),
+    (32650, 114.3, 30.0, 1e-4),
+]
 
 
 @pytest.mark.parametrize(("epsg", "lon", "lat", "pixel_rtol"), PROJECTED)

@@ -85,4 +85,13 @@ def test_a_region_of_one_class_has_an_empty_transition_level_table_with_its_colu
     one = {(2000, 2020): pd.DataFrame([[27.0]], index=[2], columns=[2])}
     t = intensity.transition_level(one)
     assert len(t) == 0
-    assert list(t.columns[:8]) == ["y0", "y1", "years", "kind", "class", "class_name", "other_class", "other_class_name"]
+    assert list(t.columns[:8]) == [
+        "y0",
+        "y1",
+        "years",
+        "kind",
+        "class",
+        "class_name",
+        "other_class",
+        "other_class_name",
+    ]

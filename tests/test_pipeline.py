@@ -462,9 +462,18 @@ def test_urban_extent_split_end_to_end(tmp_path):
 
 
 def test_process_cluster_gives_byte_identical_tables(two_epochs):
-    """The same graph on a local distributed cluster of worker processes (with the patch split's two passes)."""
+    """The same graph on a local distributed cluster of worker processes (with the patch split's two passes), with
+    the uncertainty draws (rates with a spread, statistics in two zones) and the valuation."""
     tmp = two_epochs.parent
     settings = zones_and_statistics(tmp)
+    (tmp / "r.csv").write_text(
+        "class,rate_tC_ha_yr,rate_sd\n1,0.3,0.05\n2,-0.644,0.1\n3,-0.021,0.01\n4,-0.218,0.05\n5,1.5,0.3\n"
+        "6,0.7,0.1\n8,-0.005,0\n"
+    )
+    settings |= {
+        "uncertainty": {"draws": 300, "seed": 5},
+        "valuation": {"price_per_tC": 43, "discount_rate_pct": 7, "price_change_pct": 1},
+    }
     for name, scheduler in (("threads", "threads"), ("procs", "processes")):
         write_config(
             tmp,
@@ -474,7 +483,8 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
             dask={"chunks": 64, "scheduler": scheduler},
         )
         assert cli("run", two_epochs, "-o", tmp / name) == 0
-    assert len(same_tables(tmp / "threads", tmp / "procs")) == 17
+    # 17 tables, and uncertainty, stock change uncertainty and valuation of the region and the zone layer
+    assert len(same_tables(tmp / "threads", tmp / "procs")) == 23
     # An existing cluster at its address (2 worker processes), with another chunk size.
     from distributed import LocalCluster
 
@@ -487,7 +497,7 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
             dask={"chunks": 96, "scheduler": cluster.scheduler_address},
         )
         assert cli("run", two_epochs, "-o", tmp / "cluster") == 0
-    assert len(same_tables(tmp / "threads", tmp / "cluster")) == 17
+    assert len(same_tables(tmp / "threads", tmp / "cluster")) == 23
     np.testing.assert_array_equal(
         read(tmp / "threads/rasters/flux_2000.tif"), read(tmp / "procs/rasters/flux_2000.tif")
     )
@@ -497,6 +507,9 @@ def test_process_cluster_gives_byte_identical_tables(two_epochs):
     )
     np.testing.assert_array_equal(
         read(tmp / "threads/rasters/landcover_2020.tif"), read(tmp / "procs/rasters/landcover_2020.tif")
+    )
+    np.testing.assert_array_equal(
+        read(tmp / "threads/rasters/npv_2000_2020.tif"), read(tmp / "cluster/rasters/npv_2000_2020.tif")
     )
 
 

@@ -144,6 +144,16 @@ def test_corine_vaud_resampled_pair_is_flagged_and_the_one_grid_pair_is_not(real
     warned = [r.getMessage() for r in caplog.records if "misregistration" in r.getMessage()]
     assert len(warned) == 1 and "98.2 % of the changed pixels (5,427 of 5,528)" in warned[0]
     assert "epoch 2012 was resampled with nearest neighbour" in warned[0]
+    # Change resampling alone makes: 5,440.3 px expected, 7.09 % of the 76,754 valid px, against 7.20 % changed.
+    # Independent reference: on one grid (below) the same product and years change 0.15 %, and 7.20 - 7.09 =
+    # 0.11 % is what is left for it here.
+    alone = t[["resampling_changed_pixels", "resampling_changed_share"]].iloc[0].tolist()
+    assert alone == [5440.3, pytest.approx(5440.3 / 76754, abs=1e-6)]
+    assert (
+        "resampling alone is expected to change 7.09 % of the valid pixels (5,440.3 of 76,754 px), against "
+        "7.20 % (5,528 px) changed" in warned[0]
+    )
+    left = 5528 / 76754 - alone[1]
     # Negative control: the same product and years on one grid (250 m), no resampling: too little
     # change to judge (18 px, 13 of them beside their new class), and no warning.
     caplog.clear()
@@ -152,4 +162,7 @@ def test_corine_vaud_resampled_pair_is_flagged_and_the_one_grid_pair_is_not(real
     run_pipeline(load_config(cfg), tmp_path / "out250", progress=False, stages=STAGES)
     t = pd.read_csv(tmp_path / "out250/tables/intervals_region.csv", encoding="utf-8-sig", keep_default_na=False)
     assert t[COLUMNS].iloc[0].tolist() == [18, 13, 5, pytest.approx(13 / 18), "n/a"]
+    one_grid = t["changed_area_ha"].iloc[0] / t["area_ha"].iloc[0]  # 112.4 of 76,812 ha
+    assert one_grid == pytest.approx(0.0015, abs=1e-4) and abs(left - one_grid) < 0.001
+    assert t[["resampling_changed_pixels", "resampling_changed_share"]].iloc[0].tolist() == [0, 0]  # no resampling
     assert not [r for r in caplog.records if "misregistration" in r.getMessage()]

@@ -222,8 +222,11 @@ def test_zone_attributes() -> None:
 
 def test_tables() -> None:
     dens = pd.read_csv(COMMITTED / "densities.csv")
-    assert dens.columns.tolist() == ["class", "name", "c_above", "c_below", "c_soil", "c_dead", "source"]
+    pools = ["c_above", "c_below", "c_soil", "c_dead"]
+    assert dens.columns.tolist() == ["class", "name", *pools, *(f"{p}_sd" for p in pools), "source"]
     assert dens["class"].tolist() == list(range(1, 9))
+    for pool in pools:  # illustrative spreads: 20 % of each pool, as InVEST's sample uncertainty table
+        assert (dens[f"{pool}_sd"] == (dens[pool] * 0.2).round(3)).all()
     rates = pd.read_csv(COMMITTED / "rates.csv").set_index("class")["rate_tC_ha_yr"].to_dict()
     assert rates == {2: -0.644, 3: -0.021, 4: -0.218, 8: -0.005}
     stats = pd.read_csv(COMMITTED / "statistics.csv")
@@ -241,6 +244,8 @@ def test_config() -> None:
     cfg = yaml.safe_load((COMMITTED / "config.yaml").read_text(encoding="utf-8"))
     assert cfg["epochs"] == {y: f"lc{y}/*.tif" for y in YEARS}
     assert cfg["scheme"] == "cnlucc" and cfg["urban_split"] == "native"
+    assert cfg["uncertainty"] == {"draws": 1000, "seed": 1}
+    assert cfg["valuation"] == {"price_per_tC": 43, "discount_rate_pct": 7, "price_change_pct": 0}
     assert [z["path"] for z in cfg["zones"]] == ["counties.gpkg", "ecozones.gpkg"]
     for rel in [*cfg["carbon"].values(), *(z["path"] for z in cfg["zones"])]:
         assert (COMMITTED / rel).is_file()

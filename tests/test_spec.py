@@ -18,7 +18,7 @@ from .conftest import write_config
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 ALL_STAGES = frozenset(["ingest", "reclassify", "carbon", "transitions", "zonal", "trends", "redline", "report"])
-ALL_RASTERS = frozenset(["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change"])
+ALL_RASTERS = frozenset(["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change", "npv"])
 
 
 def written(folder: Path) -> list[str]:
@@ -35,7 +35,7 @@ def sample_run(tmp_path_factory) -> Path:
 
 def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
     # Written out by hand from the sample's config: five epochs, two zone layers, statistics for 2000-2020
-    # only at epochs, red lines in 2020 with coverage of the ecozones.
+    # only at epochs, red lines in 2020 with coverage of the ecozones, uncertainty and valuation.
     years = (2000, 2005, 2010, 2015, 2020)
     context = spec.RunContext(
         years=years,
@@ -48,13 +48,17 @@ def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
         redline_year=2020,
         coverage=True,
         indicators=("ndvi",),
+        uncertainty=True,
+        valuation=True,
     )
     files = written(sample_run)
     assert [f for f in files if spec.find(f) is None] == []
     assert files == spec.expected(context)
-    # 5 epochs x 3 rasters + 5 intervals x 4 rasters + Gi* + NDVI slope and p, and a QGIS style beside each
+    # 5 epochs x 3 rasters + 5 intervals x 5 rasters + Gi* + NDVI slope and p, and a QGIS style beside each
     # class-like raster
-    assert sum(f.endswith(".tif") for f in files) == 38 and sum(f.endswith(".qml") for f in files) == 15
+    assert sum(f.endswith(".tif") for f in files) == 43 and sum(f.endswith(".qml") for f in files) == 15
+    assert "rasters/npv_2000_2020.tif" in files and "tables/stock_change_uncertainty_county.csv" in files
+    assert "tables/uncertainty_ecozone.csv" in files and "tables/valuation_region.csv" in files
     assert "maps/balance_county_2015.png" in files and "tables/pathways_ecozone_2000_2020.csv" in files
     assert "tables/indicators_ecozone.csv" in files and "maps/indicators_ecozone_ndvi.png" in files
 
@@ -120,4 +124,7 @@ def test_patterns_match_only_their_files():
     assert spec.find("rasters/landcover_2000.qml")[0].key == "landcover"
     assert spec.find("rasters/stock_2000.qml") is None  # float rasters have no style
     assert spec.find("tables/notes.txt") is None
+    assert spec.find("tables/uncertainty_county.csv")[0].key == "uncertainty"
+    assert spec.find("tables/stock_change_uncertainty_county.csv")[0].key == "stock_change_uncertainty"
+    assert spec.find("rasters/npv_2000_2020.tif")[0].key == "npv"
     assert len({o.key for o in spec.OUTPUTS}) == len(spec.OUTPUTS)

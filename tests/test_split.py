@@ -45,7 +45,9 @@ def test_patch_rule_by_hand_across_chunk_edges(chunks):
 
 def test_patch_threshold_in_pixels_uses_real_pixel_area():
     grid30 = Grid(GRID.crs, Affine(30, 0, 500000, 0, -30, 3400000), 12, 10)  # 0.09 ha pixels
-    out = split_by_patches(classes(RASTER, (5, 6)), pixel_areas(grid30, "planar"), min_area_ha=0.54).values  # = 6 pixels
+    out = split_by_patches(
+        classes(RASTER, (5, 6)), pixel_areas(grid30, "planar"), min_area_ha=0.54
+    ).values  # = 6 pixels
     assert (out[4:6, 5:8] == 5).all() and out[8, 0] == 6
     out = split_by_patches(classes(RASTER, (5, 6)), pixel_areas(grid30, "planar"), min_area_ha=0.55).values
     assert (out[4:6, 5:8] == 6).all()

@@ -36,7 +36,10 @@ def test_group_counts_are_exact_for_any_chunking(data, lattice, zone_size):
     areas, cell = {
         "none": (None, np.zeros((h, w), int)),
         "rows": (row_areas(np.ones(h), w), rows),
-        "cells": (PixelAreas((h, w), (2, 3), np.ones((-(-h // 2), ncols)), "ellipsoidal"), rows // 2 * ncols + cols // 3),
+        "cells": (
+            PixelAreas((h, w), (2, 3), np.ones((-(-h // 2), ncols)), "ellipsoidal"),
+            rows // 2 * ncols + cols // 3,
+        ),
     }[lattice]
     frames = [
         counts.group_counts({"zone": (_lazy(zone, c), zone_size), "class": (_lazy(cls, c), 9)}, areas).compute()

@@ -4,6 +4,11 @@ Density tables follow InVEST's carbon pool table so that InVEST users' files wor
 column (``class`` for target classes, or ``lucode`` for the product's own codes), the pool
 columns ``c_above, c_below, c_soil, c_dead`` in any letter case, extra columns ignored, UTF-8 or
 Latin-1. Optional ``zone`` (an id of a zone layer, for regional densities) and ``source`` columns.
+
+Optional spread columns give each value a distribution for the ``uncertainty:`` draws: ``<value>_sd`` (a
+standard deviation, same unit) or ``<value>_low`` and ``<value>_high`` (bounds of a triangular distribution
+whose mode is the value itself); ``<value>`` is a pool (``c_above_sd``) or ``rate`` (``rate_sd``). InVEST's
+uncertainty table (``C_ABOVE_MEAN, C_ABOVE_SD, ...``) reads as it is: ``<pool>_mean`` stands for the pool.
 """
 
 from __future__ import annotations
@@ -50,13 +55,23 @@ MAX_DENSITY_TC_HA = 2000.0
 MAX_RATE_TC_HA_YR = 100.0
 
 
+#: Suffixes of the spread columns of a value: a standard deviation, or the bounds of a triangular distribution.
+SPREAD = ("sd", "low", "high")
+
+
 def read_densities(path: Path) -> ParameterTable:
-    """Carbon density per class or product code (t C/ha per pool), checked: numbers, >= 0, unique keys."""
+    """Carbon density per class or product code (t C/ha per pool), checked: numbers, >= 0, unique keys; with
+    the spread columns of the pools that have them (checked by ``_spread``)."""
     frame = read_table(path)
+    # InVEST's uncertainty table names the pools <pool>_mean (C_ABOVE_MEAN); the mean is the point value.
+    means = {f"{p}_mean": p for p in POOLS if p not in frame.columns and f"{p}_mean" in frame.columns}
+    frame = frame.rename(columns=means)
     missing = [p for p in POOLS if p not in frame.columns]
     if missing:
         raise InputError(f"density table needs pool columns {', '.join(POOLS)} (t C/ha); missing {missing}", path)
-    table = _keyed(frame, path, list(POOLS))
+    spread = spread_columns(frame, {p: p for p in POOLS}, path)
+    table = _keyed(frame, path, [*POOLS, *spread])
+    _spread(table, {p: p for p in POOLS}, path, "t C/ha", floor=0.0)
     negative = table[(table[list(POOLS)] < 0).any(axis=1)]
     if len(negative):
         raise InputError(f"negative carbon density in rows {_rows(negative)}", path)
@@ -75,7 +90,9 @@ def read_rates(path: Path) -> ParameterTable:
     frame = read_table(path)
     if "rate_tc_ha_yr" not in frame.columns:
         raise InputError("rate table needs a column rate_tC_ha_yr (t C/ha/yr, negative = uptake)", path)
-    table = _keyed(frame, path, ["rate_tc_ha_yr"])
+    spread = spread_columns(frame, {"rate_tc_ha_yr": "rate"}, path)
+    table = _keyed(frame, path, ["rate_tc_ha_yr", *spread])
+    _spread(table, {"rate_tc_ha_yr": "rate"}, path, "t C/ha/yr")
     large = table[table["rate_tc_ha_yr"].abs() > MAX_RATE_TC_HA_YR]
     if len(large):
         raise InputError(
@@ -84,6 +101,43 @@ def read_rates(path: Path) -> ParameterTable:
             path,
         )
     return ParameterTable(Path(path), _key_name(frame), table.rename(columns={"rate_tc_ha_yr": "rate_tC_ha_yr"}))
+
+
+def spread_columns(frame: pd.DataFrame, values: dict[str, str], path: Path) -> list[str]:
+    """The spread columns present for ``values`` (value column -> name of its spread columns): ``<name>_sd``,
+    or both ``<name>_low`` and ``<name>_high``; one kind per value."""
+    found = []
+    for name in values.values():
+        sd, low, high = (f"{name}_{s}" for s in SPREAD)
+        have = [c for c in (sd, low, high) if c in frame.columns]
+        if sd in have and len(have) > 1:
+            raise InputError(f"give either {sd} or {low} and {high}, not both: one distribution per value", path)
+        if (low in have) != (high in have):
+            raise InputError(f"{low} and {high} go together (the bounds of a triangular distribution)", path)
+        found += have
+    return found
+
+
+def _spread(table: pd.DataFrame, values: dict[str, str], path: Path, unit: str, floor: float | None = None) -> None:
+    """Spread columns that make sense: sd >= 0, low <= value <= high (the value is the triangle's mode), and
+    low >= ``floor`` when given (a density bound below 0 would draw negative carbon)."""
+    for value, name in values.items():
+        sd, low, high = (f"{name}_{s}" for s in SPREAD)
+        if sd in table.columns and len(bad := table[table[sd] < 0]):
+            raise InputError(f"negative standard deviation {sd} in rows {_rows(bad)}; give sd >= 0 ({unit})", path)
+        if low not in table.columns:
+            continue
+        if floor is not None and len(bad := table[table[low] < floor]):
+            raise InputError(f"negative {low} in rows {_rows(bad)}; carbon densities are >= 0 ({unit})", path)
+        if len(bad := table[table[low] > table[high]]):
+            raise InputError(f"{low} above {high} in rows {_rows(bad)}; give low <= high ({unit})", path)
+        outside = table[(table[value] < table[low]) | (table[value] > table[high])]
+        if len(outside):
+            raise InputError(
+                f"{value} outside [{low}, {high}] in rows {_rows(outside)}: the value is the mode of the triangular "
+                "distribution between the bounds; give low <= value <= high",
+                path,
+            )
 
 
 def _key_name(frame: pd.DataFrame) -> str:

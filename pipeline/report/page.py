@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ import pandas as pd
 from pipeline import spec
 from pipeline.errors import OutputError
 from pipeline.io.tables import read_table
+from pipeline.runner.studyarea import OPEN_WATER_WARNING
 
 _STYLE = """
 body{font-family:"DejaVu Sans","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em auto;max-width:1200px;
@@ -42,7 +44,11 @@ def write_report(
         return folder / spec.path(key, **fields)
 
     region = ("zone_id", "zone_name")
-    parts = [_header(manifest) + _completeness(table("classes", layer="region"), table("balance", layer="region"))]
+    parts = [
+        _header(manifest)
+        + _study_area(manifest, table("epochs"))
+        + _completeness(table("classes", layer="region"), table("balance", layer="region"))
+    ]
     parts.append(_section("warnings", "Warnings", _warnings(manifest["warnings"])))
     parts.append(
         _section(
@@ -64,9 +70,19 @@ def write_report(
     parts.append(_section("pathways", "Pathways of change, first to last epoch", _pathways(folder, pathways)))
     parts.append(
         _section(
-            "checks", "Displacement and consolidation checks", _table(table("intervals", layer="region"), drop=region)
+            "checks",
+            "Displacement and consolidation checks",
+            _resampling(table("intervals", layer="region")) + _table(table("intervals", layer="region"), drop=region),
         )
     )
+    if context.uncertainty or context.valuation:
+        parts.append(
+            _section(
+                "uncertainty",
+                "Uncertainty and value of the carbon figures",
+                _uncertainty(folder, context, table) + _valuation(folder, context, table),
+            )
+        )
     if "redline" in context.stages:
         parts.append(
             _section(
@@ -122,6 +138,7 @@ _NAV = [
     ("zones", "Zones"),
     ("pathways", "Pathways"),
     ("checks", "Checks"),
+    ("uncertainty", "Uncertainty and value"),
     ("redline", "Red lines"),
     ("trends", "Trends"),
     ("indicators", "Indicators"),
@@ -138,6 +155,68 @@ def _header(manifest: dict) -> str:
         f"<p>carbon-pipeline {manifest['pipeline_version']}, finished {manifest['finished_utc']}. "
         f"Epochs {years}; grid {grid['width']} × {grid['height']} pixels, {html.escape(grid['crs'])}. "
         "Stock in t C; sink, source and net emission in t C/yr (+ emission, − uptake).</p>"
+    )
+
+
+def _study_area(manifest: dict, epochs_file: Path) -> str:
+    """The report's first lines on the study area: the ``boundary:`` file and the area outside it (from
+    tables/epochs.csv), or, without one, that water looked like open sea counted as the region."""
+    boundary = manifest["config"].get("boundary")
+    if boundary is None:
+        if not any(OPEN_WATER_WARNING in m for m in manifest["warnings"]):
+            return ""
+        return (
+            '<p class="warn"><strong>No study-area boundary, and open water is counted.</strong> Without '
+            "<code>boundary:</code> every valid pixel of the rasters counts; here water and wetland is more than "
+            "half of the valid area or of the raster's edge, so open sea or a large lake beyond the region is "
+            "counted as its land and sink (see the warnings). Set <code>boundary:</code> to the region's polygons.</p>"
+        )
+    where = html.escape(str(boundary["path"]))
+    if boundary.get("layer"):
+        where += f", layer {html.escape(str(boundary['layer']))}"
+    if boundary.get("coordinates") == "gcj02":
+        where += ", GCJ-02 coordinates moved to WGS84"
+    epochs = _read(epochs_file)
+    outside = ""
+    if epochs is not None and "outside_boundary_area_ha" in epochs.columns:
+        rows = [
+            f"{int(r.year)}: {r.outside_boundary_area_ha:,.2f} ha ({int(r.outside_boundary_pixels):,} px)"
+            for r in epochs.itertuples()
+        ]
+        same = epochs["outside_boundary_pixels"].nunique() == 1
+        outside = (
+            f" Outside it, not counted anywhere: {rows[0].split(': ', 1)[1]} in every epoch"
+            if same
+            else " Outside it, not counted anywhere: " + "; ".join(rows)
+        ) + " (<code>tables/epochs.csv</code>, <code>outside_boundary_area_ha</code>)."
+    return (
+        f"<p><strong>Study area:</strong> only pixels whose centre lies inside the boundary "
+        f"<code>{where}</code> count.{outside}</p>"
+    )
+
+
+def _resampling(intervals_file: Path) -> str:
+    """A line per interval whose epochs were resampled (``align: nearest``): the change resampling alone is
+    expected to make, beside the change found."""
+    frame = _read(intervals_file)
+    if frame is None or "resampling_changed_pixels" not in frame.columns:
+        return ""
+    lines = []
+    for r in frame[frame["resampling_changed_pixels"] > 0].itertuples():
+        changed = r.changed_area_ha / r.area_ha if r.area_ha > 0 else float("nan")
+        lines.append(
+            f"Interval {int(r.y0)}-{int(r.y1)}: {100 * changed:.2f} % of the area changed "
+            f"({int(r.changed_pixels):,} px); "
+            f"resampling alone is expected to change {100 * r.resampling_changed_share:.2f} % of the valid pixels "
+            f"({r.resampling_changed_pixels:,.1f} px)."
+        )
+    if not lines:
+        return ""
+    return (
+        '<p class="warn"><strong>Change made by resampling.</strong> An epoch was resampled with nearest neighbour '
+        "onto the first epoch's grid (<code>align: nearest</code>), which alone moves class boundaries by up to half "
+        "a pixel. " + " ".join(lines) + " Only the difference can be land-use change "
+        "(<code>resampling_changed_pixels</code>).</p>"
     )
 
 
@@ -283,6 +362,47 @@ def _pathways(folder: Path, file: Path | None) -> str:
         return "<p>One epoch only: no change to describe.</p>"
     return f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _frame(
         frame.drop(columns=["zone_id", "zone_name"])
+    )
+
+
+def _uncertainty(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
+    """The region's percentiles per year and of the stock change per pathway, first to last epoch."""
+    if not context.uncertainty:
+        return ""
+    text = (
+        "<p>5th, 50th and 95th percentiles over draws of the parameter tables applied to the run's pixel counts: "
+        "each value with a standard deviation (<code>_sd</code>) is drawn from a normal distribution (densities "
+        "truncated at 0), each with bounds (<code>_low</code>/<code>_high</code>) from a triangular one with the "
+        "table's value as mode; all pixels of a table row share its draw.</p>"
+    )
+    balance = table("uncertainty", layer="region")
+    text += f"<h3>Region, per year</h3><p><code>{balance.relative_to(folder).as_posix()}</code></p>"
+    text += _table(balance, drop=("zone_id", "zone_name"))
+    change = table("stock_change_uncertainty", layer="region")
+    frame = _read(change)
+    if frame is not None and context.intervals:
+        first, last = context.years[0], context.years[-1]
+        frame = frame[(frame["y0"] == first) & (frame["y1"] == last)]
+        text += (
+            f"<h3>Stock change per pathway, {first} to {last}</h3>"
+            f"<p><code>{change.relative_to(folder).as_posix()}</code></p>"
+            + _frame(frame.drop(columns=["zone_id", "zone_name"]))
+        )
+    return text
+
+
+def _valuation(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
+    """The region's net present value of the stock change per interval."""
+    if not context.valuation or not context.intervals:
+        return ""
+    file = table("valuation", layer="region")
+    return (
+        "<h3>Net present value of the stock change</h3><p>InVEST's valuation: the interval's stock change spread "
+        "evenly over its years, each year's share valued at the price of carbon changing by "
+        "<code>valuation.price_change_pct</code> a year and discounted at <code>valuation.discount_rate_pct</code>; "
+        "npv = stock_change_tC x valuation_constant, in the currency of <code>valuation.price_per_tC</code> "
+        "(per pixel: <code>rasters/npv_&lt;y0&gt;_&lt;y1&gt;.tif</code>).</p>"
+        f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _table(file, drop=("zone_id", "zone_name"))
     )
 
 

@@ -18,10 +18,25 @@ from pipeline.io.staging import Staging
 from pipeline.model.pathways import PATHWAY_NODATA
 from pipeline.runner import execution, studyarea
 from pipeline.runner.plan import LandCover, Plan
-from pipeline.stages import balance, carbon, indicators, reclassify, registration, split, transitions, zonal
+from pipeline.stages import (
+    balance,
+    carbon,
+    indicators,
+    reclassify,
+    registration,
+    resampling,
+    split,
+    transitions,
+    valuation,
+    zonal,
+)
 from pipeline.stages.counts import count_area_ha, group_counts, group_sums, merge_counts
 
 log = logging.getLogger(__name__)
+
+#: Resampling that alone is expected to make at least this share of an interval's changed pixels is warned
+#: about even when the misregistration check passes.
+RESAMPLING_WARN_SHARE = 0.1
 
 
 @dataclass
@@ -39,6 +54,8 @@ class PassTasks:
     registration: dict = field(default_factory=dict)
     #: Per indicator series, pixels and integer value sums per zone, trend class and cell (``group_sums``).
     indicators: dict = field(default_factory=dict)
+    #: Per interval with an epoch resampled, valid pixels and expected change (``resampling.change_counts``).
+    resampling: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +73,8 @@ class PassResults:
     registration: dict[tuple[int, int], dict] = field(default_factory=dict)
     #: Per indicator series, its ``group_sums`` frame (keys: zone columns and ``trend``).
     indicators: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Per interval with an epoch resampled, {zone column: (valid pixels, expected change) per zone number}.
+    resampling: dict[tuple[int, int], dict] = field(default_factory=dict)
 
 
 def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassResults:
@@ -83,6 +102,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "edges": {y: reclassify.edge_histogram(c) for y, c in lc.classes.items()} if lc.inside is None else {},
         "registration": tasks.registration,
         "indicators": tasks.indicators,
+        "resampling": tasks.resampling,
     }
     files = lc.files + [f for s in plan.indicators for f in s.files.values()]
     with timer.stage(name), execution.reading_errors(files):
@@ -92,7 +112,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             done, status, unknown = execution.compute(lazy, lazy_status, lazy_unknown)
             _check_unknown(unknown, lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
-    _warn_misregistration(plan, done["registration"])
+    _warn_misregistration(plan, done["registration"], done["resampling"])
     counts = _epoch_counts(done["counts"], done["interval_counts"])
     if lc.inside is None:
         studyarea.warn_open_water(counts, done["edges"], lc.areas)
@@ -104,7 +124,15 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             tasks.rasters += spread_flux(plan, params, counts, list(done["interval_counts"]), staging)
     rasters = sorted(set(tasks.rasters))
     return PassResults(
-        status, unknown, counts, done["interval_counts"], rasters, params, done["registration"], done["indicators"]
+        status,
+        unknown,
+        counts,
+        done["interval_counts"],
+        rasters,
+        params,
+        done["registration"],
+        indicators=done["indicators"],
+        resampling=done["resampling"],
     )
 
 
@@ -169,6 +197,7 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             year=year,
         )
     pairs = plan.intervals
+    own_grid = {s.year: s.grid for s in lc.sources}
     for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
@@ -180,12 +209,28 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
         tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.areas)
         tasks.registration[(y0, y1)] = registration.kind_counts(registration.change_kind(before, after), zones)
+        moved = resampling.interval_displacement(lc.grid, (own_grid[y0], own_grid[y1]), before)
+        if moved is not None:
+            expected = resampling.expected_change(before, *moved)
+            tasks.resampling[(y0, y1)] = resampling.change_counts(expected, before, zones)
         write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
         write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
         if densities is not None:
             write(
                 transitions.value_change(densities, index[y0]["density"], index[y1]["density"]),
                 "stock_change",
+                np.nan,
+                y0=y0,
+                y1=y1,
+            )
+        value = plan.config.valuation
+        if densities is not None and value is not None:
+            constant = valuation.valuation_constant(
+                y0, y1, value.discount_rate_pct, value.price_change_pct, value.price_per_tC
+            )
+            write(
+                transitions.value_change(densities, index[y0]["density"], index[y1]["density"], constant),
+                "npv",
                 np.nan,
                 y0=y0,
                 y1=y1,
@@ -277,17 +322,39 @@ def spread_flux(
     return written
 
 
-def _warn_misregistration(plan: Plan, kinds: dict[tuple[int, int], dict]) -> None:
-    """Change that a one-pixel shift of the epochs explains: say so, with the numbers, per interval."""
+def _warn_misregistration(plan: Plan, kinds: dict[tuple[int, int], dict], moved: dict[tuple[int, int], dict]) -> None:
+    """Change that a one-pixel shift of the epochs explains, or that resampling alone makes: say so, with the
+    numbers, per interval."""
     for (y0, y1), counts in kinds.items():
         row = registration.registration_columns(counts[None], np.array([1])).iloc[0]
-        if row["registration_check"] != "suspect":
-            continue
         changed, nearby = int(row["changed_pixels"]), int(row["changed_with_earlier_class_nearby_pixels"])
         resampled = [s.year for s in plan.lc.sources if s.year in (y0, y1) and plan.grid.differences(s.grid)]
+        alone, expected = "", 0.0
+        if (y0, y1) in moved:
+            valid = int(moved[(y0, y1)][None][1, 0])
+            cols = resampling.resampling_columns(moved[(y0, y1)][None], np.array([1])).iloc[0]
+            expected = float(cols["resampling_changed_pixels"])
+            alone = (
+                f"; resampling alone is expected to change {100 * cols['resampling_changed_share']:.2f} % of the "
+                f"valid pixels ({expected:,.1f} of {valid:,} px), against {100 * changed / max(valid, 1):.2f} % "
+                f"({changed:,} px) changed between the epochs"
+            )
+        if row["registration_check"] != "suspect":
+            if alone and changed and expected >= RESAMPLING_WARN_SHARE * changed:
+                log.warning(
+                    "interval %d-%d: epoch %s was resampled with nearest neighbour onto the first epoch's grid%s: "
+                    "that much of the change is not land-use change; co-register the epochs, or compare "
+                    "products on one grid. See resampling_changed_share in %s",
+                    y0,
+                    y1,
+                    ", ".join(map(str, resampled)),
+                    alone,
+                    spec.path("intervals", layer="region"),
+                )
+            continue
         how = (
             f"; epoch {', '.join(map(str, resampled))} was resampled with nearest neighbour onto the first "
-            f"epoch's grid, which alone shifts class boundaries by up to a pixel"
+            f"epoch's grid, which alone shifts class boundaries by up to a pixel{alone}"
             if resampled
             else ""
         )

@@ -15,11 +15,11 @@ import xarray as xr
 
 from pipeline import spec
 from pipeline.config import Config, ExtentSplit, PatchSplit
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.io import parameters, rasters, vectors
 from pipeline.io.indicators import IndicatorSeries, open_series
 from pipeline.model.grid import Grid, PixelAreas, pixel_areas
-from pipeline.model.inputs import EpochSource, Scheme, ZoneLayer
+from pipeline.model.inputs import EpochSource, ParameterTable, Scheme, ZoneLayer
 from pipeline.runner import redlines, studyarea
 from pipeline.stages import (
     balance,
@@ -28,6 +28,7 @@ from pipeline.stages import (
     split,
     statistics,
     transitions,
+    uncertainty,
     zonal,
 )
 
@@ -236,6 +237,8 @@ class Plan:
             redline_year=self.redline_year,
             coverage=red is not None and red.zone_layer is not None,
             indicators=tuple(s.name for s in self.indicators),
+            uncertainty=self.config.uncertainty is not None,
+            valuation=self.config.valuation is not None,
         )
 
 
@@ -268,8 +271,24 @@ def _carbon_tables(config: Config, layer: ZoneLayer | None) -> tuple[carbon.Look
         densities = carbon.density_lookup(parameters.read_densities(config.carbon.densities), layer)
     else:
         log.warning("no carbon.densities in the config: stock is not computed")
-    rates = parameters.read_rates(config.carbon.rates or parameters.DEFAULT_RATES)
-    return densities, carbon.rate_lookup(rates, layer)
+    rates = carbon.rate_lookup(parameters.read_rates(config.carbon.rates or parameters.DEFAULT_RATES), layer)
+    check_spread(config, None if densities is None else densities.table, rates.table)
+    return densities, rates
+
+
+def check_spread(config: Config, densities: ParameterTable | None, rates: ParameterTable | None) -> list[str]:
+    """With ``uncertainty:``, the spread columns the draws use (one clear error when there are none)."""
+    if config.uncertainty is None:
+        return []
+    found = uncertainty.spread_columns(densities) + uncertainty.spread_columns(rates)
+    if not found:
+        raise InputError(
+            "`uncertainty:` needs spread columns, and neither parameter table has any: add c_above_sd, c_below_sd, "
+            "c_soil_sd, c_dead_sd (or <pool>_low and <pool>_high) to the density table, or rate_sd (or rate_low "
+            "and rate_high) to the rate table; or remove `uncertainty:`",
+            config.carbon.densities or (rates.path if rates is not None else None),
+        )
+    return found
 
 
 #: China's bounding box in lon/lat (west, south, east, north): where the packaged national rates apply.

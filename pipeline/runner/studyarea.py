@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 #: Above this share of an epoch's valid area, or of the valid pixels on the raster's edge, water and
 #: wetland is warned about (without a boundary).
 WATER_SHARE_LIMIT = 0.5
+#: Words of the open-water warning the report looks for among the run's warnings.
+OPEN_WATER_WARNING = "open sea or a large lake beyond the region is counted as its land and sink"
 
 
 def read_boundary(boundary: BoundaryConfig, grid: Grid) -> gpd.GeoDataFrame:
@@ -56,9 +58,10 @@ def warn_open_water(counts: dict[int, pd.DataFrame], edges: dict[int, np.ndarray
         if area_share > WATER_SHARE_LIMIT or edge_share > WATER_SHARE_LIMIT:
             log.warning(
                 "epoch %d: water and wetland (class 4) is %.0f %% of the valid area and %.0f %% of the valid "
-                "pixels on the raster's edge: open sea or a large lake beyond the region is counted as its "
-                "land and sink; set `boundary:` in the config to the region's polygons so only pixels inside count",
+                "pixels on the raster's edge: %s; set `boundary:` in the config to the region's polygons so only "
+                "pixels inside count",
                 year,
                 100 * area_share,
                 100 * edge_share,
+                OPEN_WATER_WARNING,
             )

@@ -17,7 +17,7 @@ from pipeline.io.vectors import read_polygons
 from pipeline.model import inputs
 from pipeline.model.classes import RURAL, URBAN
 from pipeline.model.grid import Grid
-from pipeline.runner.plan import check_size, measure_pixels
+from pipeline.runner.plan import check_size, check_spread, measure_pixels
 from pipeline.runner.studyarea import read_boundary
 from pipeline.stages import balance, carbon, statistics, zonal
 
@@ -107,8 +107,9 @@ def _check_carbon_tables(config: Config, scheme: inputs.Scheme, codes: set[int],
         classes.add(RURAL)  # the split turns some urban land into rural settlements
     reachable = set(scheme.targets.tolist()) - {0}
     lines = []
+    densities = rates = None
     if config.carbon.densities is not None:
-        table = read_densities(config.carbon.densities)
+        table = densities = read_densities(config.carbon.densities)
         carbon.density_lookup(table, layer)  # zone ids must be ids of the layer
         present = classes if table.key == "class" else codes
         missing = table.missing(present)
@@ -124,9 +125,14 @@ def _check_carbon_tables(config: Config, scheme: inputs.Scheme, codes: set[int],
         if table.key == "class" and reachable - table.keys():
             lines.append(f"  note: no row for classes {sorted(reachable - table.keys())} (not in the sampled blocks)")
     if config.carbon.rates is not None:
-        table = read_rates(config.carbon.rates)
+        table = rates = read_rates(config.carbon.rates)
         carbon.rate_lookup(table, layer)
         lines.append(f"carbon rates: {len(table.frame)} rows keyed by {table.key}, t C/ha/yr (negative = uptake)")
+    spread = check_spread(config, densities, rates)
+    if config.uncertainty is not None:
+        lines.append(
+            f"uncertainty: {config.uncertainty.draws} draws (seed {config.uncertainty.seed}) of {', '.join(spread)}"
+        )
     return lines
 
 

@@ -16,7 +16,19 @@ from pipeline.model.grid import Grid, PixelAreas
 from pipeline.model.inputs import EpochSource, ZoneLayer
 from pipeline.runner.compute import PassResults, warn_uncounted
 from pipeline.runner.plan import Plan
-from pipeline.stages import balance, indicators, intensity, reclassify, registration, transitions, trends, zonal
+from pipeline.stages import (
+    balance,
+    indicators,
+    intensity,
+    reclassify,
+    registration,
+    resampling,
+    transitions,
+    trends,
+    uncertainty,
+    valuation,
+    zonal,
+)
 from pipeline.stages.counts import count_area_ha
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,8 @@ class Tables:
     indicators: dict[str, pd.DataFrame] = field(default_factory=dict)
     pathways: dict[tuple[str, int, int], pd.DataFrame] = field(default_factory=dict)
     flows: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict)
+    #: Per layer name, the intervals table (zone and interval summaries).
+    intervals: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
@@ -67,6 +81,15 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     for layer in plan.reported:
         zone_tables(layer, frame, plan.column(layer), out.balance[layer.name], areas, plan.grid, staging)
     interval_tables(results, layers, config.name, config.carbon.co2, staging, out)
+    if config.uncertainty is not None:
+        uncertainty_tables(plan, results, layers, out, staging)
+    if config.valuation is not None:
+        value = config.valuation
+        for name, summary in out.intervals.items():
+            table = valuation.valuation_table(
+                summary, value.discount_rate_pct, value.price_change_pct, value.price_per_tC
+            )
+            _write(table, staging, spec.path("valuation", layer=name), config.carbon.co2)
     return out
 
 
@@ -86,6 +109,28 @@ def indicator_table(plan: Plan, results: PassResults, layer: ZoneLayer | None, c
     first = list(table.columns).index("indicator_missing_ha") + 1
     rest = [c for c in table.columns if not c.startswith("mean_")]
     return _sorted(table[rest[:first] + means + rest[first:]], ["series"])
+
+
+def uncertainty_tables(
+    plan: Plan,
+    results: PassResults,
+    layers: dict[str, tuple[ZoneLayer | None, str | None]],
+    out: Tables,
+    staging: Staging,
+) -> None:
+    """uncertainty_<layer> and stock_change_uncertainty_<layer>: percentiles over draws of the parameter tables
+    applied to the run's counts (no pixels are read)."""
+    config = plan.config
+    assert config.uncertainty is not None
+    draws = uncertainty.make_draws(plan.densities, plan.rates, config.uncertainty.draws, config.uncertainty.seed)
+    params = results.parameters
+    for name, (layer, column) in layers.items():
+        zones = balance.zone_frame(layer, config.name)
+        table = uncertainty.balance_percentiles(params, draws, results.counts, out.balance[name], zones, column)
+        _write(table, staging, spec.path("uncertainty", layer=name), config.carbon.co2)
+        if results.interval_counts:
+            change = uncertainty.stock_change_percentiles(params, draws, results.interval_counts, zones, column)
+            _write(change, staging, spec.path("stock_change_uncertainty", layer=name), config.carbon.co2)
 
 
 def epochs_table(
@@ -200,14 +245,15 @@ def interval_tables(
             summary = transitions.interval_summary(matrix, zones, y0, y1)
             if (y0, y1) in results.registration:
                 kinds = registration.registration_columns(results.registration[(y0, y1)][column], zones["number"])
-                summary = pd.concat([summary, kinds.set_axis(summary.index)], axis=1)
+                moved = results.resampling.get((y0, y1))
+                alone = resampling.resampling_columns(None if moved is None else moved[column], zones["number"])
+                summary = pd.concat([summary, kinds.set_axis(summary.index), alone.set_axis(summary.index)], axis=1)
             summaries[name].append(summary)
             if layer is None:
                 region_matrices[(y0, y1)] = matrix
     for name, parts in summaries.items():
-        _write(
-            _sorted(pd.concat(parts, ignore_index=True), ["y0", "y1"]), staging, spec.path("intervals", layer=name), co2
-        )
+        out.intervals[name] = _sorted(pd.concat(parts, ignore_index=True), ["y0", "y1"])
+        _write(out.intervals[name], staging, spec.path("intervals", layer=name), co2)
     out.flows = {
         k: m for k, m in region_matrices.items() if not any(k[0] < y < k[1] for pair in region_matrices for y in pair)
     }

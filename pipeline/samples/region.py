@@ -86,6 +86,8 @@ indicators:
     scale: 0.0001
     nodata: -3000
     unit: NDVI
+uncertainty: {draws: 1000, seed: 1}  # percentiles from the *_sd columns of densities.csv
+valuation: {price_per_tC: 43, discount_rate_pct: 7, price_change_pct: 0}  # InVEST's valuation of stock change
 output: ../out/sample
 dask: {chunks: 512, scheduler: threads}
 """
@@ -474,7 +476,7 @@ upper-left corner x=480000, y=3400000 m. About 80 % of the square is the region;
 | `counties.gpkg` (layer `counties`) | 12 counties tiling the region: `code`, `name` | EPSG:4547 metres |
 | `ecozones.gpkg` (layer `ecozones`) | 4 ecological function zones: `zone_id`, `name`, `function`, `national_key` | EPSG:4547 metres |
 | `protected_areas.gpkg` (layer `protected_areas`) | 2 existing protected areas (a wetland park around the largest lake, a forest park inside the largest forest): `name`, `type`; locked into the red lines | EPSG:4547 metres |
-| `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead`, `source`: grassland from Sci. Rep. 6:21378 (2016); **the other rows are illustrative, not published figures** | t C/ha |
+| `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead`, `source`: grassland from Sci. Rep. 6:21378 (2016); **the other rows are illustrative, not published figures**; `c_above_sd` ... `c_dead_sd`: an illustrative standard deviation of 20 % of each pool (as InVEST's sample uncertainty table), for the `uncertainty:` draws | t C/ha |
 | `rates.csv` | annual carbon rate per class, negative = uptake (Guizhou land-use carbon emission study 2005-2019, Table 2) | t C/ha/yr |
 | `statistics.csv` | county inputs of the statistics-based method per year (`zone_id` = county `code`), synthetic | t, hm2, kW, kg, tce per 10k yuan, 10k yuan |
 | `config.yaml` | pipeline config for this folder | - |

@@ -33,6 +33,8 @@ class Lookup:
     keys: np.ndarray  # int64, sorted: zone number << 32 | class or code (zone number 0: any zone)
     values: np.ndarray  # float64, one per key (total density, or rate)
     zones: ZoneLayer | None = None
+    #: ``values[i]`` comes from row ``order[i]`` of ``table.frame`` (the uncertainty draws need the rows).
+    order: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -71,7 +73,7 @@ def _lookup(table: ParameterTable, values: pd.Series, zones: ZoneLayer | None) -
         number = np.array([index.get(z, 0) for z in given], np.int64)
     keys = (number << _ZONE_SHIFT) | table.frame["key"].to_numpy(np.int64)
     order = np.argsort(keys)
-    return Lookup(table, keys[order], values.to_numpy(np.float64)[order], zones if number.any() else None)
+    return Lookup(table, keys[order], values.to_numpy(np.float64)[order], zones if number.any() else None, order)
 
 
 def _row_table(lookup: Lookup) -> np.ndarray:
@@ -153,15 +155,33 @@ def stock_and_flux(
     return frame
 
 
-def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
-    groups = {
-        "cropland": (
+def _term_groups(frame: pd.DataFrame) -> list[tuple[pd.Series, dict[str, str]]]:
+    """(rows of the land a term belongs to, {flux column: the term replacing it}) for cropland and construction."""
+    return [
+        (
             frame["class"] == CROPLAND,
             {"source_tC_yr": "source_agricultural_tC_yr", "sink_tC_yr": "sink_cropland_tC_yr"},
         ),
-        "construction": (frame["class"].isin(CONSTRUCTION), {"source_tC_yr": "source_construction_tC_yr"}),
-    }
-    for in_group, replace in groups.values():
+        (frame["class"].isin(CONSTRUCTION), {"source_tC_yr": "source_construction_tC_yr"}),
+    ]
+
+
+def term_rows(frame: pd.DataFrame, terms: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """Rows of a counts frame whose ``sink_tC_yr`` or ``source_tC_yr`` the statistics ``terms`` replace (as
+    ``stock_and_flux`` does), and ``construction``: construction rows of zones with a construction source,
+    whose missing per-hectare sink counts as 0."""
+    out = {c: pd.Series(False, index=frame.index) for c in ("sink_tC_yr", "source_tC_yr", "construction")}
+    if terms is None or not len(terms):
+        return out
+    for in_group, replace in _term_groups(frame):
+        for column, term in replace.items():
+            out[column] |= in_group & frame["czone"].isin(terms[term].dropna().index)
+    out["construction"] = frame["class"].isin(CONSTRUCTION) & out["source_tC_yr"]
+    return out
+
+
+def _apply_terms(frame: pd.DataFrame, terms: pd.DataFrame) -> None:
+    for in_group, replace in _term_groups(frame):
         area = frame["area_ha"].where(in_group, 0).groupby(frame["czone"]).sum()
         for column, term in replace.items():
             given = terms[term].dropna()

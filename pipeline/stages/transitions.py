@@ -56,18 +56,19 @@ def pathway_raster(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
 _PAIR_TABLE_LIMIT = 1 << 22
 
 
-def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
-    """Lazy float32 change of a table's value per pixel (after - before) from two row-index rasters
-    (``carbon.row_index``); NaN where either has no row. Differences are taken in float64."""
+def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArray, scale: float = 1.0) -> xr.DataArray:
+    """Lazy float32 change of a table's value per pixel (after - before) times ``scale`` from two row-index
+    rasters (``carbon.row_index``); NaN where either has no row. Differences are taken in float64 (and scaled
+    before the rounding to float32, so the npv raster is the stock change times the constant to float32)."""
     values = np.concatenate([[np.nan], lookup.values])
     n = len(values)
     if n * n > _PAIR_TABLE_LIMIT:
         data = before.data.map_blocks(
-            lambda a, b: (values[b] - values[a]).astype(np.float32), after.data, dtype=np.float32
+            lambda a, b: ((values[b] - values[a]) * scale).astype(np.float32), after.data, dtype=np.float32
         )
         return before.copy(data=data)
     # Every (before, after) pair of rows looked up at once: a third of the time of two float64 gathers.
-    change = (values[None, :] - values[:, None]).astype(np.float32).ravel()
+    change = ((values[None, :] - values[:, None]) * scale).astype(np.float32).ravel()
     data = before.data.map_blocks(lambda a, b: change[a.astype(np.intp) * n + b], after.data, dtype=np.float32)
     return before.copy(data=data)
 
