@@ -5,6 +5,7 @@ Everything past this module receives a ``Config`` and never re-checks its shape.
 
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -189,6 +190,60 @@ class RedlineConfig(_Strict):
     )
 
 
+class IndicatorConfig(_Strict):
+    """A continuous raster series (NDVI, fractional vegetation cover, NPP, ...): yearly means per zone, the
+    Theil-Sen slope with the Mann-Kendall test, and the land greening or browning significantly."""
+
+    years: dict[int, ResolvedPath] = Field(
+        min_length=3,
+        description="`year: raster`, at least three years (a trend needs them); any GDAL format and grid: a raster "
+        "not on the land cover's grid is resampled onto it bilinearly, with a warning. The years need not be "
+        "epochs of the land cover. The years may also be given directly beside the other keys "
+        "(`ndvi: {2000: a.tif, 2005: b.tif, ..., scale: 0.0001}`).",
+    )
+    scale: float = Field(1.0, gt=0, description="Value = stored value x scale + offset (MODIS NDVI: 0.0001).")
+    offset: float = Field(0.0, description="Value = stored value x scale + offset.")
+    nodata: float | None = Field(
+        None,
+        description="Stored value meaning 'no data' (MODIS NDVI: -3000). Default: the raster's own nodata.",
+    )
+    precision: float | None = Field(
+        None,
+        gt=0,
+        description="Step (in the indicator's unit) values are rounded to before they are summed, so zone sums "
+        "are exact integers whatever the chunking. Default: `scale` for integer rasters (their values exactly), "
+        "`scale` x 0.0001 for floating-point ones.",
+    )
+    unit: str = Field("-", description="Unit of the values, written in the tables (e.g. `NDVI`, `gC/m2/yr`).")
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Significance level of the Mann-Kendall test: a pixel greens (browns) where p < alpha and "
+        "the series rises (falls).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _years_beside(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        loose = {k: f for k, f in v.items() if isinstance(k, int) or (isinstance(k, str) and k.isdigit())}
+        if not loose:
+            return v
+        if "years" in v:
+            raise ValueError("give the years either under `years:` or beside the other keys, not both")
+        return {**{k: f for k, f in v.items() if k not in loose}, "years": loose}
+
+    @field_validator("years")
+    @classmethod
+    def _plausible_years(cls, v: dict[int, Path]) -> dict[int, Path]:
+        bad = [y for y in v if not 1000 <= y <= 3000]
+        if bad:
+            raise ValueError(f"keys must be years, got {bad}")
+        return dict(sorted(v.items()))
+
+
 class UncertaintyConfig(_Strict):
     """Monte Carlo draws of the parameter tables, applied to the run's pixel counts (no further pass over the
     pixels): percentiles of stock, sink, source, net emission and stock change per pathway."""
@@ -319,6 +374,13 @@ class Config(_Strict):
     redline: RedlineConfig | None = Field(
         None, description="Red-line candidates; the red-line stage runs when this section is present."
     )
+    indicators: dict[str, IndicatorConfig] = Field(
+        {},
+        description="Continuous raster series by name (`ndvi: {years: {2000: ndvi2000.tif, ...}, scale: 0.0001, "
+        "nodata: -3000, unit: NDVI}`): per zone and year the area-weighted mean over the valid land, the Theil-Sen "
+        "slope with the Mann-Kendall test, the share greening and browning significantly, and a per-pixel trend "
+        "raster. The name (a letter, then letters, digits or `_`) is used in file names.",
+    )
     uncertainty: UncertaintyConfig | None = Field(
         None,
         description="Percentiles of the carbon figures from draws of the parameter tables: `{draws: 1000, seed: "
@@ -383,6 +445,14 @@ class Config(_Strict):
             return str(_resolve(Path(v), info))
         hint = did_you_mean(v.lower(), BUILTIN_SCHEMES)
         raise ValueError(f"unknown scheme '{v}'; {hint}built-in: {', '.join(BUILTIN_SCHEMES)}, or a CSV path")
+
+    @field_validator("indicators")
+    @classmethod
+    def _indicator_names(cls, v: dict[str, IndicatorConfig]) -> dict[str, IndicatorConfig]:
+        bad = [n for n in v if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n)]
+        if bad:
+            raise ValueError(f"indicator names are used in file names: a letter, then letters, digits or _; got {bad}")
+        return v
 
     @field_validator("zones")
     @classmethod

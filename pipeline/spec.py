@@ -22,8 +22,15 @@ FIELDS = {
     "y0": "first year of an interval",
     "y1": "second year of an interval",
     "layer": "a zone layer: `region` (the whole region, one zone) or a name under `zones`",
+    "indicator": "an indicator series: a name under `indicators` (e.g. `ndvi`)",
 }
-_FIELD_REGEX = {"year": r"\d{4}", "y0": r"\d{4}", "y1": r"\d{4}", "layer": r"[A-Za-z][A-Za-z0-9_]*"}
+_FIELD_REGEX = {
+    "year": r"\d{4}",
+    "y0": r"\d{4}",
+    "y1": r"\d{4}",
+    "layer": r"[A-Za-z][A-Za-z0-9_]*",
+    "indicator": r"[A-Za-z][A-Za-z0-9_]*",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class RunContext:
     redline_year: int | None = None
     #: ``redline.zone_layer`` given (coverage and gap fill).
     coverage: bool = False
+    #: Names of the indicator series under ``indicators`` (with the trends stage).
+    indicators: tuple[str, ...] = ()
     #: ``uncertainty:`` given (percentiles of the carbon figures).
     uncertainty: bool = False
     #: ``valuation:`` given (net present value of the stock change).
@@ -278,6 +287,21 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "share_after": ("fraction 0-1", "share covered after the gap fill"),
     "met_after": ("true/false", "target reached after the gap fill"),
     "remaining_shortfall_ha": ("ha", "land still missing after the gap fill"),
+    "series": ("-", "name of the indicator series under `indicators` (e.g. ndvi)"),
+    "series_unit": ("-", "unit of the series' values (`indicators.<name>.unit`)"),
+    "indicator_area_ha": ("ha", "valid land with a value of the series in every year: the area the means cover"),
+    "indicator_missing_ha": ("ha", "valid land lacking a value of the series in at least one year (left out)"),
+    "mean_{year}": ("series unit", "area-weighted mean of the series in that year over indicator_area_ha"),
+    "sen_slope_per_yr": ("series unit/yr", "Theil-Sen slope of the zone's yearly means"),
+    "sen_slope_low_per_yr": ("series unit/yr", "lower end of the slope's 95 % confidence interval"),
+    "sen_slope_high_per_yr": ("series unit/yr", "upper end of the slope's 95 % confidence interval"),
+    "mk_tau": ("-", "Kendall's tau of the zone's yearly means with the year (empty for a constant series)"),
+    "mk_p": ("p-value 0-1", "two-sided Mann-Kendall p of the zone's yearly means (normal approximation)"),
+    "greening_ha": ("ha", "land whose pixel series rises significantly (Mann-Kendall p < alpha, S > 0)"),
+    "browning_ha": ("ha", "land whose pixel series falls significantly (Mann-Kendall p < alpha, S < 0)"),
+    "greening_share": ("fraction 0-1", "greening_ha / indicator_area_ha"),
+    "browning_share": ("fraction 0-1", "browning_ha / indicator_area_ha"),
+    "net_greening_share": ("fraction -1-1", "(greening_ha - browning_ha) / indicator_area_ha"),
     "stock_tC_p05": ("t C", "5th percentile over the uncertainty draws of stock_tC"),
     "stock_tC_p50": ("t C", "median over the uncertainty draws of stock_tC"),
     "stock_tC_p95": ("t C", "95th percentile over the uncertainty draws of stock_tC"),
@@ -500,6 +524,32 @@ OUTPUTS: tuple[Output, ...] = (
         nodata="NaN",
         overviews="AVERAGE",
     ),
+    Output(
+        "indicator_slope",
+        "rasters/{indicator}_sen_slope.tif",
+        "raster",
+        "Sen slope of the indicator series per pixel over its years. NaN outside the valid land and where a "
+        "year has no value.",
+        "series unit/yr",
+        "trends",
+        "every series under `indicators`, with the trends stage",
+        dtype="float32",
+        nodata="NaN",
+        overviews="AVERAGE",
+    ),
+    Output(
+        "indicator_p",
+        "rasters/{indicator}_mk_p.tif",
+        "raster",
+        "Mann-Kendall two-sided p-value of the indicator series per pixel (normal approximation, ties "
+        "corrected); below `alpha` the trend is significant. NaN where the slope is.",
+        "p-value 0-1",
+        "trends",
+        "every series under `indicators`, with the trends stage",
+        dtype="float32",
+        nodata="NaN",
+        overviews="AVERAGE",
+    ),
     # ---- tables: CSV (UTF-8 with BOM) with a Parquet copy
     Output(
         "epochs",
@@ -654,6 +704,40 @@ OUTPUTS: tuple[Output, ...] = (
         "the region and (with zonal) each zone layer, with the trends stage",
         sidecars=_TABLE,
         columns=("zone_id", "zone_name", "indicator", "class", "class_name", "y0", "y1", "value", "unit", "note"),
+    ),
+    Output(
+        "indicators",
+        "tables/indicators_{layer}.csv",
+        "table",
+        "Per zone and indicator series: the valid land with values every year, the area-weighted mean of every "
+        "year, the Theil-Sen slope of the yearly means with its 95 % interval and the Mann-Kendall test, and the "
+        "land greening and browning significantly pixel by pixel.",
+        "ha, series unit, series unit/yr, fraction",
+        "trends",
+        "the region and (with zonal) each zone layer, with `indicators:` and the trends stage",
+        sidecars=_TABLE,
+        columns=(
+            "zone_id",
+            "zone_name",
+            "series",
+            "series_unit",
+            "y0",
+            "y1",
+            "area_ha",
+            "indicator_area_ha",
+            "indicator_missing_ha",
+            "mean_{year}",
+            "sen_slope_per_yr",
+            "sen_slope_low_per_yr",
+            "sen_slope_high_per_yr",
+            "mk_tau",
+            "mk_p",
+            "greening_ha",
+            "browning_ha",
+            "greening_share",
+            "browning_share",
+            "net_greening_share",
+        ),
     ),
     Output(
         "zones",
@@ -927,6 +1011,16 @@ OUTPUTS: tuple[Output, ...] = (
         "each zone layer, with the transitions and report stages",
     ),
     Output(
+        "indicator_map",
+        "maps/indicators_{layer}_{indicator}.png",
+        "map",
+        "Per zone the share of land greening minus browning significantly (pixel Mann-Kendall), with the zone's "
+        "Sen slope of the yearly means in the label.",
+        "fraction -1-1",
+        "report",
+        "each zone layer and indicator series, with the trends and report stages",
+    ),
+    Output(
         "stock_change_map",
         "maps/stock_change_{y0}_{y1}.png",
         "map",
@@ -988,6 +1082,10 @@ def _report(c: RunContext) -> bool:
     return "report" in c.stages
 
 
+def _indicators(c: RunContext) -> bool:
+    return "trends" in c.stages and bool(c.indicators)
+
+
 def _redline(c: RunContext) -> bool:
     return "redline" in c.stages
 
@@ -1009,6 +1107,13 @@ _APPLIES: dict[str, Callable[[RunContext], list[dict]]] = {
     "classes": _layers,
     "balance": _layers,
     "trends": _if(lambda c: "trends" in c.stages, _layers),
+    "indicator_slope": _if(_indicators, lambda c: [{"indicator": n} for n in c.indicators]),
+    "indicator_p": _if(_indicators, lambda c: [{"indicator": n} for n in c.indicators]),
+    "indicators": _if(_indicators, _layers),
+    "indicator_map": _if(
+        lambda c: _report(c) and _indicators(c),
+        lambda c: [{"layer": n, "indicator": i} for n in c.layers for i in c.indicators],
+    ),
     "uncertainty": _if(lambda c: c.uncertainty, _layers),
     "stock_change_uncertainty": _if(lambda c: c.uncertainty and bool(c.intervals), _layers),
     "valuation": _if(lambda c: c.valuation and bool(c.intervals), _layers),

@@ -174,6 +174,25 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         return {"epochs": {2000: "a.tif", 2020: "u.tif"}}, [str(tmp / "u.tif"), "code 77", "unknown_codes: nodata"]
     if case == "missing raster":
         return {"epochs": {2000: "a.tif", 2020: "gone.tif"}}, [str(tmp / "gone.tif"), "file not found"]
+    if case.startswith("indicator"):
+        # a series of three NDVI years on the rasters' grid (40 x 50 px); each case spoils one thing
+        ndvi = {y: f"n{y}.tif" for y in (2000, 2010, 2020)}
+        for y in ndvi:
+            write_raster(tmp / f"n{y}.tif", np.full((40, 50), 5000, np.int16), nodata=-3000)
+        series: dict = {**ndvi, "scale": 0.0001, "nodata": -3000}
+        if case == "indicator year missing":
+            (tmp / "n2010.tif").unlink()
+            needles = [str(tmp / "n2010.tif"), "indicators.ndvi 2010: file not found"]
+        elif case == "indicator with two years":
+            del series[2020]
+            needles = [str(tmp / "config.yaml"), "indicators.ndvi.years", "at least 3"]
+        elif case == "indicator scale not a number":
+            series["scale"] = "1e-4x"
+            needles = [str(tmp / "config.yaml"), "indicators.ndvi.scale", "valid number"]
+        else:  # a raster of the wrong size: half the grid's rows
+            write_raster(tmp / "n2020.tif", np.full((20, 50), 5000, np.int16), nodata=-3000)
+            needles = [str(tmp / "n2020.tif"), "covers 50% of the land cover's grid", "covering the whole grid"]
+        return {"epochs": epochs, "indicators": {"ndvi": series}}, needles
     if case == "zones without the id field":
         path = _zones(tmp)
         return {"epochs": epochs, "zones": [{"name": "z", "path": path.name, "id": "nope"}]}, [str(path), "'nope'"]
@@ -299,6 +318,10 @@ CASES = [
     "valuation without a discount rate",
     "too few uncertainty draws",
     "chunks too small",
+    "indicator year missing",
+    "indicator with two years",
+    "indicator scale not a number",
+    "indicator raster of the wrong size",
 ]
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import rasterio.features
+import rasterio.transform
 import yaml
 from scipy import ndimage
 
@@ -93,7 +95,7 @@ def test_same_file_list(regenerated: Path) -> None:
         return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
 
     assert listing(regenerated) == listing(COMMITTED)
-    assert len(listing(COMMITTED)) == 5 * 4 + 8
+    assert len(listing(COMMITTED)) == 5 * 4 + 5 + 8
     assert sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file()) < 4_000_000
 
 
@@ -111,6 +113,37 @@ def test_same_pixels_and_grid(regenerated: Path, year: int) -> None:
             assert "TIFFTAG_DATETIME" not in old.tags()
     with rasterio.open(COMMITTED / f"lc{year}" / f"lc{year}_r0c0.tif") as ds:
         assert (ds.transform.c, ds.transform.f) == (480000.0, 3400000.0)
+
+
+@pytest.mark.parametrize("year", YEARS)
+def test_same_ndvi(regenerated: Path, year: int) -> None:
+    name = f"ndvi/ndvi{year}.tif"
+    with rasterio.open(COMMITTED / name) as old, rasterio.open(regenerated / name) as new:
+        assert np.array_equal(old.read(1), new.read(1)) and old.profile == new.profile
+        assert old.res == (240.0, 240.0) and old.dtypes[0] == "int16" and old.nodata == -3000
+
+
+def test_ndvi_follows_the_land_cover_and_greens_in_the_water_conservation_zone(epochs) -> None:
+    # Class NDVI written out here: forest high, cropland medium, built land low.
+    ndvi = {}
+    for year in YEARS:
+        with rasterio.open(COMMITTED / f"ndvi/ndvi{year}.tif") as ds:
+            ndvi[year] = ds.read(1).astype(float) / 10000
+    cls = classes(epochs[2000]).reshape(200, 8, 200, 8)
+    forest, built = (cls == 2).all(axis=(1, 3)), (cls == 5).all(axis=(1, 3))
+    crop = (cls == 1).all(axis=(1, 3))
+    assert np.median(ndvi[2000][forest]) > 0.75 > np.median(ndvi[2000][crop]) > 0.45
+    assert np.median(ndvi[2000][built]) < 0.2
+    zones = gpd.read_file(COMMITTED / "ecozones.gpkg")
+    at_30m = rasterio.transform.from_origin(480000, 3400000, 30, 30)
+    ez1 = rasterio.features.rasterize(zones.geometry[zones.zone_id == "EZ1"], (1600, 1600), transform=at_30m) > 0
+    ez1 = ez1.reshape(200, 8, 200, 8).all(axis=(1, 3))  # 240 m pixels wholly inside the zone
+    always = np.logical_and.reduce([(classes(epochs[y]).reshape(200, 8, 200, 8) == 2).all(axis=(1, 3)) for y in YEARS])
+    inner = ez1 & always
+    assert inner.sum() > 100
+    # 0.004 NDVI a year over 20 years, within the noise of +-0.004 at each end
+    rise = ndvi[2020][inner] - ndvi[2000][inner]
+    assert 0.08 - 0.0081 <= rise.min() and rise.max() <= 0.08 + 0.0081
 
 
 @pytest.mark.parametrize(

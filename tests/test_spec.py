@@ -47,17 +47,20 @@ def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
         balance_years=years,
         redline_year=2020,
         coverage=True,
+        indicators=("ndvi",),
         uncertainty=True,
         valuation=True,
     )
     files = written(sample_run)
     assert [f for f in files if spec.find(f) is None] == []
     assert files == spec.expected(context)
-    # 5 epochs x 3 rasters + 5 intervals x 5 rasters + Gi*, and a QGIS style beside each class-like raster
-    assert sum(f.endswith(".tif") for f in files) == 41 and sum(f.endswith(".qml") for f in files) == 15
+    # 5 epochs x 3 rasters + 5 intervals x 5 rasters + Gi* + NDVI slope and p, and a QGIS style beside each
+    # class-like raster
+    assert sum(f.endswith(".tif") for f in files) == 43 and sum(f.endswith(".qml") for f in files) == 15
     assert "rasters/npv_2000_2020.tif" in files and "tables/stock_change_uncertainty_county.csv" in files
     assert "tables/uncertainty_ecozone.csv" in files and "tables/valuation_region.csv" in files
     assert "maps/balance_county_2015.png" in files and "tables/pathways_ecozone_2000_2020.csv" in files
+    assert "tables/indicators_ecozone.csv" in files and "maps/indicators_ecozone_ndvi.png" in files
 
 
 def test_every_table_column_has_a_unit_and_the_declared_order(sample_run):

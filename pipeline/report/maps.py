@@ -404,6 +404,44 @@ def balance_maps(
     return paths
 
 
+def indicator_maps(
+    polygons: gpd.GeoSeries,
+    zone_ids: list[str],
+    labels: list[str],
+    layer: str,
+    table: pd.DataFrame,
+    root: Path,
+    source: str,
+) -> list[Path]:
+    """maps/indicators_<layer>_<series>.png: per zone the share of its land greening minus browning
+    significantly (pixel Mann-Kendall), blue where more greens; each label gives the zone's Sen slope of
+    the yearly means. Zones without values are 'no data'."""
+    paths, shapes = [], zone_paths(polygons)
+    for series, rows in table.groupby("series", sort=True):
+        rows = rows.set_index("zone_id").reindex(zone_ids)
+        values = rows["net_greening_share"].to_numpy(dtype=float)
+        classes = diverging_classes(values, positive="gain")
+        slopes = rows["sen_slope_per_yr"].to_numpy(dtype=float)
+        unit = str(rows["series_unit"].dropna().iloc[0]) if rows["series_unit"].notna().any() else ""
+        text = [f"{name}\n{_fmt(s)}/yr" if np.isfinite(s) else name for name, s in zip(labels, slopes)]
+        fig = _new_figure((8.5, 6.5))
+        ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
+        _choropleth(ax, polygons, values, classes, text, shapes)
+        _furniture(ax, polygons.crs)
+        _legend(
+            ax,
+            classes,
+            "share greening − browning\n(significant pixels)",
+            bool(np.isnan(values).any()),
+            "0 (as much as either)",
+        )
+        first, last = int(rows["y0"].dropna().iloc[0]), int(rows["y1"].dropna().iloc[0])
+        ax.set_title(f"{series} ({unit}) change by {layer}, {first}-{last}", fontsize=12)
+        fig.text(0.03, 0.03, source + " · labels: Sen slope of the zone's yearly means", fontsize=6.5, color="0.3")
+        paths.append(_save(fig, root / spec.path("indicator_map", layer=layer, indicator=series)))
+    return paths
+
+
 def pathway_map(
     polygons: gpd.GeoSeries,
     zone_ids: list[str],
@@ -566,6 +604,7 @@ def draw_maps(
     source: str,
     redlines: RedlineResult | None = None,
     max_uncounted_share: float = 0.01,
+    indicators: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Every map of a run (the output specification's maps for ``context``) into ``root``: balance per
     zone layer and year, pathway contributions per zone layer (first -> last epoch), stock change per
@@ -581,6 +620,9 @@ def draw_maps(
             y0, y1 = context.years[0], context.years[-1]
             table = pathways[(name, y0, y1)].assign(zone_id=lambda f: f["zone_id"].astype(str))
             drawn.append(pathway_map(polygons, layer.ids, labels, name, table, y0, y1, root, source))
+        if indicators and name in indicators:
+            series = indicators[name].assign(zone_id=lambda f: f["zone_id"].astype(str))
+            drawn += indicator_maps(polygons, layer.ids, labels, name, series, root, source)
     outline = next(iter(layers.values())).polygons.geometry if layers else None
     for fields in spec.BY_KEY["stock_change_map"].applies(context):
         raster = root / spec.path("stock_change", **fields)

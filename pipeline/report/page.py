@@ -92,6 +92,14 @@ def write_report(
             )
         )
     parts.append(_section("trends", "Trends and GM(1,1) forecast", _trends(table("trends", layer="region"))))
+    if context.indicators and "trends" in context.stages:
+        parts.append(
+            _section(
+                "indicators",
+                "Vegetation and other indicator series by zone",
+                _indicators({name: table("indicators", layer=name) for name in context.all_layers}),
+            )
+        )
     parts.append(
         _section(
             "parameters",
@@ -133,6 +141,7 @@ _NAV = [
     ("uncertainty", "Uncertainty and value"),
     ("redline", "Red lines"),
     ("trends", "Trends"),
+    ("indicators", "Indicators"),
     ("parameters", "Parameters"),
     ("manifest", "Manifest"),
 ]
@@ -409,6 +418,23 @@ def _redline(candidates: Path, coverage: Path | None) -> str:
         text += "<h3>Coverage per zone</h3>" + _frame(cover)
     best = _read(candidates)
     return text + "<h3>Best candidates</h3>" + _frame(None if best is None else best.head(20))
+
+
+def _indicators(files: dict[str, Path]) -> str:
+    """Per layer: yearly means, the zone's Sen slope and Mann-Kendall p, and the land greening and browning."""
+    text = (
+        "<p>Means are area-weighted over the valid land with a value in every year; the slope is the Theil-Sen "
+        "slope of the yearly means (per year) with the Mann-Kendall p; greening and browning shares count the "
+        "pixels whose own series rises or falls significantly. Maps: share greening minus browning.</p>"
+    )
+    keep = ("indicator_area_ha", "sen_slope_per_yr", "mk_p", "greening_share", "browning_share")
+    for name, file in files.items():
+        frame = _read(file)
+        if frame is None:
+            continue
+        columns = ["zone_id", "zone_name", "series", *[c for c in frame.columns if c.startswith("mean_")], *keep]
+        text += f"<h3>{html.escape(name)}</h3>" + _frame(frame[columns])
+    return text
 
 
 def _trends(file: Path) -> str:

@@ -21,6 +21,7 @@ from pipeline.runner.plan import LandCover, Plan
 from pipeline.stages import (
     balance,
     carbon,
+    indicators,
     reclassify,
     registration,
     resampling,
@@ -29,7 +30,7 @@ from pipeline.stages import (
     valuation,
     zonal,
 )
-from pipeline.stages.counts import count_area_ha, group_counts, merge_counts
+from pipeline.stages.counts import count_area_ha, group_counts, group_sums, merge_counts
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class PassTasks:
     missing_density: dict = field(default_factory=dict)
     #: Per interval, changed pixels by kind (``registration.kind_counts``).
     registration: dict = field(default_factory=dict)
+    #: Per indicator series, pixels and integer value sums per zone, trend class and cell (``group_sums``).
+    indicators: dict = field(default_factory=dict)
     #: Per interval with an epoch resampled, valid pixels and expected change (``resampling.change_counts``).
     resampling: dict = field(default_factory=dict)
 
@@ -68,6 +71,8 @@ class PassResults:
     parameters: balance.CarbonParameters
     #: Per interval, {zone column (None: the region): changed pixels per zone number and kind}.
     registration: dict[tuple[int, int], dict] = field(default_factory=dict)
+    #: Per indicator series, its ``group_sums`` frame (keys: zone columns and ``trend``).
+    indicators: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: Per interval with an epoch resampled, {zone column: (valid pixels, expected change) per zone number}.
     resampling: dict[tuple[int, int], dict] = field(default_factory=dict)
 
@@ -96,9 +101,11 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "missing_density": tasks.missing_density,
         "edges": {y: reclassify.edge_histogram(c) for y, c in lc.classes.items()} if lc.inside is None else {},
         "registration": tasks.registration,
+        "indicators": tasks.indicators,
         "resampling": tasks.resampling,
     }
-    with timer.stage(name), execution.reading_errors(lc.files):
+    files = lc.files + [f for s in plan.indicators for f in s.files.values()]
+    with timer.stage(name), execution.reading_errors(files):
         if plan.patch_rule is not None:
             (done,) = execution.compute(lazy)
         else:
@@ -117,7 +124,15 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             tasks.rasters += spread_flux(plan, params, counts, list(done["interval_counts"]), staging)
     rasters = sorted(set(tasks.rasters))
     return PassResults(
-        status, unknown, counts, done["interval_counts"], rasters, params, done["registration"], done["resampling"]
+        status,
+        unknown,
+        counts,
+        done["interval_counts"],
+        rasters,
+        params,
+        done["registration"],
+        indicators=done["indicators"],
+        resampling=done["resampling"],
     )
 
 
@@ -228,7 +243,30 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
                 y0=y0,
                 y1=y1,
             )
+    _indicator_tasks(plan, staging, zones, tasks)
     return tasks
+
+
+def _indicator_tasks(plan: Plan, staging: Staging, zones: dict, tasks: PassTasks) -> None:
+    """Per indicator series: the per-pixel Sen slope and Mann-Kendall p rasters, and the integer sums of
+    its quantised values per zone, trend class and pixel-area cell."""
+    valid = plan.lc.valid
+    for series in plan.indicators:
+        quantised = {
+            y: indicators.quantise(a, series.config.scale, series.config.offset, series.precision, series.nodata[y])
+            for y, a in series.stored.items()
+        }
+        trends = indicators.pixel_trends(list(quantised.values()), series.years, series.precision)
+        cls = indicators.trend_class(trends, valid, series.config.alpha)
+        for key, band in (("indicator_slope", 0), ("indicator_p", 1)):
+            relative = spec.path(key, indicator=series.name)
+            pixels = xr.where(valid, trends[band], np.nan).astype(np.float32)
+            tasks.writes.append(
+                cog.raster_parts_task(pixels, staging.path(relative).with_suffix(".vrt"), plan.grid, np.nan)
+            )
+            tasks.rasters.append(relative)
+        values = {f"sum_{y}": indicators.summed(q, cls) for y, q in quantised.items()}
+        tasks.indicators[series.name] = group_sums({**zones, "trend": (cls, indicators.NCLASSES)}, values, plan.areas)
 
 
 def _epoch_counts(

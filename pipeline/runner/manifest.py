@@ -111,6 +111,7 @@ def parameter_files(config: Config) -> list[Path]:
         files.append(config.boundary.path)
     if isinstance(config.urban_split, ExtentSplit):
         files.append(config.urban_split.urban_extent)
+    files += [f for series in config.indicators.values() for f in series.years.values()]
     return [Path(f) for f in files if f is not None]
 
 

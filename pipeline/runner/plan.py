@@ -17,6 +17,7 @@ from pipeline import spec
 from pipeline.config import Config, ExtentSplit, PatchSplit
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import parameters, rasters, vectors
+from pipeline.io.indicators import IndicatorSeries, open_series
 from pipeline.model.grid import Grid, PixelAreas, pixel_areas
 from pipeline.model.inputs import EpochSource, ParameterTable, Scheme, ZoneLayer
 from pipeline.runner import redlines, studyarea
@@ -188,6 +189,8 @@ class Plan:
     #: The urban/rural patch rule, which needs a pass of its own (``compute.split_by_patches``).
     patch_rule: PatchSplit | None
     zone_rasters: dict[str, xr.DataArray] = field(default_factory=dict)
+    #: Continuous indicator series on the grid (``indicators:``), read with the trends stage.
+    indicators: list[IndicatorSeries] = field(default_factory=list)
 
     @property
     def grid(self) -> Grid:
@@ -233,6 +236,7 @@ class Plan:
             balance_years=tuple(sorted(set(self.config.years) | set(self.terms))),
             redline_year=self.redline_year,
             coverage=red is not None and red.zone_layer is not None,
+            indicators=tuple(s.name for s in self.indicators),
             uncertainty=self.config.uncertainty is not None,
             valuation=self.config.valuation is not None,
         )
@@ -255,6 +259,8 @@ def make_plan(config: Config, stages: list[str], workdir: Path) -> Plan:
     terms = _statistics_terms(config, carbon_layer)
     plan = Plan(config, stages, lc, layers, carbon_layer, densities, rates, terms, red_inputs, patch_rule)
     plan.zone_rasters = {z.name: zonal.zone_index(z, lc.grid, lc.valid) for z in layers}
+    if "trends" in stages:
+        plan.indicators = [open_series(n, s, lc.grid, config.dask.chunks) for n, s in config.indicators.items()]
     return plan
 
 

@@ -10,6 +10,7 @@ import shapely
 from pipeline.config import BoundaryConfig, Config, ExtentSplit
 from pipeline.errors import InputError, UnknownCodesError
 from pipeline.io import parameters, rasters, vectors
+from pipeline.io.indicators import open_series
 from pipeline.io.parameters import read_densities, read_rates
 from pipeline.io.staging import check_writable
 from pipeline.io.vectors import read_polygons
@@ -85,6 +86,12 @@ def validate(config: Config) -> list[str]:
         lines.append(
             f"carbon statistics: {len(stats)} rows for {stats.zone_id.nunique()} zones of '{carbon_layer.name}', "
             f"years {sorted(by_year)}" + (f" ({away} use the nearest epoch's land)" if away else "")
+        )
+    for name, series in config.indicators.items():
+        opened = open_series(name, series, grid, config.dask.chunks)
+        lines.append(
+            f"indicator '{name}': years {opened.years}, value = stored x {series.scale:g} + {series.offset:g} "
+            f"({series.unit}), summed in steps of {opened.precision:g}"
         )
     check_writable(config.output)
     lines.append(f"output: {config.output} (writable; a run replaces it as a whole)")

@@ -18,6 +18,7 @@ from pipeline.runner.compute import PassResults, warn_uncounted
 from pipeline.runner.plan import Plan
 from pipeline.stages import (
     balance,
+    indicators,
     intensity,
     reclassify,
     registration,
@@ -40,6 +41,8 @@ class Tables:
 
     classes: dict[str, pd.DataFrame] = field(default_factory=dict)
     balance: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Per layer name the indicators table (every series), when ``indicators:`` are given.
+    indicators: dict[str, pd.DataFrame] = field(default_factory=dict)
     pathways: dict[tuple[str, int, int], pd.DataFrame] = field(default_factory=dict)
     flows: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict)
     #: Per layer name, the intervals table (zone and interval summaries).
@@ -70,6 +73,9 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
         if "trends" in plan.stages:
             write_table(trends.trend_table(classes, balances), staging.path(spec.path("trends", layer=name)))
         out.classes[name], out.balance[name] = classes, balances
+        if results.indicators and "trends" in plan.stages:
+            out.indicators[name] = indicator_table(plan, results, layer, column)
+            write_table(out.indicators[name], staging.path(spec.path("indicators", layer=name)))
     warn_uncounted(out.classes["region"], plan.rates)
     frame = next(iter(results.counts.values()))
     for layer in plan.reported:
@@ -85,6 +91,24 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
             )
             _write(table, staging, spec.path("valuation", layer=name), config.carbon.co2)
     return out
+
+
+def indicator_table(plan: Plan, results: PassResults, layer: ZoneLayer | None, column: str | None) -> pd.DataFrame:
+    """tables/indicators_<layer>: every indicator series, zone by zone (``indicators.zone_table``)."""
+    zones = balance.zone_frame(layer, plan.config.name)
+    parts = []
+    for series in plan.indicators:
+        frame = results.indicators[series.name]
+        table = indicators.zone_table(
+            frame, column, zones, plan.areas, series.years, series.precision, series.name, series.config.unit
+        )
+        parts.append(table)
+    # Series of other years leave their mean_<year> columns empty; the years' columns stay together, in order.
+    table = pd.concat(parts, ignore_index=True)
+    means = sorted(c for c in table.columns if c.startswith("mean_"))
+    first = list(table.columns).index("indicator_missing_ha") + 1
+    rest = [c for c in table.columns if not c.startswith("mean_")]
+    return _sorted(table[rest[:first] + means + rest[first:]], ["series"])
 
 
 def uncertainty_tables(

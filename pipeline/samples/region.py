@@ -80,6 +80,12 @@ zones:
   - {name: county, path: counties.gpkg, id: code, label: name}
   - {name: ecozone, path: ecozones.gpkg, id: zone_id, label: name}
 redline: {min_area_ha: 100, zone_layer: ecozone, key_field: national_key, protected_areas: protected_areas.gpkg}
+indicators:
+  ndvi:
+    years: {2000: ndvi/ndvi2000.tif, 2005: ndvi/ndvi2005.tif, 2010: ndvi/ndvi2010.tif, 2015: ndvi/ndvi2015.tif, 2020: ndvi/ndvi2020.tif}
+    scale: 0.0001
+    nodata: -3000
+    unit: NDVI
 uncertainty: {draws: 1000, seed: 1}  # percentiles from the *_sd columns of densities.csv
 valuation: {price_per_tC: 43, discount_rate_pct: 7, price_change_pct: 0}  # InVEST's valuation of stock change
 output: ../out/sample
@@ -344,6 +350,55 @@ def statistics(
     return pd.DataFrame(rows).round(2)
 
 
+#: NDVI of each target class in the synthetic series (illustrative, not measured), and its grid.
+CLASS_NDVI = np.array([0.0, 0.50, 0.78, 0.60, 0.08, 0.15, 0.25, 0.12, 0.10])
+NDVI_FACTOR = 8  # 240 m pixels, as a MODIS-like product: the pipeline resamples them bilinearly to 30 m
+NDVI_NODATA = -3000
+#: Greening of the highest ecological function zone (water conservation): NDVI per year.
+NDVI_GREENING = 0.004
+
+
+def ndvi_series(epochs: list[np.ndarray], zone: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Synthetic NDVI per epoch at 240 m (int16, NDVI x 10000, ``NDVI_NODATA`` outside the region): the mean of
+    the classes' NDVI over each 8 x 8 block of land cover, greening by ``NDVI_GREENING`` a year where ``zone``
+    holds, and a little noise (its own generator, so the other files do not change)."""
+    rng = np.random.default_rng(seed + 4)
+    f, n = NDVI_FACTOR, N // NDVI_FACTOR
+    out = []
+    for year, lc in zip(YEARS, epochs):
+        cls = TARGET[lc]
+        value = CLASS_NDVI[cls] + np.where(zone & (cls > 0), NDVI_GREENING * (year - YEARS[0]), 0.0)
+        land = (cls > 0).reshape(n, f, n, f).sum(axis=(1, 3))
+        total = np.where(cls > 0, value, 0.0).reshape(n, f, n, f).sum(axis=(1, 3))
+        mean = total / np.maximum(land, 1) + rng.uniform(-0.004, 0.004, (n, n))
+        out.append(np.where(land > 0, np.rint(np.clip(mean, -0.2, 1.0) * 10000), NDVI_NODATA).astype(np.int16))
+    return out
+
+
+def write_ndvi(out_dir: Path, year: int, ndvi: np.ndarray, seed: int) -> Path:
+    """One NDVI year as a GeoTIFF of 240 m pixels (int16, scale 0.0001, nodata -3000, DEFLATE)."""
+    path = out_dir / "ndvi" / f"ndvi{year}.tif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixel = PIXEL * NDVI_FACTOR
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=ndvi.shape[1],
+        height=ndvi.shape[0],
+        count=1,
+        dtype="int16",
+        crs=CRS,
+        transform=from_origin(*ORIGIN, pixel, pixel),
+        nodata=NDVI_NODATA,
+        compress="deflate",
+        zlevel=9,
+    ) as dst:
+        dst.write(ndvi, 1)
+        dst.update_tags(SOURCE=f"synthetic NDVI, pipeline.sample_data seed {seed}; not real data", SCALE="0.0001")
+    return path
+
+
 def write_tiles(out_dir: Path, year: int, lc: np.ndarray, seed: int) -> list[Path]:
     """The epoch as 2 x 2 GeoTIFF tiles (uint8 CNLUCC codes, nodata 255, 256 px blocks, DEFLATE)."""
     files = []
@@ -417,6 +472,7 @@ upper-left corner x=480000, y=3400000 m. About 80 % of the square is the region;
 | file | content | units |
 |---|---|---|
 | `lc<year>/lc<year>_r<row>c<col>.tif` | CNLUCC land use 2000, 2005, 2010, 2015, 2020, 2 x 2 tiles of 800 x 800 px; 2005 has a cloud gap | uint8 codes, nodata 255 |
+| `ndvi/ndvi<year>.tif` | synthetic NDVI 2000-2020 at 240 m (a MODIS-like product; the pipeline resamples it bilinearly to 30 m): each class's NDVI (cropland 0.50, forest 0.78, grassland 0.60, water 0.08, urban 0.15, rural 0.25, other construction 0.12, unused 0.10) averaged over the land cover, greening by 0.004 a year in EZ1, noise of ±0.004 | int16 NDVI x 10000, nodata -3000 |
 | `counties.gpkg` (layer `counties`) | 12 counties tiling the region: `code`, `name` | EPSG:4547 metres |
 | `ecozones.gpkg` (layer `ecozones`) | 4 ecological function zones: `zone_id`, `name`, `function`, `national_key` | EPSG:4547 metres |
 | `protected_areas.gpkg` (layer `protected_areas`) | 2 existing protected areas (a wetland park around the largest lake, a forest park inside the largest forest): `name`, `type`; locked into the red lines | EPSG:4547 metres |
@@ -493,6 +549,9 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
         path.unlink(missing_ok=True)
         gdf.to_file(path, layer=name, driver="GPKG")
         files.append(path)
+    greening = zone_of == order[0] + 1  # EZ1, the highest zone: water conservation, a national key zone
+    ndvi = ndvi_series(epochs, greening, seed)
+    files += [write_ndvi(out_dir, year, v, seed) for year, v in zip(YEARS, ndvi)]
     county_id = rasterio.features.rasterize(
         ((g, i + 1) for i, g in enumerate(counties.geometry)), (N, N), transform=TRANSFORM
     )

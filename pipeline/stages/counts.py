@@ -131,3 +131,69 @@ def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
 def count_area_ha(counts: pd.DataFrame, areas: PixelAreas) -> np.ndarray:
     """Hectares of each row of a ``group_counts`` frame: its pixels times the area of a pixel of its cell."""
     return counts["pixels"].to_numpy() * areas.flat_m2[counts["cell"].to_numpy()] / 1e4
+
+
+#: Integer sums are made per block in float64 (``numpy.bincount`` weights), exact while below 2^53.
+_EXACT_FLOAT = 2.0**53
+
+
+def group_sums(
+    keys: dict[str, tuple[xr.DataArray, int]], values: dict[str, xr.DataArray], areas: PixelAreas
+) -> Delayed:
+    """Delayed DataFrame like ``group_counts`` (keys, ``cell``, ``pixels``) with, per row, the exact integer
+    sum of each int64 raster of ``values`` over its pixels (one column per name). Integer sums do not depend
+    on the chunking or the order of the blocks."""
+    names, vnames = list(keys), list(values)
+    sizes = [int(n) for _, n in keys.values()]
+    if np.prod(sizes, dtype=float) >= 2.0**62:
+        raise ConfigError(
+            f"too many combinations of zones and keys to sum in one run ({' x '.join(map(str, sizes))} >= 2^62): "
+            "run the zone layers in separate runs"
+        )
+    arrays = [a.data for a, _ in keys.values()] + [v.data for v in values.values()]
+    per_cell = None if areas.constant else areas
+    row_starts = np.concatenate([[0], np.cumsum(arrays[0].chunks[0])[:-1]])
+    col_starts = np.concatenate([[0], np.cumsum(arrays[0].chunks[1])[:-1]])
+    ncols = len(arrays[0].chunks[1])
+    blocks = [a.to_delayed(optimize_graph=False).ravel() for a in arrays]
+    parts = [
+        dask.delayed(_block_sums)(
+            sizes, per_cell, (int(row_starts[i // ncols]), int(col_starts[i % ncols])), *(b[i] for b in blocks)
+        )
+        for i in range(len(blocks[0]))
+    ]
+    return dask.delayed(_merge_sums)(parts, names, sizes, vnames)
+
+
+def _block_sums(
+    sizes: list[int], areas: PixelAreas | None, origin: tuple[int, int], *blocks: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """(combined key, cell, pixels, sum of each value block) of the block at ``origin``."""
+    nkeys = len(sizes)
+    key = np.zeros(blocks[0].size, np.int64)
+    for block, size in zip(blocks[:nkeys], sizes):
+        key = key * size + block.ravel().astype(np.int64)
+    present, local = _compact(key, int(np.prod(sizes)))
+    cells = np.zeros(key.size, np.int64) if areas is None else areas.cells(*origin, *blocks[0].shape).ravel()
+    first = int(cells.min(initial=0))
+    span = int(cells.max(initial=0)) - first + 1
+    combo, where = _compact(local * span + (cells - first), len(present) * span)
+    pixels = np.bincount(where, minlength=len(combo))
+    sums = []
+    for block in blocks[nkeys:]:
+        flat = block.ravel()
+        if flat.size and float(np.abs(flat).max()) * flat.size >= _EXACT_FLOAT:
+            raise ConfigError("values too large to sum exactly: use a coarser `precision` or smaller dask.chunks")
+        sums.append(np.rint(np.bincount(where, weights=flat.astype(np.float64), minlength=len(combo))).astype(np.int64))
+    return (present[combo // span], combo % span + first, pixels, *sums)
+
+
+def _merge_sums(parts: list, names: list[str], sizes: list[int], vnames: list[str]) -> pd.DataFrame:
+    columns = ["key", "cell", "pixels", *vnames]
+    frame = pd.DataFrame({c: np.concatenate([p[i] for p in parts]).astype(np.int64) for i, c in enumerate(columns)})
+    # Integer sums: exact, and the same in any order of the blocks.
+    frame = frame.groupby(["key", "cell"], sort=True)[columns[2:]].sum().reset_index()
+    out = pd.DataFrame({n: c.astype(np.int64) for n, c in zip(names, np.unravel_index(frame["key"].to_numpy(), sizes))})
+    for c in columns[1:]:
+        out[c] = frame[c].to_numpy(np.int64)
+    return out
