@@ -286,6 +286,9 @@ class ValuationConfig(_Strict):
     )
 
 
+#: A scenario name: a lowercase identifier (it goes into file names).
+SCENARIO_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
 RasterKind = Literal["landcover", "stock", "flux", "transition", "pathway", "stock_change", "flux_change", "npv"]
 #: Rasters a run can write (rasters/<kind>_<year or interval>.tif).
 RASTER_KINDS: tuple[RasterKind, ...] = typing.get_args(RasterKind)
@@ -392,6 +395,21 @@ class Config(_Strict):
         description="Net present value of the stock change, as InVEST values carbon: `{price_per_tC: 43, "
         "discount_rate_pct: 7, price_change_pct: 0}`. Needs `carbon.densities`.",
     )
+    scenarios: dict[int, dict[str, list[str]]] = Field(
+        {},
+        description="Simulated futures (PLUS, FLUS, CA-Markov outputs): `year: {name: raster, ...}`, each raster a "
+        "file, a glob or a list of tiles as for an epoch. Names are lowercase identifiers (`natural`, "
+        "`ecological`; a letter, then letters, digits or `_`). Each scenario is an interval from the base epoch "
+        "(`scenarios_from`) to its year, on the run's grid (or resampled with `align: nearest`) and the epochs' "
+        "common valid mask, with the interval outputs of an observed interval (named `..._<y0>_<y1>_<name>`) "
+        "and `tables/scenarios_<layer>.csv`. Base pixels that are nodata in a scenario are left out of that "
+        "scenario only, and reported (`uncovered_area_ha`, a warning).",
+    )
+    scenarios_from: int | None = Field(
+        None,
+        description="The epoch the scenarios start from (default: the last epoch). Every scenario year must be "
+        "after it.",
+    )
     rasters: list[RasterKind] = Field(
         list(RASTER_KINDS),
         description="Which rasters to write, from `landcover`, `stock`, `flux`, `transition`, `pathway`, "
@@ -431,6 +449,30 @@ class Config(_Strict):
             raise ValueError(f"epoch keys must be years, got {bad}")
         return v
 
+    @field_validator("scenarios", mode="before")
+    @classmethod
+    def _scenario_lists(cls, v: Any, info: ValidationInfo) -> Any:
+        if not isinstance(v, dict):
+            return v
+        base = (info.context or {}).get("base", Path.cwd())
+        out = {}
+        for year, named in v.items():
+            if not isinstance(named, dict) or not named:
+                raise ValueError(f"scenarios {year}: give `name: raster` pairs, e.g. {{natural: nd{year}.tif}}")
+            maps = {}
+            for name, spec in named.items():
+                if not isinstance(name, str) or not SCENARIO_NAME.fullmatch(name):
+                    raise ValueError(
+                        f"scenarios {year}: name {name!r} is not a lowercase identifier (a letter, then lowercase "
+                        "letters, digits or _), e.g. natural, ecological, cropland_protection"
+                    )
+                items = [spec] if isinstance(spec, (str, Path)) else spec
+                if not isinstance(items, list) or not items or not all(isinstance(i, (str, Path)) for i in items):
+                    raise ValueError(f"scenarios {year} {name}: give a raster path, a glob, or a list of them")
+                maps[name] = [str(Path(base, Path(i).expanduser())) for i in items]
+            out[year] = maps
+        return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
+
     @field_validator("boundary", mode="before")
     @classmethod
     def _boundary_path(cls, v: Any) -> Any:
@@ -462,6 +504,24 @@ class Config(_Strict):
         if dup:
             raise ValueError(f"zone layer names must be unique: {dup}")
         return v
+
+    @model_validator(mode="after")
+    def _scenarios_after_base(self) -> Config:
+        if self.scenarios_from is not None and self.scenarios_from not in self.epochs:
+            raise ValueError(f"scenarios_from {self.scenarios_from} is not an epoch; epochs: {list(self.epochs)}")
+        if not self.scenarios:
+            return self
+        odd = [y for y in self.scenarios if not 1000 <= y <= 3000]
+        if odd:
+            raise ValueError(f"scenario keys must be years, got {odd}")
+        base = self.scenario_base
+        early = [y for y in self.scenarios if y <= base]
+        if early:
+            raise ValueError(
+                f"scenario years {early} are not after the base epoch {base}: a scenario is a future of the base "
+                "(set scenarios_from to an earlier epoch, or correct the year)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _carbon_layer_exists(self) -> Config:
@@ -502,6 +562,16 @@ class Config(_Strict):
     @property
     def years(self) -> list[int]:
         return list(self.epochs)
+
+    @property
+    def scenario_base(self) -> int:
+        """The epoch the scenarios start from: ``scenarios_from``, else the last epoch."""
+        return self.scenarios_from if self.scenarios_from is not None else self.years[-1]
+
+    @property
+    def scenario_list(self) -> list[tuple[int, str]]:
+        """(year, name) of every scenario, years ascending, names in the config's order."""
+        return [(year, name) for year, named in self.scenarios.items() for name in named]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -23,6 +23,8 @@ FIELDS = {
     "y1": "second year of an interval",
     "layer": "a zone layer: `region` (the whole region, one zone) or a name under `zones`",
     "indicator": "an indicator series: a name under `indicators` (e.g. `ndvi`)",
+    "scenario": "a scenario name under `scenarios` (a lowercase identifier); the interval is the base epoch "
+    "(y0) -> the scenario year (y1)",
 }
 _FIELD_REGEX = {
     "year": r"\d{4}",
@@ -30,6 +32,7 @@ _FIELD_REGEX = {
     "y1": r"\d{4}",
     "layer": r"[A-Za-z][A-Za-z0-9_]*",
     "indicator": r"[A-Za-z][A-Za-z0-9_]*",
+    "scenario": r"[a-z][a-z0-9_]*",
 }
 
 
@@ -56,6 +59,9 @@ class RunContext:
     uncertainty: bool = False
     #: ``valuation:`` given (net present value of the stock change).
     valuation: bool = False
+    #: Scenarios (with the transitions stage): (base epoch, scenario year, name), years ascending, names in
+    #: the config's order.
+    scenarios: tuple[tuple[int, int, str], ...] = ()
 
     @property
     def all_layers(self) -> tuple[str, ...]:
@@ -128,6 +134,17 @@ class Output:
         """(description, unit) written into a raster's band, as GIS software shows them."""
         return self.description.split(". ")[0], self.unit
 
+
+#: The scenarios table's stock change per pathway: pathway code -> (column, pathway name).
+PATHWAY_STOCK_COLUMNS: dict[int, tuple[str, str]] = {
+    0: ("stock_change_unchanged_tC", "unchanged"),
+    1: ("stock_change_direct_tC", "direct: urban expansion"),
+    2: ("stock_change_indirect_tC", "indirect: cropland displacement"),
+    3: ("stock_change_potential_tC", "potential: rural shrinkage"),
+    4: ("stock_change_rural_expansion_tC", "rural expansion"),
+    5: ("stock_change_restoration_tC", "ecological restoration"),
+    6: ("stock_change_other_tC", "other change"),
+}
 
 #: Column glossary: name -> (unit, meaning). ``{year}`` and ``{layer}`` stand for any value.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -329,6 +346,26 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "currency",
         "net present value of the stock change, stock_change_tC x valuation_constant, in the currency of "
         "valuation.price_per_tC (negative: carbon released, a loss of value)",
+    ),
+    "scenario": ("-", "scenario name (a key under `scenarios:` in the config)"),
+    "scenario_nodata_pixels": (
+        "pixels",
+        "pixels valid in every epoch but nodata (or an unknown code) in the scenario map: left out of that "
+        "scenario's figures, base and scenario alike",
+    ),
+    "scenario_nodata_area_ha": ("ha", "area of scenario_nodata_pixels"),
+    "stock_y0_tC": ("t C", "stock of the base epoch (y0) over the same land as the scenario's figures"),
+    **{
+        column: ("t C", f"stock change through pathway {code} ({name}) against the base epoch")
+        for code, (column, name) in PATHWAY_STOCK_COLUMNS.items()
+    },
+    "stock_difference_tC": (
+        "t C",
+        "stock_tC minus that of the year's first scenario (the first under the year in the config) in the zone",
+    ),
+    "net_emission_difference_tC_yr": (
+        "t C/yr",
+        "net_emission_tC_yr minus that of the year's first scenario in the zone (empty where either is not given)",
     ),
     "stock_tC_{year}": ("t C", "stock in that year"),
     "sink_tC_yr_{year}": ("t C/yr", "sink in that year"),
@@ -903,6 +940,43 @@ OUTPUTS: tuple[Output, ...] = (
             "behaviour",
         ),
     ),
+    Output(
+        "scenarios",
+        "tables/scenarios_{layer}.csv",
+        "table",
+        "Per zone and scenario: the scenario's stock, sink, source and net emission (empty where more than "
+        "carbon.max_uncounted_share of the land has no known flux), its stock and flux change against the base "
+        "epoch, the stock change by pathway, and the difference in stock and net emission to the year's first "
+        "scenario. Over the land valid in every epoch and in the scenario map (the rest is scenario_nodata).",
+        "pixels, ha, t C, t C/yr, fraction",
+        "transitions",
+        "the region and (with zonal) each zone layer, with `scenarios:` and the transitions stage",
+        sidecars=_TABLE,
+        columns=(
+            "zone_id",
+            "zone_name",
+            "scenario",
+            "y0",
+            "y1",
+            "years",
+            "area_ha",
+            "scenario_nodata_pixels",
+            "scenario_nodata_area_ha",
+            "counted_area_ha",
+            "uncounted_area_ha",
+            "counted_share",
+            "stock_y0_tC",
+            "stock_tC",
+            "sink_tC_yr",
+            "source_tC_yr",
+            "net_emission_tC_yr",
+            "stock_change_tC",
+            "flux_change_tC_yr",
+            *(column for column, _ in PATHWAY_STOCK_COLUMNS.values()),
+            "stock_difference_tC",
+            "net_emission_difference_tC_yr",
+        ),
+    ),
     # ---- GeoPackages
     Output(
         "zone_layer",
@@ -1021,6 +1095,16 @@ OUTPUTS: tuple[Output, ...] = (
         "each zone layer and indicator series, with the trends and report stages",
     ),
     Output(
+        "scenarios_map",
+        "maps/scenarios_{layer}_{year}.png",
+        "map",
+        "The scenarios of a year side by side: stock change against the base epoch per zone, one panel per "
+        "scenario, on shared classes and colours.",
+        "t C",
+        "report",
+        "each zone layer and scenario year, with `scenarios:`, carbon.densities and the transitions and report stages",
+    ),
+    Output(
         "stock_change_map",
         "maps/stock_change_{y0}_{y1}.png",
         "map",
@@ -1050,12 +1134,50 @@ OUTPUTS: tuple[Output, ...] = (
 )
 
 
+#: Outputs of an observed epoch or interval that every scenario also has, named with the scenario at the end.
+SCENARIO_KINDS = (
+    "landcover",
+    "stock",
+    "flux",
+    "transition",
+    "pathway",
+    "stock_change",
+    "flux_change",
+    "transitions",
+    "pathways",
+    "stock_change_map",
+)
+
+
+def _of_scenario(o: Output) -> Output:
+    """The scenario's copy of an output: ``_{scenario}`` before the extension, the year the scenario's."""
+    kind = "the scenario's map" if "{year}" in o.pattern else "the interval base epoch -> scenario year"
+    return replace(
+        o,
+        key=f"scenario_{o.key}",
+        pattern=re.sub(r"(\.\w+)$", r"_{scenario}\1", o.pattern),
+        description=f"{o.description} Of a scenario ({kind}; `scenarios:`).",
+        when=f"every scenario, with the transitions stage; {o.when}",
+    )
+
+
+OUTPUTS = OUTPUTS + tuple(_of_scenario(o) for o in OUTPUTS if o.key in SCENARIO_KINDS)
+
+
 def _years(c: RunContext) -> list[dict]:
     return [{"year": y} for y in c.years]
 
 
 def _pairs(c: RunContext) -> list[dict]:
     return [{"y0": a, "y1": b} for a, b in c.intervals]
+
+
+def _scenario_years(c: RunContext) -> list[dict]:
+    return [{"year": y1, "scenario": name} for _, y1, name in c.scenarios]
+
+
+def _scenario_pairs(c: RunContext) -> list[dict]:
+    return [{"y0": y0, "y1": y1, "scenario": name} for y0, y1, name in c.scenarios]
 
 
 def _raster(
@@ -1135,6 +1257,23 @@ _APPLIES: dict[str, Callable[[RunContext], list[dict]]] = {
         lambda c: [{"layer": n, "y0": c.years[0], "y1": c.years[-1]} for n in c.layers],
     ),
     "stock_change_map": _if(_report, _raster("stock_change", _pairs, stock=True, stage="transitions")),
+    "scenarios": _if(lambda c: bool(c.scenarios), _layers),
+    "scenarios_map": _if(
+        lambda c: _report(c) and c.stock and bool(c.scenarios),
+        lambda c: [{"layer": n, "year": y} for n in c.layers for y in sorted({y1 for _, y1, _ in c.scenarios})],
+    ),
+    "scenario_landcover": _raster("landcover", _scenario_years),
+    "scenario_stock": _raster("stock", _scenario_years, stock=True),
+    "scenario_flux": _raster("flux", _scenario_years),
+    "scenario_transition": _raster("transition", _scenario_pairs, stage="transitions"),
+    "scenario_pathway": _raster("pathway", _scenario_pairs, stage="transitions"),
+    "scenario_stock_change": _raster("stock_change", _scenario_pairs, stock=True, stage="transitions"),
+    "scenario_flux_change": _raster("flux_change", _scenario_pairs, stage="transitions"),
+    "scenario_transitions": lambda c: [{**layer, **pair} for layer in _layers(c) for pair in _scenario_pairs(c)],
+    "scenario_pathways": lambda c: [{**layer, **pair} for layer in _layers(c) for pair in _scenario_pairs(c)],
+    "scenario_stock_change_map": _if(
+        _report, _raster("stock_change", _scenario_pairs, stock=True, stage="transitions")
+    ),
     "sankey": _if(lambda c: _report(c) and bool(c.consecutive)),
     "redline_map": _if(lambda c: _report(c) and _redline(c), lambda c: [{"year": c.redline_year}]),
 }

@@ -252,6 +252,14 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         (tmp / "d.csv").write_text("class,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n2,1,1,1,1\n3,1,1,1,1\n")
         settings = {"epochs": epochs, "carbon": {"densities": "d.csv"}, "uncertainty": {"draws": 100, "seed": 1}}
         return settings, [str(tmp / "d.csv"), "`uncertainty:` needs spread columns", "c_above_sd"]
+    if case == "scenario on another grid":
+        write_raster(tmp / "sc.tif", data, transform=Affine(20, 0, 500000, 0, -20, 3400000))
+        settings = {"epochs": epochs, "scenarios": {2035: {"natural": "sc.tif"}}}
+        return settings, [str(tmp / "sc.tif"), "scenario natural 2035 is not on the grid", "align: nearest"]
+    if case == "scenario with unknown codes":
+        write_raster(tmp / "su.tif", np.where(data == 31, 77, data).astype(np.uint8))
+        settings = {"epochs": epochs, "scenarios": {2035: {"natural": "su.tif"}}}
+        return settings, [str(tmp / "su.tif"), "scenario natural 2035", "code 77", "unknown_codes: nodata"]
     if case == "rate table without its column":
         (tmp / "r.csv").write_text("class,rate\n2,-0.6\n")
         return {"epochs": epochs, "carbon": {"rates": "r.csv"}}, [str(tmp / "r.csv"), "rate_tC_ha_yr"]
@@ -273,6 +281,22 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         ),
         "too few uncertainty draws": ({"epochs": epochs, "uncertainty": {"draws": 5}}, "uncertainty.draws"),
         "chunks too small": ({"epochs": epochs, "dask": {"chunks": 8}}, "dask.chunks"),
+        "scenario year not after the base": (
+            {"epochs": epochs, "scenarios": {2020: {"natural": "b.tif"}}},
+            "scenario years [2020] are not after the base epoch 2020",
+        ),
+        "scenario before scenarios_from": (
+            {"epochs": epochs, "scenarios_from": 2000, "scenarios": {1990: {"natural": "b.tif"}}},
+            "scenario years [1990] are not after the base epoch 2000",
+        ),
+        "scenarios_from not an epoch": (
+            {"epochs": epochs, "scenarios_from": 2010, "scenarios": {2030: {"natural": "b.tif"}}},
+            "scenarios_from 2010 is not an epoch",
+        ),
+        "bad scenario name": (
+            {"epochs": epochs, "scenarios": {2030: {"Natural Development": "b.tif"}}},
+            "name 'Natural Development' is not a lowercase identifier",
+        ),
     }
     settings, needle = configs[case]
     return settings, [str(tmp / "config.yaml"), needle]
@@ -307,6 +331,12 @@ CASES = [
     "sd and bounds of one pool",
     "uncertainty without spread columns",
     "rate table without its column",
+    "scenario on another grid",
+    "scenario with unknown codes",
+    "scenario year not after the base",
+    "scenario before scenarios_from",
+    "scenarios_from not an epoch",
+    "bad scenario name",
     "unknown config key",
     "unknown scheme",
     "epochs that are not years",

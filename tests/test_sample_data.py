@@ -95,7 +95,7 @@ def test_same_file_list(regenerated: Path) -> None:
         return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
 
     assert listing(regenerated) == listing(COMMITTED)
-    assert len(listing(COMMITTED)) == 5 * 4 + 5 + 8
+    assert len(listing(COMMITTED)) == 5 * 4 + 5 + 2 + 8
     assert sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file()) < 4_000_000
 
 
@@ -144,6 +144,28 @@ def test_ndvi_follows_the_land_cover_and_greens_in_the_water_conservation_zone(e
     # 0.004 NDVI a year over 20 years, within the noise of +-0.004 at each end
     rise = ndvi[2020][inner] - ndvi[2000][inner]
     assert 0.08 - 0.0081 <= rise.min() and rise.max() <= 0.08 + 0.0081
+
+
+@pytest.mark.parametrize("name", ["natural", "ecological"])
+def test_same_scenario_pixels(regenerated: Path, name: str) -> None:
+    path = f"scenarios/{name}_2030.tif"
+    with rasterio.open(COMMITTED / path) as old, rasterio.open(regenerated / path) as new:
+        assert np.array_equal(old.read(1), new.read(1))
+        assert old.profile == new.profile and old.tags() == new.tags()
+        assert (old.width, old.height) == (1600, 1600) and (old.transform.c, old.transform.f) == (480000.0, 3400000.0)
+
+
+def test_scenarios_continue_or_protect(epochs: dict[int, np.ndarray]) -> None:
+    base = classes(epochs[2020])
+    scen = {}
+    for name in ("natural", "ecological"):
+        with rasterio.open(COMMITTED / f"scenarios/{name}_2030.tif") as ds:
+            scen[name] = classes(ds.read(1))
+        assert np.array_equal(scen[name] > 0, base > 0)  # the same region, no gaps
+    natural, ecological = pathway_counts(base, scen["natural"]), pathway_counts(base, scen["ecological"])
+    assert natural[1] > 2 * ecological[1] > 0 and natural[2] > 1000 and ecological[2] == 0  # displacement only in one
+    assert ecological[5] > 10 * max(natural[5], 1)  # restoration
+    assert (scen["ecological"] == 2).sum() > (base == 2).sum() > (scen["natural"] == 2).sum()
 
 
 @pytest.mark.parametrize(
@@ -247,5 +269,8 @@ def test_config() -> None:
     assert cfg["uncertainty"] == {"draws": 1000, "seed": 1}
     assert cfg["valuation"] == {"price_per_tC": 43, "discount_rate_pct": 7, "price_change_pct": 0}
     assert [z["path"] for z in cfg["zones"]] == ["counties.gpkg", "ecozones.gpkg"]
+    assert cfg["scenarios"] == {
+        2030: {"natural": "scenarios/natural_2030.tif", "ecological": "scenarios/ecological_2030.tif"}
+    }
     for rel in [*cfg["carbon"].values(), *(z["path"] for z in cfg["zones"])]:
         assert (COMMITTED / rel).is_file()

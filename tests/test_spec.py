@@ -35,7 +35,7 @@ def sample_run(tmp_path_factory) -> Path:
 
 def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
     # Written out by hand from the sample's config: five epochs, two zone layers, statistics for 2000-2020
-    # only at epochs, red lines in 2020 with coverage of the ecozones, uncertainty and valuation.
+    # only at epochs, red lines in 2020 with coverage of the ecozones, uncertainty, valuation, two scenarios.
     years = (2000, 2005, 2010, 2015, 2020)
     context = spec.RunContext(
         years=years,
@@ -50,13 +50,16 @@ def test_the_sample_writes_exactly_what_the_spec_declares(sample_run):
         indicators=("ndvi",),
         uncertainty=True,
         valuation=True,
+        scenarios=((2020, 2030, "natural"), (2020, 2030, "ecological")),
     )
     files = written(sample_run)
     assert [f for f in files if spec.find(f) is None] == []
     assert files == spec.expected(context)
-    # 5 epochs x 3 rasters + 5 intervals x 5 rasters + Gi* + NDVI slope and p, and a QGIS style beside each
-    # class-like raster
-    assert sum(f.endswith(".tif") for f in files) == 43 and sum(f.endswith(".qml") for f in files) == 15
+    # 5 epochs x 3 rasters + 5 intervals x 5 rasters + Gi* + NDVI slope and p + 2 scenarios x (3 + 4) rasters,
+    # and a QGIS style beside each class-like raster
+    assert sum(f.endswith(".tif") for f in files) == 57 and sum(f.endswith(".qml") for f in files) == 21
+    assert "rasters/pathway_2020_2030_natural.tif" in files and "tables/scenarios_county.csv" in files
+    assert "maps/scenarios_ecozone_2030.png" in files and "tables/transitions_region_2020_2030_ecological.csv" in files
     assert "rasters/npv_2000_2020.tif" in files and "tables/stock_change_uncertainty_county.csv" in files
     assert "tables/uncertainty_ecozone.csv" in files and "tables/valuation_region.csv" in files
     assert "maps/balance_county_2015.png" in files and "tables/pathways_ecozone_2000_2020.csv" in files

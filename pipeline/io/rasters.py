@@ -32,19 +32,21 @@ from pipeline.stages.counts import merge_counts
 log = logging.getLogger(__name__)
 
 
-def resolve_tiles(year: int, patterns: list[str]) -> list[Path]:
-    """Expand the globs and paths of one epoch into existing files (sorted, no duplicates)."""
+def resolve_tiles(year: int, patterns: list[str], label: str | None = None) -> list[Path]:
+    """Expand the globs and paths of one epoch (or scenario, named by ``label``) into existing files (sorted,
+    no duplicates)."""
+    what = label or f"epoch {year}"
     files: list[Path] = []
     for pattern in patterns:
         if glob.has_magic(pattern):
             matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
             if not matches:
-                raise InputError(f"epoch {year}: the pattern matches no file", pattern)
+                raise InputError(f"{what}: the pattern matches no file", pattern)
             files.extend(matches)
         elif Path(pattern).is_dir() and not (Path(pattern) / "hdr.adf").exists():
-            raise InputError(f"epoch {year}: is a folder; give a raster file, a glob or a list of files", pattern)
+            raise InputError(f"{what}: is a folder; give a raster file, a glob or a list of files", pattern)
         elif not Path(pattern).exists():
-            raise InputError(f"epoch {year}: file not found", pattern)
+            raise InputError(f"{what}: file not found", pattern)
         else:
             files.append(Path(pattern))
     return list(dict.fromkeys(p.resolve() for p in files))
@@ -90,19 +92,36 @@ def open_sources(epochs: dict[int, list[str]], workdir: Path) -> list[EpochSourc
     return sources
 
 
-def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
+def open_scenario_sources(scenarios: dict[int, dict[str, list[str]]], workdir: Path) -> list[EpochSource]:
+    """Headers of every scenario map (``scenarios:``), tiles joined into a VRT in ``workdir`` where there are
+    several; years ascending, names in the config's order."""
+    sources = []
+    for year, named in scenarios.items():
+        for name, patterns in named.items():
+            label = f"scenario {name} {year}"
+            infos = [read_header(p) for p in resolve_tiles(year, patterns, label)]
+            if len(infos) == 1:
+                i = infos[0]
+                sources.append(EpochSource(year, (i.path,), i.path, i.grid, i.dtype, i.nodata, name))
+            else:
+                sources.append(_mosaic(year, infos, workdir, name))
+    return sources
+
+
+def _mosaic(year: int, infos: list[RasterInfo], workdir: Path, scenario: str | None = None) -> EpochSource:
     first = infos[0]
+    what = f"epoch {year}" if scenario is None else f"scenario {scenario} {year}"
     for other in infos[1:]:
         if other.grid.crs != first.grid.crs:
-            raise InputError(f"epoch {year}: tile CRS differs from {first.path.name}", other.path)
+            raise InputError(f"{what}: tile CRS differs from {first.path.name}", other.path)
         if not np.allclose(other.grid.res, first.grid.res, rtol=0, atol=PIXEL_TOLERANCE * abs(first.grid.res[0])):
             raise InputError(
-                f"epoch {year}: tile resolution {other.grid.res} differs from {first.path.name} {first.grid.res}",
+                f"{what}: tile resolution {other.grid.res} differs from {first.path.name} {first.grid.res}",
                 other.path,
             )
         if (other.dtype, other.nodata) != (first.dtype, first.nodata):
             raise InputError(
-                f"epoch {year}: tile data type/nodata {other.dtype}/{other.nodata} differ from "
+                f"{what}: tile data type/nodata {other.dtype}/{other.nodata} differ from "
                 f"{first.path.name} {first.dtype}/{first.nodata}; tiles of one epoch must share them",
                 other.path,
             )
@@ -116,7 +135,7 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
         row = (i.grid.transform.f - top) / t.e
         if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
             raise InputError(
-                f"epoch {year}: tile is not on the pixel lattice of {first.path.name} "
+                f"{what}: tile is not on the pixel lattice of {first.path.name} "
                 f"(offset {col:.3f}, {row:.3f} pixels); resample it first",
                 i.path,
             )
@@ -126,33 +145,33 @@ def _mosaic(year: int, infos: list[RasterInfo], workdir: Path) -> EpochSource:
     grid = Grid(first.grid.crs, t.__class__(t.a, t.b, left, t.d, t.e, top), width, height)
     nodata = first.nodata if first.nodata is not None else float(np.iinfo(first.dtype).max)
     workdir.mkdir(parents=True, exist_ok=True)
-    vrt = workdir / f"mosaic_{year}.vrt"
+    vrt = workdir / (f"mosaic_{year}.vrt" if scenario is None else f"mosaic_{year}_{scenario}.vrt")
     sources = [(i.path, r, c, i.grid.height, i.grid.width) for i, (r, c) in zip(infos, offsets)]
     vrt.write_text(vrt_xml(grid, first.dtype, nodata, sources), encoding="utf-8")
-    log.info("epoch %d: %d tiles -> %s (%d x %d)", year, len(infos), vrt.name, width, height)
-    return EpochSource(year, tuple(i.path for i in infos), vrt, grid, first.dtype, nodata)
+    log.info("%s: %d tiles -> %s (%d x %d)", what, len(infos), vrt.name, width, height)
+    return EpochSource(year, tuple(i.path for i in infos), vrt, grid, first.dtype, nodata, scenario)
 
 
-def check_alignment(sources: list[EpochSource], align: str) -> Grid:
-    """The first epoch's grid, once every other epoch is on it (or may be resampled onto it)."""
-    target = sources[0].grid
-    for src in sources[1:]:
+def check_alignment(sources: list[EpochSource], align: str, first: EpochSource | None = None) -> Grid:
+    """The first epoch's grid, once every other epoch (or scenario map) is on it (or may be resampled onto
+    it). ``first``: the epoch whose grid is the run's, when ``sources`` does not start with it."""
+    first = first or sources[0]
+    target = first.grid
+    for src in sources:
+        if src is first:
+            continue
         diffs = target.differences(src.grid)
         if not _overlaps(target, src.grid):
-            raise InputError(
-                f"epoch {src.year} does not overlap epoch {sources[0].year} ({_names(sources[0])})", _names(src)
-            )
+            raise InputError(f"{src.label} does not overlap epoch {first.year} ({_names(first)})", _names(src))
         if diffs and align == "exact":
             raise GridMismatchError(
-                f"epoch {src.year} is not on the grid of epoch {sources[0].year} ({_names(sources[0])}): "
+                f"{src.label} is not on the grid of epoch {first.year} ({_names(first)}): "
                 + "; ".join(diffs)
                 + ". Set `align: nearest` to resample it onto that grid with nearest neighbour",
                 _names(src),
             )
         if diffs:
-            log.warning(
-                "epoch %d resampled (nearest) onto the grid of %d: %s", src.year, sources[0].year, "; ".join(diffs)
-            )
+            log.warning("%s resampled (nearest) onto the grid of %d: %s", src.label, first.year, "; ".join(diffs))
     return target
 
 
@@ -197,7 +216,7 @@ def open_epoch(src: EpochSource, target: Grid, chunks: int) -> xr.DataArray:
         data,
         dims=("y", "x"),
         coords=grid_coords(target),
-        name=f"landcover_source_{src.year}",
+        name=f"landcover_source_{src.year}" + (f"_{src.scenario}" if src.scenario else ""),
         attrs={"nodata": src.nodata, "source_dtype": src.dtype, "year": src.year},
     )
 

@@ -46,6 +46,13 @@ class EpochSource:
     grid: Grid
     dtype: str
     nodata: float | None
+    #: The scenario's name when this is a scenario map of ``year`` (``scenarios:``), else None.
+    scenario: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``epoch 2020`` or ``scenario natural 2030``."""
+        return f"epoch {self.year}" if self.scenario is None else f"scenario {self.scenario} {self.year}"
 
 
 @dataclass(frozen=True)

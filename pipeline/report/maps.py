@@ -487,11 +487,56 @@ def pathway_map(
     return _save(fig, path)
 
 
-def stock_change_map(
-    raster: Path, outline: gpd.GeoSeries | None, y0: int, y1: int, root: Path, source: str, max_cells: int = 1000
+def scenarios_map(
+    polygons: gpd.GeoSeries,
+    zone_ids: list[str],
+    labels: list[str],
+    layer: str,
+    scenarios: pd.DataFrame,
+    year: int,
+    root: Path,
+    source: str,
 ) -> Path:
-    """maps/stock_change_<y0>_<y1>.png from the COG's overviews (each cell the mean of the pixels under it,
-    t C/ha); unchanged land in grey, zone outlines on top."""
+    """maps/scenarios_<layer>_<year>.png: the scenarios of ``year`` side by side, each one's stock change
+    against the base epoch per zone (t C), one panel per scenario in the config's order, on classes and
+    colours shared by all the panels so that they compare."""
+    rows = scenarios[scenarios["y1"] == year]
+    names = list(dict.fromkeys(rows["scenario"]))
+    wide = rows.pivot(index="zone_id", columns="scenario", values="stock_change_tC").reindex(zone_ids)[names]
+    base = int(rows["y0"].iloc[0])
+    classes = diverging_classes(wide.to_numpy(dtype=float).ravel(), positive="gain")
+    ncols = min(3, len(names))
+    nrows = -(-len(names) // ncols)
+    fig = _new_figure((4.2 * ncols + 2.2, 3.9 * nrows + 0.8))
+    width, height = 0.84 / ncols * (4.2 * ncols) / (4.2 * ncols + 2.2), 0.86 / nrows
+    shapes = zone_paths(polygons)
+    for k, name in enumerate(names):
+        r, c = divmod(k, ncols)
+        ax = fig.add_axes((0.01 + c * width, 0.93 - (r + 1) * height, width * 0.97, height * 0.88))
+        values = wide[name].to_numpy(dtype=float)
+        _choropleth(ax, polygons, values, classes, labels if len(names) <= 3 else None, shapes)
+        _furniture(ax, polygons.crs, scale_bar=k == 0)
+        total = np.nansum(values)
+        ax.set_title(f"{name}: {_fmt(total)} t C", fontsize=9)
+        if k == ncols - 1 or k == len(names) - 1:
+            _legend(ax, classes, "stock change, t C\n(− lost, + gained)", bool(np.isnan(values).any()), "0 (no change)")
+    fig.suptitle(f"Scenarios {year}: stock change by {layer} against {base}", fontsize=12)
+    fig.text(0.01, 0.01, source, fontsize=6.5, color="0.3")
+    return _save(fig, root / spec.path("scenarios_map", layer=layer, year=year))
+
+
+def stock_change_map(
+    raster: Path,
+    outline: gpd.GeoSeries | None,
+    y0: int,
+    y1: int,
+    root: Path,
+    source: str,
+    max_cells: int = 1000,
+    scenario: str | None = None,
+) -> Path:
+    """maps/stock_change_<y0>_<y1>.png (of a scenario: ..._<scenario>.png) from the COG's overviews (each cell
+    the mean of the pixels under it, t C/ha); unchanged land in grey, zone outlines on top."""
     data, (left, bottom, right, top), crs, step = _overview(raster, max_cells)
     extent = (left, right, bottom, top)
     changed = np.where(np.isfinite(data) & (data != 0), data, np.nan)
@@ -512,7 +557,7 @@ def stock_change_map(
     ax.set_ylim(bottom, top)
     _furniture(ax, crs)
     _legend(ax, classes, "stock change, t C/ha\n(− lost, + gained)", False)
-    ax.set_title(f"Carbon stock change {y0}–{y1}", fontsize=12)
+    ax.set_title(f"Carbon stock change {y0}–{y1}" + (f", scenario {scenario}" if scenario else ""), fontsize=12)
     note = (
         f"Grey: unchanged stock. Each cell is the mean of {step} × {step} pixels."
         if step > 1
@@ -520,7 +565,9 @@ def stock_change_map(
     )
     fig.text(0.03, 0.055, note, fontsize=7)
     fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
-    return _save(fig, root / spec.path("stock_change_map", y0=y0, y1=y1))
+    if scenario is None:
+        return _save(fig, root / spec.path("stock_change_map", y0=y0, y1=y1))
+    return _save(fig, root / spec.path("scenario_stock_change_map", y0=y0, y1=y1, scenario=scenario))
 
 
 def redline_map(
@@ -605,11 +652,14 @@ def draw_maps(
     redlines: RedlineResult | None = None,
     max_uncounted_share: float = 0.01,
     indicators: dict[str, pd.DataFrame] | None = None,
+    scenarios: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Every map of a run (the output specification's maps for ``context``) into ``root``: balance per
     zone layer and year, pathway contributions per zone layer (first -> last epoch), stock change per
     interval (outlined by the first zone layer), the Sankey of the region's consecutive ``flows``, and
-    the red-line map. ``layers`` maps names to the reported ZoneLayers."""
+    the red-line map; with ``scenarios`` (the scenarios table per layer name) the scenarios side by side per
+    zone layer and year, and the stock change of each scenario. ``layers`` maps names to the reported
+    ZoneLayers."""
     drawn = []
     layers = {name: _with_land(layer, balances[name]) for name, layer in layers.items()}
     printed = zone_labels(layers)
@@ -623,10 +673,18 @@ def draw_maps(
         if indicators and name in indicators:
             series = indicators[name].assign(zone_id=lambda f: f["zone_id"].astype(str))
             drawn += indicator_maps(polygons, layer.ids, labels, name, series, root, source)
+        for fields in spec.BY_KEY["scenarios_map"].applies(context):
+            if fields["layer"] == name and scenarios is not None:
+                rows = scenarios[name].assign(zone_id=lambda f: f["zone_id"].astype(str))
+                drawn.append(scenarios_map(polygons, layer.ids, labels, name, rows, fields["year"], root, source))
     outline = next(iter(layers.values())).polygons.geometry if layers else None
     for fields in spec.BY_KEY["stock_change_map"].applies(context):
         raster = root / spec.path("stock_change", **fields)
         drawn.append(stock_change_map(raster, outline, fields["y0"], fields["y1"], root, source))
+    for fields in spec.BY_KEY["scenario_stock_change_map"].applies(context):
+        raster = root / spec.path("scenario_stock_change", **fields)
+        y0, y1, name = fields["y0"], fields["y1"], fields["scenario"]
+        drawn.append(stock_change_map(raster, outline, y0, y1, root, source, scenario=name))
     if flows:
         table = pd.concat([m.assign(y0=y0, y1=y1) for (y0, y1), m in flows.items()], ignore_index=True)
         drawn.append(root / spec.path("sankey"))

@@ -75,6 +75,8 @@ def write_report(
             _resampling(table("intervals", layer="region")) + _table(table("intervals", layer="region"), drop=region),
         )
     )
+    if context.scenarios:
+        parts.append(_section("scenarios", "Scenarios", _scenarios(folder, context, table)))
     if context.uncertainty or context.valuation:
         parts.append(
             _section(
@@ -138,6 +140,7 @@ _NAV = [
     ("zones", "Zones"),
     ("pathways", "Pathways"),
     ("checks", "Checks"),
+    ("scenarios", "Scenarios"),
     ("uncertainty", "Uncertainty and value"),
     ("redline", "Red lines"),
     ("trends", "Trends"),
@@ -363,6 +366,37 @@ def _pathways(folder: Path, file: Path | None) -> str:
     return f"<p><code>{file.relative_to(folder).as_posix()}</code></p>" + _frame(
         frame.drop(columns=["zone_id", "zone_name"])
     )
+
+
+def _scenarios(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:
+    """The region's scenarios side by side: stock, net emission, change against the base epoch by pathway,
+    difference to the year's first scenario; then each zone layer's table file."""
+    file = table("scenarios", layer="region")
+    frame = _read(file)
+    base = context.scenarios[0][0]
+    text = (
+        f"<p>Each scenario is an interval from the base epoch {base} to its map, on the run's grid and valid mask; "
+        "both sides are valued with the per-hectare densities and rates (a simulated map has no county "
+        "statistics). Stock in t C, flux in t C/yr; <code>stock_difference_tC</code> and "
+        "<code>net_emission_difference_tC_yr</code> are against the first scenario of the year. Land valid in "
+        "every epoch but nodata in a scenario map is left out of that scenario (<code>scenario_nodata_area_ha"
+        "</code>). The maps <code>maps/scenarios_&lt;layer&gt;_&lt;year&gt;.png</code> put the scenarios side by "
+        "side on shared classes.</p>"
+        f"<p><code>{file.relative_to(folder).as_posix()}</code></p>"
+    )
+    if frame is None:
+        return text + _frame(None)
+    keep = [
+        c
+        for c in frame.columns
+        if c not in ("zone_id", "zone_name", "years", "counted_area_ha", "uncounted_area_ha", "scenario_nodata_pixels")
+        and "_tCO2" not in c
+    ]
+    text += _frame(_balance_frame(frame[keep]))
+    layers = [table("scenarios", layer=name).relative_to(folder).as_posix() for name in context.layers]
+    if layers:
+        text += "<p>Per zone: " + ", ".join(f"<code>{name}</code>" for name in layers) + ".</p>"
+    return text
 
 
 def _uncertainty(folder: Path, context: spec.RunContext, table: Callable[..., Path]) -> str:

@@ -56,6 +56,8 @@ class PassTasks:
     indicators: dict = field(default_factory=dict)
     #: Per interval with an epoch resampled, valid pixels and expected change (``resampling.change_counts``).
     resampling: dict = field(default_factory=dict)
+    #: Per scenario (base epoch, year, name), the counts of its interval, as ``interval_counts``.
+    scenario_counts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +77,8 @@ class PassResults:
     indicators: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: Per interval with an epoch resampled, {zone column: (valid pixels, expected change) per zone number}.
     resampling: dict[tuple[int, int], dict] = field(default_factory=dict)
+    #: Per scenario (base epoch, year, name), the counts of its interval (to_class 0: nodata in the scenario).
+    scenario_counts: dict[tuple[int, int, str], pd.DataFrame] = field(default_factory=dict)
 
 
 def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassResults:
@@ -86,6 +90,10 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         for y, m in lc.mapped.items()
     }
     lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside) for y in lc.codes}
+    # A scenario's unknown codes matter only where its pixels are counted: inside the common valid mask.
+    lazy_scenario_unknown = {
+        k: reclassify.unknown_codes(lc.scenario_codes[k], m, lc.valid) for k, m in lc.scenario_mapped.items()
+    }
     status: dict[int, pd.DataFrame] = {}
     unknown: dict[int, dict[int, int]] = {}
     if plan.patch_rule is not None:
@@ -103,6 +111,8 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "registration": tasks.registration,
         "indicators": tasks.indicators,
         "resampling": tasks.resampling,
+        "scenario_counts": tasks.scenario_counts,
+        "scenario_unknown": lazy_scenario_unknown,
     }
     files = lc.files + [f for s in plan.indicators for f in s.files.values()]
     with timer.stage(name), execution.reading_errors(files):
@@ -111,6 +121,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         else:
             done, status, unknown = execution.compute(lazy, lazy_status, lazy_unknown)
             _check_unknown(unknown, lc, plan.config.unknown_codes)
+    _check_scenario_codes(done["scenario_unknown"], lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
     _warn_misregistration(plan, done["registration"], done["resampling"])
     counts = _epoch_counts(done["counts"], done["interval_counts"])
@@ -133,6 +144,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         done["registration"],
         indicators=done["indicators"],
         resampling=done["resampling"],
+        scenario_counts=done["scenario_counts"],
     )
 
 
@@ -142,14 +154,18 @@ def split_by_patches(plan: Plan, staging: Staging, lazy_status: dict, lazy_unkno
     counts), and the classes read back are split block by block. Replaces ``plan.lc.classes``."""
     lc, rule = plan.lc, plan.patch_rule
     assert rule is not None
-    unsplit = {y: staging.path(f"work/unsplit_{y}.vrt") for y in lc.classes}
-    writes = [cog.raster_parts_task(c, unsplit[y], lc.grid, 0) for y, c in lc.classes.items()]
-    flags = {y: split.patch_flags(c, lc.areas, rule.patch_min_ha) for y, c in lc.classes.items()}
+    every = {str(y): c for y, c in lc.classes.items()}
+    every |= {f"{y}_{n}": c for (y, n), c in lc.scenario_classes.items()}
+    unsplit = {k: staging.path(f"work/unsplit_{k}.vrt") for k in every}
+    writes = [cog.raster_parts_task(c, unsplit[k], lc.grid, 0) for k, c in every.items()]
+    flags = {k: split.patch_flags(c, lc.areas, rule.patch_min_ha) for k, c in every.items()}
     _, status, unknown, flags = execution.compute(writes, lazy_status, lazy_unknown, flags)
-    lc.classes = {
-        y: split.apply_patch_flags(cog.open_own(unsplit[y], lc.grid, plan.config.dask.chunks), flags[y])
-        for y in lc.classes
-    }
+
+    def split_again(k: str) -> xr.DataArray:
+        return split.apply_patch_flags(cog.open_own(unsplit[k], lc.grid, plan.config.dask.chunks), flags[k])
+
+    lc.classes = {y: split_again(str(y)) for y in lc.classes}
+    lc.scenario_classes = {(y, n): split_again(f"{y}_{n}") for y, n in lc.scenario_classes}
     return status, unknown
 
 
@@ -166,8 +182,8 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
     tasks = PassTasks()
     want, spread = set(plan.config.rasters), plan.spread_years
 
-    def write(arr: xr.DataArray, key: str, nodata: float, work: str | None = None, **fields: int) -> None:
-        if key not in want:
+    def write(arr: xr.DataArray, key: str, nodata: float, work: str | None = None, **fields: int | str) -> None:
+        if key.removeprefix("scenario_") not in want:
             return
         relative = spec.path(key, **fields)
         if work is None:
@@ -243,6 +259,28 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
                 y0=y0,
                 y1=y1,
             )
+    for y0, y1, name in plan.scenarios:
+        # A scenario is an interval from the base epoch to its map, counted in this same pass. Its flux is the
+        # per-hectare rates on both sides (a simulated map has no county statistics).
+        before, after, key = lc.classes[y0], lc.scenario_classes[(y1, name)], (y1, name)
+        own = {n: carbon.row_index(lookup, after, lc.scenario_codes[key], czone) for n, lookup in lookups.items()}
+        write(after, "scenario_landcover", 0, year=y1, scenario=name)
+        if densities is not None:
+            write(carbon.per_pixel(densities, own["density"]), "scenario_stock", np.nan, year=y1, scenario=name)
+            tasks.missing_density[key] = carbon.missing_keys(densities, own["density"], after, lc.scenario_codes[key])
+        write(carbon.per_pixel(rates, own["rate"]), "scenario_flux", np.nan, year=y1, scenario=name)
+        keys = {"from_class": (before, carbon.NBINS_CLASS), "to_class": (after, carbon.NBINS_CLASS), **zones}
+        for n, lookup in lookups.items():
+            keys |= {f"{n}0": (index[y0][n], lookup.size), f"{n}1": (own[n], lookup.size)}
+        tasks.scenario_counts[(y0, y1, name)] = group_counts(keys, plan.areas)
+        write(transitions.transition_raster(before, after), "scenario_transition", 0, y0=y0, y1=y1, scenario=name)
+        paths = transitions.pathway_raster(before, after)
+        write(paths, "scenario_pathway", PATHWAY_NODATA, y0=y0, y1=y1, scenario=name)
+        if densities is not None:
+            change = transitions.value_change(densities, index[y0]["density"], own["density"])
+            write(change, "scenario_stock_change", np.nan, y0=y0, y1=y1, scenario=name)
+        flux = transitions.value_change(rates, index[y0]["rate"], own["rate"])
+        write(flux, "scenario_flux_change", np.nan, y0=y0, y1=y1, scenario=name)
     _indicator_tasks(plan, staging, zones, tasks)
     return tasks
 
@@ -421,6 +459,23 @@ def warn_uncounted(classes: pd.DataFrame, rates: carbon.Lookup) -> None:
             what,
             where,
         )
+
+
+def _check_scenario_codes(unknown: dict[tuple[int, str], dict[int, int]], lc: LandCover, policy: str) -> None:
+    """Codes of a scenario map the scheme does not know (inside the common valid mask): an error naming the
+    map, or with ``unknown_codes: nodata`` left out of the scenario like its nodata (reported)."""
+    for src in lc.scenario_sources:
+        found = unknown.get((src.year, str(src.scenario))) or {}
+        if not found:
+            continue
+        listing = ", ".join(f"code {k} ({v} px)" for k, v in found.items())
+        if policy == "error":
+            raise UnknownCodesError(
+                f"{src.label}: codes not in scheme '{lc.scheme.name}': {listing}. Add them to a scheme CSV, "
+                "or set `unknown_codes: nodata` to treat them as nodata",
+                src.files[0] if len(src.files) == 1 else src.files[0].parent,
+            )
+        log.warning("%s: codes not in scheme '%s' treated as nodata: %s", src.label, lc.scheme.name, listing)
 
 
 def _check_unknown(unknown: dict[int, dict[int, int]], lc: LandCover, policy: str) -> None:

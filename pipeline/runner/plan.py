@@ -68,10 +68,16 @@ class LandCover:
     classes: dict[int, xr.DataArray]
     #: Where the pixel centre lies in the study area (``boundary:``); None without one. Part of ``valid``.
     inside: xr.DataArray | None = None
+    #: The scenario maps (``scenarios:``), keyed by (year, name): sources, raw codes, mapped classes, and
+    #: classes on the common valid mask (0 also where the scenario itself is nodata or an unknown code).
+    scenario_sources: list[EpochSource] = field(default_factory=list)
+    scenario_codes: dict[tuple[int, str], xr.DataArray] = field(default_factory=dict)
+    scenario_mapped: dict[tuple[int, str], xr.DataArray] = field(default_factory=dict)
+    scenario_classes: dict[tuple[int, str], xr.DataArray] = field(default_factory=dict)
 
     @property
     def files(self) -> list[Path]:
-        return [f for src in self.sources for f in src.files]
+        return [f for src in [*self.sources, *self.scenario_sources] for f in src.files]
 
 
 def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = False) -> LandCover:
@@ -93,20 +99,42 @@ def build_landcover(config: Config, workdir: Path, defer_patch_split: bool = Fal
         inside = studyarea.boundary_mask(config.boundary, grid, valid)
         valid = (valid & inside).rename("common_valid")
     classes = {y: reclassify.apply_mask(m, valid) for y, m in mapped.items()}
+    scenarios = rasters.open_scenario_sources(config.scenarios, workdir)
+    if scenarios:
+        rasters.check_alignment(scenarios, config.align, first=sources[0])
+    scenario_codes = {(s.year, str(s.scenario)): rasters.open_epoch(s, grid, config.dask.chunks) for s in scenarios}
+    scenario_mapped = {k: reclassify.map_to_classes(c, scheme) for k, c in scenario_codes.items()}
+    scenario_classes = {k: reclassify.apply_known(m, valid) for k, m in scenario_mapped.items()}
     rule = config.urban_split
     if isinstance(rule, PatchSplit) and not defer_patch_split:
         classes = {y: split.split_by_patches(c, areas, rule.patch_min_ha) for y, c in classes.items()}
+        scenario_classes = {k: split.split_by_patches(c, areas, rule.patch_min_ha) for k, c in scenario_classes.items()}
     elif isinstance(rule, ExtentSplit):
         polygons = vectors.read_polygons(rule.urban_extent, grid, rule.layer)
-        inside = split.extent_mask(polygons.geometry.values, grid, valid)
-        classes = {y: split.split_by_extent(c, inside) for y, c in classes.items()}
+        urban = split.extent_mask(polygons.geometry.values, grid, valid)
+        classes = {y: split.split_by_extent(c, urban) for y, c in classes.items()}
+        scenario_classes = {k: split.split_by_extent(c, urban) for k, c in scenario_classes.items()}
     elif rule == "native" and not scheme.native_split:
         log.warning(
             "scheme %s has no urban/rural split: all its construction is class 5 (urban); "
             "set urban_split: {patch_min_ha: N} or {urban_extent: FILE} to split it",
             scheme.name,
         )
-    return LandCover(grid, areas, sources, scheme, codes, mapped, valid, classes, inside)
+    return LandCover(
+        grid,
+        areas,
+        sources,
+        scheme,
+        codes,
+        mapped,
+        valid,
+        classes,
+        inside,
+        scenarios,
+        scenario_codes,
+        scenario_mapped,
+        scenario_classes,
+    )
 
 
 def check_size(grid: Grid, sources: list[EpochSource], chunks: int, limit: float) -> None:
@@ -214,6 +242,13 @@ class Plan:
         return transitions.intervals(list(self.lc.classes)) if "transitions" in self.stages else []
 
     @property
+    def scenarios(self) -> list[tuple[int, int, str]]:
+        """(base epoch, scenario year, name) of every scenario, with the transitions stage (else none)."""
+        if "transitions" not in self.stages:
+            return []
+        return [(self.config.scenario_base, year, name) for year, name in self.config.scenario_list]
+
+    @property
     def spread_years(self) -> set[int]:
         """Epochs whose flux maps carry county statistics, shared out after the pass."""
         return set(self.terms) & set(self.lc.classes) if "flux" in self.config.rasters else set()
@@ -239,6 +274,7 @@ class Plan:
             indicators=tuple(s.name for s in self.indicators),
             uncertainty=self.config.uncertainty is not None,
             valuation=self.config.valuation is not None,
+            scenarios=tuple(self.scenarios),
         )
 
 

@@ -102,7 +102,8 @@ def run_pipeline(
                     source,
                     red,
                     config.carbon.max_uncounted_share,
-                    tables.indicators,
+                    indicators=tables.indicators,
+                    scenarios=tables.scenarios,
                 )
                 so_far = manifest.build_manifest(
                     config, plan.lc, checked, stages, staging, timer.stages, warnings.messages, checksums

@@ -30,6 +30,9 @@ def validate(config: Config) -> list[str]:
         sources = rasters.open_sources(config.epochs, Path(tmp))
         grid = rasters.check_alignment(sources, config.align)
         check_size(grid, sources, config.dask.chunks, config.dask.max_pixels)
+        scenarios = rasters.open_scenario_sources(config.scenarios, Path(tmp))
+        if scenarios:
+            rasters.check_alignment(scenarios, config.align, first=sources[0])
     crs = grid.crs.to_epsg() or grid.crs.to_string()[:40]
     areas = measure_pixels(grid, config, sources)
     lines.append(
@@ -39,7 +42,7 @@ def validate(config: Config) -> list[str]:
     )
     known = set(scheme.codes.tolist())
     sampled: set[int] = set()
-    for src in sources:
+    for src in [*sources, *scenarios]:
         diffs = grid.differences(src.grid)
         unknown: dict[Path, dict[int, int]] = {}  # per tile: counts in its sampled blocks
         for path in src.files:
@@ -48,8 +51,9 @@ def validate(config: Config) -> list[str]:
                 if code not in known:
                     unknown.setdefault(path, {})[code] = n
         note = f"; resampled onto the first epoch's grid ({'; '.join(diffs)})" if diffs else ""
+        base = f" (from epoch {config.scenario_base})" if src.scenario else ""
         lines.append(
-            f"epoch {src.year}: {len(src.files)} file(s), {src.dtype}, nodata {src.nodata}, "
+            f"{src.label}{base}: {len(src.files)} file(s), {src.dtype}, nodata {src.nodata}, "
             f"{src.grid.width} x {src.grid.height} px{note}"
         )
         if unknown:
@@ -60,7 +64,7 @@ def validate(config: Config) -> list[str]:
             if config.unknown_codes == "error":
                 where = next(iter(unknown)) if len(unknown) == 1 else Path(src.files[0]).parent
                 raise UnknownCodesError(
-                    f"epoch {src.year}: codes not in scheme '{scheme.name}' in the sampled blocks of {listing}. "
+                    f"{src.label}: codes not in scheme '{scheme.name}' in the sampled blocks of {listing}. "
                     "Add them to a scheme CSV or set `unknown_codes: nodata`",
                     where,
                 )

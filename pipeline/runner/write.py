@@ -23,6 +23,7 @@ from pipeline.stages import (
     reclassify,
     registration,
     resampling,
+    scenarios,
     transitions,
     trends,
     uncertainty,
@@ -47,6 +48,8 @@ class Tables:
     flows: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict)
     #: Per layer name, the intervals table (zone and interval summaries).
     intervals: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Per layer name, the scenarios table (``scenarios:``).
+    scenarios: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
@@ -81,6 +84,9 @@ def write_tables(plan: Plan, results: PassResults, staging: Staging) -> Tables:
     for layer in plan.reported:
         zone_tables(layer, frame, plan.column(layer), out.balance[layer.name], areas, plan.grid, staging)
     interval_tables(results, layers, config.name, config.carbon.co2, staging, out)
+    if results.scenario_counts:
+        share = config.carbon.max_uncounted_share
+        scenario_tables(results, layers, config.name, config.carbon.co2, share, staging, out)
     if config.uncertainty is not None:
         uncertainty_tables(plan, results, layers, out, staging)
     if config.valuation is not None:
@@ -263,6 +269,54 @@ def interval_tables(
     write_table(intensity.interval_level(mats), staging.path(spec.path("intensity_interval")))
     write_table(intensity.category_level(mats), staging.path(spec.path("intensity_category")))
     write_table(intensity.transition_level(mats), staging.path(spec.path("intensity_transition")))
+
+
+def scenario_tables(
+    results: PassResults,
+    layers: dict[str, tuple[ZoneLayer | None, str | None]],
+    region: str,
+    co2: bool,
+    max_uncounted_share: float,
+    staging: Staging,
+    out: Tables,
+) -> None:
+    """Per scenario and layer transitions_<layer>_<y0>_<y1>_<scenario> and pathways_<...>_<scenario>, as for an
+    observed interval, and per layer scenarios_<layer>: the scenarios side by side. Fills ``out.scenarios``;
+    warns about land valid in every epoch that a scenario map leaves as nodata."""
+    params = scenarios.without_statistics(results.parameters)
+    rows: dict[str, list[pd.DataFrame]] = {name: [] for name in layers}
+    for (y0, y1, scenario), frame in results.scenario_counts.items():
+        kept, gaps = scenarios.split_gaps(frame)
+        if len(gaps):
+            log.warning(
+                "scenario %s %d: %s px (%.2f ha) valid in every epoch are nodata (or unknown codes) in the scenario "
+                "map; they are left out of that scenario's figures, base and scenario alike (scenario_nodata_area_ha "
+                "in %s)",
+                scenario,
+                y1,
+                f"{int(gaps['pixels'].sum()):,}",
+                count_area_ha(gaps, params.areas).sum(),
+                spec.path("scenarios", layer="region"),
+            )
+        change = transitions.stock_and_flux_change(params, kept, y0, y1)
+        fields = {"y0": y0, "y1": y1, "scenario": scenario}
+        for name, (layer, column) in layers.items():
+            zones = balance.zone_frame(layer, region)
+            matrix = _sorted(transitions.transition_table(change, zones, column), ["from_class", "to_class"])
+            pathways = _sorted(
+                transitions.pathway_table(change, zones, column, params.densities is not None), ["pathway"]
+            )
+            _write(matrix, staging, spec.path("scenario_transitions", layer=name, **fields), co2)
+            _write(pathways, staging, spec.path("scenario_pathways", layer=name, **fields), co2)
+            rows[name].append(
+                scenarios.scenario_rows(
+                    params, frame, zones, layer, column, region, y0, y1, scenario, max_uncounted_share
+                )
+            )
+    for name, parts in rows.items():
+        table = scenarios.with_differences(pd.concat(parts, ignore_index=True))
+        out.scenarios[name] = _sorted(table, ["y1"])
+        _write(out.scenarios[name], staging, spec.path("scenarios", layer=name), co2)
 
 
 def _sorted(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ N, TILE, PIXEL = 1600, 800, 30.0  # pixels per side, tile side, metres
 ORIGIN = (480000.0, 3400000.0)  # upper-left corner, EPSG:4547 metres
 CRS = "EPSG:4547"
 YEARS = (2000, 2005, 2010, 2015, 2020)
+SCENARIO_YEAR = 2030
 NODATA = 255
 TRANSFORM = from_origin(*ORIGIN, PIXEL, PIXEL)
 HA_PER_PIXEL = PIXEL * PIXEL / 10_000
@@ -88,6 +89,8 @@ indicators:
     unit: NDVI
 uncertainty: {draws: 1000, seed: 1}  # percentiles from the *_sd columns of densities.csv
 valuation: {price_per_tC: 43, discount_rate_pct: 7, price_change_pct: 0}  # InVEST's valuation of stock change
+scenarios:  # simulated futures of 2030 from the last epoch, compared in tables/scenarios_<layer>.csv
+  2030: {natural: scenarios/natural_2030.tif, ecological: scenarios/ecological_2030.tif}
 output: ../out/sample
 dask: {chunks: 512, scheduler: threads}
 """
@@ -146,8 +149,11 @@ def line(lc: np.ndarray, pts: list[tuple[float, float]], code: int, skip: tuple[
     return taken
 
 
-def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
-    """Valid mask, the five CNLUCC epochs (uint8, 255 outside the region), the 2005 cloud mask, elevation."""
+def landscape(
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Valid mask, the five CNLUCC epochs (uint8, 255 outside the region), the 2005 cloud mask, elevation, and
+    the 2030 scenarios (name -> CNLUCC map), made from the fields of the epochs without further random draws."""
     yy, xx = np.mgrid[:N, :N].astype(float)
     # Region: a smoothed random blob; the quantile fixes its share of the square at 80 %.
     blob = -np.hypot(yy - N / 2, xx - N / 2) / N + 0.12 * smooth(rng, 120)
@@ -265,11 +271,36 @@ def landscape(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], n
         succ = np.isin(lc, (31, 32, 33)) & (n2 + 0.3 * n1 > 2.3 - 0.2 * k)  # grassland growing into forest
         lc[succ] = 21
         epochs.append(lc)
-    for e in epochs:
+    # Scenarios of 2030, two 5-year steps on from 2020. Natural development: the cities, industry and growing
+    # villages go on as before, and the cropland they take is made up from ecological land near cropland.
+    natural = epochs[-1].copy()
+    grow = urban_at(6) & ~urban_at(4) & ~np.isin(natural, (41, 42, 51, 53))
+    lost = int(np.isin(natural[grow], CROP).sum())
+    natural[grow] = 51
+    for (cy, cx), r in zip(industry, industry_r):
+        lost += stamp(natural, cy, cx, r + 5.0, 53, CROP + ECO + (52, 43))
+    for i, ((cy, cx), r) in enumerate(zip(settle, settle_r)):
+        if fate[i] > 0.88:
+            lost += stamp(natural, cy, cx, r + 1.4, 52, CROP)
+    near_crop = ndimage.binary_dilation(np.isin(natural, CROP), iterations=2)
+    cand = np.flatnonzero(
+        near_crop & np.isin(natural, ECO) & valid & (np.minimum(*d_centre) > 150) & (steep < g4g_thr[-1])
+    )
+    take = cand[np.argsort(-reclaim.ravel()[cand], kind="stable")[: int(0.8 * lost)]]
+    natural.ravel()[take] = np.where(paddy.ravel()[take], 11, 12)
+    # Ecological protection: the cities grow half as far and only over cropland and villages, no ecological land
+    # is reclaimed, the steepest 8 % of the 2000 cropland returns to forest and meadows grow into forest.
+    ecological = epochs[-1].copy()
+    ecological[urban_at(5) & ~urban_at(4) & np.isin(ecological, (*CROP, 52))] = 51
+    g4g = np.isin(ecological, CROP) & (steep > np.quantile(steep[crop0], 0.92))
+    ecological[g4g] = np.where(n1[g4g] > 0.3, 31, 21)
+    ecological[np.isin(ecological, (31, 32, 33)) & (n2 + 0.3 * n1 > 1.3)] = 21
+    scenarios = {"natural": natural, "ecological": ecological}
+    for e in [*epochs, *scenarios.values()]:
         e[~valid] = NODATA
     ((cy, cx),) = pick(rng, ndimage.binary_erosion(valid, iterations=120) & (np.minimum(*d_centre) > 300), 1, 1)
     cloud = valid & (disk((N, N), cy, cx, 48 * (1 + 0.3 * n1)) | disk((N, N), cy + 50, cx + 70, 30 * (1 + 0.3 * n1)))
-    return valid, epochs, cloud, elev
+    return valid, epochs, cloud, elev, scenarios
 
 
 def pathways(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -431,7 +462,37 @@ def write_tiles(out_dir: Path, year: int, lc: np.ndarray, seed: int) -> list[Pat
     return files
 
 
-def readme(epochs: list[np.ndarray], seed: int) -> str:
+def write_scenario(out_dir: Path, name: str, lc: np.ndarray, seed: int) -> Path:
+    """A 2030 scenario as one GeoTIFF ``scenarios/<name>_2030.tif`` (uint8 CNLUCC codes, nodata 255, 256 px
+    blocks, DEFLATE), as a PLUS or FLUS run would write it."""
+    path = out_dir / "scenarios" / f"{name}_{SCENARIO_YEAR}.tif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=N,
+        height=N,
+        count=1,
+        dtype="uint8",
+        crs=CRS,
+        transform=TRANSFORM,
+        nodata=NODATA,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        zlevel=9,
+    ) as dst:
+        dst.write(lc, 1)
+        dst.update_tags(
+            SOURCE=f"synthetic {name} scenario {SCENARIO_YEAR}, pipeline.sample_data seed {seed}; not real data",
+            SCHEME="CNLUCC",
+        )
+    return path
+
+
+def readme(epochs: list[np.ndarray], seed: int, scenarios: dict[str, np.ndarray] | None = None) -> str:
     """README.md text with class areas per epoch (ha) and pathway areas 2000 -> 2020 (ha) of this output."""
     names = {c: v[0] for c, v in DENSITIES.items()}
     area = {y: np.bincount(TARGET[e].ravel(), minlength=9) * HA_PER_PIXEL for y, e in zip(YEARS, epochs)}
@@ -457,6 +518,15 @@ def readme(epochs: list[np.ndarray], seed: int) -> str:
     ]
     ptab = ["| pathway | pixels | area (ha) |", "|---|---|---|"]
     ptab += [f"| {i} {pnames[i]} | {p[i]:,} | {p[i] * HA_PER_PIXEL:,.1f} |" for i in range(7)]
+    scenarios = scenarios or {}
+    stab = ["| class | 2020 | " + " | ".join(f"{n} {SCENARIO_YEAR}" for n in scenarios) + " |"]
+    stab.append("|---" * (len(scenarios) + 2) + "|")
+    last = np.bincount(TARGET[epochs[-1]].ravel(), minlength=9) * HA_PER_PIXEL
+    own = {n: np.bincount(TARGET[s].ravel(), minlength=9) * HA_PER_PIXEL for n, s in scenarios.items()}
+    stab += [
+        f"| {c} {names[c]} | {last[c]:,.0f} | " + " | ".join(f"{own[n][c]:,.0f}" for n in scenarios) + " |"
+        for c in range(1, 9)
+    ]
     return f"""# Sample region (synthetic)
 
 A small synthetic region for trying and testing the pipeline. **It is not real data**: the land cover,
@@ -479,6 +549,7 @@ upper-left corner x=480000, y=3400000 m. About 80 % of the square is the region;
 | `densities.csv` | carbon density per target class: `c_above`, `c_below`, `c_soil`, `c_dead`, `source`: grassland from Sci. Rep. 6:21378 (2016); **the other rows are illustrative, not published figures**; `c_above_sd` ... `c_dead_sd`: an illustrative standard deviation of 20 % of each pool (as InVEST's sample uncertainty table), for the `uncertainty:` draws | t C/ha |
 | `rates.csv` | annual carbon rate per class, negative = uptake (Guizhou land-use carbon emission study 2005-2019, Table 2) | t C/ha/yr |
 | `statistics.csv` | county inputs of the statistics-based method per year (`zone_id` = county `code`), synthetic | t, hm2, kW, kg, tce per 10k yuan, 10k yuan |
+| `scenarios/<name>_2030.tif` | two simulated futures of 2030 from 2020 (`scenarios:` in the config): `natural` (the trends go on) and `ecological` (cities grow half as far and only over cropland and villages, steep cropland back to forest); one file each, as PLUS or FLUS writes them | uint8 codes, nodata 255 |
 | `config.yaml` | pipeline config for this folder | - |
 
 A river with floodplain, lakes with marsh edges, ponds; paddy near water, dry land, grassland and orchards
@@ -496,6 +567,10 @@ Areas of each file as generated. The pipeline counts a pixel only where every ep
 ## Pathways 2000 -> 2020
 
 {chr(10).join(ptab)}
+
+## Scenarios {SCENARIO_YEAR} (ha)
+
+{chr(10).join(stab)}
 """
 
 
@@ -528,10 +603,11 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    valid, epochs, cloud, elev = landscape(rng)
+    valid, epochs, cloud, elev, scenarios = landscape(rng)
     outputs = [e.copy() if y == 2005 else e for y, e in zip(YEARS, epochs)]
     outputs[1][cloud] = NODATA  # a gap in the 2005 product only: statistics still see the land under it
     files = [f for year, lc in zip(YEARS, outputs) for f in write_tiles(out_dir, year, lc, seed)]
+    files += [write_scenario(out_dir, name, lc, seed) for name, lc in scenarios.items()]
     codes = list(range(420101, 420101 + len(COUNTY_NAMES)))
     counties = gpd.GeoDataFrame(
         {"code": codes, "name": COUNTY_NAMES}, geometry=zone_polygons(rng, valid, len(codes), 260), crs=CRS
@@ -567,7 +643,7 @@ def generate_sample(out_dir: Path, seed: int = 2026) -> list[Path]:
             out_dir / name, index=False, lineterminator="\n", float_format="%.2f" if name == "statistics.csv" else None
         )
         files.append(out_dir / name)
-    for name, text in (("config.yaml", CONFIG), ("README.md", readme(outputs, seed))):
+    for name, text in (("config.yaml", CONFIG), ("README.md", readme(outputs, seed, scenarios))):
         (out_dir / name).write_text(text, encoding="utf-8", newline="\n")
         files.append(out_dir / name)
     return files

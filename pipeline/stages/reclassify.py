@@ -107,3 +107,10 @@ def edge_histogram(classes: xr.DataArray) -> da.Array:
 def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     """Classes inside the common valid mask, 0 elsewhere (uint8)."""
     return xr.where(valid, mapped, np.uint8(NODATA)).astype(np.uint8).rename(mapped.name)
+
+
+def apply_known(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
+    """Classes inside the common valid mask where ``mapped`` itself is known (not nodata, not an unknown
+    code), 0 elsewhere (uint8): a scenario map on the epochs' mask, its own gaps left as nodata."""
+    keep = valid & (mapped != UNKNOWN)
+    return xr.where(keep, mapped, np.uint8(NODATA)).astype(np.uint8).rename(mapped.name)
