@@ -68,12 +68,12 @@ def cluster(tmp_path):
         process.wait()
 
 
-def _config(folder: Path, **dask) -> Path:
-    """A run of several seconds on one thread: 1200 x 1200 px in chunks of 64."""
+def _config(folder: Path, size: int = 800, **dask) -> Path:
+    """A run of several seconds on the cluster: ``size`` x ``size`` px in chunks of 64."""
     rng = np.random.default_rng(5)
     codes = np.array([11, 21, 31, 41, 51, 52], np.uint8)
     for name in ("a", "b"):
-        write_raster(folder / f"{name}.tif", codes[rng.integers(0, 6, (1200, 1200))])
+        write_raster(folder / f"{name}.tif", codes[rng.integers(0, 6, (size, size))])
     return write_config(folder, epochs={2000: "a.tif", 2020: "b.tif"}, dask={"chunks": 64, **dask})
 
 
@@ -88,6 +88,7 @@ def _start_run(cfg: Path, address: str) -> subprocess.Popen:
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
         time.sleep(0.05)
     time.sleep(1.0)
+    assert process.poll() is None  # still computing when the fault comes
     return process
 
 

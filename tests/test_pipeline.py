@@ -459,6 +459,9 @@ def test_urban_extent_split_end_to_end(tmp_path):
     expected[5, 1] = 2
     np.testing.assert_array_equal(read(tmp_path / "out/rasters/landcover_2020.tif"), expected)
     assert expected[0, 4] == 5 and expected[0, 5] == 6 and expected[1, 4] == 5 and expected[1, 6] == 6
+    # The urban extent is not a study area: every pixel is valid, none "outside the boundary" (it once was).
+    epochs = pd.read_csv(tmp_path / "out/tables/epochs.csv", encoding="utf-8-sig")
+    assert epochs.valid_pixels.tolist() == [60, 60] and epochs.outside_boundary_pixels.tolist() == [0, 0]
 
 
 def test_process_cluster_gives_byte_identical_tables(two_epochs):

@@ -7,7 +7,7 @@ import os
 import time
 
 from distributed import KilledWorker, wait
-from distributed.client import FutureCancelledError
+from distributed.client import FutureCancelledError, FuturesCancelledError
 from distributed.comm import CommClosedError
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -46,7 +46,7 @@ def compute(leaves: list, client, address: str, no_worker_timeout_s: float) -> t
             f"a task ended the worker running it several times on the cluster at {address} ({e.task}): out of "
             "memory? Give the workers more memory or lower dask.chunks; the output folder is as it was"
         ) from None
-    except (CommClosedError, FutureCancelledError, OSError) as e:
+    except (CommClosedError, FutureCancelledError, FuturesCancelledError, OSError) as e:
         if isinstance(e, OSError) and not isinstance(e, (ConnectionError, TimeoutError)):
             raise  # a file of the run, not the cluster
         raise PipelineError(lost) from None
