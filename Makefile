@@ -75,7 +75,7 @@ MUTATE ?= pipeline/stages/carbon.py pipeline/stages/balance.py pipeline/stages/t
 	pipeline/stages/redline.py pipeline/stages/reclassify.py pipeline/stages/counts.py pipeline/model/grid.py
 MUTATE_TESTS ?= tests/test_carbon.py tests/test_transitions.py tests/test_intensity.py tests/test_zonal.py \
 	tests/test_trends.py tests/test_statistics.py tests/test_redline.py tests/test_reclassify.py tests/test_grid.py \
-	tests/test_split.py tests/test_maps.py
+	tests/test_split.py tests/test_maps.py tests/test_honest_balance.py tests/test_areas.py
 MUTATE_DIR := out/mutate
 
 mutate: $(STAMP) ## mutation score of the science modules (mutmut; MUTATE='file.py ...' to narrow; slow)
