@@ -116,3 +116,16 @@ def test_zones_large_enough_on_the_map_are_labelled_whatever_their_number():
     tiny = [shapely.box(10 * i, 0, 10 * i + 10, 10) for i in range(100)]
     labelled = maps._labelled(gpd.GeoSeries(big + tiny, crs="EPSG:32650"))
     assert labelled[:100].all() and not labelled[100:].any()
+
+
+def test_greening_shares_are_drawn_on_one_fixed_scale():
+    """A zone where 3 % of the land greens and one where 98 % does are far apart on the map: fixed classes
+    of the share in [-1, 1], not classes fitted to the few zones of a layer (which put them one step apart)."""
+    values = np.array([0.0183, 0.0254, 0.0295, 0.983, -0.2, 0.0])
+    classes = maps.fixed_diverging_classes(values, maps.SHARE_EDGES)
+    labels = [classes.labels()[i] for i in classes.index(values[:5])]
+    assert labels == ["0 to 0.1", "0 to 0.1", "0 to 0.1", "0.5 to 1", "−0.25 to −0.1"]
+    colours = [classes.colours[i] for i in classes.index(np.array([0.03, 0.983, -0.983]))]
+    assert colours[1] == maps.colormaps["RdBu"](1.0) and colours[2] == maps.colormaps["RdBu"](0.0)  # extremes
+    assert colours[0] != colours[1] and classes.zero
+    assert len(classes.entries()) == 9  # eight classes and exactly 0, whatever the zones hold

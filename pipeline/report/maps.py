@@ -147,6 +147,21 @@ def diverging_classes(values: np.ndarray, k: int = CLASSES_PER_SIDE, positive: s
     return ClassBreaks(edges, colours, zero=zero, single=single)
 
 
+#: Fixed classes of a share of the land in [-1, 1] (greening minus browning): one scale on every map, so a
+#: zone where 3 % of the land greens never looks like one where 98 % does.
+SHARE_EDGES = np.array([-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0])
+
+
+def fixed_diverging_classes(values: np.ndarray, edges: np.ndarray, positive: str = "gain") -> ClassBreaks:
+    """Classes with the given ``edges`` (ascending, 0 among them), coloured symmetrically by their distance
+    from 0 in classes; blue for the positive side when ``positive`` is "gain". Exactly 0 is the neutral class."""
+    cmap = colormaps["RdBu_r" if positive == "emission" else "RdBu"]
+    below, above = int(np.sum(edges < 0)), int(np.sum(edges > 0))
+    colours = [cmap(0.5 - 0.5 * (below - i) / below) for i in range(below)]
+    colours += [cmap(0.5 + 0.5 * (i + 1) / above) for i in range(above)]
+    return ClassBreaks(np.asarray(edges, float), colours, zero=bool(np.any(np.asarray(values, float) == 0)))
+
+
 def _fmt(v: float, digits: int = 3) -> str:
     if v == 0:
         return "0"
@@ -420,7 +435,7 @@ def indicator_maps(
     for series, rows in table.groupby("series", sort=True):
         rows = rows.set_index("zone_id").reindex(zone_ids)
         values = rows["net_greening_share"].to_numpy(dtype=float)
-        classes = diverging_classes(values, positive="gain")
+        classes = fixed_diverging_classes(values, SHARE_EDGES)
         slopes = rows["sen_slope_per_yr"].to_numpy(dtype=float)
         unit = str(rows["series_unit"].dropna().iloc[0]) if rows["series_unit"].notna().any() else ""
         text = [f"{name}\n{_fmt(s)}/yr" if np.isfinite(s) else name for name, s in zip(labels, slopes)]
