@@ -10,12 +10,14 @@ import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import dask
 import dask.array as da
 import numpy as np
 import rasterio
 import rasterio.shutil
 import xarray as xr
 from affine import Affine
+from dask.delayed import Delayed
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
@@ -157,22 +159,27 @@ _STYLES = {
 }
 
 
-def finish_rasters(staging: Staging, rasters: list[str], overviews: bool = True) -> None:
-    """The staged parts of ``rasters`` (relative ``.tif`` paths of the output specification) -> COGs with
-    the band description and unit of their spec entry (and overviews when asked); class-like rasters get
-    a colour table and a QGIS style."""
+def finish_rasters(staging: Staging, rasters: list[str], overviews: bool = True) -> list[Delayed]:
+    """Lazy: the staged parts of ``rasters`` (relative ``.tif`` paths of the output specification) -> COGs
+    with the band description and unit of their spec entry (and overviews when asked); class-like rasters
+    get a colour table and a QGIS style. One task per raster, so they run in parallel, on the workers of a
+    cluster (not its client)."""
+    tasks = []
     for relative in rasters:
         found = spec.find(relative)
         if found is None:
             raise ValueError(f"{relative} is not in the output specification")
         output, final = found[0], staging.root / relative
         resampling = output.overviews if overviews else None
-        if output.style is not None:
-            colours, names = _STYLES[output.style]
-            finish_cog(final.with_suffix(".vrt"), final, output.band, colours, names, resampling)
-            paletted_qml(final.with_suffix(".qml"), colours, names)
-        else:
-            finish_cog(final.with_suffix(".vrt"), final, output.band, overview_resampling=resampling)
+        style = _STYLES[output.style] if output.style is not None else (None, None)
+        tasks.append(dask.delayed(_finish, pure=False)(final, output.band, *style, resampling))
+    return tasks
+
+
+def _finish(final: Path, meaning: tuple[str, str], colours, names, resampling: str | None) -> None:
+    finish_cog(final.with_suffix(".vrt"), final, meaning, colours, names, resampling)
+    if colours is not None:
+        paletted_qml(final.with_suffix(".qml"), colours, names)
 
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:

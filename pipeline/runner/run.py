@@ -74,8 +74,9 @@ def run_pipeline(
                         staging,
                     )
                 rasters += red.rasters
-        with timer.stage("write outputs"):
-            finish_rasters(staging, rasters, config.overviews)
+            with timer.stage("write rasters (Cloud-Optimised GeoTIFFs)"):
+                execution.compute(finish_rasters(staging, rasters, config.overviews))
+        with timer.stage("write tables"):
             tables = write_tables(plan, results, staging)
         shutil.rmtree(staging.folder("work"))
         context = plan.context()
