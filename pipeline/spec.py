@@ -182,7 +182,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "outside_boundary_area_ha": ("ha", "area outside the study area (`boundary:`); 0 without a boundary"),
     "unknown_codes": ("code:pixels", "unknown codes with their pixel counts"),
-    "area_ha": ("ha", "area (ellipsoidal on a geographic grid, the grid's own on a projected one)"),
+    "area_ha": ("ha", "area, on the ellipsoid (in the projection's plane with `area: planar`)"),
     "stock_tC": ("t C", "carbon stock, c_above + c_below + c_soil + c_dead times area"),
     "sink_tC_yr": (
         "t C/yr",
@@ -319,24 +319,6 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "greening_share": ("fraction 0-1", "greening_ha / indicator_area_ha"),
     "browning_share": ("fraction 0-1", "browning_ha / indicator_area_ha"),
     "net_greening_share": ("fraction -1-1", "(greening_ha - browning_ha) / indicator_area_ha"),
-    "stock_tC_p05": ("t C", "5th percentile over the uncertainty draws of stock_tC"),
-    "stock_tC_p50": ("t C", "median over the uncertainty draws of stock_tC"),
-    "stock_tC_p95": ("t C", "95th percentile over the uncertainty draws of stock_tC"),
-    "sink_tC_yr_p05": ("t C/yr", "5th percentile over the uncertainty draws of sink_tC_yr"),
-    "sink_tC_yr_p50": ("t C/yr", "median over the uncertainty draws of sink_tC_yr"),
-    "sink_tC_yr_p95": ("t C/yr", "95th percentile over the uncertainty draws of sink_tC_yr"),
-    "source_tC_yr_p05": ("t C/yr", "5th percentile over the uncertainty draws of source_tC_yr"),
-    "source_tC_yr_p50": ("t C/yr", "median over the uncertainty draws of source_tC_yr"),
-    "source_tC_yr_p95": ("t C/yr", "95th percentile over the uncertainty draws of source_tC_yr"),
-    "net_emission_tC_yr_p05": (
-        "t C/yr",
-        "5th percentile over the uncertainty draws of net_emission_tC_yr (empty where the net emission is not given)",
-    ),
-    "net_emission_tC_yr_p50": ("t C/yr", "median over the uncertainty draws of net_emission_tC_yr"),
-    "net_emission_tC_yr_p95": ("t C/yr", "95th percentile over the uncertainty draws of net_emission_tC_yr"),
-    "stock_change_tC_p05": ("t C", "5th percentile over the uncertainty draws of stock_change_tC"),
-    "stock_change_tC_p50": ("t C", "median over the uncertainty draws of stock_change_tC"),
-    "stock_change_tC_p95": ("t C", "95th percentile over the uncertainty draws of stock_change_tC"),
     "valuation_constant": (
         "currency per t C",
         "InVEST's valuation constant of the interval: price_per_tC / years x sum over t = 0 .. years - 1 of "
@@ -373,6 +355,18 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "net_emission_tC_yr_{year}": ("t C/yr", "net emission in that year (empty where not counted)"),
     "counted_share_{year}": ("fraction 0-1", "share of the land whose flux is counted in that year"),
 }
+
+# Percentiles over the uncertainty draws (``uncertainty:``), one per figure and percentile.
+for _figure, _unit in (
+    ("stock_tC", "t C"),
+    ("sink_tC_yr", "t C/yr"),
+    ("source_tC_yr", "t C/yr"),
+    ("net_emission_tC_yr", "t C/yr"),
+    ("stock_change_tC", "t C"),
+):
+    _note = " (empty where the net emission is not given)" if _figure == "net_emission_tC_yr" else ""
+    for _suffix, _what in (("p05", "5th percentile"), ("p50", "median"), ("p95", "95th percentile")):
+        COLUMNS[f"{_figure}_{_suffix}"] = (_unit, f"{_what} over the uncertainty draws of {_figure}{_note}")
 
 
 def column_unit(name: str) -> tuple[str, str] | None:
