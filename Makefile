@@ -69,6 +69,8 @@ sample-data: $(STAMP) ## regenerate sample_data/ with the seeded generator
 
 # Mutation testing of the science modules (not in CI): mutmut in a copy under out/mutate (a setup.cfg
 # there names what to mutate; the checkout is not touched), with the fast unit tests of those modules.
+# Workers come from a fork server: forked from mutmut's own process, which ran the suite and so holds
+# Dask's thread pools, they hung until their CPU limit (every CLI-level test "timed out").
 # MUTATE='pipeline/stages/intensity.py' narrows it; `cd out/mutate && ../../.venv/bin/mutmut browse` lists survivors.
 MUTATE ?= pipeline/stages/carbon.py pipeline/stages/balance.py pipeline/stages/transitions.py \
 	pipeline/stages/intensity.py pipeline/stages/zonal.py pipeline/stages/trends.py pipeline/stages/statistics.py \
@@ -82,7 +84,7 @@ mutate: $(STAMP) ## mutation score of the science modules (mutmut; MUTATE='file.
 	@$(BIN)/python -c 'import mutmut' 2>/dev/null || $(BIN)/python -m pip install --quiet mutmut
 	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)
 	tar --exclude=./.venv --exclude=./out --exclude=./site --exclude='*/__pycache__' -cf - . | tar -xf - -C $(MUTATE_DIR)
-	{ echo '[mutmut]'; echo 'source_paths=pipeline/'; echo 'only_mutate='; \
+	{ echo '[mutmut]'; echo 'source_paths=pipeline/'; echo 'process_isolation=forkserver'; echo 'only_mutate='; \
 	  for f in $(MUTATE); do echo "    $$f"; done; \
 	  echo 'pytest_add_cli_args_test_selection='; for t in $(MUTATE_TESTS); do echo "    $$t"; done; \
 	  echo 'pytest_add_cli_args='; echo '    -p no:cacheprovider'; echo '    -q'; } > $(MUTATE_DIR)/setup.cfg
