@@ -172,3 +172,23 @@ def test_row_index_follows_the_zone_then_general_rule(data):
             assert got[i, j] == 0
         else:
             assert value[i, j] == want  # rate column holds the row's position in `rows`
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16])
+def test_a_lucode_table_is_looked_up_by_product_code_not_by_class(dtype):
+    """InVEST-style table keyed by the product's codes (lucode 52 and 53 are both class 5 here, with their
+    own rows). Rows are in key order: 11 -> 1, 52 -> 2, 53 -> 3. Codes without a row (31) or beyond the
+    table (300; -5 where the codes are signed) get 0, and so does a pixel outside the valid mask (class 0)."""
+    frame = pd.DataFrame({"key": [53, 11, 52], "rate_tC_ha_yr": [2.5, 0.3, 1.7], "source": ""})
+    lookup = rate_lookup(ParameterTable(None, "lucode", frame))
+    codes = np.array([[11, 52, 53, 31], [300, 52, 11, -5 if dtype is np.int16 else 11]], dtype)
+    classes = np.array([[1, 5, 5, 3], [2, 5, 0, 1]], np.uint8)  # (1, 2): valid code, but outside the mask
+    lazy = {
+        n: xr.DataArray(dask.array.from_array(a, chunks=(1, 2)), dims=("y", "x"))
+        for n, a in (("c", codes), ("k", classes))
+    }
+    got = row_index(lookup, lazy["k"], lazy["c"], None).values
+    expected = [[1, 2, 3, 0], [0, 2, 0, 0 if dtype is np.int16 else 1]]
+    np.testing.assert_array_equal(got, expected)
+    rates = lookup.value_of(got)[0]  # the code's own rate, not its class's; NaN without a row
+    assert rates[:3].tolist() == [0.3, 1.7, 2.5] and np.isnan(rates[3])
