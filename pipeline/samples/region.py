@@ -430,53 +430,20 @@ def write_ndvi(out_dir: Path, year: int, ndvi: np.ndarray, seed: int) -> Path:
     return path
 
 
-def write_tiles(out_dir: Path, year: int, lc: np.ndarray, seed: int) -> list[Path]:
-    """The epoch as 2 x 2 GeoTIFF tiles (uint8 CNLUCC codes, nodata 255, 256 px blocks, DEFLATE)."""
-    files = []
-    for r in range(N // TILE):
-        for c in range(N // TILE):
-            path = out_dir / f"lc{year}" / f"lc{year}_r{r}c{c}.tif"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with rasterio.open(
-                path,
-                "w",
-                driver="GTiff",
-                width=TILE,
-                height=TILE,
-                count=1,
-                dtype="uint8",
-                crs=CRS,
-                transform=from_origin(ORIGIN[0] + c * TILE * PIXEL, ORIGIN[1] - r * TILE * PIXEL, PIXEL, PIXEL),
-                nodata=NODATA,
-                tiled=True,
-                blockxsize=256,
-                blockysize=256,
-                compress="deflate",
-                zlevel=9,
-            ) as dst:
-                dst.write(lc[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE], 1)
-                dst.update_tags(
-                    SOURCE=f"synthetic sample region, pipeline.sample_data seed {seed}; not real data", SCHEME="CNLUCC"
-                )
-            files.append(path)
-    return files
-
-
-def write_scenario(out_dir: Path, name: str, lc: np.ndarray, seed: int) -> Path:
-    """A 2030 scenario as one GeoTIFF ``scenarios/<name>_2030.tif`` (uint8 CNLUCC codes, nodata 255, 256 px
-    blocks, DEFLATE), as a PLUS or FLUS run would write it."""
-    path = out_dir / "scenarios" / f"{name}_{SCENARIO_YEAR}.tif"
+def _write_codes(path: Path, codes: np.ndarray, transform, source: str) -> Path:
+    """A GeoTIFF of CNLUCC codes (uint8, nodata 255, 256 px blocks, DEFLATE) as land-cover products ship."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = codes.shape
     with rasterio.open(
         path,
         "w",
         driver="GTiff",
-        width=N,
-        height=N,
+        width=width,
+        height=height,
         count=1,
         dtype="uint8",
         crs=CRS,
-        transform=TRANSFORM,
+        transform=transform,
         nodata=NODATA,
         tiled=True,
         blockxsize=256,
@@ -484,12 +451,30 @@ def write_scenario(out_dir: Path, name: str, lc: np.ndarray, seed: int) -> Path:
         compress="deflate",
         zlevel=9,
     ) as dst:
-        dst.write(lc, 1)
-        dst.update_tags(
-            SOURCE=f"synthetic {name} scenario {SCENARIO_YEAR}, pipeline.sample_data seed {seed}; not real data",
-            SCHEME="CNLUCC",
-        )
+        dst.write(codes, 1)
+        dst.update_tags(SOURCE=source, SCHEME="CNLUCC")
     return path
+
+
+def write_tiles(out_dir: Path, year: int, lc: np.ndarray, seed: int) -> list[Path]:
+    """The epoch as 2 x 2 GeoTIFF tiles."""
+    source = f"synthetic sample region, pipeline.sample_data seed {seed}; not real data"
+    return [
+        _write_codes(
+            out_dir / f"lc{year}" / f"lc{year}_r{r}c{c}.tif",
+            lc[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE],
+            from_origin(ORIGIN[0] + c * TILE * PIXEL, ORIGIN[1] - r * TILE * PIXEL, PIXEL, PIXEL),
+            source,
+        )
+        for r in range(N // TILE)
+        for c in range(N // TILE)
+    ]
+
+
+def write_scenario(out_dir: Path, name: str, lc: np.ndarray, seed: int) -> Path:
+    """A 2030 scenario as one GeoTIFF ``scenarios/<name>_2030.tif``, as a PLUS or FLUS run would write it."""
+    source = f"synthetic {name} scenario {SCENARIO_YEAR}, pipeline.sample_data seed {seed}; not real data"
+    return _write_codes(out_dir / "scenarios" / f"{name}_{SCENARIO_YEAR}.tif", lc, TRANSFORM, source)
 
 
 def readme(epochs: list[np.ndarray], seed: int, scenarios: dict[str, np.ndarray] | None = None) -> str:
