@@ -21,6 +21,7 @@ from dask.delayed import Delayed
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from pipeline import spec
 from pipeline.errors import OutputError
@@ -215,3 +216,14 @@ def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: 
 def open_own(path: Path, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
     """One of the run's own rasters (intermediate or output), read lazily on its grid and chunks."""
     return open_epoch(EpochSource(0, (path,), path, grid, dtype, nodata), grid, chunks)
+
+
+def read_window(path: Path, r0: int, r1: int, c0: int, c1: int, fill: float) -> np.ndarray:
+    """Rows r0..r1-1 and columns c0..c1-1 of band 1 of a raster (its dtype), ``fill`` where they pass its
+    edges: a block with a halo, read by the task that needs it (no neighbour blocks in the graph)."""
+    with rasterio.open(path) as ds:
+        out = np.full((r1 - r0, c1 - c0), fill, ds.dtypes[0])
+        a0, a1, b0, b1 = max(r0, 0), min(r1, ds.height), max(c0, 0), min(c1, ds.width)
+        if a0 < a1 and b0 < b1:
+            out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = ds.read(1, window=Window(b0, a0, b1 - b0, a1 - a0))
+    return out
