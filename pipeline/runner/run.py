@@ -75,7 +75,8 @@ def run_pipeline(
                     )
                 rasters += red.rasters
             with timer.stage("write rasters (Cloud-Optimised GeoTIFFs)"):
-                execution.compute(finish_rasters(staging, rasters, config.overviews))
+                tile_size = config.tiles.size_px if plan.tiles is not None else None
+                execution.compute(finish_rasters(staging, rasters, config.overviews, tile_size))
         with timer.stage("write tables"):
             tables = write_tables(plan, results, staging)
         shutil.rmtree(staging.folder("work"))
