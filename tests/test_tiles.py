@@ -184,9 +184,7 @@ def test_maps_read_overviews_of_a_cog_and_of_a_tiled_vrt(tmp_path):
     grid = Grid(GRID.crs, GRID.transform, 2048, 1024)
     sources = [(t.name, 0, 1024 * j, 1024, 1024) for j, t in enumerate(tiles)]
     vrt = tmp_path / "mosaic.vrt"
-    vrt.write_text(
-        vrt_xml(grid, "float32", np.nan, sources, masked=False, relative=True, overviews=([2], "NEAREST"))
-    )
+    vrt.write_text(vrt_xml(grid, "float32", np.nan, sources, masked=False, relative=True, overviews=([2], "NEAREST")))
     data, *_ = maps._overview(vrt, max_cells=1024)
     assert data.shape == (512, 1024) and np.all(data == 2)
 
@@ -261,3 +259,36 @@ def test_a_tiled_run_has_the_pixels_tables_and_maps_of_a_single_one(runs):
         np.testing.assert_array_equal(read(tiled / "rasters" / f"{cog.stem}.vrt"), read(cog), err_msg=cog.name)
     for png in sorted((single / "maps").glob("stock_change_*.png")):
         np.testing.assert_array_equal(imread(tiled / "maps" / png.name), imread(png), err_msg=png.name)
+
+
+def test_a_tile_task_run_twice_leaves_one_whole_tile(tmp_path):
+    """A task rerun after its worker was lost, and a temporary of one that died mid-write: one tile remains."""
+    from pipeline.io import cog
+    from pipeline.model.tiles import tiles
+
+    staging = Staging(tmp_path / "out")
+    array = _arrays()["stock_2000"]
+    pixels = xr.DataArray(array, dims=("y", "x")).chunk(300)
+    parts = staging.path("rasters/stock_2000.vrt")
+    dask.compute(raster_parts_task(pixels, parts, GRID, np.nan))
+    first = tiles(1100, 1300, 1024)[0]
+    tile = staging.root / "rasters/stock_2000/stock_2000_r000_c000.tif"
+    meaning = spec.BY_KEY["stock"].band
+    cog._finish_tile(parts, tile, first, meaning, None, None, "AVERAGE", [2, 4])
+    once = tile.read_bytes()
+    cog._finish_tile(parts, tile, first, meaning, None, None, "AVERAGE", [2, 4])
+    assert tile.read_bytes() == once
+    (tile.parent / ".stock_2000_r000_c000.0123abcd.tif").write_bytes(once[:1000])  # a dead task's
+    dask.compute(finish_rasters(staging, ["rasters/stock_2000.tif"], True, 1024))
+    staging.commit()
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(
+        [
+            "rasters",
+            "rasters/stock_2000",
+            *(f"rasters/stock_2000/stock_2000_r00{i}_c00{j}.tif" for i in (0, 1) for j in (0, 1)),
+            "rasters/stock_2000.vrt",
+        ]
+    )
+    assert (out / "rasters/stock_2000/stock_2000_r000_c000.tif").read_bytes() == once
+    np.testing.assert_array_equal(read(out / "rasters/stock_2000.vrt"), array)
