@@ -292,3 +292,24 @@ def test_a_tile_task_run_twice_leaves_one_whole_tile(tmp_path):
     )
     assert (out / "rasters/stock_2000/stock_2000_r000_c000.tif").read_bytes() == once
     np.testing.assert_array_equal(read(out / "rasters/stock_2000.vrt"), array)
+
+
+def test_tiles_without_overviews(tmp_path):
+    """`overviews: false`: tiles and VRT without overview levels, the same pixels."""
+    staging = Staging(tmp_path / "out")
+    array = _arrays()["landcover_2000"]
+    dask.compute(
+        raster_parts_task(
+            xr.DataArray(array, dims=("y", "x")).chunk(300), staging.path("rasters/landcover_2000.vrt"), GRID, 0
+        )
+    )
+    dask.compute(finish_rasters(staging, ["rasters/landcover_2000.tif"], False, 1024))
+    staging.commit()
+    out = tmp_path / "out/rasters"
+    with rasterio.open(out / "landcover_2000.vrt") as vrt:
+        assert vrt.overviews(1) == [] and "OverviewList" not in (out / "landcover_2000.vrt").read_text()
+        np.testing.assert_array_equal(vrt.read(1), array)
+    for tile in out.glob("landcover_2000/*.tif"):
+        with rasterio.open(tile) as ds:
+            assert ds.overviews(1) == [] and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    assert len(list(out.glob("landcover_2000/*.tif"))) == 4
