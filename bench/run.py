@@ -509,7 +509,7 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="*", default=SIZES, help="N of the N x N px rasters (none: faults only)")
     p.add_argument("--fault-size", type=int, default=10000, help="N of the cluster fault runs (0: none)")
     p.add_argument("--memory-limit", default="1.5GB", help="per worker, in the memory-limit fault run")
