@@ -18,7 +18,7 @@ STAMP  := $(VENV)/.installed
 INPUTS := $(shell find $(dir $(CONFIG)) -type f -not -path '$(OUT)/*' -not -path '$(OUT).previous/*' -not -path '*/.$(notdir $(OUT)).*' -not -path '*/__pycache__/*' 2>/dev/null)
 SOURCES := $(shell find pipeline -type f \( -name '*.py' -o -name '*.csv' \) 2>/dev/null)
 
-SIZES  ?= 4000 10000 20000
+SIZES  ?= 6000 10000 12000 20000 24000
 
 .PHONY: help env run validate test lint docs bench sample-data clean mutate
 
@@ -26,7 +26,8 @@ help: ## list the targets
 	@echo "Land-use carbon pipeline"
 	@echo "  make run      [CONFIG=region.yaml] [OUT=dir] [ARGS='--scheduler tcp://...']"
 	@echo "  make validate [CONFIG=region.yaml]"
-	@echo "  make bench    [SIZES='4000 10000 20000'] [ARGS=--worldcover]"
+	@echo "  make bench    [SIZES='6000 10000 12000 20000 24000'] [ARGS='--fault-size 10000 --memory-limit 1.5GB"
+	@echo "                --fault-chunks 2048 --timeout 3600 --worldcover']   (options: bench/run.py --help)"
 	@echo "  make test     [ARGS='-k pattern']"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
@@ -61,7 +62,9 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy
 docs: $(STAMP) ## build the documentation site into site/ (warnings are errors)
 	$(BIN)/mkdocs build --strict
 
-bench: $(STAMP) ## benchmark against the numpy floor and InVEST: SIZES="4000 10000 20000", ARGS=--worldcover
+# Floors, InVEST, threads against a local cluster per size, faults on the cluster; bench/results/results.md.
+# A quick check that every run works: make bench SIZES="1500 3000" ARGS="--fault-size 3000".
+bench: $(STAMP) ## benchmark (floors, InVEST, growth, cluster, faults): SIZES="6000 ...", ARGS="--fault-size 10000"
 	$(BIN)/python bench/run.py --sizes $(SIZES) $(ARGS)
 
 sample-data: $(STAMP) ## regenerate sample_data/ with the seeded generator

@@ -4,6 +4,7 @@ survived with the same tables, no worker at all or a lost scheduler is one error
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,16 +18,20 @@ from .conftest import write_config, write_raster
 from .helpers import snapshot
 
 
-def _spawn(*args: str) -> subprocess.Popen:
+def _spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, "-m", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """A scheduler and two single-thread workers without nannies (a killed worker stays dead)."""
-    info = tmp_path / "scheduler.json"
+def _start_cluster(folder: Path, nanny: bool = False, memory_limit: str = "0", env: dict | None = None) -> dict:
+    """A scheduler and two single-thread workers; the scheduler's address and the processes (``dask worker``'s,
+    with a nanny: the nanny's, which starts the worker process and starts it again when it dies)."""
+    info = folder / "scheduler.json"
     scheduler = _spawn(
         "distributed.cli.dask_scheduler",
         "--host",
@@ -42,30 +47,29 @@ def cluster(tmp_path):
     while not info.exists():
         assert scheduler.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
-    workers = [
-        _spawn(
-            "distributed.cli.dask_worker",
-            "--scheduler-file",
-            str(info),
-            "--nthreads",
-            "1",
-            "--no-nanny",
-            "--dashboard-address",
-            ":0",
-            "--memory-limit",
-            "0",
-        )
-        for _ in range(2)
-    ]
+    worker = ["distributed.cli.dask_worker", "--scheduler-file", str(info), "--nthreads", "1"]
+    worker += ["--dashboard-address", ":0", "--memory-limit", memory_limit, *([] if nanny else ["--no-nanny"])]
+    workers = [_spawn(*worker, env=env) for _ in range(2)]
     from distributed import Client
 
     with Client(scheduler_file=str(info), timeout="30s") as client:
         client.wait_for_workers(2, timeout=60)
-    yield {"address": json.loads(info.read_text())["address"], "scheduler": scheduler, "workers": workers}
-    for process in (scheduler, *workers):
+    return {"address": json.loads(info.read_text())["address"], "scheduler": scheduler, "workers": workers}
+
+
+def _stop(cluster: dict) -> None:
+    for process in (*cluster["workers"], cluster["scheduler"]):
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # a nanny's worker process too (same session)
         process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A scheduler and two single-thread workers without nannies (a killed worker stays dead)."""
+    started = _start_cluster(tmp_path)
+    yield started
+    _stop(started)
 
 
 def _config(folder: Path, size: int = 800, **dask) -> Path:
@@ -141,3 +145,35 @@ def test_a_lost_scheduler_is_one_line_naming_it_and_the_output_stays(cluster, tm
     assert f"lost the Dask scheduler at {cluster['address']}" in line
     assert snapshot(tmp_path / "out") == before
     assert not list(tmp_path.glob(".out.staging-*"))
+
+
+def test_workers_under_a_memory_limit_spill_survive_a_restart_and_give_the_same_tables(tmp_path):
+    """Two single-thread workers with nannies (so the memory limit can pause, spill and restart, as in
+    production) and a 1 GB limit whose managed-memory threshold (``distributed.worker.memory.target``, 60 %
+    by default) is lowered to 0.2 %: 2 MB, one float64 block of 512 x 512 px, so the few blocks a worker holds
+    exceed it and go to disk and back. A worker process here stays near 0.3 GB, below the limit's pause
+    (80 %) and restart (95 %) thresholds; the restart a limit causes is made by hand instead: SIGTERM to one
+    worker process mid-run, which is what its nanny's memory monitor sends, and the nanny starts it again.
+    The benchmark runs the real thing: 1.5 GB at ``chunks: 2048`` at N = 10000 (``bench/run.py``)."""
+    cfg = _config(tmp_path, size=1024, chunks=512)
+    _finished_before(cfg)
+    expected = _tables(tmp_path / "out")
+    cluster = _start_cluster(
+        tmp_path, nanny=True, memory_limit="1GB", env={"DASK_DISTRIBUTED__WORKER__MEMORY__TARGET": "0.002"}
+    )
+    try:
+        from distributed import Client
+
+        with Client(cluster["address"], timeout="30s") as client:
+            pids = client.run(os.getpid)
+            run = _start_run(cfg, cluster["address"])
+            os.kill(next(iter(pids.values())), signal.SIGTERM)
+            assert run.wait(timeout=300) == 0, run.stderr.read()
+            client.wait_for_workers(2, timeout=60)
+            restarted = client.run(os.getpid)
+            spilled = client.run(lambda dask_worker: dask_worker.data.cumulative_metrics[("disk-write", "count")])
+    finally:
+        _stop(cluster)
+    assert len(set(restarted.values()) - set(pids.values())) == 1  # one worker process is new
+    assert sum(spilled.values()) > 0
+    assert _tables(tmp_path / "out") == expected

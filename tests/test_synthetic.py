@@ -12,6 +12,7 @@ import rasterio
 from scipy import ndimage
 
 from pipeline.config import load_config
+from pipeline.io.cog import overview_factors
 from pipeline.samples.synthetic import generate
 
 from .helpers import CNLUCC, class_lut
@@ -119,3 +120,11 @@ def test_floor_equals_numpy(region: Path, tmp_path: Path) -> None:
         assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata) and ds.block_shapes[0] == (512, 512)
     assert np.isnan(got[:3, :5]).all()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    # The COG floor: the same pixels, as a COG with overviews (what the pipeline's stock-only run writes).
+    floor.cog_floor(tmp_path / "a.tif", region / "lc2020.tif", region / "densities.csv", tmp_path / "c.tif", block=200)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        # The pipeline's overview levels (none at 512 px: one block); GDAL's COG driver chose them here.
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and ds.overviews(1) == overview_factors(N, N)
+        assert ds.compression.name.lower() == "deflate" and ds.block_shapes[0] == (512, 512)
+        np.testing.assert_array_equal(ds.read(1), got)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "c.tif", "d.tif"]  # no scratch file left

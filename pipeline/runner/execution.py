@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -28,14 +29,22 @@ log = logging.getLogger("pipeline.run")
 
 @dataclass
 class Timer:
+    """Per stage: wall time, this process's CPU time (all its threads; on a cluster the workers' is not in it)
+    and this process's peak resident memory so far (a stage that raised it shows a larger value than the
+    stage before)."""
+
     stages: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         log.info("%s ...", name)
         yield
         self.stages[name] = round(time.perf_counter() - start, 3)
+        self.cpu[name] = round(time.process_time() - cpu, 3)
+        self.peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: kB
         log.info("%s done in %.1f s", name, self.stages[name])
 
 

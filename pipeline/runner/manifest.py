@@ -15,6 +15,7 @@ from pipeline.config import Config, ExtentSplit
 from pipeline.io import parameters
 from pipeline.io.parameters import DEFAULT_RATES
 from pipeline.io.staging import Staging
+from pipeline.runner.execution import Timer
 
 _PACKAGES = [
     "numpy",
@@ -46,12 +47,13 @@ def build_manifest(
     checked_inputs: list[dict],
     stages: list[str],
     staging: Staging,
-    timings: dict,
+    timer: Timer,
     warnings: list[str],
     checksums: dict[str, str] | None = None,
 ) -> dict:
-    """``lc``: the run's ``LandCover`` (grid and scheme). ``checksums`` (staged path -> SHA-256) is read
-    and filled, so a second manifest of the same run hashes only the files written since the first."""
+    """``lc``: the run's ``LandCover`` (grid and scheme); ``timer``: wall and CPU time and peak memory per
+    stage. ``checksums`` (staged path -> SHA-256) is read and filled, so a second manifest of the same run
+    hashes only the files written since the first."""
     checksums = {} if checksums is None else checksums
     for f in staging.files():
         if f not in checksums:
@@ -81,7 +83,10 @@ def build_manifest(
             "PROJ": pyproj.proj_version_str,
             "GEOS": shapely.geos_version_string,
         },
-        "timings_s": timings,
+        "timings_s": timer.stages,
+        # This process's CPU time and peak memory so far, per stage: on a cluster the client's, not the workers'.
+        "cpu_s": timer.cpu,
+        "peak_rss_mb": timer.peak_rss_mb,
         "warnings": warnings,
         "outputs": [
             {"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": checksums[f]} for f in staging.files()

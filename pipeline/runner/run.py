@@ -111,12 +111,10 @@ def run_pipeline(
                     scenarios=tables.scenarios,
                 )
                 so_far = manifest.build_manifest(
-                    config, plan.lc, checked, stages, staging, timer.stages, warnings.messages, checksums
+                    config, plan.lc, checked, stages, staging, timer, warnings.messages, checksums
                 )
                 page.write_report(staging.root, context, so_far, drawn, manifest.parameter_tables(config))
-        final = manifest.build_manifest(
-            config, plan.lc, checked, stages, staging, timer.stages, warnings.messages, checksums
-        )
+        final = manifest.build_manifest(config, plan.lc, checked, stages, staging, timer, warnings.messages, checksums)
         staging.path(spec.path("manifest")).write_text(
             json.dumps(final, indent=2, ensure_ascii=False), encoding="utf-8"
         )
