@@ -285,6 +285,8 @@ def test_gm11_fits_four_values_and_a_slight_trend():
 
 def test_diversity_dynamic_degree_and_grey_relation_edge_cases_by_hand():
     assert trends.gibbs_martin([2, 2, 2, 2]) == pytest.approx(0.75)  # n equal classes: 1 - 1/n
+    # Areas as integers (m²) whose squares pass 2^63: still 1 - 1/2.
+    assert trends.gibbs_martin(np.array([4_000_000_000, 4_000_000_000])) == pytest.approx(0.5)
     assert np.isnan(trends.gibbs_martin([0, 0]))  # no area: no diversity
     assert trends.dynamic_degree(0.5, 1.0, 2) == pytest.approx(50.0)  # (1 - 0.5) / 0.5 / 2 years x 100
     assert np.isnan(trends.dynamic_degree(0, 5, 1))  # from nothing: no rate
@@ -409,6 +411,9 @@ def test_trend_table_forecast_of_an_exact_exponential_by_hand():
             "nearest_epoch": False,
             "statistics": False,
             "net_emission_tC_yr": net,
+            # Other columns may be empty in a year that has a net emission (the statistical terms outside the
+            # statistics years): only a missing net emission drops a year.
+            "source_agricultural_tC_yr": np.nan,
         }
     )
     t = trends.trend_table(_classes(rows), balance).set_index("indicator")
@@ -424,3 +429,59 @@ def test_trend_table_forecast_of_an_exact_exponential_by_hand():
     assert forecast["y1"].tolist() == [2025, 2030] and (forecast["y0"] == 2020).all()
     assert (forecast["unit"] == "t C/yr").all() and (forecast["note"] == fit).all()
     np.testing.assert_allclose(forecast["value"].to_numpy(float), modelled[5:], rtol=1e-11)
+
+
+def test_trend_table_diversity_of_a_zone_under_one_hectare():
+    """A zone of 0.3 + 0.2 ha still has a diversity: 1 - (0.09 + 0.04) / 0.25 = 0.48."""
+    classes = _classes([("z", "Z", 2000, 1, 0.3), ("z", "Z", 2000, 2, 0.2)])
+    balance = pd.DataFrame(
+        columns=["zone_id", "year", "areas_from_epoch", "nearest_epoch", "statistics", "net_emission_tC_yr"]
+    )
+    t = trends.trend_table(classes, balance)
+    assert t.loc[t.indicator == "gibbs_martin_diversity", "value"].tolist() == [pytest.approx(0.48)]
+
+
+def _forecast_rows(years, net, statistics, nearest):
+    rows: list = []
+
+    def add(zone, indicator, value, unit, cls=None, y0=None, y1=None, note=""):
+        rows.append({"indicator": indicator, "value": value, "unit": unit, "y0": y0, "y1": y1, "note": note})
+
+    balance = {
+        "year": np.array(years),
+        "net_emission_tC_yr": np.array(net, float),
+        "statistics": np.array(statistics),
+        "nearest_epoch": np.array(nearest),
+    }
+    trends._forecast(("z", "Z"), balance, add)
+    return rows
+
+
+def test_a_forecast_note_names_every_series_tried():
+    """Statistics for 2016 and 2017 (two values), epochs 2000, 2005, 2010 (three), all five years unevenly
+    spaced: no series can be modelled and the note says why for each, in the order they are tried."""
+    years = [2000, 2005, 2010, 2016, 2017]
+    flags = [False, False, False, True, True]
+    rows = _forecast_rows(years, [5.0, 6, 7, 8, 9], flags, flags)
+    assert len(rows) == 1 and rows[0]["indicator"] == "net_emission_forecast" and np.isnan(rows[0]["value"])
+    assert rows[0]["unit"] == "t C/yr"
+    assert rows[0]["note"] == (
+        "statistics years [2016, 2017]: GM(1,1) needs at least 4 values, got 2; "
+        "epochs [2000, 2005, 2010]: GM(1,1) needs at least 4 values, got 3; "
+        "all years [2000, 2005, 2010, 2016, 2017]: GM(1,1) needs equally spaced years; "
+        "got [2000, 2005, 2010, 2016, 2017]"
+    )
+
+
+def test_a_forecast_beyond_the_largest_float_is_a_note():
+    """Net emission 1e300 x 7^k over 2000-2003: a = -2 (7 - 1) / (7 + 1) = -1.5 and b = 2 x 1e300 / 8 (the
+    exponential rule above), so ten years on the model reaches about 3.4e302 x e^15 > 1.8e308: no number, a
+    note (C and P are given)."""
+    none = [False] * 4
+    rows = _forecast_rows([2000, 2001, 2002, 2003], 1e300 * 7.0 ** np.arange(4), none, none)
+    assert [r["indicator"] for r in rows] == ["gm11_C", "gm11_P", "net_emission_forecast"]
+    fit = "GM(1,1) on 2000-2003: a=-1.5, b=2.5e+299, grade "
+    assert all(r["note"].startswith(fit) for r in rows)
+    last = rows[-1]
+    assert np.isnan(last["value"]) and last["unit"] == "t C/yr" and last["y0"] == 2003
+    assert last["note"].endswith(": the forecast overflows")
