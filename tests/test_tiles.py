@@ -313,3 +313,27 @@ def test_tiles_without_overviews(tmp_path):
         with rasterio.open(tile) as ds:
             assert ds.overviews(1) == [] and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
     assert len(list(out.glob("landcover_2000/*.tif"))) == 4
+
+
+def test_a_single_cog_task_run_twice_leaves_one_whole_cog(tmp_path):
+    """The untiled raster's task rerun after its worker was lost (its COG written, its parts gone), and
+    rerun before it removed its parts: the same COG either way, and no parts or temporaries left."""
+
+    staging = Staging(tmp_path / "out")
+    array = _arrays()["stock_2000"]
+    parts = staging.path("rasters/stock_2000.vrt")
+    dask.compute(raster_parts_task(xr.DataArray(array, dims=("y", "x")).chunk(300), parts, GRID, np.nan))
+    final = staging.path("rasters/stock_2000.tif")
+    (task,) = finish_rasters(staging, ["rasters/stock_2000.tif"], True)
+    kept = {p: p.read_bytes() for p in parts.parent.rglob("*") if p.is_file()}  # the parts, to stage a rerun
+    dask.compute(task)
+    once = final.read_bytes()
+    dask.compute(task)  # finished already: nothing to do
+    assert final.read_bytes() == once
+    for path, content in kept.items():  # lost after the rename, before the parts were removed
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    dask.compute(task)
+    assert final.read_bytes() == once
+    assert sorted(p.name for p in final.parent.iterdir()) == ["stock_2000.tif"]
+    np.testing.assert_array_equal(read(final), array)

@@ -21,6 +21,7 @@ from dask.delayed import Delayed
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from pipeline import spec
 from pipeline.errors import OutputError
@@ -107,7 +108,7 @@ def finish_cog(
     factors: list[int] | None = None,
 ) -> None:
     """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE; overviews unless ``overview_resampling``
-    is None) with its band description, unit and colour table, then drop the VRT and its parts.
+    is None) with its band description, unit and colour table; the caller removes the parts.
     ``meaning`` is (description, unit); ``factors`` the overview levels (default: the COG driver's)."""
     try:
         # Overviews built beside the VRT (ZSTD level 1) and reused by the COG driver: building them
@@ -142,9 +143,6 @@ def finish_cog(
         )
     except (RasterioError, CPLE_BaseError) as e:  # GDAL's write errors come as either
         raise OutputError(f"cannot write the raster: {e}", final) from None
-    parts.unlink()
-    parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
-    shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
 
 
 def _describe(ds, meaning: tuple[str, str], colormap, categories) -> None:
@@ -288,9 +286,27 @@ def _finish_mosaic(
 
 
 def _finish(final: Path, meaning: tuple[str, str], colours, names, resampling: str | None) -> None:
-    finish_cog(final.with_suffix(".vrt"), final, meaning, colours, names, resampling)
+    """A raster's staged parts -> one COG at ``final``, then the parts removed.
+
+    Idempotent, as a task on a cluster must be (a worker lost after it finished runs it again): the COG is
+    written under a name of its own and renamed into place before the parts go, and a task that finds the
+    COG without its parts has nothing left to do."""
+    parts = final.with_suffix(".vrt")
+    if final.exists() and not parts.exists():
+        return
+    temporary = final.with_name(f".{final.stem}.{uuid.uuid4().hex}.tif")
+    try:
+        finish_cog(parts, temporary, meaning, colours, names, resampling)
+        os.replace(temporary, final)
+    except OutputError as e:
+        raise OutputError(e.message, final) from None
+    finally:
+        temporary.unlink(missing_ok=True)
     if colours is not None:
         paletted_qml(final.with_suffix(".qml"), colours, names)
+    parts.unlink()
+    parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
+    shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
 
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:
@@ -326,3 +342,14 @@ def paletted_qml(path: Path, colormap: dict[int, tuple[int, int, int]], labels: 
 def open_own(path: Path, grid: Grid, chunks: int, dtype: str = "uint8", nodata: float = 0) -> xr.DataArray:
     """One of the run's own rasters (intermediate or output), read lazily on its grid and chunks."""
     return open_epoch(EpochSource(0, (path,), path, grid, dtype, nodata), grid, chunks)
+
+
+def read_window(path: Path, r0: int, r1: int, c0: int, c1: int, fill: float) -> np.ndarray:
+    """Rows r0..r1-1 and columns c0..c1-1 of band 1 of a raster (its dtype), ``fill`` where they pass its
+    edges: a block with a halo, read by the task that needs it (no neighbour blocks in the graph)."""
+    with rasterio.open(path) as ds:
+        out = np.full((r1 - r0, c1 - c0), fill, ds.dtypes[0])
+        a0, a1, b0, b1 = max(r0, 0), min(r1, ds.height), max(c0, 0), min(c1, ds.width)
+        if a0 < a1 and b0 < b1:
+            out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = ds.read(1, window=Window(b0, a0, b1 - b0, a1 - a0))
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import dask
@@ -69,8 +70,11 @@ def write_redlines(
 ) -> RedlineResult:
     """Candidates, coverage and gap fill for ``year`` into ``staging``/redline, and the Gi* raster."""
 
+    def staged(key: str) -> Path:
+        return staging.path(spec.path(key, year=year)).with_suffix(".vrt")
+
     def own(key: str, dtype: str, nodata: float) -> xr.DataArray:
-        return cog.open_own(staging.path(spec.path(key, year=year)).with_suffix(".vrt"), grid, chunks, dtype, nodata)
+        return cog.open_own(staged(key), grid, chunks, dtype, nodata)
 
     classes = own("landcover", "uint8", 0)
     stock, flux = own("stock", "float32", np.nan), own("flux", "float32", np.nan)
@@ -78,14 +82,14 @@ def write_redlines(
     density = _indexed(stock, density_levels)
     rate = _indexed(flux, rate_levels)
     if red.value == "stock":
-        index, counts, table = density, density_levels, np.r_[np.nan, density_levels.index.to_numpy()]
+        source, counts, table = "stock", density_levels, np.r_[np.nan, density_levels.index.to_numpy()]
     else:  # sink density: uptake as a positive t C/ha/yr, 0 for sources
-        index, counts, table = rate, rate_levels, np.r_[np.nan, np.maximum(-rate_levels.index.to_numpy(), 0.0)]
+        source, counts, table = "flux", rate_levels, np.r_[np.nan, np.maximum(-rate_levels.index.to_numpy(), 0.0)]
     stats = redline.level_stats(np.r_[0, counts.to_numpy()], table)
     radius = max(1, round(red.radius_m / np.sqrt(areas.mean_m2())))
-    z = redline.gi_star(
-        redline.level_values(index[0], table), radius, stats, max_abs=float(np.nanmax(np.abs(table)))
-    ).astype(np.float32)
+    # Each Gi* block reads its own halo from the staged raster: no task is shared between blocks.
+    window = partial(_level_window, staged(source), counts.index.to_numpy(), table)
+    z = redline.gi_star(window, classes, radius, stats, float(np.nanmax(np.abs(table)))).astype(np.float32)
     locked_out, locked_in = _burn(inputs.lock_out, grid, classes), _burn(inputs.protected, grid, classes)
     if locked_out is not None:
         # Locked-out land stays in its zone's area but, like cropland, can be neither candidate nor gap fill.
@@ -182,13 +186,19 @@ def _merge_levels(parts: list) -> pd.Series:
 
 def _indexed(values: xr.DataArray, levels: pd.Series) -> tuple[xr.DataArray, int]:
     """(uint32 raster of 1 + the position of each pixel's value among ``levels``, 0 = NaN; size)."""
-    sorted_values = levels.index.to_numpy()
+    index = values.data.map_blocks(_level_index, levels.index.to_numpy(), dtype=np.uint32)
+    return values.copy(data=index), len(levels) + 1
 
-    def block(v: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(sorted_values, v.astype(np.float64)) + 1
-        return np.where(np.isnan(v), 0, i).astype(np.uint32)
 
-    return values.copy(data=values.data.map_blocks(block, dtype=np.uint32)), len(levels) + 1
+def _level_index(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """uint32: 1 + the position of each value among ``sorted_values`` (which holds them all), 0 = NaN."""
+    i = np.searchsorted(sorted_values, values.astype(np.float64)) + 1
+    return np.where(np.isnan(values), 0, i).astype(np.uint32)
+
+
+def _level_window(path: Path, sorted_values: np.ndarray, table: np.ndarray, r0: int, r1: int, c0: int, c1: int):
+    """``redline.gi_star``'s window: ``table`` values (float64) of the staged raster at ``path``, NaN outside it."""
+    return redline.level_values(_level_index(cog.read_window(path, r0, r1, c0, c1, np.nan), sorted_values), table)
 
 
 def _polygons(path: Path | None, grid: Grid, what: str) -> gpd.GeoDataFrame | None:

@@ -3,9 +3,10 @@
 Seed 003 §4.2: high carbon-sink areas should enter red lines; seed 004: red lines cover >= 73.84 % of
 national key ecological function zones. Plain functions, lazy with Dask; no I/O.
 
-* ``level_values(index, table)`` float64 raster of a table's value per "row index" (NaN at index 0).
-* ``level_stats(pixels, table)`` / ``global_stats(values)``: (n, mean, population std) for Gi*.
-* ``gi_star(values, radius_px, stats=None)``: Getis-Ord Gi* z-scores (float64), disc window.
+* ``level_values(index, table)`` float64 values of a table per "row index" (NaN at index 0).
+* ``level_stats(pixels, table)``: (n, mean, population std) for Gi*.
+* ``gi_star(window, like, radius_px, stats, max_abs)``: Getis-Ord Gi* z-scores (float64), disc window, each
+  block with its halo read through ``window`` (``gi_star_window``: the formula on one window).
 * ``hotspots(z, classes, threshold, allowed, locked_out)``: boolean hot, allowed pixels
   (``land_kind``: 0 nodata, 1 cropland/construction, 2 allowed; ``disc``: the window).
 * ``join_patches(mask)`` / ``label_patches(mask, joined)``: 8-connected patch labels (int32), count.
@@ -32,7 +33,7 @@ from __future__ import annotations
 import math
 import operator
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dask
 import dask.array as da
@@ -69,12 +70,12 @@ def disc(radius_px: int) -> np.ndarray:
     return d[:, None] ** 2 + d[None, :] ** 2 <= radius_px**2
 
 
-def level_values(index: xr.DataArray, table: np.ndarray) -> xr.DataArray:
+def level_values(index: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``table[index]`` as float64 (e.g. t C/ha), NaN where index is 0. ``table`` is indexed by the raster
     value, e.g. ``np.concatenate([[nan], lookup.values])`` for a ``carbon.row_index`` raster."""
     t = np.asarray(table, np.float64).copy()
     t[0] = np.nan
-    return index.copy(data=index.data.map_blocks(lambda i: t[i], dtype=np.float64)).rename("value")
+    return t[index]
 
 
 def level_stats(pixels: np.ndarray, table: np.ndarray) -> tuple[float, float, float]:
@@ -86,64 +87,51 @@ def level_stats(pixels: np.ndarray, table: np.ndarray) -> tuple[float, float, fl
     return n, mean, math.sqrt(math.fsum(p * (v - mean) ** 2) / n)
 
 
-def global_stats(values: xr.DataArray) -> Delayed:
-    """Delayed float64 array [n, mean, population std] over non-NaN pixels, one pass (Chan's merge of
-    per-block moments). Differs across chunkings only in the last bits; ``level_stats`` is exact."""
-    parts = [dask.delayed(_moments)(b) for b in values.data.to_delayed(optimize_graph=False).ravel()]
-    return dask.delayed(_merge_moments)(parts)
+def gi_star(
+    window: Callable[[int, int, int, int], np.ndarray], like: xr.DataArray, radius_px: int, stats, max_abs: float
+) -> xr.DataArray:
+    """Getis-Ord Gi* z-score per pixel (float64, dimensionless) on the grid and chunks of ``like``, binary
+    weights over ``disc(radius_px)``; ``gi_star_window`` is the formula.
 
-
-def _moments(block: np.ndarray) -> tuple[float, float, float]:
-    v = block[~np.isnan(block)].astype(np.float64)
-    mean = v.mean() if v.size else 0.0
-    return float(v.size), float(mean), float(((v - mean) ** 2).sum())
-
-
-def _merge_moments(parts: list) -> np.ndarray:
-    n, mean, m2 = 0.0, 0.0, 0.0
-    for nb, mb, m2b in parts:
-        if nb:
-            delta, total = mb - mean, n + nb
-            mean, m2, n = mean + delta * nb / total, m2 + m2b + delta * delta * n * nb / total, total
-    return np.array([n, mean, math.sqrt(m2 / n) if n else np.nan])
-
-
-def gi_star(values: xr.DataArray, radius_px: int, stats=None, max_abs=None) -> xr.DataArray:
-    """Getis-Ord Gi* z-score per pixel (float64, dimensionless), binary weights over ``disc(radius_px)``.
-
-    ``values``: float, NaN = nodata (not a neighbour, z NaN). Gi* = (Σx − X̄W) / (S √((nW − W²)/(n − 1)))
-    with W, Σx the count and sum of valid pixels in the window, X̄, S the mean and population std over
-    the n valid pixels. Outside the raster counts as not valid. z is NaN where S = 0 or W = n.
-    ``stats``: (n, mean, std) numbers or a delayed array; default ``global_stats`` in the same graph,
-    which holds every block until the reduction ends: compute the stats first for bounded memory.
-    ``max_abs``: the largest |value|, which sets the fixed point of Σx; default found in the same graph,
-    with the same memory caveat as ``stats``.
+    ``window(r0, r1, c0, c1)``: the values (float, NaN = nodata) of rows r0..r1-1 and columns c0..c1-1, NaN
+    where these pass the raster's edges. Each output block is one task that reads its own block and a halo of
+    ``radius_px`` through ``window``: blocks share no task, so memory is set by the chunk size and the
+    threads, not by the raster (a ``map_overlap`` graph kept up to 99 neighbour blocks of an 8 x 8 grid).
     """
-    taps = int(disc(radius_px).sum())
-    data = values.data.astype(np.float64)
-    valid = ~da.isnan(data)
-    if max_abs is None:
-        max_abs = da.nanmax(da.fabs(data))
+    r = radius_px
+
+    def block(block_info=None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        return gi_star_window(window(r0 - r, r1 + r, c0 - r, c1 + r), r, stats, max_abs)
+
+    data = da.map_blocks(block, chunks=like.data.chunks, dtype=np.float64, meta=np.array((), np.float64))
+    return like.copy(data=data).rename("gi_star")
+
+
+def gi_star_window(values: np.ndarray, radius_px: int, stats, max_abs: float) -> np.ndarray:
+    """Gi* z (float64) of the pixels of ``values`` (float, NaN = nodata) more than ``radius_px`` from its edges.
+
+    Gi* = (Σx − X̄W) / (S √((nW − W²)/(n − 1))) with W, Σx the count and sum of valid pixels in the window,
+    X̄, S the mean and population std over the n valid pixels of the raster: ``stats`` = (n, mean, std), e.g.
+    ``level_stats``. z is NaN where the pixel is NaN, S = 0 or W = n. ``max_abs``: the largest |value| of the
+    raster, which sets the fixed point of Σx (the same in every window).
+    """
+    r = radius_px
+    values = np.asarray(values, np.float64)
+    taps = int(disc(r).sum())
+    valid = ~np.isnan(values)
     # Window sums in integers (values in fixed point, exact to about 1e-12 of the largest value): any
     # order of summation gives the same sums, so row prefix sums are as chunk-independent as the
     # direct sum over the footprint, and cost O(radius) per pixel instead of O(radius^2).
     scale = 2.0 ** np.floor(np.log2(2.0**62 / (np.maximum(max_abs, 1e-6) * taps)))
-    fixed = da.where(valid, da.rint(data * scale), 0.0).astype(np.int64)
-
-    def focal_sum(a: da.Array) -> da.Array:
-        out = a.map_overlap(disc_sum, depth=radius_px, boundary=0, dtype=a.dtype, radius_px=radius_px)
-        return out.rechunk(a.chunks) if out.chunks != a.chunks else out  # dask rechunks when depth > chunk
-
-    sx = focal_sum(fixed).astype(np.float64) / scale
-    w = focal_sum(valid.astype(np.int32)).astype(np.float64)
-    if stats is None:
-        stats = global_stats(values)
-    s = da.from_delayed(stats, (3,), np.float64) if isinstance(stats, Delayed) else np.asarray(stats, np.float64)
-    n, mean, std = s[0], s[1], s[2]
-    den = std * da.sqrt(da.maximum(n * w - w * w, 0.0) / (n - 1))
-    ok = valid & (den > 0)
-    z = da.where(ok, (sx - mean * w) / da.where(ok, den, 1.0), np.nan)
-    return values.copy(data=z).rename("gi_star")
+    fixed = np.where(valid, np.rint(values * scale), 0.0).astype(np.int64)
+    inner = (slice(r, values.shape[0] - r), slice(r, values.shape[1] - r))
+    sx = disc_sum(fixed, r)[inner].astype(np.float64) / scale
+    w = disc_sum(valid.astype(np.int32), r)[inner].astype(np.float64)
+    n, mean, std = np.asarray(stats, np.float64)
+    den = std * np.sqrt(np.maximum(n * w - w * w, 0.0) / (n - 1))
+    ok = valid[inner] & (den > 0)
+    return np.where(ok, (sx - mean * w) / np.where(ok, den, 1.0), np.nan)
 
 
 def disc_sum(block: np.ndarray, radius_px: int) -> np.ndarray:
