@@ -211,3 +211,152 @@ def test_overlaps_count_shared_area_not_shared_edges():
     assert got[["zone_id", "other_zone_id"]].values.tolist() == [["A", "B"]]
     assert got["zone_name"].tolist() == ["zone A"] and got["other_zone_name"].tolist() == ["zone B"]
     assert got["overlap_ha"].iloc[0] == pytest.approx(20 / 0.9996**2, rel=2e-5)
+
+
+# Hand-drawn burns for ``rasterize_blocks``: 30 m UTM pixels, 6 columns x 4 rows from (500000, 3400000); pixel
+# centres at x = 500015 + 30 c, y = 3399985 - 30 r. No polygon edge passes through a centre.
+_BURN_SHAPES = [
+    # Columns 0-2 (centres 500015-500075 < 500080), rows 0-1 (3399985, 3399955 > 3399935).
+    ("box", (499990, 3399935, 500080, 3399995)),
+    # Columns 4-5, row 3 only; its top edge (3399920) runs through row 2's pixels but below their centres
+    # (3399925): all_touched would burn row 2 too.
+    ("box", (500130, 3399890, 500170, 3399920)),
+    # Columns 2-3 of row 1: over the first polygon's pixel (1, 2), which the later polygon takes.
+    ("box", (500062, 3399940, 500110, 3399970)),
+    # Outside the grid.
+    ("box", (600000, 3400000, 600100, 3400100)),
+]
+_BURNED = np.array(
+    [
+        [7, 7, 7, 0, 0, 0],
+        [7, 7, 13, 13, 0, 0],
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 11, 11],
+    ]
+)
+
+
+def _utm_grid_6x4():
+    from pipeline.model.grid import Grid
+
+    return Grid(CRS.from_epsg(32650), Affine(30, 0, 500000, 0, -30, 3400000), 6, 4)
+
+
+@pytest.mark.parametrize(
+    "chunks", [((4,), (6,)), ((2, 2), (3, 3)), ((1, 3), (4, 2)), ((3, 1), (2, 2, 2)), ((1, 1, 1, 1), (5, 1))]
+)
+def test_rasterize_blocks_burns_pixel_centres_by_hand(chunks):
+    """Each block burns the polygons that meet it at its own place on the grid: the result is the hand-drawn
+    raster for any chunking, the later polygon wins where two cover a centre, and the dtype is kept."""
+    import shapely
+
+    geoms = np.array([shapely.box(*b) for _, b in _BURN_SHAPES])
+    values = np.array([7, 11, 13, 17])
+    got = zonal.rasterize_blocks(geoms, values, _utm_grid_6x4(), chunks)
+    assert got.chunks == chunks and got.dtype == np.int32
+    computed = got.compute()
+    assert computed.dtype == np.int32
+    np.testing.assert_array_equal(computed, _BURNED)
+    small = zonal.rasterize_blocks(geoms, values, _utm_grid_6x4(), chunks, dtype=np.uint8).compute()
+    assert small.dtype == np.uint8
+    np.testing.assert_array_equal(small, _BURNED)
+
+
+def test_rasterize_blocks_on_a_south_up_grid():
+    """A grid whose rows run northwards (positive y resolution): row r's centres at y = 3399895 + 30 r, so
+    the hand-drawn raster comes out upside down; each block's window still finds its polygons."""
+    import shapely
+
+    from pipeline.model.grid import Grid
+
+    grid = Grid(CRS.from_epsg(32650), Affine(30, 0, 500000, 0, 30, 3399880), 6, 4)
+    geoms = np.array([shapely.box(*b) for _, b in _BURN_SHAPES])
+    for chunks in (((4,), (6,)), ((2, 2), (3, 3)), ((3, 1), (2, 4))):
+        got = zonal.rasterize_blocks(geoms, np.array([7, 11, 13, 17]), grid, chunks).compute()
+        np.testing.assert_array_equal(got, _BURNED[::-1])
+
+
+def test_zone_index_numbers_zones_from_one_in_layer_order():
+    """Zone i of the layer (0-based) burns as i + 1, 0 outside every zone; the raster keeps the template's
+    coordinates and chunks and is named after the layer."""
+    import geopandas as gpd
+    import shapely
+
+    frame = gpd.GeoDataFrame(geometry=[shapely.box(*b) for _, b in _BURN_SHAPES[:3]], crs="EPSG:32650")
+    layer = inputs.ZoneLayer("county", None, ["c1", "c2", "c3"], ["one", "two", "three"], frame)
+    x, y = 500015 + 30 * np.arange(6), 3399985 - 30 * np.arange(4)
+    like = xr.DataArray(da.zeros((4, 6), np.uint8, chunks=(2, 3)), dims=("y", "x"), coords={"y": y, "x": x})
+    got = zonal.zone_index(layer, _utm_grid_6x4(), like)
+    assert got.name == "zone_county" and got.dtype == np.int32 and got.data.chunks == ((2, 2), (3, 3))
+    np.testing.assert_array_equal(got["x"], x)
+    np.testing.assert_array_equal(got["y"], y)
+    np.testing.assert_array_equal(got.values, np.select([_BURNED == v for v in (7, 11, 13)], [1, 2, 3], 0))
+
+
+def test_geodesic_area_of_empty_missing_and_clockwise_polygons():
+    """A missing or empty geometry has no area; a clockwise ring has the same (positive) area as the
+    counter-clockwise one. Reference: pyproj's geodesic polygon area of the corners of a 0.01 degree cell at
+    27 N (about 0.99 km x 1.11 km = 110 ha)."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Geod
+
+    expected, _ = Geod(ellps="WGS84").polygon_area_perimeter([106.0, 106.01, 106.01, 106.0], [27.0, 27.0, 27.01, 27.01])
+    expected = abs(expected) / 1e4
+    assert 109 < expected < 111
+    cell = (106.0, 27.0, 106.01, 27.01)
+    geoms = gpd.GeoSeries([shapely.box(*cell), shapely.box(*cell, ccw=False), shapely.Polygon(), None], crs=4326)
+    np.testing.assert_allclose(zonal.geodesic_area_ha(geoms), [expected, expected, 0, 0], rtol=1e-9)
+
+
+# US survey foot (1200/3937 m, NIST) squared, in m².
+_FT2_M2 = (1200 / 3937) ** 2
+
+
+def test_zone_report_by_hand_on_a_grid_in_feet():
+    """NY State Plane Long Island (EPSG:2263, US survey feet) with ``area: planar``: 100 ft pixels (929.03 m²),
+    4 columns x 2 rows from (1000000, 200000). The planar area inside the rasters is in ft² and converted as
+    the pixels are; overlaps and polygon areas are geodesic (planar / the projection's areal scale factor,
+    0.9999953 here). Zone A (x 999900-1000160) burns columns 0-1; B (x 1000155-1000400) columns 2-3; C lies
+    outside the grid; D (x 1000100-1000200, y 199880-199940) covers no pixel centre but overlaps A and B."""
+    import pyproj
+    import shapely
+
+    from pipeline.model.grid import Grid
+
+    grid = Grid(CRS.from_epsg(2263), Affine(100, 0, 1000000, 0, -100, 200000), 4, 2)
+    boxes = {
+        "A": (999900, 199800, 1000160, 200000),
+        "B": (1000155, 199800, 1000400, 200000),
+        "C": (1100000, 199800, 1100100, 200000),
+        "D": (1000100, 199880, 1000200, 199940),
+    }
+    layer = _layer({k: shapely.box(*b) for k, b in boxes.items()}, "EPSG:2263")
+    counts = _counts([(1, 1, 0, 3), (1, 0, 0, 1), (2, 5, 0, 4)])  # A: 3 valid pixels and 1 nodata; B: 4
+    counts.index = [7, 3, 5]  # rows picked out of a larger frame keep their labels
+    pixel_m2 = 100 * 100 * _FT2_M2
+    got = zonal.zone_report(layer, counts, "zone_z", constant_areas(pixel_m2), grid).set_index("zone_id")
+    assert got.index.tolist() == ["A", "B", "C", "D"]
+    assert got["zone_name"].tolist() == ["zone A", "zone B", "zone C", "zone D"]
+    ha = _FT2_M2 / 1e4  # hectares per ft²
+    np.testing.assert_allclose(got["inside_rasters_ha"], np.array([160 * 200, 245 * 200, 0, 100 * 60]) * ha)
+    np.testing.assert_allclose(got["burned_area_ha"], np.array([40000, 40000, 0, 0]) * ha)
+    np.testing.assert_allclose(got["valid_area_ha"], np.array([30000, 40000, 0, 0]) * ha)
+    np.testing.assert_allclose(
+        got["boundary_difference_ha"], np.array([8000, -9000, 0, -6000]) * ha, rtol=1e-9, atol=1e-12
+    )
+    lon, lat = pyproj.Transformer.from_crs(2263, 4326, always_xy=True).transform(1000150, 199900)
+    scale = pyproj.Proj("EPSG:2263").get_factors(lon, lat).areal_scale
+    assert abs(scale - 1) > 1e-6  # geodesic and planar areas differ by more than the tolerance below
+    ab, ad, bd = 5 * 200, 60 * 60, 45 * 60  # shared ft²; A, B and D share 5 x 60 ft, counted in each pair
+    np.testing.assert_allclose(
+        got["overlap_ha"], np.array([ab + ad, ab + bd, 0, ad + bd]) * ha / scale, rtol=1e-7, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        got["polygon_area_ha"], np.array([260 * 200, 245 * 200, 100 * 200, 100 * 60]) * ha / scale, rtol=1e-6
+    )
+    pairs = zonal.overlaps(layer)
+    assert list(pairs.columns) == ["zone_id", "zone_name", "other_zone_id", "other_zone_name", "overlap_ha"]
+    assert pairs[["zone_id", "other_zone_id"]].values.tolist() == [["A", "B"], ["A", "D"], ["B", "D"]]
+    assert pairs.index.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(pairs["overlap_ha"], np.array([ab, ad, bd]) * ha / scale, rtol=1e-7)

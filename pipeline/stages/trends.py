@@ -80,13 +80,15 @@ class GreyModel:
     @property
     def C(self) -> float:  # noqa: N802 - the field's name
         """Posterior-error ratio: std of the residuals / std of the series (smaller is better)."""
-        return float(self.residuals.std() / self.values.std())
+        m = self.values.mean()  # both over the mean: squares of values near 1e160 overflow, of 1e-160 vanish
+        return float((self.residuals / m).std() / (self.values / m).std())
 
     @property
     def P(self) -> float:  # noqa: N802
         """Small-error probability: share of residuals within 0.6745 std of the series of their mean."""
-        e = self.residuals
-        return float(np.mean(np.abs(e - e.mean()) < 0.6745 * self.values.std()))
+        m = self.values.mean()
+        e = self.residuals / m
+        return float(np.mean(np.abs(e - e.mean()) < 0.6745 * (self.values / m).std()))
 
     @property
     def grade(self) -> str:
@@ -121,10 +123,17 @@ def gm11(years, values, source=None) -> GreyModel:
         raise InputError(
             f"{constant}; a constant series needs no model: its forecast is its value, {values[0]:g}", source
         )
-    accumulated = np.cumsum(values)
+    # Fitted on the series over its mean (a does not depend on the unit, b scales with it): on the raw values
+    # the design's two columns differ in scale by the values' magnitude, and lstsq's rank cut-off (rcond,
+    # machine epsilon relative to the largest singular value) dropped the constant column from about 1e14
+    # (a national GDP in yuan, an emission in g C) and the background column below about 1e-16, giving a
+    # wrong a with no error, or "no trend".
+    scale = values.mean()
+    accumulated = np.cumsum(values / scale)
     background = 0.5 * (accumulated[1:] + accumulated[:-1])
     design = np.column_stack([-background, np.ones(len(background))])
-    (a, b), *_ = np.linalg.lstsq(design, values[1:], rcond=None)
+    (a, b), *_ = np.linalg.lstsq(design, values[1:] / scale, rcond=None)
+    b *= scale
     if abs(a) < MIN_DEVELOPMENT_COEFFICIENT:
         raise InputError(
             f"the series has no trend: GM(1,1) cannot be fitted (development coefficient a = {a:.2g}, below "
