@@ -180,6 +180,8 @@ def _file(output: spec.Output) -> str:
     text = f"`{_pattern(output.pattern)}`"
     for suffix in output.sidecars:
         text += f" (+ `{suffix}`)" if suffix != ".parquet" else " (+ Parquet copy)"
+    if output.kind == "raster":
+        text += f"; tiled: `{_pattern(output.mosaic_pattern)}` over `{_pattern(output.tile_pattern)}`"
     return text
 
 

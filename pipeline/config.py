@@ -329,6 +329,40 @@ class DaskConfig(_Strict):
         raise ValueError("use threads, processes, synchronous or a cluster address such as tcp://host:8786")
 
 
+#: The block of the COGs (px): a tile's side is a whole number of blocks, so tiles share the block grid.
+COG_BLOCK = 512
+
+
+class TilesConfig(_Strict):
+    """When a raster is written as tiles on a fixed grid (one COG each) with a VRT that opens as one layer."""
+
+    above_px: int = Field(
+        32768,
+        ge=0,
+        description="A raster with a side longer than this (px) is written as tiles: `rasters/<name>.vrt` (one "
+        "layer in QGIS, with overviews) over `rasters/<name>/<name>_r<row>_c<col>.tif`; otherwise one COG "
+        "`rasters/<name>.tif`. The default, 2^15, keeps a province at 30 m (up to about 980 km a side) in one file "
+        "and tiles a large province or a country, whose single COGs would be tens of GB (float32 stock of China at "
+        "30 m: 66 GB before compression); finished in parallel across tiles on the workers.",
+    )
+    size_px: int = Field(
+        32768,
+        ge=COG_BLOCK,
+        description="Side of a tile (px), a multiple of 512 (the COG block): tiles on a fixed grid from the "
+        "raster's top-left corner, the last row and column cut at the raster's edge. 32768 px (64 blocks, "
+        "about 1e9 px, near ESA WorldCover's 36000 and GFW's 40000) is about 1 GB of uint8 before compression.",
+    )
+
+    @field_validator("size_px")
+    @classmethod
+    def _whole_blocks(cls, v: int) -> int:
+        if v % COG_BLOCK:
+            raise ValueError(
+                f"must be a multiple of {COG_BLOCK} (the COG block), e.g. {max(1, round(v / COG_BLOCK)) * COG_BLOCK}"
+            )
+        return v
+
+
 class Config(_Strict):
     """A run: the region's land-cover epochs, how to read them, the carbon parameters, zones and outputs."""
 
@@ -420,6 +454,11 @@ class Config(_Strict):
         True,
         description="Overviews in each COG, so a GIS draws it at any zoom without reading every pixel. Off, the "
         "COGs have none and a large run writes them in about half the time (pixels, tables and maps are unchanged).",
+    )
+    tiles: TilesConfig = Field(
+        TilesConfig(),
+        description="Rasters larger than `above_px` on a side are written as COG tiles of `size_px` with a VRT "
+        "over them; smaller ones as one COG.",
     )
     output: ResolvedPath = Field(Path("out"), description="Output folder (`--output` on the command line wins).")
     dask: DaskConfig = Field(DaskConfig(), description="Chunk size and scheduler.")

@@ -25,6 +25,8 @@ FIELDS = {
     "indicator": "an indicator series: a name under `indicators` (e.g. `ndvi`)",
     "scenario": "a scenario name under `scenarios` (a lowercase identifier); the interval is the base epoch "
     "(y0) -> the scenario year (y1)",
+    "row": "a tiled raster's tile row, from 000 at the top (three digits or more)",
+    "col": "a tiled raster's tile column, from 000 at the left (three digits or more)",
 }
 _FIELD_REGEX = {
     "year": r"\d{4}",
@@ -33,6 +35,8 @@ _FIELD_REGEX = {
     "layer": r"[A-Za-z][A-Za-z0-9_]*",
     "indicator": r"[A-Za-z][A-Za-z0-9_]*",
     "scenario": r"[a-z][a-z0-9_]*",
+    "row": r"\d{3,}",
+    "col": r"\d{3,}",
 }
 
 
@@ -62,6 +66,9 @@ class RunContext:
     #: Scenarios (with the transitions stage): (base epoch, scenario year, name), years ascending, names in
     #: the config's order.
     scenarios: tuple[tuple[int, int, str], ...] = ()
+    #: (tile rows, tile columns) when the run's rasters are written as tiles with a VRT (``tiles:``); None:
+    #: one COG per raster.
+    tiles: tuple[int, int] | None = None
 
     @property
     def all_layers(self) -> tuple[str, ...]:
@@ -106,25 +113,53 @@ class Output:
         out = []
         for fields in self.applies(context):
             main = self.path(**fields)
-            out += [main, *(re.sub(r"\.\w+$", suffix, main) for suffix in self.sidecars)]
+            if self.kind == "raster" and context.tiles is not None:
+                rows, cols = context.tiles
+                tiles = [self.tile_path(i, j, **fields) for i in range(rows) for j in range(cols)]
+                out += [self.mosaic_path(**fields), *tiles]
+            else:
+                out.append(main)
+            out += [re.sub(r"\.\w+$", suffix, main) for suffix in self.sidecars]
         return out
 
     def path(self, **fields: object) -> str:
-        """The file's path relative to the output folder."""
+        """The file's path relative to the output folder (a raster's single COG)."""
         return self.pattern.format(**fields)
+
+    @property
+    def mosaic_pattern(self) -> str:
+        """A tiled raster's VRT, which opens as one layer: the COG's name with ``.vrt``."""
+        return re.sub(r"\.tif$", ".vrt", self.pattern)
+
+    @property
+    def tile_pattern(self) -> str:
+        """A tiled raster's tiles: ``rasters/<name>/<name>_r<row>_c<col>.tif``, the raster's name in each so
+        that a tile copied elsewhere still says what it is."""
+        folder, name = self.pattern.removesuffix(".tif").rsplit("/", 1)
+        return f"{folder}/{name}/{name}_r{{row}}_c{{col}}.tif"
+
+    def mosaic_path(self, **fields: object) -> str:
+        return self.mosaic_pattern.format(**fields)
+
+    def tile_path(self, row: int, col: int, **fields: object) -> str:
+        return self.tile_pattern.format(row=f"{row:03d}", col=f"{col:03d}", **fields)
+
+    def raster_path(self, context: RunContext, **fields: object) -> str:
+        """The file a GIS opens for this raster in a run with ``context``: the COG, or the tiles' VRT."""
+        return self.mosaic_path(**fields) if context.tiles is not None else self.path(**fields)
 
     @property
     def placeholders(self) -> list[str]:
         return [name for _, name, _, _ in string.Formatter().parse(self.pattern) if name]
 
     def match(self, relative: str) -> dict[str, str] | None:
-        """The placeholder values if ``relative`` is this output (or one of its sidecars), else None."""
-        for suffix in ("", *self.sidecars):
-            pattern = self.pattern if not suffix else re.sub(r"\.\w+$", suffix, self.pattern)
-            regex = re.escape(pattern)
-            for name in self.placeholders:
-                regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>{_FIELD_REGEX[name]})", 1)
-            found = re.fullmatch(regex, relative)
+        """The placeholder values if ``relative`` is this output (one of its sidecars, or for a raster its VRT
+        or one of its tiles), else None."""
+        patterns = [self.pattern, *(re.sub(r"\.\w+$", suffix, self.pattern) for suffix in self.sidecars)]
+        if self.kind == "raster":
+            patterns += [self.mosaic_pattern, self.tile_pattern]
+        for pattern in patterns:
+            found = re.fullmatch(_regex(pattern), relative)
             if found:
                 return found.groupdict()
         return None
@@ -133,6 +168,19 @@ class Output:
     def band(self) -> tuple[str, str]:
         """(description, unit) written into a raster's band, as GIS software shows them."""
         return self.description.split(". ")[0], self.unit
+
+
+def _regex(pattern: str) -> str:
+    """A path pattern as a regular expression: a placeholder's first occurrence captures its value, a
+    repeated one (a tile's folder and name) must be the same."""
+    regex, seen = re.escape(pattern), set()
+    for _, name, _, _ in string.Formatter().parse(pattern):
+        if not name:
+            continue
+        escaped = re.escape("{" + name + "}")
+        regex = regex.replace(escaped, f"(?P={name})" if name in seen else f"(?P<{name}>{_FIELD_REGEX[name]})", 1)
+        seen.add(name)
+    return regex
 
 
 #: The scenarios table's stock change per pathway: pathway code -> (column, pathway name).
@@ -1283,6 +1331,12 @@ def expected(context: RunContext) -> list[str]:
 def path(key: str, **fields: object) -> str:
     """Relative path of output ``key`` (e.g. ``path("stock", year=2000)``)."""
     return BY_KEY[key].path(**fields)
+
+
+def raster_path(key: str, context: RunContext, **fields: object) -> str:
+    """Relative path of raster ``key`` as a GIS opens it in a run with ``context``: its COG, or when the run's
+    rasters are tiled the VRT over its tiles."""
+    return BY_KEY[key].raster_path(context, **fields)
 
 
 def find(relative: str) -> tuple[Output, dict[str, str]] | None:

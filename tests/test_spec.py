@@ -131,3 +131,50 @@ def test_patterns_match_only_their_files():
     assert spec.find("tables/stock_change_uncertainty_county.csv")[0].key == "stock_change_uncertainty"
     assert spec.find("rasters/npv_2000_2020.tif")[0].key == "npv"
     assert len({o.key for o in spec.OUTPUTS}) == len(spec.OUTPUTS)
+
+
+def test_tiled_rasters_are_declared_as_a_vrt_over_their_tiles():
+    context = spec.RunContext(
+        years=(2000,),
+        intervals=(),
+        layers=(),
+        stages=frozenset(["ingest", "reclassify", "carbon"]),
+        rasters=frozenset(["landcover", "stock"]),
+        stock=True,
+        balance_years=(2000,),
+        tiles=(2, 3),
+    )
+    rasters = [f for f in spec.expected(context) if f.startswith("rasters/")]
+    tiles = [f"r00{i}_c00{j}" for i in range(2) for j in range(3)]
+    assert rasters == sorted(
+        ["rasters/landcover_2000.vrt", "rasters/landcover_2000.qml", "rasters/stock_2000.vrt"]
+        + [f"rasters/landcover_2000/landcover_2000_{t}.tif" for t in tiles]
+        + [f"rasters/stock_2000/stock_2000_{t}.tif" for t in tiles]
+    )
+    assert spec.raster_path("stock", context, year=2000) == "rasters/stock_2000.vrt"
+    untiled = spec.RunContext(**{**context.__dict__, "tiles": None})
+    assert spec.raster_path("stock", untiled, year=2000) == "rasters/stock_2000.tif"
+    assert [f for f in spec.expected(untiled) if f.startswith("rasters/")] == [
+        "rasters/landcover_2000.qml",
+        "rasters/landcover_2000.tif",
+        "rasters/stock_2000.tif",
+    ]
+
+
+def test_tile_patterns_match_only_their_files():
+    assert spec.find("rasters/stock_2000/stock_2000_r012_c003.tif") == (
+        spec.BY_KEY["stock"],
+        {"year": "2000", "row": "012", "col": "003"},
+    )
+    assert spec.find("rasters/stock_change_2000_2020.vrt") == (
+        spec.BY_KEY["stock_change"],
+        {"y0": "2000", "y1": "2020"},
+    )
+    assert spec.find("rasters/pathway_2020_2030_natural/pathway_2020_2030_natural_r000_c001.tif")[0].key == (
+        "scenario_pathway"
+    )
+    assert spec.find("rasters/stock_2000/stock_2005_r000_c000.tif") is None  # another raster's name
+    assert spec.find("rasters/stock_2000/stock_2000_r00_c000.tif") is None  # three digits at least
+    assert spec.find("rasters/stock_2000/.stock_2000_r000_c000.1f2e.tif") is None  # a temporary
+    assert spec.find("rasters/stock_2000.vrt.d/0_0.tif") is None  # a staged part
+    assert spec.find("tables/balance_region.vrt") is None  # only rasters have the tiled form

@@ -37,6 +37,7 @@ from pipeline.model.grid import Grid
 from pipeline.model.inputs import (
     EpochSource,
 )
+from pipeline.model.tiles import Tile, tiles
 
 # rioxarray also stores the CRS as CF attributes; oblique Mercator (e.g. Swiss CH1903+) loses a parameter
 # there, but our GeoTIFFs carry the full WKT, so the warning says nothing about our outputs.
@@ -103,10 +104,11 @@ def finish_cog(
     colormap: dict[int, tuple[int, int, int]] | None = None,
     categories: dict[int, str] | None = None,
     overview_resampling: str | None = "NEAREST",
+    factors: list[int] | None = None,
 ) -> None:
     """Copy the VRT of a ``raster_parts_task`` into a COG (DEFLATE; overviews unless ``overview_resampling``
-    is None) with its band description, unit and colour table, then drop the VRT and its parts.
-    ``meaning`` is (description, unit)."""
+    is None) with its band description, unit and colour table; the caller removes the parts.
+    ``meaning`` is (description, unit); ``factors`` the overview levels (default: the COG driver's)."""
     try:
         # Overviews built beside the VRT (ZSTD level 1) and reused by the COG driver: building them
         # inside the COG copy, DEFLATE-compressed twice, took a quarter longer.
@@ -119,13 +121,11 @@ def finish_cog(
             ),
             rasterio.open(parts, "r+") as ds,
         ):
-            ds.set_band_description(1, meaning[0])
-            ds.set_band_unit(1, meaning[1])
-            if colormap:
-                ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
-            if categories:
-                ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
-            factors = overview_factors(ds.width, ds.height) if overview_resampling else []
+            _describe(ds, meaning, colormap, categories)
+            if not overview_resampling:
+                factors = []
+            elif factors is None:
+                factors = overview_factors(ds.width, ds.height)
             if factors and overview_resampling:
                 ds.build_overviews(factors, Resampling[overview_resampling.lower()])
         # DEFLATE is read by every GIS. Level 1 against the default 6: the copy 2-3 times faster (it was
@@ -142,9 +142,16 @@ def finish_cog(
         )
     except (RasterioError, CPLE_BaseError) as e:  # GDAL's write errors come as either
         raise OutputError(f"cannot write the raster: {e}", final) from None
-    parts.unlink()
-    parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
-    shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
+
+
+def _describe(ds, meaning: tuple[str, str], colormap, categories) -> None:
+    """A band's description and unit, colour table and class names (``CLASS_<code>`` tags), on an open dataset."""
+    ds.set_band_description(1, meaning[0])
+    ds.set_band_unit(1, meaning[1])
+    if colormap:
+        ds.write_colormap(1, {k: (*v, 255) for k, v in colormap.items()})
+    if categories:
+        ds.update_tags(1, **{f"CLASS_{k}": v for k, v in categories.items()})
 
 
 #: Colours and labels of the class-like rasters (the spec's ``style``): colour table and QGIS style.
@@ -159,27 +166,146 @@ _STYLES = {
 }
 
 
-def finish_rasters(staging: Staging, rasters: list[str], overviews: bool = True) -> list[Delayed]:
+def finish_rasters(
+    staging: Staging, rasters: list[str], overviews: bool = True, tile_size: int | None = None
+) -> list[Delayed]:
     """Lazy: the staged parts of ``rasters`` (relative ``.tif`` paths of the output specification) -> COGs
     with the band description and unit of their spec entry (and overviews when asked); class-like rasters
     get a colour table and a QGIS style. One task per raster, so they run in parallel, on the workers of a
-    cluster (not its client)."""
+    cluster (not its client).
+
+    With ``tile_size`` (px, a multiple of 512) each raster is written as tiles on a fixed grid from its
+    top-left corner, one COG and one task per tile (a large raster is finished in parallel across its
+    tiles), then a VRT over them (the spec's ``mosaic_path``) with virtual overviews."""
     tasks = []
     for relative in rasters:
         found = spec.find(relative)
         if found is None:
             raise ValueError(f"{relative} is not in the output specification")
-        output, final = found[0], staging.root / relative
+        (output, fields), final = found, staging.root / relative
         resampling = output.overviews if overviews else None
         style = _STYLES[output.style] if output.style is not None else (None, None)
-        tasks.append(dask.delayed(_finish, pure=False)(final, output.band, *style, resampling))
+        if tile_size is None:
+            tasks.append(dask.delayed(_finish, pure=False)(final, output.band, *style, resampling))
+            continue
+        parts = final.with_suffix(".vrt")
+        with rasterio.open(parts) as ds:  # the header only: the tile windows are made here, on the client
+            width, height = ds.width, ds.height
+        # Every tile gets the whole raster's overview levels (a tile within one block too), so each level of
+        # the VRT is the tiles' levels side by side, the pixels of the single COG's level.
+        factors = overview_factors(width, height) if resampling else []
+        done, mosaic = [], []
+        for tile in tiles(width, height, tile_size):
+            path = output.tile_path(tile.row, tile.col, **fields)
+            done.append(
+                dask.delayed(_finish_tile, pure=False)(
+                    parts, staging.root / path, tile, output.band, *style, resampling, factors
+                )
+            )
+            mosaic.append((Path(path).relative_to(Path(relative).parent), tile))
+        tasks.append(dask.delayed(_finish_mosaic, pure=False)(parts, mosaic, output.band, *style, factors, done))
     return tasks
 
 
+def _finish_tile(
+    parts: Path,
+    path: Path,
+    tile: Tile,
+    meaning: tuple[str, str],
+    colours,
+    names,
+    resampling: str | None,
+    factors: list[int],
+) -> None:
+    """One tile of a raster's staged parts -> its COG at ``path``, as ``finish_cog`` makes a whole raster.
+
+    Idempotent: the tile's VRT and COG are written under names of their own and the COG renamed into place,
+    so a task run twice (its worker lost) leaves one whole tile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    unique = uuid.uuid4().hex
+    window = parts.with_name(parts.name + ".d") / f".tile_{tile.row}_{tile.col}.{unique}.vrt"
+    temporary = path.with_name(f".{path.stem}.{unique}.tif")
+    with rasterio.open(parts) as ds:
+        grid = Grid(ds.crs, ds.transform @ Affine.translation(tile.left, tile.top), tile.width, tile.height)
+        dtype, nodata = ds.dtypes[0], ds.nodata
+    window.parent.mkdir(parents=True, exist_ok=True)
+    source = (parts, 0, 0, tile.height, tile.width, tile.top, tile.left)
+    window.write_text(vrt_xml(grid, dtype, nodata, [source], masked=False), encoding="utf-8")
+    try:
+        finish_cog(window, temporary, meaning, colours, names, resampling, factors)
+        os.replace(temporary, path)
+    except OutputError as e:
+        raise OutputError(e.message, path) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+        window.unlink(missing_ok=True)
+        window.with_name(window.name + ".ovr").unlink(missing_ok=True)
+
+
+def _finish_mosaic(
+    parts: Path,
+    mosaic: list[tuple[Path, Tile]],
+    meaning: tuple[str, str],
+    colours,
+    names,
+    factors: list[int],
+    _done: list[None],
+) -> None:
+    """The VRT over a raster's finished tiles (``mosaic``: path relative to the VRT, tile), in place of the
+    staged parts' VRT at ``parts``, which it then removes with the parts.
+
+    The VRT carries the band's meaning, colour table and class names, and virtual overviews (GDAL's
+    ``OverviewList``) at ``factors``, the levels every tile has: a GIS zoomed out reads each tile's own
+    overviews, where overviews built on the VRT would read every pixel once more, in one task. They are
+    ``nearest``: a level is then the tiles' levels read as they are (built with the raster's own
+    resampling); with ``average`` GDAL would compute it from the full resolution on every read."""
+    with rasterio.open(parts) as ds:
+        grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
+        dtype, nodata = ds.dtypes[0], ds.nodata
+    sources = [(path.as_posix(), t.top, t.left, t.height, t.width) for path, t in mosaic]
+    listed = (factors, "NEAREST") if factors else None
+    temporary = parts.with_name(f".{parts.stem}.{uuid.uuid4().hex}.vrt")  # beside it: the same relative paths
+    temporary.write_text(
+        vrt_xml(grid, dtype, nodata, sources, masked=False, relative=True, overviews=listed), encoding="utf-8"
+    )
+    try:
+        with rasterio.open(temporary, "r+") as ds:
+            _describe(ds, meaning, colours, names)
+        os.replace(temporary, parts)
+    except (RasterioError, CPLE_BaseError, OSError) as e:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"cannot write the raster: {e}", parts) from None
+    if colours is not None:
+        paletted_qml(parts.with_suffix(".qml"), colours, names)
+    shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
+    # Tiles of a task that died mid-write (its retry wrote the tile whole): not part of the output.
+    folder = parts.with_suffix("")
+    for stale in folder.glob(".*"):
+        stale.unlink(missing_ok=True)
+
+
 def _finish(final: Path, meaning: tuple[str, str], colours, names, resampling: str | None) -> None:
-    finish_cog(final.with_suffix(".vrt"), final, meaning, colours, names, resampling)
+    """A raster's staged parts -> one COG at ``final``, then the parts removed.
+
+    Idempotent, as a task on a cluster must be (a worker lost after it finished runs it again): the COG is
+    written under a name of its own and renamed into place before the parts go, and a task that finds the
+    COG without its parts has nothing left to do."""
+    parts = final.with_suffix(".vrt")
+    if final.exists() and not parts.exists():
+        return
+    temporary = final.with_name(f".{final.stem}.{uuid.uuid4().hex}.tif")
+    try:
+        finish_cog(parts, temporary, meaning, colours, names, resampling)
+        os.replace(temporary, final)
+    except OutputError as e:
+        raise OutputError(e.message, final) from None
+    finally:
+        temporary.unlink(missing_ok=True)
     if colours is not None:
         paletted_qml(final.with_suffix(".qml"), colours, names)
+    parts.unlink()
+    parts.with_name(parts.name + ".ovr").unlink(missing_ok=True)
+    shutil.rmtree(parts.with_name(parts.name + ".d"), ignore_errors=True)
 
 
 def overview_factors(width: int, height: int, block: int = 512) -> list[int]:

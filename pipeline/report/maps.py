@@ -4,8 +4,8 @@ Every map has a legend with its unit, class breaks from mapclassify (Fisher-Jenk
 (matplotlib-scalebar), a north arrow and a source note. Signed quantities use a diverging scale centred
 on zero: negative and positive values are classified apart, so zero is always a class boundary and
 blue always means less carbon in the air (sink, stock gained), red more. Maps are drawn from the
-tables and from the COGs' overviews (with ``overviews: false``, GDAL averages the full-resolution pixels
-block by block; memory stays that of the drawn image).
+tables and from the rasters' overviews, a single COG's or a tiled raster's VRT's (with ``overviews:
+false``, GDAL averages the full-resolution pixels block by block; memory stays that of the drawn image).
 """
 
 from __future__ import annotations
@@ -629,12 +629,31 @@ def redline_map(
 
 def _overview(raster: Path, max_cells: int) -> tuple[np.ndarray, tuple, pyproj.CRS, int]:
     """(the raster averaged over step x step pixels so that neither side exceeds ``max_cells``, NaN for
-    nodata; its bounds; its CRS; step), read from the COG's overviews when it has them."""
+    nodata; its bounds; its CRS; step), read from the overviews when it has them: of a COG, or of a tiled
+    raster's VRT (each tile's own levels side by side)."""
     with rasterio.open(raster) as src:
         step = max(1, int(np.ceil(max(src.width, src.height) / max_cells)))
         shape = (max(1, src.height // step), max(1, src.width // step))
+        level = _overview_level(src, shape)
+        bounds, crs = tuple(src.bounds), pyproj.CRS.from_user_input(src.crs)
+    # The level is opened by itself: through a VRT, GDAL serves an averaged read of the whole raster from the
+    # full resolution (every tile read whole), never from its overviews. For a COG this is the level GDAL
+    # would take itself, and the same pixels.
+    with rasterio.open(raster, **({} if level is None else {"overview_level": level})) as src:
         data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True).filled(np.nan)
-        return data, tuple(src.bounds), pyproj.CRS.from_user_input(src.crs), step
+    return data, bounds, crs, step
+
+
+def _overview_level(src, shape: tuple[int, int]) -> int | None:
+    """The coarsest overview level no coarser than ``shape`` needs (GDAL's choice for an averaged read), or
+    None for the full resolution."""
+    wanted = min(src.width / shape[1], src.height / shape[0])
+    best = None
+    for level in range(len(src.overviews(1))):
+        with rasterio.open(src.name, overview_level=level) as ovr:
+            if min(src.width / ovr.width, src.height / ovr.height) <= wanted:
+                best = level
+    return best
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -694,10 +713,10 @@ def draw_maps(
                 drawn.append(scenarios_map(polygons, layer.ids, labels, name, rows, fields["year"], root, source))
     outline = next(iter(layers.values())).polygons.geometry if layers else None
     for fields in spec.BY_KEY["stock_change_map"].applies(context):
-        raster = root / spec.path("stock_change", **fields)
+        raster = root / spec.raster_path("stock_change", context, **fields)
         drawn.append(stock_change_map(raster, outline, fields["y0"], fields["y1"], root, source))
     for fields in spec.BY_KEY["scenario_stock_change_map"].applies(context):
-        raster = root / spec.path("scenario_stock_change", **fields)
+        raster = root / spec.raster_path("scenario_stock_change", context, **fields)
         y0, y1, name = fields["y0"], fields["y1"], fields["scenario"]
         drawn.append(stock_change_map(raster, outline, y0, y1, root, source, scenario=name))
     if flows:
@@ -713,7 +732,7 @@ def draw_maps(
         year = redlines.year
         drawn.append(
             redline_map(
-                root / spec.path("stock", year=year),
+                root / spec.raster_path("stock", context, year=year),
                 redlines.candidates,
                 redlines.gap_fill,
                 redlines.protected,

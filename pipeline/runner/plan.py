@@ -20,6 +20,7 @@ from pipeline.io import parameters, rasters, vectors
 from pipeline.io.indicators import IndicatorSeries, open_series
 from pipeline.model.grid import Grid, PixelAreas, pixel_areas
 from pipeline.model.inputs import EpochSource, ParameterTable, Scheme, ZoneLayer
+from pipeline.model.tiles import tile_layout
 from pipeline.runner import redlines, studyarea
 from pipeline.stages import (
     balance,
@@ -275,7 +276,14 @@ class Plan:
             uncertainty=self.config.uncertainty is not None,
             valuation=self.config.valuation is not None,
             scenarios=tuple(self.scenarios),
+            tiles=self.tiles,
         )
+
+    @property
+    def tiles(self) -> tuple[int, int] | None:
+        """(tile rows, tile columns) of every raster of the run when they are tiled (``tiles:``), else None."""
+        t = self.config.tiles
+        return tile_layout(self.lc.grid.width, self.lc.grid.height, t.size_px, t.above_px)
 
 
 def make_plan(config: Config, stages: list[str], workdir: Path) -> Plan:

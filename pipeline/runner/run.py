@@ -29,15 +29,16 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 _FULL_BELOW = 1 << 20
 
 
-def _in_output(path: str | None, staging: Staging, output: Path) -> str | Path | None:
-    """A path in the staging folder as the user will know it: the same file in the output folder."""
+def _in_output(path: str | None, staging: Staging, output: Path, tiled: bool = False) -> str | Path | None:
+    """A path in the staging folder as the user will know it: the same file in the output folder (a raster's
+    staged VRT is its COG, or with ``tiled`` rasters the VRT over its tiles)."""
     if path is None:
         return None
     try:
         relative = Path(path).relative_to(staging.root)
     except ValueError:
         return path
-    return output / (relative.with_suffix(".tif") if relative.suffix == ".vrt" else relative)
+    return output / (relative.with_suffix(".tif") if relative.suffix == ".vrt" and not tiled else relative)
 
 
 def run_pipeline(
@@ -54,10 +55,12 @@ def run_pipeline(
     timer, warnings = execution.Timer(), execution.WarningCollector()
     logging.getLogger("pipeline").addHandler(warnings)
     staging = Staging(output)
+    tiled = False
     try:
         with execution.scheduler_context(scheduler or config.dask.scheduler, progress, config.dask.no_worker_timeout_s):
             with timer.stage("plan: read and check the inputs"):
                 plan = make_plan(config, stages, staging.folder("work"))
+            tiled = plan.tiles is not None
             results = single_pass(plan, staging, timer)
             rasters, red = list(results.rasters), None
             if plan.redline_year is not None and plan.redline_inputs is not None and config.redline is not None:
@@ -75,7 +78,8 @@ def run_pipeline(
                     )
                 rasters += red.rasters
             with timer.stage("write rasters (Cloud-Optimised GeoTIFFs)"):
-                execution.compute(finish_rasters(staging, rasters, config.overviews))
+                tile_size = config.tiles.size_px if plan.tiles is not None else None
+                execution.compute(finish_rasters(staging, rasters, config.overviews, tile_size))
         with timer.stage("write tables"):
             tables = write_tables(plan, results, staging)
         shutil.rmtree(staging.folder("work"))
@@ -130,7 +134,7 @@ def run_pipeline(
         staging.discard()
         if full:
             raise OutputError(f"cannot write the output: {os.strerror(errno.ENOSPC)}", output) from None
-        raise OutputError(e.message, _in_output(e.path, staging, output)) from None
+        raise OutputError(e.message, _in_output(e.path, staging, output, tiled)) from None
     except BaseException:
         staging.discard()
         raise
