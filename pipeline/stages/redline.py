@@ -483,7 +483,7 @@ def gap_fill_mask(
 
 
 #: Most tasks joining the labels found in more than one block: enough to keep a cluster's workers busy,
-#: few enough that copying the shared pieces to each task's worker stays cheap.
+#: few enough for the scheduler (one task per label would be thousands).
 JOIN_TASKS = 64
 
 
