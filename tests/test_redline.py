@@ -4,11 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import shapely.affinity
+import shapely.geometry
 import xarray as xr
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
+from rasterio.features import shapes
 from scipy import ndimage
 
 from pipeline.model.grid import Grid, pixel_areas
@@ -458,3 +461,48 @@ def test_minimum_area_on_a_geographic_grid_is_in_hectares():
     assert table["stock_tC"].iloc[0] == pytest.approx(big * 180, rel=1e-6)  # forest, 180 t C/ha
     both = run(cls, (4, 5), grid, {"county": np.ones((10, 12), np.int32)}, min_area_ha=4.0, mask=mask)["table"]
     assert sorted(both["area_ha"]) == pytest.approx([small, big], rel=1e-6)
+
+
+def polygon_case() -> tuple[np.ndarray, list[int]]:
+    """12 x 14 labels and the kept ones, in a deliberate order: every kind of patch shape and position."""
+    lab = np.zeros((12, 14), np.int32)
+    lab[1:6, 1:6] = 1  # 5 x 5 with a one-pixel hole, in one block or cut by several edges
+    lab[3, 3] = 0
+    lab[7:11, 2:13] = 2  # long: crosses one edge or several
+    lab[8, 5:9] = 0  # a hole open to ... nothing: a bay from the top side of a 4-row band
+    lab[7, 5:9] = 0
+    lab[0, 8:14] = 3  # along the top and right raster edges
+    lab[0:5, 13] = 3
+    lab[2, 8] = lab[3, 9] = lab[4, 10] = 4  # diagonal neighbours only
+    lab[5, 9] = lab[5, 11] = 4  # ... and a corner-to-corner fork
+    lab[1, 11] = lab[11, 0] = 5  # one label in two separate places (as a zone of the gap fill)
+    lab[11, 6] = 6  # a single pixel on the bottom edge
+    lab[6, 7] = 7  # not kept
+    lab[4:6, 6:8] = 8  # touches label 1 along an edge: its own polygon
+    return lab, [5, 2, 8, 1, 6, 3, 4, 9]  # 9: kept but absent
+
+
+@pytest.mark.parametrize("chunks", [(1, 1), (2, 3), (3, 2), (1, 14), (5, 4), (7, 9), (12, 14)])
+def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks):
+    lab, keep = polygon_case()
+    grid = grid30(*lab.shape)
+    got = vectorise(arr(lab, chunks), keep, grid)
+    # Reference: the whole array polygonised at once in pixel coordinates, each label's rings dissolved,
+    # collinear vertices dropped and normalised there, then moved to the grid (30 m pixels on a whole-metre
+    # origin: every coordinate exact).
+    found = shapes(lab, mask=np.isin(lab, keep), connectivity=4, transform=Affine.identity())
+    pieces: dict[int, list] = {}
+    for g, v in found:
+        pieces.setdefault(int(v), []).append(shapely.geometry.shape(g))
+    assert got["label"].tolist() == keep and got.crs == grid.crs
+    for label, geom in zip(keep, got.geometry):
+        if label not in pieces:
+            assert geom.is_empty
+            continue
+        expected = shapely.normalize(shapely.simplify(shapely.union_all(pieces[label]), 0.0))
+        expected = shapely.affinity.affine_transform(expected, grid.transform.to_shapely())
+        assert shapely.equals_exact(geom, expected, tolerance=0), label
+        assert shapely.is_valid(geom) and geom.area == (lab == label).sum() * 900.0
+    assert shapely.get_num_interior_rings(got.geometry.iloc[3]) == 1  # label 1 keeps its hole
+    assert len(shapely.get_parts(got.geometry.iloc[6])) == 5  # label 4: five pixels meeting at corners
+    assert len(shapely.get_parts(got.geometry.iloc[0])) == 2  # label 5: two places, one multipolygon

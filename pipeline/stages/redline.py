@@ -470,52 +470,107 @@ def gap_fill_mask(
     return labels.copy(data=data).rename("gap_fill")
 
 
+#: Most tasks joining the labels found in more than one block: enough to keep a cluster's workers busy,
+#: few enough for the scheduler (one task per label would be thousands).
+JOIN_TASKS = 64
+
+
 def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.GeoDataFrame:
     """One (multi)polygon per kept label, in ``keep_ids`` order, grid CRS (columns label, geometry).
 
-    Computes block by block: each block is polygonised in whole-pixel coordinates (exact integers, so
-    pieces of a patch cut by block edges meet exactly and union without slivers), pieces are dissolved
-    per label, collinear vertices dropped and the geometry normalised (the same coordinates in any
-    chunking), then moved to the grid's CRS. Any other integer raster works too (e.g. zones x gap fill).
+    Each block is polygonised in whole-pixel coordinates (exact integers, so pieces of a patch cut by block
+    edges meet exactly and union without slivers). Each label's pieces are dissolved, collinear vertices
+    dropped and the geometry normalised (the same coordinates in any chunking), then moved to the grid's
+    CRS, all on the workers: a label found in one block only (most patches) in that block's task, the
+    others in at most ``JOIN_TASKS`` tasks that each join a share of them. The client only collects.
+    Any other integer raster works too (e.g. zones x gap fill, a zone found in many blocks).
     """
     ids = list(keep_ids)
-    keep = np.asarray(sorted(ids), np.int64)
-    rows = np.cumsum((0, *labels.data.chunks[0][:-1]))
-    cols = np.cumsum((0, *labels.data.chunks[1][:-1]))
-    blocks = labels.data.to_delayed(optimize_graph=False)
-    parts = dask.compute(
-        *[
-            dask.delayed(_block_shapes)(blocks[i, j], keep, int(rows[i]), int(cols[j]))
-            for i in range(blocks.shape[0])
-            for j in range(blocks.shape[1])
-        ]
+    transform = tuple(grid.transform)[:6]  # a plain tuple: Dask would rebuild the Affine namedtuple
+    # Object arrays of one value per block (or one in all): a few graph layers whatever the number of blocks
+    # (a Delayed per block and step made a graph that took longer to build than the polygons).
+    box = {"dtype": object, "meta": np.empty((), object)}
+    one = tuple((1,) * len(c) for c in labels.data.chunks)
+    parts = labels.data.map_blocks(_block_pieces, chunks=one, keep=np.asarray(sorted(ids), np.int64), **box)
+    found = parts.map_blocks(_item, i=0, **box)
+    shared = da.blockwise(_shared, "", found, "ij", concatenate=False, **box)
+    finished = da.blockwise(_finish_block, "ij", parts, "ij", shared, "", transform=transform, **box)
+    # The pieces of the shared labels gathered once, then sent to each join task's worker.
+    cut = da.blockwise(_gather, "", finished.map_blocks(_item, i=1, **box), "ij", concatenate=False, **box)
+    n = min(finished.npartitions, JOIN_TASKS)
+    groups = da.arange(n, chunks=1)
+    joined = da.blockwise(_join, "k", groups, "k", shared, "", cut, "", n=n, transform=transform, **box)
+    done, joined = dask.compute(finished.map_blocks(_item, i=0, **box), joined)
+    geoms = {label: g for part in [*done.ravel(), *joined] for label, g in part}
+    missing = _finish([], transform)  # a kept label without pixels: an empty geometry, as any union of none
+    return gpd.GeoDataFrame(
+        {"label": np.asarray(ids, np.int64)}, geometry=[geoms.get(int(i), missing) for i in ids], crs=grid.crs
     )
+
+
+def _boxed(value, ndim: int = 2) -> np.ndarray:
+    box = np.empty((1,) * ndim, object)  # not np.array(value): it would unpack tuples and arrays
+    box[(0,) * ndim] = value
+    return box
+
+
+def _item(box: np.ndarray, i: int) -> np.ndarray:
+    return _boxed(box[0, 0][i])
+
+
+def _block_pieces(block: np.ndarray, keep: np.ndarray, block_info=None) -> np.ndarray:
+    """Boxed (the kept labels in the block, label -> its polygons in the block, in pixel coordinates)."""
+    (r0, _), (c0, _) = block_info[0]["array-location"]
+    mask = np.isin(block, keep)
     pieces: dict[int, list] = {}
-    for part in parts:
-        for value, geom in part:
-            pieces.setdefault(value, []).append(geom)
-    t = grid.transform
+    if mask.any():
+        # 4-connected rings: diagonal neighbours become two polygons touching at a corner (valid once
+        # dissolved) instead of one ring that touches itself (invalid).
+        found = shapes(block.astype(np.int32), mask=mask, connectivity=4, transform=Affine.translation(c0, r0))
+        for g, v in found:
+            pieces.setdefault(int(v), []).append(shapely.geometry.shape(g))
+    return _boxed((np.fromiter(pieces, np.int64, len(pieces)), pieces))
+
+
+def _shared(found: list[list[np.ndarray]]) -> np.ndarray:
+    """Boxed: the labels found in more than one block, sorted (``found``: per block, its kept labels)."""
+    labels, blocks = np.unique(np.concatenate([b[0, 0] for row in found for b in row]), return_counts=True)
+    return _boxed(labels[blocks > 1], 0)
+
+
+def _finish_block(box: np.ndarray, shared: np.ndarray, transform: tuple) -> np.ndarray:
+    """Boxed ([(label, finished geometry)] of the labels only in this block, {label: pieces} of the others)."""
+    pieces, joint = box[0, 0][1], set(shared[()].tolist())
+    done = [(v, _finish(p, transform)) for v, p in pieces.items() if v not in joint]
+    return _boxed((done, {v: p for v, p in pieces.items() if v in joint}))
+
+
+def _gather(cut: list[list[np.ndarray]]) -> np.ndarray:
+    """Boxed: per block in row-major order, {label: pieces} of its shared labels."""
+    return _boxed([b[0, 0] for row in cut for b in row], 0)
+
+
+def _join(group: np.ndarray, shared: np.ndarray, cut: np.ndarray, n: int, transform: tuple) -> np.ndarray:
+    """Boxed [(label, finished geometry)] for every ``n``-th shared label from the ``group``-th, from the
+    pieces of every block in row-major block order (the order a single task would see them in)."""
+    parts = cut[()]
+    return _boxed(
+        [
+            (int(v), _finish([g for part in parts for g in part.get(int(v), ())], transform))
+            for v in shared[()][int(group[0]) :: n]
+        ],
+        1,
+    )
+
+
+def _finish(pieces: list, transform: tuple):
+    """The union of a label's pieces (pixel coordinates), simplified, normalised, in CRS coordinates."""
+    a, b, c, d, e, f = transform
+    g = pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)  # most patches are one piece
+    g = shapely.normalize(shapely.simplify(g, 0.0))  # drop the vertices where block edges cut a side
+    g = shapely.transform(
+        g, lambda xy: np.column_stack([c + a * xy[:, 0] + b * xy[:, 1], f + d * xy[:, 0] + e * xy[:, 1]])
+    )
     # GEOS unions are valid, simplify keeps topology, and scaling each axis on its own keeps a valid
     # polygon of integer vertices valid: only a rotated grid needs the (costly) check.
-    rotated = t.b != 0 or t.d != 0
-    geoms = []
-    for i in ids:
-        found = pieces.get(int(i), [])
-        g = found[0] if len(found) == 1 else shapely.union_all(found)  # most patches lie in one block
-        g = shapely.normalize(shapely.simplify(g, 0.0))  # drop the vertices where block edges cut a side
-        g = shapely.transform(
-            g,
-            lambda xy: np.column_stack([t.c + t.a * xy[:, 0] + t.b * xy[:, 1], t.f + t.d * xy[:, 0] + t.e * xy[:, 1]]),
-        )
-        geoms.append(g if not rotated or shapely.is_valid(g) else shapely.make_valid(g))
-    return gpd.GeoDataFrame({"label": np.asarray(ids, np.int64)}, geometry=geoms, crs=grid.crs)
-
-
-def _block_shapes(block: np.ndarray, keep: np.ndarray, r0: int, c0: int) -> list:
-    mask = np.isin(block, keep)
-    if not mask.any():
-        return []
-    # 4-connected rings: diagonal neighbours become two polygons touching at a corner (valid once
-    # dissolved) instead of one ring that touches itself (invalid).
-    found = shapes(block.astype(np.int32), mask=mask, connectivity=4, transform=Affine.translation(c0, r0))
-    return [(int(v), shapely.geometry.shape(g)) for g, v in found]
+    return g if (b == 0 and d == 0) or shapely.is_valid(g) else shapely.make_valid(g)
