@@ -123,7 +123,9 @@ def write_redlines(
     )
     keep = candidates["label"].tolist()
     table = _named(candidates, layers).drop(columns="label")
-    polygons = gpd.GeoDataFrame(table, geometry=redline.vectorise(labels, keep, grid).geometry.to_numpy(), crs=grid.crs)
+    polygons = gpd.GeoDataFrame(
+        table, geometry=redline.vectorise(labels, keep, grid, execution.compute).geometry.to_numpy(), crs=grid.crs
+    )
     write_geopackage(polygons, staging.path(spec.path("candidates_gpkg")), "candidates")
     write_table(table, staging.path(spec.path("candidates")))
     what = "stock density" if red.value == "stock" else "sink density"
@@ -145,7 +147,7 @@ def write_redlines(
             labels, keep, classes, density[0], density_table, zone_rasters[layer.name], thresholds, locked_in
         )
         gap_zones = zone_rasters[layer.name].where(gap, 0).astype(np.int32)
-        shapes = redline.vectorise(gap_zones, list(thresholds), grid)
+        shapes = redline.vectorise(gap_zones, list(thresholds), grid, execution.compute)
         attributes = _zone_columns(fill, layer).set_index("zone").loc[shapes["label"]].reset_index(drop=True)
         out.gap_fill = gpd.GeoDataFrame(attributes, geometry=shapes.geometry.to_numpy(), crs=grid.crs)
         write_geopackage(out.gap_fill, staging.path(spec.path("gap_fill")), "gap_fill")

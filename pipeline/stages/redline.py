@@ -475,7 +475,7 @@ def gap_fill_mask(
 JOIN_TASKS = 64
 
 
-def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.GeoDataFrame:
+def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid, compute=dask.compute) -> gpd.GeoDataFrame:
     """One (multi)polygon per kept label, in ``keep_ids`` order, grid CRS (columns label, geometry).
 
     Each block is polygonised in whole-pixel coordinates (exact integers, so pieces of a patch cut by block
@@ -483,7 +483,8 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
     dropped and the geometry normalised (the same coordinates in any chunking), then moved to the grid's
     CRS, all on the workers: a label found in one block only (most patches) in that block's task, the
     others in at most ``JOIN_TASKS`` tasks that each join a share of them. The client only collects.
-    Any other integer raster works too (e.g. zones x gap fill, a zone found in many blocks).
+    Any other integer raster works too (e.g. zones x gap fill, a zone found in many blocks). ``compute``:
+    the runner's (``dask.compute``'s signature), which watches a cluster for lost workers and scheduler.
     """
     ids = list(keep_ids)
     transform = tuple(grid.transform)[:6]  # a plain tuple: Dask would rebuild the Affine namedtuple
@@ -500,7 +501,7 @@ def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid) -> gpd.
     n = min(finished.npartitions, JOIN_TASKS)
     groups = da.arange(n, chunks=1)
     joined = da.blockwise(_join, "k", groups, "k", shared, "", cut, "", n=n, transform=transform, **box)
-    done, joined = dask.compute(finished.map_blocks(_item, i=0, **box), joined)
+    done, joined = compute(finished.map_blocks(_item, i=0, **box), joined)
     geoms = {label: g for part in [*done.ravel(), *joined] for label, g in part}
     missing = _finish([], transform)  # a kept label without pixels: an empty geometry, as any union of none
     return gpd.GeoDataFrame(
