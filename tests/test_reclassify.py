@@ -10,10 +10,12 @@ from pipeline.errors import ConfigError
 from pipeline.io.parameters import load_scheme
 from pipeline.stages.reclassify import (
     EXCLUDED_BY_OTHER,
+    OUTSIDE_BOUNDARY,
     OWN_NODATA,
     UNKNOWN,
     UNKNOWN_CODE,
     VALID,
+    _map_codes,
     apply_mask,
     common_valid,
     map_to_classes,
@@ -100,6 +102,11 @@ def test_common_mask_and_status_by_hand():
     np.testing.assert_array_equal(
         pixel_status(a, valid).values, [[VALID, OWN_NODATA, EXCLUDED_BY_OTHER], [UNKNOWN_CODE, VALID, VALID]]
     )
+    inside = xr.DataArray(np.array([[True, True, False], [True, False, True]])).chunk(2)
+    np.testing.assert_array_equal(  # outside the study area whatever the class; the rest as without a boundary
+        pixel_status(a, valid, inside).values,
+        [[VALID, OWN_NODATA, OUTSIDE_BOUNDARY], [UNKNOWN_CODE, OUTSIDE_BOUNDARY, VALID]],
+    )
     np.testing.assert_array_equal(apply_mask(b, valid).values, [[1, 0, 0], [0, 5, 6]])
     np.testing.assert_array_equal(
         per_row_histogram(apply_mask(b, valid), 9)[:, [0, 1, 5, 6]], [[2, 1, 0, 0], [1, 0, 1, 1]]
@@ -129,3 +136,23 @@ def test_class_counts_sum_to_valid_area_whatever_the_chunking(shape, chunk, seed
             assert c.sum() == shape[0] * shape[1]
     for small, whole in zip(*results):
         np.testing.assert_array_equal(small, whole)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high"),
+    [
+        (np.uint8, 0, 255),
+        (np.int8, -128, 127),
+        (np.uint16, 0, 65535),
+        (np.int16, -32768, 32767),
+        (np.int32, -(2**31), 2**31 - 1),
+    ],
+)
+def test_codes_at_the_limits_of_their_type_are_mapped(dtype, low, high):
+    """A scheme entry for the smallest and the largest value of the raster's type is used (the look-up table
+    of small types spans the whole type), a code between them not in the scheme is UNKNOWN, and nodata is 0
+    whatever the scheme says."""
+    keys, values = np.array([low, low + 1, high - 1, high], np.int64), np.array([1, 2, 3, 4], np.uint8)
+    block = np.array([[low, high, low + 1], [high - 1, low + 2, high]], dtype)
+    np.testing.assert_array_equal(_map_codes(block, keys, values, None), [[1, 4, 2], [3, UNKNOWN, 4]])
+    np.testing.assert_array_equal(_map_codes(block, keys, values, high), [[1, 0, 2], [3, UNKNOWN, 0]])
