@@ -252,3 +252,34 @@ def test_cropland_sink_with_every_crop_by_hand(tmp_path):
         cd, h = PUBLISHED[("cropland_sink", f"yield_{crop}_t")]
         alone = terms(read_statistics(path, coefficients), coefficients).iloc[0]["sink_cropland_tC_yr"]
         assert alone == pytest.approx(cd / h, rel=1e-12), crop
+
+
+def test_statistics_that_have_no_land_to_go_to_are_named_in_one_warning_per_zone(caplog):
+    """Zone a has cropland and construction: nothing to warn. Zone b has statistics of cropland terms and of
+    construction but neither land: one warning naming both. Zone c (not in the counts at all) has only a
+    construction source: its warning names that alone. Zone d has no land either but all-zero terms."""
+    from pipeline.model.classes import CROPLAND, FOREST, RURAL
+    from pipeline.model.inputs import ZoneLayer
+    from pipeline.stages.balance import _warn_unplaced
+
+    layer = ZoneLayer("county", None, ["a", "b", "c", "d"], ["A", "B", "C", "D"], None)
+    sums = pd.DataFrame(
+        {"area_ha": [5.0, 2.0, 7.0, 0.0]},
+        index=pd.MultiIndex.from_tuples(
+            [(1, CROPLAND), (1, RURAL), (2, FOREST), (4, CROPLAND)], names=["czone", "class"]
+        ),
+    )
+    columns = ["zone_id", "source_agricultural_tC_yr", "sink_cropland_tC_yr", "source_construction_tC_yr"]
+    terms = pd.DataFrame(
+        [["a", 3.0, 1.0, 2.0], ["b", 0.0, 1.5, 4.0], ["c", 0.0, 0.0, 0.5], ["d", 0.0, 0.0, 0.0]],
+        index=[1, 2, 3, 4],
+        columns=columns,
+    )
+    with caplog.at_level("WARNING", logger="pipeline"):
+        _warn_unplaced(layer, terms, sums, 2015)
+    assert [r.getMessage() for r in caplog.records] == [
+        "county: zone b has statistics for 2015 but no cropland or construction pixels inside the rasters; "
+        "cropland terms and the construction source not placed",
+        "county: zone c has statistics for 2015 but no cropland or construction pixels inside the rasters; "
+        "the construction source not placed",
+    ]
