@@ -125,3 +125,27 @@ def test_alignment_tolerance_is_one_millionth_of_a_pixel():
     assert ", +2e-06 pixels" in y
     assert any(d.startswith("resolution") for d in base.differences(grid(a=30 + beyond)))
     assert any(d.startswith("resolution") for d in base.differences(grid(e=-30 - beyond)))
+
+
+@pytest.mark.parametrize(
+    ("left", "top", "width", "height", "expected"),
+    [
+        (5, 5, 2, 2, True),  # inside
+        (9, 5, 4, 2, True),  # across the right edge by one pixel
+        (10, 5, 4, 2, False),  # touching the right edge only
+        (-3, 5, 3, 2, False),  # touching the left edge only
+        (5, 14, 2, 4, True),  # across the bottom edge (rows grow downwards)
+        (5, 15, 2, 4, False),  # touching the bottom edge only
+        (5, -2, 2, 2, False),  # touching the top edge only
+        (12, 20, 3, 3, False),  # beyond a corner
+        (-1, -1, 12, 17, True),  # around it
+    ],
+)
+def test_grids_overlap_when_their_extents_share_area(left, top, width, height, expected):
+    """A 10 x 15 px grid of 30 m against grids placed in whole pixels around it (worked on paper): sharing
+    an edge or a corner is not an overlap."""
+    crs = CRS.from_epsg(32650)
+    grid = Grid(crs, Affine(30, 0, 500000, 0, -30, 3000000), 10, 15)
+    other = Grid(crs, Affine(30, 0, 500000 + 30 * left, 0, -30, 3000000 - 30 * top), width, height)
+    assert grid.overlaps(other) is expected
+    assert other.overlaps(grid) is expected
