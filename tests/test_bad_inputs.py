@@ -281,6 +281,7 @@ def _case(tmp: Path, case: str) -> tuple[dict, list[str]]:
         ),
         "too few uncertainty draws": ({"epochs": epochs, "uncertainty": {"draws": 5}}, "uncertainty.draws"),
         "chunks too small": ({"epochs": epochs, "dask": {"chunks": 8}}, "dask.chunks"),
+        "tile size not a multiple of 512": ({"epochs": epochs, "tiles": {"size_px": 1000}}, "multiple of 512"),
         "scenario year not after the base": (
             {"epochs": epochs, "scenarios": {2020: {"natural": "b.tif"}}},
             "scenario years [2020] are not after the base epoch 2020",
@@ -348,6 +349,7 @@ CASES = [
     "valuation without a discount rate",
     "too few uncertainty draws",
     "chunks too small",
+    "tile size not a multiple of 512",
     "indicator year missing",
     "indicator with two years",
     "indicator scale not a number",
