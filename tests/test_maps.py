@@ -152,3 +152,36 @@ def test_zero_stock_change_is_never_in_a_loss_class():
     assert loss[0] > loss[2] and gain[2] > gain[0]  # red: carbon to the air; blue: carbon kept
     zero = maps.ZERO_COLOUR
     assert zero not in (loss, gain) and zero[0] == zero[1] == zero[2]  # neutral
+
+
+def _staircase_disc(radius: int) -> shapely.Polygon:
+    """A disc of ``radius`` pixels (1 m) as vectorised from a raster: a vertex at every pixel corner of its edge."""
+    x = np.arange(-radius, radius)
+    h = np.floor(np.sqrt(radius**2 - (x + 0.5) ** 2))
+    top = np.column_stack([np.repeat(x, 2) + np.tile([0, 1], len(x)), np.repeat(h, 2)])
+    bottom = (top * [1, -1])[::-1]
+    return shapely.Polygon(np.vstack([top, bottom]))
+
+
+def test_red_line_outlines_are_drawn_with_vertices_bounded_by_the_map_not_the_raster():
+    """A disc of radius 2000 pixels has 16 000 staircase vertices, more than the pieces simplified at a time.
+    On a map of 100 cells across (40 m, tolerance a quarter cell: 10 m), it is drawn with fewer vertices than
+    the map has cells across its outline, and no pixel corner is further than the tolerance from the drawn
+    outline; a hole, a part of another zone and an empty zone stay where they were."""
+    disc = _staircase_disc(2000)
+    holed = shapely.Polygon(disc.exterior, [shapely.box(-100, -100, 100, 100).exterior.coords[::-1]])
+    other = shapely.MultiPolygon([shapely.box(3000, 0, 3010, 10), _staircase_disc(50)])
+    zones = gpd.GeoSeries([holed, shapely.Polygon(), other])
+    cell = 4000 / 100
+    full, drawn = maps.zone_paths(zones), maps.zone_paths(zones, 0.25 * cell)
+    assert len(full[0].vertices) > 16_000
+    assert len(drawn) == 3 and len(drawn[1].vertices) == 0
+    outline_cells = 2 * np.pi * 2000 / cell
+    assert len(drawn[0].vertices) < outline_cells
+    codes = drawn[0].codes
+    assert (codes == maps.MplPath.MOVETO).sum() == 2 and (codes == maps.MplPath.CLOSEPOLY).sum() == 2  # ring, hole
+    rings = np.split(drawn[0].vertices, np.flatnonzero(codes == maps.MplPath.MOVETO)[1:])
+    outline = shapely.MultiLineString(rings)
+    corners = shapely.points(shapely.get_coordinates(holed))
+    assert shapely.distance(corners, outline).max() <= 0.25 * cell + 1e-9
+    assert (drawn[2].codes == maps.MplPath.MOVETO).sum() == 2

@@ -58,6 +58,9 @@ ZERO_COLOUR = (1.0, 1.0, 1.0, 1.0)
 #: Zones whose value is not given because too much of their land has no known flux: grey, hatched.
 NOT_COUNTED_COLOUR = (0.62, 0.62, 0.62, 1.0)
 NOT_COUNTED_HATCH = "////"
+#: Red-line polygons are drawn simplified to this share of one map cell (a cell is under one PNG pixel at
+#: ``max_cells`` 1000): the PNG looks the same, and the vertices drawn no longer grow with the raster.
+REDLINE_TOLERANCE_CELLS = 0.25
 
 
 @dataclass(frozen=True)
@@ -363,18 +366,63 @@ def _labelled(polygons: gpd.GeoSeries) -> np.ndarray:
     return shapely.area(polygons.to_numpy()) / extent >= LABEL_MIN_SHARE
 
 
-def zone_paths(polygons: gpd.GeoSeries) -> list[MplPath]:
+def zone_paths(polygons: gpd.GeoSeries, tolerance: float = 0.0) -> list[MplPath]:
     """One compound matplotlib path per zone (every ring of every part), from shapely's coordinate arrays
-    in one go: geopandas' plot makes a Patch per polygon, which took most of a 3000-zone map's time."""
-    parts, part_zone = shapely.get_parts(polygons.to_numpy(), return_index=True)
+    in one go: geopandas' plot makes a Patch per polygon, which took most of a 3000-zone map's time. With a
+    ``tolerance`` (map units), every ring is simplified to it first (``_simplified_rings``)."""
+    geometries = polygons.to_numpy()
+    if tolerance <= 0 or not len(geometries):
+        return _paths(geometries, 0.0)
+    # In batches of about _BATCH vertices: a simplification's arrays are several times its vertices' size, which
+    # for a large raster's red lines all at once was more memory than the rest of the map.
+    before = np.cumsum(shapely.get_num_coordinates(geometries)) - shapely.get_num_coordinates(geometries)
+    bounds = np.flatnonzero(np.diff(before // _BATCH, prepend=-1))
+    return [p for a, b in itertools.pairwise([*bounds, len(geometries)]) for p in _paths(geometries[a:b], tolerance)]
+
+
+def _paths(geometries: np.ndarray, tolerance: float) -> list[MplPath]:
+    """``zone_paths`` of an array of shapely geometries."""
+    parts, part_zone = shapely.get_parts(geometries, return_index=True)
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    if tolerance > 0:
+        coords, coord_ring = _simplified_rings(coords, coord_ring, tolerance)
     codes = np.full(len(coords), MplPath.LINETO, MplPath.code_type)
     new_ring = np.diff(coord_ring) != 0
     codes[np.r_[True, new_ring][: len(coords)]] = MplPath.MOVETO
     codes[np.r_[new_ring, True][: len(coords)]] = MplPath.CLOSEPOLY
-    bounds = np.searchsorted(part_zone[ring_part[coord_ring]], np.arange(len(polygons) + 1))
+    bounds = np.searchsorted(part_zone[ring_part[coord_ring]], np.arange(len(geometries) + 1))
     return [MplPath(coords[a:b], codes[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+#: Vertices per piece of a ring simplified by itself: Douglas-Peucker takes minutes on one ring of 400 000
+#: vertices (a large red-line patch's pixel staircase), and well under a second on the same ring in pieces.
+_PIECE = 1024
+#: Vertices simplified at a time (``zone_paths``).
+_BATCH = 1 << 16
+
+
+def _simplified_rings(coords: np.ndarray, ring: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The rings' vertices (``coords``, ring index ``ring`` ascending) simplified by Douglas-Peucker to
+    ``tolerance`` (map units): each ring in pieces of ``_PIECE`` vertices whose ends are kept, so no point of
+    a ring moves by more than the tolerance. Rings that shrink to fewer than 3 vertices keep what is left."""
+    if not len(ring):
+        return coords, ring
+    start = np.searchsorted(ring, np.arange(ring[-1] + 2))
+    n = np.diff(start)  # 0 for an empty ring
+    pieces = np.where(n > 0, np.maximum(1, -(-(n - 1) // (_PIECE - 1))), 0)  # of _PIECE vertices, sharing ends
+    piece_ring = np.repeat(np.arange(len(n)), pieces)
+    first = start[piece_ring] + (np.arange(len(piece_ring)) - np.repeat(np.cumsum(pieces) - pieces, pieces)) * (
+        _PIECE - 1
+    )
+    length = np.minimum(first + _PIECE, start[piece_ring + 1]) - first
+    offsets = np.cumsum(length) - length
+    take = np.repeat(first - offsets, length) + np.arange(length.sum())
+    lines = shapely.linestrings(coords[take], indices=np.repeat(np.arange(len(length)), length))
+    out, piece = shapely.get_coordinates(shapely.simplify(lines, tolerance, preserve_topology=False), return_index=True)
+    # A piece's first vertex is the last of the piece before it on the same ring.
+    repeated = np.r_[False, (piece[1:] != piece[:-1]) & (piece_ring[piece[1:]] == piece_ring[piece[:-1]])]
+    return out[~repeated], piece_ring[piece[~repeated]]
 
 
 def balance_maps(
@@ -599,15 +647,21 @@ def redline_map(
     """maps/redline_<year>.png: candidates (red) and gap fill (orange) over the stock density (greens,
     t C/ha, from the COG's overviews), protected areas and zone outlines on top."""
     data, (left, bottom, right, top), crs, _ = _overview(stock_raster, max_cells)
+    # Candidates and gap fill are pixel staircases, a vertex per pixel corner of their edges: drawn as they
+    # are, their vertices (and the figure's memory) grow with the raster. Simplified to a fraction of the
+    # map's cell, they are bounded by the map's size and look the same (a cell is less than a PNG pixel).
+    tolerance = REDLINE_TOLERANCE_CELLS * max((right - left) / data.shape[1], (top - bottom) / data.shape[0])
     fig = _new_figure((8.5, 6.5))
     ax = fig.add_axes((0.03, 0.1, 0.68, 0.8))
     # Faded, so that red over dense forest still reads as red.
     image = ax.imshow(data, extent=(left, right, bottom, top), cmap="Greens", alpha=0.5, interpolation="nearest")
     red: dict[str, Any] = {"facecolor": (0.84, 0.1, 0.11, 0.3), "edgecolor": (0.75, 0.0, 0.0)}
     handles = [Patch(**red, label=f"candidate ({len(candidates)})")]
-    candidates.plot(ax=ax, **red, linewidth=0.7)
+    ax.add_collection(PathCollection(zone_paths(candidates.geometry, tolerance), **red, linewidths=0.7))
     if gap_fill is not None and len(gap_fill):
-        gap_fill.plot(ax=ax, facecolor=(1.0, 0.55, 0.0, 0.6), edgecolor="none")
+        ax.add_collection(
+            PathCollection(zone_paths(gap_fill.geometry, tolerance), facecolor=(1.0, 0.55, 0.0, 0.6), edgecolor="none")
+        )
         handles.append(Patch(facecolor=(1.0, 0.55, 0.0, 0.6), label="gap fill (next best land)"))
     if protected is not None and len(protected):
         protected.boundary.plot(ax=ax, color="navy", linewidth=1.0)
