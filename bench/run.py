@@ -147,6 +147,8 @@ def pipeline_run(config: Path, out: Path, log: Path, timeout: float, *args: str,
             "wall_s": s,
             "cpu_s": manifest.get("cpu_s", {}).get(stage),
             "rss_mb": manifest.get("peak_rss_mb", {}).get(stage),
+            "workers_cpu_s": manifest.get("workers_cpu_s", {}).get(stage),
+            "workers_rss_mb": manifest.get("workers_peak_rss_mb", {}).get(stage),
         }
         for stage, s in timings.items()
     }
@@ -272,7 +274,8 @@ def growth_table(results: list[dict]) -> str:
 
 
 def stage_table(results: list[dict]) -> str:
-    """Per stage of the full runs: wall s / CPU s of the run's process / its peak RSS MB so far."""
+    """Per stage of the full runs: wall s / CPU s of the run's process / its peak RSS MB so far; on the
+    cluster then the workers' CPU s (summed) / the largest worker peak RSS MB so far."""
     runs = [r for r in results if r["run"] in ("full", "full, cluster") and isinstance(r["n"], int)]
     if not runs:
         return ""
@@ -283,9 +286,10 @@ def stage_table(results: list[dict]) -> str:
         cells = []
         for r in runs:
             s = r["stages"].get(stage)
-            cells.append(
-                f"{s['wall_s']:.1f} / {s['cpu_s']:.1f} / {_mb(s['rss_mb'])}" if s and s["cpu_s"] is not None else ""
-            )
+            cell = f"{s['wall_s']:.1f} / {s['cpu_s']:.1f} / {_mb(s['rss_mb'])}" if s and s["cpu_s"] is not None else ""
+            if s and s.get("workers_cpu_s") is not None:
+                cell += f" · workers {s['workers_cpu_s']:.1f} / {_mb(s['workers_rss_mb'])}"
+            cells.append(cell)
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -374,8 +378,8 @@ def write_results(results: list[dict], machine: dict) -> str:
         "Every run:\n\n" + main_table(results),
         "Growth, threads and a cluster of two single-thread workers (client: the run's process):\n\n"
         + growth_table(results),
-        "Per stage of the full runs, wall s / CPU s of the run's process / its peak RSS MB so far:\n\n"
-        + stage_table(results),
+        "Per stage of the full runs, wall s / CPU s of the run's process / its peak RSS MB so far (on the "
+        "cluster then the workers' CPU s / the largest worker peak RSS MB so far):\n\n" + stage_table(results),
         "Cluster at the fault size:\n\n" + cluster_table(results),
         "\n".join(f"- {k}: **{v}**" for k, v in summary["ratios"].items()),
     ]

@@ -43,6 +43,20 @@ def write_raster(
     return path
 
 
+def array_window(a: np.ndarray, fill: float):
+    """A ``window(r0, r1, c0, c1)`` reader of ``a``, ``fill`` past its edges, as ``cog.read_window`` reads a
+    staged raster."""
+
+    def window(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        out = np.full((r1 - r0, c1 - c0), fill, a.dtype)
+        a0, a1, b0, b1 = max(r0, 0), min(r1, a.shape[0]), max(c0, 0), min(c1, a.shape[1])
+        if a0 < a1 and b0 < b1:
+            out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = a[a0:a1, b0:b1]
+        return out
+
+    return window
+
+
 def write_config(folder: Path, **settings) -> Path:
     """A config.yaml in ``folder`` with defaults for a CNLUCC run; ``settings`` override."""
     data = {"name": "test-region", "scheme": "cnlucc", "output": "out", "dask": {"chunks": 64}}

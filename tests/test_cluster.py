@@ -115,6 +115,11 @@ def test_a_killed_worker_is_survived_with_the_same_tables(cluster, tmp_path):
     cluster["workers"][0].send_signal(signal.SIGKILL)
     assert run.wait(timeout=300) == 0, run.stderr.read()
     assert _tables(tmp_path / "out") == expected
+    # Per stage, the workers' CPU time and memory beside the client's: the pass ran on the workers.
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    assert set(manifest["workers_cpu_s"]) == set(manifest["workers_peak_rss_mb"]) < set(manifest["timings_s"])
+    assert manifest["workers_cpu_s"]["compute (one pass over the input pixels)"] > 0.5
+    assert min(manifest["workers_peak_rss_mb"].values()) > 50  # MiB: a Python process with numpy and GDAL
 
 
 def test_no_worker_left_is_one_line_and_the_output_stays(cluster, tmp_path):

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from dask.core import get_dependencies
 
 from pipeline.config import load_config
 from pipeline.runner.run import run_pipeline
 from pipeline.stages import registration
 
-from .conftest import write_config, write_raster
+from .conftest import array_window, write_config, write_raster
 
 CROPLAND, FOREST, URBAN = 11, 21, 51  # CNLUCC codes of classes 1, 2 and 5
 
@@ -51,7 +52,7 @@ def kinds(a: np.ndarray, b: np.ndarray, chunks: int, zones: np.ndarray | None = 
         return xr.DataArray(da.from_array(x, chunks=chunks), dims=("y", "x"))
 
     keys = {} if zones is None else {"zone_a": (arr(zones), int(zones.max()) + 1)}
-    return registration.kind_counts(registration.change_kind(arr(a), arr(b)), keys).compute()
+    return registration.kind_counts(registration.change_kind(array_window(a, 0), arr(b)), keys).compute()
 
 
 @pytest.mark.parametrize("chunks", [7, 16, 128])
@@ -87,6 +88,28 @@ def test_nodata_and_the_raster_edge_are_not_neighbours():
     b = np.array([[0, 2, 2], [1, 1, 3], [1, 1, 1]], np.uint8)  # (1, 2): 1 -> 3 beside class 2: other
     assert kinds(a, b, 2)[None][1].tolist() == [0, 0, 0, 1]
     assert registration.registration_columns(kinds(a, b, 2)[None], np.array([1])).registration_check[0] == "n/a"
+
+
+def test_each_block_reads_its_own_halo_and_depends_on_no_other_block():
+    """What keeps memory flat in the raster's size: a block of kinds is one task on one block of the later
+    epoch (its halo of the earlier epoch read by the task), so the scheduler never holds neighbour blocks."""
+    a, b = shifted_pair()
+    later = xr.DataArray(da.from_array(b, chunks=32), dims=("y", "x"))
+    kind = registration.change_kind(array_window(a, 0), later).data
+    graph = dict(kind.__dask_graph__())
+    blocks = [k for k in graph if isinstance(k, tuple) and k[0] == kind.name]
+    assert len(blocks) == 4 * 2
+    for key in blocks:
+        upstream, todo = set(), [key]
+        while todo:
+            for d in get_dependencies(graph, todo.pop()):
+                upstream.add(d)
+                todo.append(d)
+        later_blocks = {d for d in upstream if isinstance(d, tuple) and d[0] == later.data.name}
+        assert later_blocks == {(later.data.name, *key[1:])}
+    # and the kinds are those of the whole raster at once (the block edges hide nothing)
+    whole = registration.kind_block(np.pad(a, 1), b)
+    np.testing.assert_array_equal(kind.compute(), whole)
 
 
 STAGES = ["transitions"]

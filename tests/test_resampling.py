@@ -18,7 +18,7 @@ from pipeline.model.grid import Grid
 from pipeline.runner.run import run_pipeline
 from pipeline.stages import resampling
 
-from .conftest import UTM50, write_config, write_raster
+from .conftest import UTM50, array_window, write_config, write_raster
 
 CROPLAND, FOREST = 11, 21  # CNLUCC codes of classes 1 and 2
 X0, Y0, PX = 500000, 3400000, 30
@@ -37,7 +37,8 @@ def expected_pixels(before: np.ndarray, source: Affine, chunks: int) -> tuple[in
     target = grid(T, before.shape)
     moved = resampling.interval_displacement(target, (None, grid(source, before.shape)), arr)
     assert moved is not None
-    counts = resampling.change_counts(resampling.expected_change(arr, *moved), arr, {}).compute()[None][1]
+    expected = resampling.expected_change(array_window(before, 0), *moved)
+    counts = resampling.change_counts(expected, arr, {}).compute()[None][1]
     return int(counts[0]), counts[1] / 2**resampling.FRACTION_BITS
 
 

@@ -221,10 +221,14 @@ def _finish_tile(
     """One tile of a raster's staged parts -> its COG at ``path``, as ``finish_cog`` makes a whole raster.
 
     Idempotent: the tile's VRT and COG are written under names of their own and the COG renamed into place,
-    so a task run twice (its worker lost) leaves one whole tile."""
+    so a task run twice (its worker lost) leaves one whole tile; a task that finds its tile and the parts gone
+    (removed with every tile written) has nothing left to do."""
+    folder = parts.with_name(parts.name + ".d")
+    if path.exists() and not folder.exists():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     unique = uuid.uuid4().hex
-    window = parts.with_name(parts.name + ".d") / f".tile_{tile.row}_{tile.col}.{unique}.vrt"
+    window = folder / f".tile_{tile.row}_{tile.col}.{unique}.vrt"
     temporary = path.with_name(f".{path.stem}.{unique}.tif")
     with rasterio.open(parts) as ds:
         grid = Grid(ds.crs, ds.transform @ Affine.translation(tile.left, tile.top), tile.width, tile.height)

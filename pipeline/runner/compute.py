@@ -3,12 +3,15 @@ tables need, then what must follow it (county statistics spread over the flux ma
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.delayed import Delayed
 
 from pipeline import spec
 from pipeline.errors import InputError, UnknownCodesError
@@ -50,12 +53,11 @@ class PassTasks:
     counts: dict = field(default_factory=dict)
     interval_counts: dict = field(default_factory=dict)
     missing_density: dict = field(default_factory=dict)
-    #: Per interval, changed pixels by kind (``registration.kind_counts``).
-    registration: dict = field(default_factory=dict)
+    #: Per epoch of an interval, its classes as staged by the pass (a parts VRT), read back by
+    #: ``neighbourhood_counts``.
+    classes: dict[int, Path] = field(default_factory=dict)
     #: Per indicator series, pixels and integer value sums per zone, trend class and cell (``group_sums``).
     indicators: dict = field(default_factory=dict)
-    #: Per interval with an epoch resampled, valid pixels and expected change (``resampling.change_counts``).
-    resampling: dict = field(default_factory=dict)
     #: Per scenario (base epoch, year, name), the counts of its interval, as ``interval_counts``.
     scenario_counts: dict = field(default_factory=dict)
 
@@ -108,9 +110,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         "interval_counts": tasks.interval_counts,
         "missing_density": tasks.missing_density,
         "edges": {y: reclassify.edge_histogram(c) for y, c in lc.classes.items()} if lc.inside is None else {},
-        "registration": tasks.registration,
         "indicators": tasks.indicators,
-        "resampling": tasks.resampling,
         "scenario_counts": tasks.scenario_counts,
         "scenario_unknown": lazy_scenario_unknown,
     }
@@ -123,7 +123,13 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
             _check_unknown(unknown, lc, plan.config.unknown_codes)
     _check_scenario_codes(done["scenario_unknown"], lc, plan.config.unknown_codes)
     _check_carbon_keys(done["missing_density"], plan.densities)
-    _warn_misregistration(plan, done["registration"], done["resampling"])
+    registered: dict[tuple[int, int], dict] = {}
+    resampled: dict[tuple[int, int], dict] = {}
+    if tasks.classes:
+        stage = "compute (3 x 3 neighbourhoods: misregistration and resampling checks)"
+        with timer.stage(stage), execution.own_reading_errors(staging.root):
+            registered, resampled = neighbourhood_counts(plan, tasks.classes)
+    _warn_misregistration(plan, registered, resampled)
     counts = _epoch_counts(done["counts"], done["interval_counts"])
     if lc.inside is None:
         studyarea.warn_open_water(counts, done["edges"], lc.areas)
@@ -131,7 +137,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     if plan.terms and plan.carbon_layer is not None:
         _warn_partial_zones(plan, counts)
     if plan.spread_years:
-        with timer.stage("spread statistics over the flux maps"):
+        with timer.stage("spread statistics over the flux maps"), execution.own_reading_errors(staging.root):
             tasks.rasters += spread_flux(plan, params, counts, list(done["interval_counts"]), staging)
     rasters = sorted(set(tasks.rasters))
     return PassResults(
@@ -141,9 +147,9 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
         done["interval_counts"],
         rasters,
         params,
-        done["registration"],
+        registered,
         indicators=done["indicators"],
-        resampling=done["resampling"],
+        resampling=resampled,
         scenario_counts=done["scenario_counts"],
     )
 
@@ -182,25 +188,29 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
     tasks = PassTasks()
     want, spread = set(plan.config.rasters), plan.spread_years
 
-    def write(arr: xr.DataArray, key: str, nodata: float, work: str | None = None, **fields: int | str) -> None:
+    def write(arr: xr.DataArray, key: str, nodata: float, work: str | None = None, **fields: int | str) -> Path | None:
         if key.removeprefix("scenario_") not in want:
-            return
+            return None
         relative = spec.path(key, **fields)
         if work is None:
             tasks.rasters.append(relative)
         target = staging.path(work or relative).with_suffix(".vrt")
         tasks.writes.append(cog.raster_parts_task(arr, target, lc.grid, nodata))
+        return target
 
     czone = plan.zone_rasters.get(plan.carbon_layer.name) if plan.carbon_layer is not None else None
-    zones = {
-        plan.column(z): (plan.zone_rasters[z.name], len(z.ids) + 1)
-        for z in plan.layers
-        if z in plan.reported or z is plan.carbon_layer
-    }
+    zones = _zone_keys(plan)
     lookups = {"density": densities, "rate": rates} if densities is not None else {"rate": rates}
     index: dict[int, dict] = {}
+    in_interval = {y for pair in plan.intervals for y in pair}
     for year, cls in lc.classes.items():
-        write(cls, "landcover", 0, year=year)
+        staged = write(cls, "landcover", 0, year=year)
+        if year in in_interval:
+            # The neighbourhood checks read each epoch of an interval back, a block and its halo at a time.
+            if staged is None:
+                staged = staging.path(f"work/landcover_{year}.vrt")
+                tasks.writes.append(cog.raster_parts_task(cls, staged, lc.grid, 0))
+            tasks.classes[year] = staged
         index[year] = {name: carbon.row_index(lookup, cls, lc.codes[year], czone) for name, lookup in lookups.items()}
         if densities is not None:
             write(carbon.per_pixel(densities, index[year]["density"]), "stock", np.nan, year=year)
@@ -213,7 +223,6 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
             year=year,
         )
     pairs = plan.intervals
-    own_grid = {s.year: s.grid for s in lc.sources}
     for year, cls in lc.classes.items() if not pairs else []:
         keys = {"class": (cls, carbon.NBINS_CLASS), **zones}
         keys |= {name: (index[year][name], lookup.size) for name, lookup in lookups.items()}
@@ -224,11 +233,6 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
         for name, lookup in lookups.items():
             keys |= {f"{name}0": (index[y0][name], lookup.size), f"{name}1": (index[y1][name], lookup.size)}
         tasks.interval_counts[(y0, y1)] = group_counts(keys, plan.areas)
-        tasks.registration[(y0, y1)] = registration.kind_counts(registration.change_kind(before, after), zones)
-        moved = resampling.interval_displacement(lc.grid, (own_grid[y0], own_grid[y1]), before)
-        if moved is not None:
-            expected = resampling.expected_change(before, *moved)
-            tasks.resampling[(y0, y1)] = resampling.change_counts(expected, before, zones)
         write(transitions.transition_raster(before, after), "transition", 0, y0=y0, y1=y1)
         write(transitions.pathway_raster(before, after), "pathway", PATHWAY_NODATA, y0=y0, y1=y1)
         if densities is not None:
@@ -283,6 +287,37 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
         write(flux, "scenario_flux_change", np.nan, y0=y0, y1=y1, scenario=name)
     _indicator_tasks(plan, staging, zones, tasks)
     return tasks
+
+
+def _zone_keys(plan: Plan) -> dict[str, tuple[xr.DataArray, int]]:
+    """The zone rasters every count is made per: {column: (zone numbers, 1 + number of zones)}."""
+    return {
+        plan.column(z): (plan.zone_rasters[z.name], len(z.ids) + 1)
+        for z in plan.layers
+        if z in plan.reported or z is plan.carbon_layer
+    }
+
+
+def neighbourhood_counts(plan: Plan, classes: dict[int, Path]) -> tuple[dict, dict]:
+    """Per interval, the changed pixels by kind of 3 x 3 neighbourhood (``registration.kind_counts``) and,
+    where an epoch was resampled, the valid pixels and expected change (``resampling.change_counts``).
+
+    Made after the pass from the classes it staged: each block reads the earlier epoch with its own halo, so
+    no block of the pass waits on its neighbours (in the pass, Dask held a strip of blocks of every raster the
+    classes fed, and memory grew with the raster)."""
+    lc, chunks, zones = plan.lc, plan.config.dask.chunks, _zone_keys(plan)
+    own_grid = {s.year: s.grid for s in lc.sources}
+    registered: dict[tuple[int, int], Delayed] = {}
+    resampled: dict[tuple[int, int], Delayed] = {}
+    for y0, y1 in plan.intervals:
+        earlier = functools.partial(cog.read_window, classes[y0], fill=0)
+        before, after = (cog.open_own(classes[y], lc.grid, chunks) for y in (y0, y1))
+        registered[(y0, y1)] = registration.kind_counts(registration.change_kind(earlier, after), zones)
+        moved = resampling.interval_displacement(lc.grid, (own_grid[y0], own_grid[y1]), before)
+        if moved is not None:
+            expected = resampling.expected_change(earlier, *moved)
+            resampled[(y0, y1)] = resampling.change_counts(expected, before, zones)
+    return execution.compute(registered, resampled)
 
 
 def _indicator_tasks(plan: Plan, staging: Staging, zones: dict, tasks: PassTasks) -> None:

@@ -22,30 +22,51 @@ from dask.delayed import Delayed
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputError, OutputError, PipelineError
 
 log = logging.getLogger("pipeline.run")
 
 
 @dataclass
 class Timer:
-    """Per stage: wall time, this process's CPU time (all its threads; on a cluster the workers' is not in it)
-    and this process's peak resident memory so far (a stage that raised it shows a larger value than the
-    stage before)."""
+    """Per stage: wall time, this process's CPU time (all its threads) and this process's peak resident memory
+    so far (a stage that raised it shows a larger value than the stage before); on a cluster also the workers'
+    CPU time summed over them, and the largest peak resident memory so far of any one worker."""
 
     stages: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    workers_cpu: dict[str, float] = field(default_factory=dict)
+    workers_peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def stage(self, name: str):
         start, cpu = time.perf_counter(), time.process_time()
+        before = _workers_usage()
         log.info("%s ...", name)
         yield
         self.stages[name] = round(time.perf_counter() - start, 3)
         self.cpu[name] = round(time.process_time() - cpu, 3)
-        self.peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: kB
+        self.peak_rss_mb[name] = round(_usage()[1], 1)
+        after = _workers_usage()
+        if after:
+            # A worker started or restarted in the stage counts from zero; one lost in it is not counted.
+            was = {w: c for w, (c, _) in before.items()}
+            spent = [c - was[w] if c >= was.get(w, c + 1) else c for w, (c, _) in after.items()]
+            self.workers_cpu[name] = round(sum(spent), 3)
+            self.workers_peak_rss_mb[name] = round(max(m for _, m in after.values()), 1)
         log.info("%s done in %.1f s", name, self.stages[name])
+
+
+def _usage() -> tuple[float, float]:
+    """(CPU s of this process, all its threads; its peak resident memory so far, MiB)."""
+    return time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def _workers_usage() -> dict[str, tuple[float, float]]:
+    """``_usage`` of every worker of the run's cluster by address; empty off a cluster."""
+    client = _cluster.get("client")
+    return {} if client is None else client.run(_usage)
 
 
 def compute(*structures):
@@ -195,6 +216,16 @@ def reading_errors(files: list[Path]):
         text = " ".join(chain)
         path = next((f for f in files if f.name in text), None)
         raise InputError(f"cannot read raster pixels (corrupt or truncated file?): {detail}", path) from None
+
+
+@contextlib.contextmanager
+def own_reading_errors(folder: Path):
+    """A raster the run staged that cannot be read back becomes an OutputError naming ``folder``: libtiff
+    reports a failed write (a full disk) only on stderr, so the file it leaves is found broken when read."""
+    try:
+        yield
+    except (RasterioError, CPLE_BaseError) as e:
+        raise OutputError(f"cannot read back a raster the run wrote: {e}", folder) from None
 
 
 #: The cluster a run computes on (client, scheduler address, no_worker_timeout_s); empty off a cluster.

@@ -87,6 +87,11 @@ def build_manifest(
         # This process's CPU time and peak memory so far, per stage: on a cluster the client's, not the workers'.
         "cpu_s": timer.cpu,
         "peak_rss_mb": timer.peak_rss_mb,
+        **(
+            {"workers_cpu_s": timer.workers_cpu, "workers_peak_rss_mb": timer.workers_peak_rss_mb}
+            if timer.workers_cpu
+            else {}
+        ),
         "warnings": warnings,
         "outputs": [
             {"path": f, "bytes": (staging.root / f).stat().st_size, "sha256": checksums[f]} for f in staging.files()

@@ -64,7 +64,7 @@ def run_pipeline(
             results = single_pass(plan, staging, timer)
             rasters, red = list(results.rasters), None
             if plan.redline_year is not None and plan.redline_inputs is not None and config.redline is not None:
-                with timer.stage("red-line candidates"):
+                with timer.stage("red-line candidates"), execution.own_reading_errors(staging.root):
                     red = redlines.write_redlines(
                         config.redline,
                         plan.redline_inputs,

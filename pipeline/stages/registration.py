@@ -14,15 +14,16 @@ epochs, class differs) is therefore put in one of three kinds by its earlier 3 x
 
 ``neighbour_share`` = NEARBY / changed. Pure misregistration gives 1 (UNIFORM 0); genuine change in
 patches of w pixels across against existing land of the new class gives about 1 / w, and 0 for new
-patches amid other land. Counts are integers from a 3 x 3 window read with ``map_overlap`` (depth 1,
-nodata outside the raster), so they do not depend on the chunking; only the changed pixels are looked
-at, so the cost is one comparison per pixel.
+patches amid other land. Counts are integers from a 3 x 3 window: each block reads the earlier epoch with
+a one-pixel halo (nodata outside the raster) from a file, so they do not depend on the chunking and no block
+waits on its neighbours; only the changed pixels are looked at, so the cost is one comparison per pixel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dask
-import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -41,25 +42,28 @@ MIN_CHANGED_PIXELS = 100
 _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
-def change_kind(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
-    """Lazy uint8 kind of change per pixel (0, ``NEARBY``, ``UNIFORM``, ``OTHER``) from two class rasters
-    (0 = nodata) on one grid; the earlier raster is read with a one-pixel overlap."""
-    data = da.map_overlap(
-        _kind_block,
-        before.data,
-        after.data,
-        depth=[1, 0],  # only the earlier epoch's neighbours are read
-        boundary=[0, "none"],
-        dtype=np.uint8,
-    )
-    return before.copy(data=data).rename("change_kind")
+def change_kind(before: Callable[[int, int, int, int], np.ndarray], after: xr.DataArray) -> xr.DataArray:
+    """Lazy uint8 kind of change per pixel (0, ``NEARBY``, ``UNIFORM``, ``OTHER``) on the grid and chunks of
+    ``after``, from two class rasters (0 = nodata) on one grid.
+
+    ``before(r0, r1, c0, c1)``: the earlier classes in rows r0..r1-1 and columns c0..c1-1, 0 where these pass
+    the raster's edges (e.g. ``cog.read_window`` of a staged raster). Each block reads its own one-pixel halo:
+    blocks share no task, so memory is set by the chunk size and the threads, not by the raster (a
+    ``map_overlap`` graph made the single pass hold a strip of blocks of every raster it fed).
+    """
+
+    def block(b: np.ndarray, block_info=None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[0]["array-location"]
+        return kind_block(before(r0 - 1, r1 + 1, c0 - 1, c1 + 1), b)
+
+    data = after.data.map_blocks(block, dtype=np.uint8)
+    return after.copy(data=data).rename("change_kind")
 
 
-def _kind_block(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Kinds of a block of ``after`` from ``before`` padded by one pixel on every side (the pad is
-    returned as 0)."""
+def kind_block(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Kinds of a block of ``after`` from ``before`` padded by one pixel on every side."""
     a, b = before[1:-1, 1:-1], after
-    out = np.zeros(before.shape, np.uint8)
+    out = np.zeros(after.shape, np.uint8)
     ii, jj = np.nonzero((a != b) & (a > 0) & (b > 0))
     if not len(ii):
         return out
@@ -70,7 +74,7 @@ def _kind_block(before: np.ndarray, after: np.ndarray) -> np.ndarray:
         n = before[ii + 1 + dy, jj + 1 + dx]
         nearby |= n == new
         mixed |= (n > 0) & (n != old)
-    out[ii + 1, jj + 1] = np.where(nearby, NEARBY, np.where(mixed, OTHER, UNIFORM))
+    out[ii, jj] = np.where(nearby, NEARBY, np.where(mixed, OTHER, UNIFORM))
     return out
 
 

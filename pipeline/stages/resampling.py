@@ -25,6 +25,7 @@ in the same pass as the other counts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import dask
 import dask.array as da
@@ -129,20 +130,21 @@ def _depth(target: Grid, s0: Grid | None, s1: Grid | None) -> int:
     return max(1, math.ceil(deepest)) + (0 if same_crs else 1)
 
 
-def expected_change(before: xr.DataArray, dy: da.Array, dx: da.Array, depth: int) -> da.Array:
-    """Lazy int64 expected change per pixel in units of 2^-FRACTION_BITS pixel (0 on nodata) from the
-    earlier epoch's classes (0 = nodata) and the interval's displacements."""
-    return da.map_overlap(
-        _expected_block,
-        before.data,
-        dy,
-        dx,
-        depth=[depth, 0, 0],
-        boundary=[0, "none", "none"],
-        dtype=np.int64,
-        depth_value=depth,  # passed to the block function
-        trim=False,
-    )
+def expected_change(
+    before: Callable[[int, int, int, int], np.ndarray], dy: da.Array, dx: da.Array, depth: int
+) -> da.Array:
+    """Lazy int64 expected change per pixel in units of 2^-FRACTION_BITS pixel (0 on nodata), on the chunks of
+    the interval's displacements ``dy``, ``dx``.
+
+    ``before(r0, r1, c0, c1)``: the earlier epoch's classes (0 = nodata) in rows r0..r1-1 and columns
+    c0..c1-1, 0 past the raster's edges (e.g. ``cog.read_window`` of a staged raster): each block reads its
+    own halo of ``depth`` pixels, so no block waits on its neighbours."""
+
+    def block(y: np.ndarray, x: np.ndarray, block_info=None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[0]["array-location"]
+        return _expected_block(before(r0 - depth, r1 + depth, c0 - depth, c1 + depth), y, x, depth)
+
+    return da.map_blocks(block, dy, dx, dtype=np.int64)
 
 
 def _expected_block(before: np.ndarray, dy: np.ndarray, dx: np.ndarray, depth_value: int) -> np.ndarray:
