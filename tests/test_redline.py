@@ -15,6 +15,8 @@ from rasterio.features import shapes
 from scipy import ndimage
 
 from pipeline.model.grid import Grid, pixel_areas
+from pipeline.runner import redlines as redlines_runner
+from pipeline.stages import redline as redline_module
 from pipeline.stages.redline import (
     coverage,
     disc,
@@ -117,6 +119,27 @@ def test_gi_star_is_the_same_in_any_chunking():
     assert np.array_equal(np.isnan(first), np.isnan(x))
     for chunks in [(1, 1), (2, 3), (5, 6), (13, 4)]:
         assert np.array_equal(gi(x, 3, chunks), first, equal_nan=True), chunks
+
+
+def test_gi_star_by_strips_of_rows_is_the_whole_block_bit_for_bit(monkeypatch):
+    """A block computed a strip of rows at a time (strips thinner than the radius, a last strip cut short):
+    the same z as the block at once."""
+    x = random_values(11)
+    whole = gi(x, 3, (13, 17))
+    for rows in (1, 2, 5):
+        monkeypatch.setattr(redline_module, "GI_STRIP_ROWS", rows)
+        assert np.array_equal(gi(x, 3, (13, 17)), whole, equal_nan=True), rows
+
+
+def test_level_index_by_strips_of_rows(monkeypatch):
+    """1 + the position among the sorted values, 0 for NaN, in strips of any height."""
+    x = random_values(5).astype(np.float32)
+    values = np.unique(x[~np.isnan(x)]).astype(np.float64)
+    expected = np.where(np.isnan(x), 0, np.searchsorted(values, x.astype(np.float64)) + 1)
+    for rows in (1, 4, 1000):
+        monkeypatch.setattr(redlines_runner, "_INDEX_ROWS", rows)
+        got = redlines_runner._level_index(x, values)
+        assert got.dtype == np.uint32 and np.array_equal(got, expected), rows
 
 
 def test_gi_star_constant_raster_is_nan_and_disc_has_centre():

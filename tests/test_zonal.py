@@ -52,6 +52,23 @@ def test_group_counts_are_exact_for_any_chunking(data, lattice, zone_size):
         assert n == ((zone == z) & (cls == k) & (cell == c)).sum()
 
 
+def test_group_counts_by_strips_of_rows_are_the_block_at_once(monkeypatch):
+    """Blocks counted a few rows at a time (a combination in several strips, a last strip cut short, pixel-area
+    cells that change down the rows): the same frame as each block at once."""
+    rng = np.random.default_rng(3)
+    zone, cls = rng.integers(0, 4, (23, 19)), rng.integers(0, 9, (23, 19))
+    areas = row_areas(np.linspace(1.0, 2.0, 23), 19)
+
+    def frame():
+        keys = {"zone": (_lazy(zone, (11, 8)), 4), "class": (_lazy(cls, (11, 8)), 9)}
+        return counts.group_counts(keys, areas).compute()
+
+    whole = frame()
+    for rows in (1, 3):
+        monkeypatch.setattr(counts, "_STRIP_ROWS", rows)
+        pd.testing.assert_frame_equal(frame(), whole)
+
+
 def _rates() -> carbon.Lookup:
     frame = pd.DataFrame({"key": [1, 2, 5], "rate_tC_ha_yr": [0.4, -0.644, 2.5], "source": ""})
     return carbon.rate_lookup(ParameterTable(None, "class", frame))

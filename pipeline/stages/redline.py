@@ -87,6 +87,11 @@ def level_stats(pixels: np.ndarray, table: np.ndarray) -> tuple[float, float, fl
     return n, mean, math.sqrt(math.fsum(p * (v - mean) ** 2) / n)
 
 
+#: Rows of a Gi* block computed at once: about ten float64/int64 arrays of the strip and its halo live at a
+#: time, 5 MB each at 2048 columns (a whole 2048^2 block made them 35 MB each, 350 MB a task).
+GI_STRIP_ROWS = 256
+
+
 def gi_star(
     window: Callable[[int, int, int, int], np.ndarray], like: xr.DataArray, radius_px: int, stats, max_abs: float
 ) -> xr.DataArray:
@@ -95,14 +100,21 @@ def gi_star(
 
     ``window(r0, r1, c0, c1)``: the values (float, NaN = nodata) of rows r0..r1-1 and columns c0..c1-1, NaN
     where these pass the raster's edges. Each output block is one task that reads its own block and a halo of
-    ``radius_px`` through ``window``: blocks share no task, so memory is set by the chunk size and the
-    threads, not by the raster (a ``map_overlap`` graph kept up to 99 neighbour blocks of an 8 x 8 grid).
+    ``radius_px`` through ``window``, ``GI_STRIP_ROWS`` rows at a time: blocks share no task, so memory is
+    set by the chunk size and the threads, not by the raster (a ``map_overlap`` graph kept up to 99
+    neighbour blocks of an 8 x 8 grid).
     """
     r = radius_px
 
     def block(block_info=None) -> np.ndarray:
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        return gi_star_window(window(r0 - r, r1 + r, c0 - r, c1 + r), r, stats, max_abs)
+        out = np.empty((r1 - r0, c1 - c0), np.float64)
+        # A strip of rows at a time: z of a pixel depends only on its own window, so strips give the same
+        # values as the whole block, and a task's temporaries are those of a strip, not of a block.
+        for s in range(r0, r1, GI_STRIP_ROWS):
+            e = min(s + GI_STRIP_ROWS, r1)
+            out[s - r0 : e - r0] = gi_star_window(window(s - r, e + r, c0 - r, c1 + r), r, stats, max_abs)
+        return out
 
     data = da.map_blocks(block, chunks=like.data.chunks, dtype=np.float64, meta=np.array((), np.float64))
     return like.copy(data=data).rename("gi_star")
