@@ -61,16 +61,14 @@ class Timer:
 
 
 def _release_freed_memory() -> None:
-    """Hand the heap the stage freed back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+    """Hand the heap freed so far back to the system (glibc's ``malloc_trim``; nothing elsewhere).
 
-    glibc keeps what the threads freed (its mmap threshold rises to the size of a block), so a stage's peak
-    stayed resident through the next stage, whose own peak came on top of it: the whole run's peak grew with
-    the largest stage's. Trimming once per stage costs milliseconds, where ``MALLOC_TRIM_THRESHOLD_`` trims on
-    every free (about 30 % more CPU time). Dask's nanny sets that for a cluster's workers."""
-    try:
+    glibc keeps what the threads freed (its mmap threshold rises to the size of a block), so a compute's peak
+    stayed resident through the next, whose own peak came on top of it: the whole run's peak grew with the
+    largest step's. Trimming after each compute and stage costs milliseconds, where ``MALLOC_TRIM_THRESHOLD_``
+    trims on every free (about 30 % more CPU time). Dask's nanny sets that for a cluster's workers."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def _usage() -> tuple[float, float]:
