@@ -341,8 +341,9 @@ def ratios(results: list[dict]) -> dict:
                 out[f"invest / full without overviews wall at {n} (target >= 3)"] = round(
                     by[n, "invest"]["wall_s"] / by[n, "full, no overviews"]["wall_s"], 2
                 )
-    # Peak RSS from each size to the next (24000 against 12000 is the pair).
-    for a, b in itertools.pairwise(sizes):
+    # Peak RSS from each size to the next, and to twice the size (24000 against 12000 is the target's pair).
+    pairs = dict.fromkeys([*itertools.pairwise(sizes), *((a, 2 * a) for a in sizes if 2 * a in sizes)])
+    for a, b in pairs:
         for run, figure, who in (
             ("full", "peak_rss_mb", "threads"),
             ("full, cluster", "peak_rss_mb", "cluster client"),
