@@ -77,9 +77,16 @@ def _usage() -> tuple[float, float]:
 
 
 def _workers_usage() -> dict[str, tuple[float, float]]:
-    """``_usage`` of every worker of the run's cluster by address; empty off a cluster."""
+    """``_usage`` of every worker of the run's cluster by address; empty off a cluster. A figure, never a
+    failure: a worker lost while asked is left out, and a cluster that cannot answer gives none (the run's
+    own compute says what happened to it)."""
     client = _cluster.get("client")
-    return {} if client is None else client.run(_usage)
+    if client is None:
+        return {}
+    try:
+        return client.run(_usage, on_error="ignore")
+    except Exception:  # the scheduler gone between stages
+        return {}
 
 
 def compute(*structures):
