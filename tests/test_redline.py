@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import dask
 import dask.array as da
 import numpy as np
@@ -14,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.features import shapes
 from scipy import ndimage
 
+from pipeline.io.parts import PartFolder
 from pipeline.model.grid import Grid, pixel_areas
 from pipeline.runner import redlines as redlines_runner
 from pipeline.stages import redline as redline_module
@@ -211,7 +215,8 @@ def run(
     cover = coverage(counts, areas, zone, keep, key_zones, default_target=default_target)
     fill, thresholds = gap_fill(counts, cover, areas, zone, keep, DENS)
     gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
-    polygons = vectorise(labels, keep, grid)
+    with tempfile.TemporaryDirectory() as parts:
+        polygons = vectorise(labels, keep, grid, PartFolder(Path(parts))).frame()
     return {
         "mask": mask.values,
         "table": table,
@@ -505,11 +510,31 @@ def polygon_case() -> tuple[np.ndarray, list[int]]:
     return lab, [5, 2, 8, 1, 6, 3, 4, 9]  # 9: kept but absent
 
 
+def small(value) -> bool:
+    """What a compute may bring back to the client: names, nothing, or arrays of integers (never geometries)."""
+    if isinstance(value, (tuple, list)):
+        return all(small(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.dtype != object or all(small(v) for v in value.ravel())
+    return value is None or isinstance(value, str)
+
+
+@pytest.mark.parametrize("join_blocks", [1, 3, 16])
 @pytest.mark.parametrize("chunks", [(1, 1), (2, 3), (3, 2), (1, 14), (5, 4), (7, 9), (12, 14)])
-def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks):
+def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks, join_blocks, tmp_path, monkeypatch):
     lab, keep = polygon_case()
     grid = grid30(*lab.shape)
-    got = vectorise(arr(lab, chunks), keep, grid)
+    monkeypatch.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
+    results = []
+
+    def compute(*graphs):
+        results.append(dask.compute(*graphs))
+        return results[-1]
+
+    polygons = vectorise(arr(lab, chunks), keep, grid, PartFolder(tmp_path), compute)
+    # Polygons reach the client only through the parts, a part at a time: the computes bring back names.
+    assert small(results) and len(results) == 3
+    got = polygons.frame()
     # Reference: the whole array polygonised at once in pixel coordinates, each label's rings dissolved,
     # collinear vertices dropped and normalised there, then moved to the grid (30 m pixels on a whole-metre
     # origin: every coordinate exact).
@@ -529,3 +554,46 @@ def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks):
     assert shapely.get_num_interior_rings(got.geometry.iloc[3]) == 1  # label 1 keeps its hole
     assert len(shapely.get_parts(got.geometry.iloc[6])) == 5  # label 4: five pixels meeting at corners
     assert len(shapely.get_parts(got.geometry.iloc[0])) == 2  # label 5: two places, one multipolygon
+
+
+def test_join_groups_hold_at_most_so_many_blocks_unless_one_label_alone_is_in_more():
+    count = np.array([2, 3, 9, 1, 1, 4, 2])
+    assert redline_module._join_groups(count, 5) == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7)]
+    assert redline_module._join_groups(count, 100) == [(0, 7)]
+    assert redline_module._join_groups(np.zeros(0, np.int64), 5) == []
+
+
+def whole_raster_polygons(lab: np.ndarray, keep: list[int], grid: Grid) -> dict[int, object]:
+    """Reference: the whole array polygonised at once, each label's rings dissolved by a GEOS union, collinear
+    vertices dropped and normalised, then moved to the grid."""
+    pieces: dict[int, list] = {}
+    for g, v in shapes(lab, mask=np.isin(lab, keep), connectivity=4, transform=Affine.identity()):
+        pieces.setdefault(int(v), []).append(shapely.geometry.shape(g))
+    return {
+        v: shapely.affinity.affine_transform(
+            shapely.normalize(shapely.simplify(shapely.union_all(p), 0.0)), grid.transform.to_shapely()
+        )
+        for v, p in pieces.items()
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    density=st.floats(0.3, 0.8),
+    chunks=st.sampled_from([(1, 1), (2, 3), (4, 4), (5, 7), (9, 6), (16, 16)]),
+    join_blocks=st.sampled_from([1, 2, 16]),
+)
+def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(seed, density, chunks, join_blocks):
+    # 8-connected patches of random pixels: many parts meeting only at corners, holes, islands in holes.
+    rng = np.random.default_rng(seed)
+    lab, n = ndimage.label(rng.random((16, 16)) < density, np.ones((3, 3)))
+    keep = sorted(rng.permutation(np.arange(1, n + 1))[: max(1, n // 2)].tolist())
+    grid = grid30(*lab.shape)
+    with tempfile.TemporaryDirectory() as parts, pytest.MonkeyPatch.context() as m:
+        m.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
+        got = vectorise(arr(lab.astype(np.int32), chunks), keep, grid, PartFolder(Path(parts))).frame()
+    expected = whole_raster_polygons(lab.astype(np.int32), keep, grid)
+    for label, geom in zip(got["label"], got.geometry):
+        assert shapely.equals_exact(geom, expected[label], tolerance=0), label
+        assert shapely.is_valid(geom) and geom.area == (lab == label).sum() * 900.0
