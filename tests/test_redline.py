@@ -31,9 +31,12 @@ from pipeline.stages.redline import (
     hotspots,
     join_patches,
     label_patches,
+    large_patches,
     level_stats,
     level_values,
+    only,
     patch_anchors,
+    patch_sizes,
     patch_table,
     redline_counts,
     vectorise,
@@ -213,7 +216,20 @@ def run(
     keep = table["label"].tolist()
     zone = list(zones)[-1]
     cover = coverage(counts, areas, zone, keep, key_zones, default_target=default_target)
+    # As a run counts: densities and zones of the patches that may reach the minimum area only.
+    (sizes,) = dask.compute(patch_sizes(labels, int(n), areas))
+    large = large_patches(sizes, areas, min_area_ha)
+    assert set(keep) <= set(large.tolist()) and (sizes.groupby("label")["pixels"].sum() > 0).all()
+    (few,) = dask.compute(
+        redline_counts(only(labels, large), int(n), c, areas, (ix, len(DENS)), zr, rate=(ix, len(RATE)), locked_in=lk)
+    )
+    assert len(few) <= len(counts)
+    pd.testing.assert_frame_equal(
+        patch_table(few, anchors, grid, areas, min_area_ha, DENS, RATE, zone_names=list(zones)), table
+    )
+    pd.testing.assert_frame_equal(coverage(few, areas, zone, keep, key_zones, default_target=default_target), cover)
     fill, thresholds = gap_fill(counts, cover, areas, zone, keep, DENS)
+    pd.testing.assert_frame_equal(gap_fill(few, cover, areas, zone, keep, DENS)[0], fill)
     gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
     with tempfile.TemporaryDirectory() as parts:
         polygons = vectorise(labels, keep, grid, PartFolder(Path(parts))).frame()

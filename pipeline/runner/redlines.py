@@ -111,11 +111,14 @@ def write_redlines(
     (_, n) = execution.compute(raster_parts_task(labels, label_path, grid, 0), n)
     labels = cog.open_own(label_path, grid, chunks, "int32", 0)
     zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
-    pixels, anchors = execution.compute(
+    sizes, anchors = execution.compute(redline.patch_sizes(labels, int(n), areas), redline.patch_anchors(labels))
+    # Densities, zones and protection are counted for the patches that may be candidates; the others are
+    # background, as they are to the coverage and the gap fill.
+    large = redline.only(labels, redline.large_patches(sizes, areas, red.min_area_ha))
+    (pixels,) = execution.compute(
         redline.redline_counts(
-            labels, int(n), classes, areas, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
-        ),
-        redline.patch_anchors(labels),
+            large, int(n), classes, areas, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
+        )
     )
     density_table = np.r_[np.nan, density_levels.index.to_numpy()]
     rate_table = np.r_[np.nan, rate_levels.index.to_numpy()]

@@ -10,9 +10,11 @@ national key ecological function zones. Plain functions, lazy with Dask; no I/O.
 * ``hotspots(z, classes, threshold, allowed, locked_out)``: boolean hot, allowed pixels
   (``land_kind``: 0 nodata, 1 cropland/construction, 2 allowed; ``disc``: the window).
 * ``join_patches(mask)`` / ``label_patches(mask, joined)``: 8-connected patch labels (int32), count.
-* ``redline_counts(...)`` + ``patch_anchors(labels)``: the one counting pass over the labels.
+* ``patch_sizes`` + ``patch_anchors(labels)``, then ``redline_counts(only(labels, large_patches(...)), ...)``:
+  pixels per patch, then the counts of the patches that may be candidates.
 * ``patch_table``, ``coverage``, ``gap_fill``: pandas from those counts.
-* ``gap_fill_mask(...)``: lazy boolean raster of gap-fill pixels; ``vectorise(labels, ids, grid)``.
+* ``gap_fill_mask(...)``: lazy boolean raster of gap-fill pixels; ``vectorise(labels, ids, grid, parts)``:
+  polygons written to part files (``Polygons``), read back a part at a time.
 
 Chunk independence: patch labels depend on the chunking, so nothing published uses them:
 patches are ranked by stock (t C, from integer counts times constants, summed in key order) then by
@@ -23,9 +25,9 @@ how much), coverage counts candidates ∪ locked-in once, and gap fill skips bot
 Order of a run (each step one pass; memory bounded by the chunk size): 1. stats (``level_stats`` from
 the run's counts); 2. hot = ``hotspots(gi_star(...))`` written (temporary uint8 GeoTIFF); 3. compute
 ``join_patches(hot)``; 4. write ``label_patches(hot, joined)`` (temporary int32 GeoTIFF); 5. on the
-labels read back, compute ``redline_counts`` and ``patch_anchors`` together; 6. ``patch_table``,
-``coverage``, ``gap_fill`` (pandas); 7. ``vectorise`` the kept labels and write / vectorise
-``gap_fill_mask``.
+labels read back, compute ``patch_sizes`` and ``patch_anchors`` together, then ``redline_counts`` of the
+large patches; 6. ``patch_table``, ``coverage``, ``gap_fill`` (pandas); 7. ``vectorise`` the kept labels and
+write / vectorise ``gap_fill_mask``.
 """
 
 from __future__ import annotations
@@ -271,6 +273,31 @@ def redline_counts(
     locked = xr.zeros_like(labels, np.uint8) if locked_in is None else locked_in.astype(np.uint8)
     keys |= {"locked": (locked, 2), "land": (land_kind(classes, allowed), 3)}
     return group_counts(keys, areas)
+
+
+def patch_sizes(labels: xr.DataArray, n_labels: int, areas: PixelAreas) -> Delayed:
+    """Delayed ``group_counts`` frame: pixels per label and pixel-area cell (rows grow with the patches)."""
+    return group_counts({"label": (labels, int(n_labels) + 1)}, areas)
+
+
+def large_patches(sizes: pd.DataFrame, areas: PixelAreas, min_area_ha: float) -> np.ndarray:
+    """Sorted labels (int64) of ``patch_sizes`` that may reach ``min_area_ha`` ha: every label ``patch_table``
+    keeps, and on a grid of varying pixel area those within float rounding below it too (``patch_table``
+    decides). Counting the other patches' densities and zones only as background keeps the counts' rows in
+    proportion to the candidates, not to every hotspot patch (most are a few pixels)."""
+    f = sizes[sizes["label"] > 0]
+    if areas.constant:
+        large = f.groupby("label")["pixels"].sum() >= math.ceil(min_area_ha / (areas.flat_m2[0] / 1e4) - 1e-9)
+    else:
+        large = _area_by(f, ["label"], areas) >= min_area_ha * (1 - 1e-9)
+    return large.index[large.to_numpy()].to_numpy(np.int64)
+
+
+def only(labels: xr.DataArray, keep: np.ndarray) -> xr.DataArray:
+    """``labels`` with every label not in ``keep`` set to 0."""
+    keep = np.asarray(keep, np.int64)
+    data = labels.data.map_blocks(lambda b: np.where(np.isin(b, keep), b, 0).astype(b.dtype), dtype=labels.dtype)
+    return labels.copy(data=data)
 
 
 def patch_anchors(labels: xr.DataArray) -> Delayed:
