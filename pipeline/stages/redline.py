@@ -51,6 +51,7 @@ from affine import Affine
 from dask.delayed import Delayed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
+from scipy import ndimage
 
 from pipeline.errors import ConfigError
 from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
@@ -559,21 +560,36 @@ def _batch(labels: list[int], geoms: list) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(labels, np.int64), out
 
 
+#: Pixels of the bounding box of a patch found in several blocks up to which it is polygonised from its window
+#: of the labels at once (a uint8 mask of at most this many bytes), not joined from its blocks' pieces by a
+#: GEOS union (three times the time, and memory in proportion to its vertices).
+WINDOW_PX = 1 << 26
+#: Rows of a window read at once.
+WINDOW_ROWS = 1024
+
+
 def vectorise(
-    labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid, folder: PartStore, compute=dask.compute
+    labels: xr.DataArray,
+    keep_ids: Iterable[int],
+    grid: Grid,
+    folder: PartStore,
+    compute=dask.compute,
+    window: Callable[[int, int, int, int], np.ndarray] | None = None,
 ) -> Polygons:
     """One (multi)polygon per kept label, grid CRS, written to ``folder`` in parts (``Polygons``).
 
-    Each block is polygonised in whole-pixel coordinates (exact integers, so pieces of a patch cut by block
-    edges meet exactly and union without slivers). Each label's pieces are dissolved, collinear vertices
-    dropped and the geometry normalised (the same coordinates in any chunking), then moved to the grid's
-    CRS, all on the workers, in three computes whose results are small: (1) the kept labels of each block
-    (a read of the labels); (2) per block, a label found in that block only (most patches) finished and
-    written there, the pieces of the others written for (3) join tasks that each finish a share of those
-    labels (at most ``JOIN_BLOCKS`` (label, block) pairs) from the blocks that hold them. Memory is then set
-    by the chunk size and the largest polygon, not by the raster. Any other integer raster works too (e.g.
-    zones x gap fill, a zone found in many blocks). ``compute``: the runner's (``dask.compute``'s signature),
-    which watches a cluster for lost workers and scheduler.
+    Pixels are polygonised 4-connected in whole-pixel coordinates (exact integers), a label's polygons made one
+    (multi)polygon, collinear vertices dropped and the geometry normalised (the same coordinates in any
+    chunking), then moved to the grid's CRS, all on the workers, in three computes whose results are small:
+    (1) the kept labels of each block and their bounding boxes (a read of the labels); (2) per block, a label
+    found in that block only (most patches) finished and written there; (3) the labels found in several
+    blocks, in tasks of a share of them each: polygonised from their window of the labels at once (read
+    through ``window(r0, r1, c0, c1)``, the labels of those rows and columns; up to ``WINDOW_PX`` pixels), or
+    else (or without ``window``) joined by a GEOS union from the pieces that step (2) wrote for them (at most
+    ``JOIN_BLOCKS`` (label, block) pairs a task). Memory is then set by the chunk size and the largest
+    polygon, not by the raster. Any other integer raster works too (e.g. zones x gap fill, a zone found in many
+    blocks). ``compute``: the runner's (``dask.compute``'s signature), which watches a cluster for lost
+    workers and scheduler.
     """
     ids = [int(i) for i in keep_ids]
     keep = np.asarray(sorted(set(ids)), np.int64)
@@ -584,14 +600,25 @@ def vectorise(
     one = tuple((1,) * len(c) for c in labels.data.chunks)
     (found,) = compute(labels.data.map_blocks(_block_labels, chunks=one, keep=keep, **box))
     found = list(found.ravel())
-    where = np.repeat(np.arange(len(found)), [len(f) for f in found])  # block (row-major) of each (label, block)
-    held = np.concatenate([*found, np.zeros(0, np.int64)])
+    where = np.repeat(np.arange(len(found)), [len(f[0]) for f in found])  # block (row-major) of each pair
+    held = np.concatenate([*(f[0] for f in found), np.zeros(0, np.int64)])
+    bounds = np.concatenate([*(f[1] for f in found), np.zeros((0, 4), np.int64)])
     order = np.lexsort((where, held))
-    held, where = held[order], where[order]
+    held, where, bounds = held[order], where[order], bounds[order]
     shared, first, count = np.unique(held, return_index=True, return_counts=True)
-    first, count, shared = first[count > 1], count[count > 1], shared[count > 1]
-    groups = _join_groups(count, JOIN_BLOCKS)
-    group_of = np.repeat(np.arange(len(groups)), [b - a for a, b in groups])
+    # The bounding box (r0, r1, c0, c1) of each label over its blocks.
+    extent = np.zeros((len(first), 4), np.int64)
+    if len(first):
+        for k, reduce in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):
+            extent[:, k] = reduce.reduceat(bounds[:, k], first)
+    several = count > 1
+    first, count, shared, extent = first[several], count[several], shared[several], extent[several]
+    pixels = (extent[:, 1] - extent[:, 0]) * (extent[:, 3] - extent[:, 2])
+    windowed = (pixels <= WINDOW_PX) if window is not None else np.zeros(len(shared), bool)
+    joined = np.flatnonzero(~windowed)
+    groups = _join_groups(count[joined], JOIN_BLOCKS)
+    group_of = np.full(len(shared), -1)  # -1: polygonised from its window, no pieces written
+    group_of[joined] = np.repeat(np.arange(len(groups)), [b - a for a, b in groups])
     # One key: sent once per worker, not with every task.
     joint = dask.delayed((shared, group_of), traverse=False)
     blocks = labels.data.map_blocks(
@@ -600,12 +627,17 @@ def vectorise(
     (written,) = compute(blocks)
     parts = [name for name in written.ravel().tolist() if name is not None]
     n_cols = len(labels.data.chunks[1])
-    joins = []
+    tasks = []
     for k, (a, b) in enumerate(groups):
-        held_by = np.unique(np.concatenate([where[f : f + c] for f, c in zip(first[a:b], count[a:b])]))
+        at = joined[a:b]
+        held_by = np.unique(np.concatenate([where[f : f + c] for f, c in zip(first[at], count[at])]))
         sources = [f"pieces_{k}_{i // n_cols}_{i % n_cols}" for i in held_by.tolist()]
-        joins.append(dask.delayed(_join_group)(shared[a:b], sources, folder, transform, f"joined_{k}"))
-    parts += list(compute(*joins))
+        tasks.append(dask.delayed(_join_group)(shared[at], sources, folder, transform, f"joined_{k}"))
+    framed = np.flatnonzero(windowed)
+    for k, (a, b) in enumerate(_join_groups(pixels[framed], WINDOW_PX)):
+        at = framed[a:b]
+        tasks.append(dask.delayed(_window_group)(shared[at], extent[at], window, folder, transform, f"framed_{k}"))
+    parts += list(compute(*tasks))
     return Polygons(tuple(ids), grid.crs, folder, tuple(parts))
 
 
@@ -628,9 +660,19 @@ def _boxed(value, ndim: int = 2) -> np.ndarray:
     return box
 
 
-def _block_labels(block: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Boxed: the kept labels found in the block, sorted (int64)."""
-    return _boxed(np.unique(block[np.isin(block, keep)]).astype(np.int64))
+def _block_labels(block: np.ndarray, keep: np.ndarray, block_info=None) -> np.ndarray:
+    """Boxed: (the kept labels found in the block, sorted (int64); their bounding boxes in the raster, rows
+    (r0, r1, c0, c1), half-open)."""
+    (r0, _), (c0, _) = block_info[0]["array-location"]
+    mask = np.isin(block, keep)
+    present = np.unique(block[mask]).astype(np.int64)
+    local = np.zeros(block.shape, np.int32)
+    local[mask] = np.searchsorted(present, block[mask]) + 1
+    boxes = np.array(
+        [(r.start + r0, r.stop + r0, c.start + c0, c.stop + c0) for r, c in ndimage.find_objects(local, len(present))],
+        np.int64,
+    ).reshape(-1, 4)
+    return _boxed((present, boxes))
 
 
 def _block_polygons(
@@ -657,12 +699,11 @@ def _block_polygons(
     labels, group_of = shared
     done, by_group = [], dict[int, dict[int, list]]()
     for v, p in pieces.items():
-        # One polygonisation's polygons of a label are its 4-connected parts: they touch at most at corners, so
-        # their union is the MultiPolygon of them (no overlay: that took most of the stage's time).
-        g = p[0] if len(p) == 1 else shapely.multipolygons(p)
+        g = _parts(p)
         at = int(np.searchsorted(labels, v))
         if at < len(labels) and labels[at] == v:
-            by_group.setdefault(int(group_of[at]), {})[v] = [g]
+            if group_of[at] >= 0:  # else polygonised from its window
+                by_group.setdefault(int(group_of[at]), {})[v] = [g]
         else:
             done.append((v, _finish([g], transform)))
     for k, group in by_group.items():
@@ -678,6 +719,29 @@ def _join_group(group: np.ndarray, sources: list[str], folder: PartStore, transf
         for v, p in folder.get(source).items():
             pieces[v] += p
     return folder.put(name, [(v, _finish(p, transform)) for v, p in pieces.items()])
+
+
+def _window_group(
+    group: np.ndarray, extent: np.ndarray, window: Callable, folder: PartStore, transform: tuple, name: str
+) -> str:
+    """Polygonise every label of ``group`` from its window (``extent``: r0, r1, c0, c1 per label) of the
+    labels read through ``window``, written as part ``name``."""
+    done = []
+    for v, (r0, r1, c0, c1) in zip(group.tolist(), extent.tolist()):
+        mask = np.empty((r1 - r0, c1 - c0), bool)
+        for s in range(r0, r1, WINDOW_ROWS):  # a uint8 mask of the window; the labels a strip at a time
+            e = min(s + WINDOW_ROWS, r1)
+            mask[s - r0 : e - r0] = window(s, e, c0, c1) == v
+        found = shapes(mask.view(np.uint8), mask=mask, connectivity=4, transform=Affine.translation(c0, r0))
+        done.append((v, _finish([_parts([shapely.geometry.shape(g) for g, _ in found])], transform)))
+    return folder.put(name, done)
+
+
+def _parts(polygons: list):
+    """One polygonisation's polygons of a label as one geometry. They are its 4-connected parts, which touch
+    at most at corners: their union is the MultiPolygon of them (a GEOS union gave the same geometry in
+    several times the time)."""
+    return polygons[0] if len(polygons) == 1 else shapely.multipolygons(polygons)
 
 
 def _finish(pieces: list, transform: tuple):
