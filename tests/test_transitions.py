@@ -64,6 +64,15 @@ def test_transition_codes():
     np.testing.assert_array_equal(pathway(a, b), [[1, 0, 255], [2, 255, 0]])
 
 
+def test_pathways_of_every_pair_as_the_table_gives_them():
+    """The flat look-up of unsigned classes against the 9 x 9 table; a class beyond it is an error as before."""
+    a, b = np.meshgrid(np.arange(9, dtype=np.uint8), np.arange(9, dtype=np.uint8), indexing="ij")
+    np.testing.assert_array_equal(pathway(a, b), PATHWAY[a, b])
+    np.testing.assert_array_equal(pathway(a.astype(np.int64), b), PATHWAY[a, b])
+    with pytest.raises(IndexError):
+        pathway(np.array([9], np.uint8), np.array([0], np.uint8))
+
+
 # ---- interval tables, by hand ----------------------------------------------------------------------------
 
 # Every pathway appears: see the comments on each pixel in test_interval_tables_by_hand.
@@ -202,6 +211,17 @@ def test_change_rasters_the_same_without_the_pair_table(monkeypatch):
             got = transitions.value_change(lookup, *[carbon.row_index(lookup, c, c, None) for c in (b, a)]).values
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, expected.setdefault(name, got))
+
+
+def test_change_rasters_of_a_table_of_more_than_256_rows():
+    """Pairs of rows numbered in uint32 once n x n passes 65536: the change of each pixel's own rows."""
+    n = 300
+    frame = pd.DataFrame({"key": np.arange(1, n + 1), "rate_tC_ha_yr": np.linspace(-3, 7, n), "source": ""})
+    lookup = carbon.rate_lookup(ParameterTable(None, "lucode", frame))
+    rows = np.random.default_rng(2).integers(0, n + 1, (2, 7, 9)).astype(np.uint16)  # 0: no row
+    got = transitions.value_change(lookup, *[_lazy(r, (4, 5)) for r in rows], 0.5).values
+    values = np.concatenate([[np.nan], lookup.values])
+    np.testing.assert_array_equal(got, ((values[rows[1]] - values[rows[0]]) * 0.5).astype(np.float32))
 
 
 def test_displacement_and_consolidation_checks_at_their_boundaries():

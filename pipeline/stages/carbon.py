@@ -98,8 +98,20 @@ def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: 
     table = _row_table(lookup)
     beyond = table.shape[1] - 1
     flat = table.ravel()
+    # Without zones, a uint8 key's row in one 256-entry look-up, keys beyond the table folded in; keyed by class,
+    # nodata's row 0 too (the key is the class), so a block costs one gather and no masking.
+    of_byte = flat[np.minimum(np.arange(256), beyond)]
+    of_class = of_byte.copy()
+    of_class[NODATA] = 0
+    by_class = lookup.table.key == "class"
 
     def index(k: np.ndarray, cls: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        if z is None and k.dtype == np.uint8:
+            if by_class:
+                return of_class[k]
+            out = of_byte[k]
+            out *= cls != NODATA
+            return out
         # A dense table look-up: a sorted search per pixel cost ten times as much on large rasters.
         if k.dtype.kind != "u":
             k = np.where((k < 0) | (k > beyond), beyond, k)

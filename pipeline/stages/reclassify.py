@@ -37,6 +37,10 @@ def _map_codes(block: np.ndarray, keys: np.ndarray, values: np.ndarray, nodata: 
         lut = np.full(int(info.max) - int(info.min) + 1, UNKNOWN, dtype=np.uint8)
         inside = (keys >= info.min) & (keys <= info.max)
         lut[keys[inside] - info.min] = values[inside]
+        if nodata is not None and float(nodata).is_integer() and info.min <= nodata <= info.max:
+            # Nodata in the look-up itself: no comparison and masked assignment over the block.
+            lut[int(nodata) - info.min] = NODATA
+            nodata = None
         out = lut[block.astype(np.int64) - info.min] if info.min else lut[block]
     else:
         idx = np.clip(np.searchsorted(keys, block), 0, len(keys) - 1)
