@@ -213,6 +213,28 @@ def test_change_rasters_the_same_without_the_pair_table(monkeypatch):
             np.testing.assert_array_equal(got, expected.setdefault(name, got))
 
 
+def test_rows_set_by_the_class_looked_up_in_the_counts_give_the_counted_frame():
+    """Parameter rows of a table keyed by class are looked up in the counts, not counted: the same frame, row for
+    row, as counting the row index rasters (a rate row counted between them keeps its place)."""
+    rng = np.random.default_rng(4)
+    a, b = (rng.integers(0, 9, (19, 23)).astype(np.uint8) for _ in range(2))
+    zone = rng.integers(0, 4, (19, 23)).astype(np.int32)
+    densities, rates = _lookups(DENSITY, RATE)
+    lazy = [_lazy(x, (8, 10)) for x in (a, b, zone)]
+    index = [{n: carbon.row_index(t, c, c, None) for n, t in (("d", densities), ("r", rates))} for c in lazy[:2]]
+    keys = {"from_class": (lazy[0], 9), "to_class": (lazy[1], 9), "zone": (lazy[2], 4)}
+    every = {"d0": (index[0]["d"], densities.size), "r0": (index[0]["r"], rates.size)}
+    every |= {"d1": (index[1]["d"], densities.size), "r1": (index[1]["r"], rates.size)}
+    areas = row_areas(np.linspace(1.0, 2.0, 19), 23)
+    counted = counts.group_counts({**keys, **every}, areas).compute()
+    rows_d, rows_r = carbon.class_rows(densities), carbon.class_rows(rates)
+    assert rows_d is not None and rows_r is not None
+    looked_up = {"d0": ("from_class", rows_d), "d1": ("to_class", rows_d), "r1": ("to_class", rows_r)}
+    partly = counts.group_counts({**keys, "r0": every["r0"]}, areas)
+    got = counts.with_looked_up(partly, looked_up, [*keys, *every]).compute()
+    pd.testing.assert_frame_equal(got, counted)
+
+
 def test_change_rasters_of_a_table_of_more_than_256_rows():
     """Pairs of rows numbered in uint32 once n x n passes 65536: the change of each pixel's own rows."""
     n = 300

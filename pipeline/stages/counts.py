@@ -146,6 +146,25 @@ def _merge(names: list[str], sizes: list[int], *parts: tuple[np.ndarray, ...]) -
     return out
 
 
+def with_looked_up(counts: Delayed, looked_up: dict[str, tuple[str, np.ndarray]], columns: list[str]) -> Delayed:
+    """A delayed ``group_counts`` frame with more key columns, each a function of one counted column (``name:
+    (column, table)``: ``table[column]``), the keys in the order of ``columns``.
+
+    A key set by another one need not be counted (a count per key costs a multiply-add per pixel, and a larger
+    key space to compact): the frame is the one ``group_counts`` gives with it counted, row for row, when each
+    looked-up key comes after its column in ``columns`` and the counted keys keep their order (the rows
+    then sort the same)."""
+    if not looked_up:
+        return counts
+    return dask.delayed(_look_up)(counts, looked_up, columns)
+
+
+def _look_up(frame: pd.DataFrame, looked_up: dict[str, tuple[str, np.ndarray]], columns: list[str]) -> pd.DataFrame:
+    values = {c: frame[c].to_numpy(np.int64) for c in frame.columns}
+    values |= {name: table[values[source]].astype(np.int64) for name, (source, table) in looked_up.items()}
+    return pd.DataFrame({c: values[c] for c in [*columns, "cell", "pixels"]})
+
+
 def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
     """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block."""
     parts = [
