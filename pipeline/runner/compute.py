@@ -88,10 +88,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     """Every raster part and count of ingest, reclassify, carbon and transitions in one pass over the
     inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
     lc = plan.lc
-    lazy_status = {
-        y: group_counts({"status": (reclassify.pixel_status(m, lc.valid, lc.inside), reclassify.NSTATUS)}, lc.areas)
-        for y, m in lc.mapped.items()
-    }
+    lazy_status = {y: reclassify.status_counts(m, lc.valid, lc.inside, lc.areas) for y, m in lc.mapped.items()}
     lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside) for y in lc.codes}
     # A scenario's unknown codes matter only where its pixels are counted: inside the common valid mask.
     lazy_scenario_unknown = {

@@ -7,18 +7,21 @@ together with every other output of the run.
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 from dask.delayed import Delayed
 
 from pipeline.model.classes import (
     NODATA,
 )
+from pipeline.model.grid import PixelAreas
 from pipeline.model.inputs import (
     Scheme,
 )
-from pipeline.stages.counts import values_where
+from pipeline.stages.counts import group_counts, values_where
 
 #: Sentinel class for codes the scheme does not know (never written to an output raster).
 UNKNOWN = 255
@@ -73,11 +76,17 @@ def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
     return valid.rename("common_valid")
 
 
+def _reasons() -> np.ndarray:
+    """Status of an invalid pixel by its class (0..255)."""
+    reason = np.full(256, EXCLUDED_BY_OTHER, np.uint8)
+    reason[[NODATA, UNKNOWN]] = OWN_NODATA, UNKNOWN_CODE
+    return reason
+
+
 def pixel_status(mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray | None = None) -> xr.DataArray:
     """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER, and
     OUTSIDE_BOUNDARY where ``inside`` (the study area, if any) is False."""
-    reason = np.full(256, EXCLUDED_BY_OTHER, np.uint8)
-    reason[[NODATA, UNKNOWN]] = OWN_NODATA, UNKNOWN_CODE
+    reason = _reasons()
 
     def status(classes: np.ndarray, ok: np.ndarray) -> np.ndarray:
         # One table look-up per pixel: nested xr.where chains built three int64 temporaries per block.
@@ -95,6 +104,29 @@ def pixel_status(mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray
     else:
         data = da.map_blocks(status_inside, mapped.data, valid.data, inside.data, dtype=np.uint8)
     return mapped.copy(data=data).rename("status")
+
+
+def status_counts(
+    mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray | None, areas: PixelAreas | None
+) -> Delayed:
+    """Delayed pixel counts per ``pixel_status`` and pixel-area cell, the ``group_counts`` frame of the status
+    raster (status, cell, pixels). The pixels are counted per class and validity (and study area), and each
+    combination's status looked up afterwards: a look-up per pixel less than counting the status raster."""
+    keys = {"mapped": (mapped, 256), "valid": (valid, 2)}
+    if inside is not None:
+        keys["inside"] = (inside, 2)
+    return dask.delayed(_status_frame)(group_counts(keys, areas))
+
+
+def _status_frame(counts: pd.DataFrame) -> pd.DataFrame:
+    status = _reasons()[counts["mapped"].to_numpy()].astype(np.int64)
+    status[counts["valid"].to_numpy() == 1] = VALID
+    if "inside" in counts.columns:
+        status[counts["inside"].to_numpy() == 0] = OUTSIDE_BOUNDARY
+    frame = pd.DataFrame({"status": status, "cell": counts["cell"].to_numpy(), "pixels": counts["pixels"].to_numpy()})
+    # Integer sums of the combinations of one status: exact.
+    summed = frame.groupby(["status", "cell"], sort=True)["pixels"].sum().reset_index()
+    return pd.DataFrame({c: summed[c].to_numpy(np.int64) for c in ("status", "cell", "pixels")})
 
 
 def edge_histogram(classes: xr.DataArray) -> da.Array:
