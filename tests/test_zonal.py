@@ -85,6 +85,10 @@ def test_group_counts_take_the_same_counts_by_every_path(monkeypatch):
     cell = np.arange(37)[:, None] // 4 * 6 + np.arange(29)[None, :] // 5
     for (z, k, c), n in whole.set_index(["zone", "class", "cell"])["pixels"].items():
         assert n == ((zone == z) & (cls == k) & (cell == c)).sum()
+    # Rasters the counts only wait for are not counted.
+    along = [_lazy(rng.integers(0, 300, (37, 29)), (16, 13))]
+    keys = {"zone": (_lazy(zone, (16, 13)), 6), "class": (_lazy(cls, (16, 13)), 9)}
+    pd.testing.assert_frame_equal(counts.group_counts(keys, areas, along).compute(), whole)
     # 54 combinations; a strip of one row spans up to 4 cells and holds up to 13 combinations, a block up to 22.
     for rows, limit in ((1, 60), (1, 30), (512, 60), (512, 20)):
         monkeypatch.setattr(counts, "_STRIP_ROWS", rows)

@@ -20,16 +20,19 @@ from pipeline.model.grid import PixelAreas
 _DENSE_LIMIT = 1 << 22
 
 
-def group_counts(keys: dict[str, tuple[xr.DataArray, int]], areas: PixelAreas | None) -> Delayed:
+def group_counts(
+    keys: dict[str, tuple[xr.DataArray, int]], areas: PixelAreas | None, along: Iterable[xr.DataArray] = ()
+) -> Delayed:
     """Delayed DataFrame of pixel counts per combination of keys present and per pixel-area cell.
 
     ``keys`` maps a column name to (an integer raster with values in 0..size-1, size). The result has
     one column per key, ``cell`` (the ``areas`` cell; 0 when ``areas`` is None or constant) and
-    ``pixels`` (int64), sorted by the keys and cell.
+    ``pixels`` (int64), sorted by the keys and cell. A block's count also waits for the blocks of the
+    rasters ``along`` (not counted), for the order Dask runs the run's tasks in (see ``with_looked_up``).
     """
     names = list(keys)
     sizes = [int(n) for _, n in keys.values()]
-    arrays = [a.data for a, _ in keys.values()]
+    arrays = [a.data for a, _ in keys.values()] + [a.data for a in along]
     if np.prod(sizes, dtype=float) >= 2.0**62:
         raise ConfigError(
             f"too many combinations of zones, classes and parameter rows to count in one run "
@@ -74,7 +77,9 @@ def _block_counts(
     sizes: list[int], areas: PixelAreas | None, origin: tuple[int, int], *blocks: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """(combined key, cell, pixels) of the block at ``origin`` (row, column); cells all 0 without ``areas``.
-    A (key, cell) pair may come in several rows (one per strip): ``_merge`` sums them."""
+    A (key, cell) pair may come in several rows (one per strip): ``_merge`` sums them. Blocks beyond the keys'
+    (``group_counts``' ``along``) are not counted."""
+    blocks = blocks[: len(sizes)]
     rows = blocks[0].shape[0]
     if blocks[0].ndim != 2 or rows <= _STRIP_ROWS:
         return _strip_counts(sizes, areas, origin, *blocks)
