@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from affine import Affine
 from pyproj import CRS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
+from pipeline.io.parts import PartFolder
 from pipeline.model.grid import Grid
 from pipeline.stages.redline import vectorise
 
@@ -78,6 +80,7 @@ def main() -> None:
     from distributed.deploy.subprocess import SubprocessCluster
 
     with (
+        tempfile.TemporaryDirectory(dir=DATA) as parts,
         SubprocessCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
@@ -85,16 +88,16 @@ def main() -> None:
         client.wait_for_workers(args.workers)  # their start-up is not measured
         workers_before, scheduler_before = sum(client.run(cpu_s).values()), client.run_on_scheduler(cpu_s)
         client_before, start = cpu_s(), time.perf_counter()
-        polygons = vectorise(labels, keep, grid)
+        polygons = vectorise(labels, keep, grid, PartFolder(Path(parts)))
         wall, client_s = time.perf_counter() - start, cpu_s() - client_before
         workers_s = sum(client.run(cpu_s).values()) - workers_before
         scheduler_s = client.run_on_scheduler(cpu_s) - scheduler_before
+        if args.save:  # the parts are read back before their folder goes
+            polygons.frame().to_parquet(args.save)
     print(
         f"N={args.size} chunks={args.chunks} workers={args.workers}: {len(keep)} patches, wall {wall:.1f} s, "
         f"CPU: client {client_s:.1f} s, workers {workers_s:.1f} s, scheduler {scheduler_s:.1f} s"
     )
-    if args.save:
-        polygons.to_parquet(args.save)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import dask
 import dask.array as da
 import numpy as np
@@ -14,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.features import shapes
 from scipy import ndimage
 
+from pipeline.io.parts import PartFolder
 from pipeline.model.grid import Grid, pixel_areas
 from pipeline.runner import redlines as redlines_runner
 from pipeline.stages import redline as redline_module
@@ -27,9 +31,12 @@ from pipeline.stages.redline import (
     hotspots,
     join_patches,
     label_patches,
+    large_patches,
     level_stats,
     level_values,
+    only,
     patch_anchors,
+    patch_sizes,
     patch_table,
     redline_counts,
     vectorise,
@@ -209,9 +216,23 @@ def run(
     keep = table["label"].tolist()
     zone = list(zones)[-1]
     cover = coverage(counts, areas, zone, keep, key_zones, default_target=default_target)
+    # As a run counts: densities and zones of the patches that may reach the minimum area only.
+    (sizes,) = dask.compute(patch_sizes(labels, int(n), areas))
+    large = large_patches(sizes, areas, min_area_ha)
+    assert set(keep) <= set(large.tolist()) and (sizes.groupby("label")["pixels"].sum() > 0).all()
+    (few,) = dask.compute(
+        redline_counts(only(labels, large), int(n), c, areas, (ix, len(DENS)), zr, rate=(ix, len(RATE)), locked_in=lk)
+    )
+    assert len(few) <= len(counts)
+    pd.testing.assert_frame_equal(
+        patch_table(few, anchors, grid, areas, min_area_ha, DENS, RATE, zone_names=list(zones)), table
+    )
+    pd.testing.assert_frame_equal(coverage(few, areas, zone, keep, key_zones, default_target=default_target), cover)
     fill, thresholds = gap_fill(counts, cover, areas, zone, keep, DENS)
+    pd.testing.assert_frame_equal(gap_fill(few, cover, areas, zone, keep, DENS)[0], fill)
     gap = gap_fill_mask(labels, keep, c, ix, DENS, zr[zone][0], thresholds, lk).values
-    polygons = vectorise(labels, keep, grid)
+    with tempfile.TemporaryDirectory() as parts:
+        polygons = vectorise(labels, keep, grid, PartFolder(Path(parts))).frame()
     return {
         "mask": mask.values,
         "table": table,
@@ -505,11 +526,45 @@ def polygon_case() -> tuple[np.ndarray, list[int]]:
     return lab, [5, 2, 8, 1, 6, 3, 4, 9]  # 9: kept but absent
 
 
+def small(value) -> bool:
+    """What a compute may bring back to the client: names, nothing, or arrays of integers (never geometries)."""
+    if isinstance(value, (tuple, list)):
+        return all(small(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.dtype != object or all(small(v) for v in value.ravel())
+    return value is None or isinstance(value, str)
+
+
+def array_window(lab: np.ndarray):
+    """``vectorise``'s ``window`` over an array (a run reads the labels' file)."""
+
+    def window(r0, r1, c0, c1):
+        assert 0 <= r0 < r1 <= lab.shape[0] and 0 <= c0 < c1 <= lab.shape[1]  # within the raster: a bounding box
+        return lab[r0:r1, c0:c1]
+
+    return window
+
+
+# window_px None: no window, every patch across blocks joined from its pieces; 12: some of each; else windows.
+@pytest.mark.parametrize(("join_blocks", "window_px"), [(1, None), (3, 12), (16, 1 << 26)])
 @pytest.mark.parametrize("chunks", [(1, 1), (2, 3), (3, 2), (1, 14), (5, 4), (7, 9), (12, 14)])
-def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks):
+def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks, join_blocks, window_px, tmp_path, monkeypatch):
     lab, keep = polygon_case()
     grid = grid30(*lab.shape)
-    got = vectorise(arr(lab, chunks), keep, grid)
+    monkeypatch.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
+    monkeypatch.setattr(redline_module, "WINDOW_PX", window_px or 0)
+    monkeypatch.setattr(redline_module, "WINDOW_ROWS", 2)  # windows read in several strips
+    results = []
+
+    def compute(*graphs):
+        results.append(dask.compute(*graphs))
+        return results[-1]
+
+    window = None if window_px is None else array_window(lab)
+    polygons = vectorise(arr(lab, chunks), keep, grid, PartFolder(tmp_path), compute, window)
+    # Polygons reach the client only through the parts, a part at a time: the computes bring back names.
+    assert small(results) and len(results) == 3
+    got = polygons.frame()
     # Reference: the whole array polygonised at once in pixel coordinates, each label's rings dissolved,
     # collinear vertices dropped and normalised there, then moved to the grid (30 m pixels on a whole-metre
     # origin: every coordinate exact).
@@ -529,3 +584,53 @@ def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks):
     assert shapely.get_num_interior_rings(got.geometry.iloc[3]) == 1  # label 1 keeps its hole
     assert len(shapely.get_parts(got.geometry.iloc[6])) == 5  # label 4: five pixels meeting at corners
     assert len(shapely.get_parts(got.geometry.iloc[0])) == 2  # label 5: two places, one multipolygon
+
+
+def test_join_groups_hold_at_most_so_many_blocks_unless_one_label_alone_is_in_more():
+    count = np.array([2, 3, 9, 1, 1, 4, 2])
+    assert redline_module._join_groups(count, 5) == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7)]
+    assert redline_module._join_groups(count, 100) == [(0, 7)]
+    assert redline_module._join_groups(np.zeros(0, np.int64), 5) == []
+
+
+def whole_raster_polygons(lab: np.ndarray, keep: list[int], grid: Grid) -> dict[int, object]:
+    """Reference: the whole array polygonised at once, each label's rings dissolved by a GEOS union, collinear
+    vertices dropped and normalised, then moved to the grid."""
+    pieces: dict[int, list] = {}
+    for g, v in shapes(lab, mask=np.isin(lab, keep), connectivity=4, transform=Affine.identity()):
+        pieces.setdefault(int(v), []).append(shapely.geometry.shape(g))
+    return {
+        v: shapely.affinity.affine_transform(
+            shapely.normalize(shapely.simplify(shapely.union_all(p), 0.0)), grid.transform.to_shapely()
+        )
+        for v, p in pieces.items()
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    density=st.floats(0.3, 0.8),
+    chunks=st.sampled_from([(1, 1), (2, 3), (4, 4), (5, 7), (9, 6), (16, 16)]),
+    join_blocks=st.sampled_from([1, 2, 16]),
+    window_px=st.sampled_from([None, 20, 1 << 26]),
+)
+def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(
+    seed, density, chunks, join_blocks, window_px
+):
+    # 8-connected patches of random pixels: many parts meeting only at corners, holes, islands in holes.
+    rng = np.random.default_rng(seed)
+    lab, n = ndimage.label(rng.random((16, 16)) < density, np.ones((3, 3)))
+    keep = sorted(rng.permutation(np.arange(1, n + 1))[: max(1, n // 2)].tolist())
+    grid = grid30(*lab.shape)
+    with tempfile.TemporaryDirectory() as parts, pytest.MonkeyPatch.context() as m:
+        m.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
+        m.setattr(redline_module, "WINDOW_PX", window_px or 0)
+        m.setattr(redline_module, "WINDOW_ROWS", 3)
+        lab = lab.astype(np.int32)
+        window = None if window_px is None else array_window(lab)
+        got = vectorise(arr(lab, chunks), keep, grid, PartFolder(Path(parts)), dask.compute, window).frame()
+    expected = whole_raster_polygons(lab, keep, grid)
+    for label, geom in zip(got["label"], got.geometry):
+        assert shapely.equals_exact(geom, expected[label], tolerance=0), label
+        assert shapely.is_valid(geom) and geom.area == (lab == label).sum() * 900.0

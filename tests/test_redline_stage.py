@@ -3,8 +3,12 @@
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import shapely
+
+from pipeline.io.parts import PartFolder
+from pipeline.io.tables import write_polygon_layer
 
 from .conftest import read, write_config, write_raster
 from .helpers import cli
@@ -230,3 +234,35 @@ def test_bad_red_line_settings(forest_region, capsys):
     assert cli("run", forest_region / "config.yaml") == 1
     assert "min_area_ha" in capsys.readouterr().err
     assert not list(forest_region.glob("out/*"))  # nothing half-written
+
+
+def test_a_polygon_layer_written_in_batches_reads_back_in_its_own_order(tmp_path):
+    attributes = pd.DataFrame(
+        {"patch_id": [1, 2, 3], "zone_name": ["林地", "", "c"], "area_ha": [3.0, 2.0, 1.0], "met": [True, False, True]},
+        index=[30, 10, 20],  # by label, in the layer's order
+    )
+    two = shapely.MultiPolygon([shapely.box(2, 0, 3, 1), shapely.box(4, 0, 5, 1)])
+    batches = [
+        (np.array([20, 10]), np.array([shapely.Polygon(), two], object)),
+        (np.array([30]), np.array([box(0, 0, 1, 1)])),
+    ]
+    path = tmp_path / "c.gpkg"
+    write_polygon_layer(iter(batches), attributes, "EPSG:32650", path, "candidates")
+    info = pyogrio.read_info(path)
+    assert info["geometry_type"] == "MultiPolygon" and info["features"] == 3 and info["crs"] == "EPSG:32650"
+    got = gpd.read_file(path)  # as QGIS and an analyst's script see it: in feature-id order
+    pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")), attributes.reset_index(drop=True))
+    assert got.geometry.iloc[0].equals(shapely.MultiPolygon([box(0, 0, 1, 1)]))
+    assert got.geometry.iloc[1].equals(two) and got.geometry.iloc[2].is_empty
+    empty = tmp_path / "none.gpkg"
+    write_polygon_layer(iter([]), attributes.iloc[:0], "EPSG:32650", empty, "candidates")
+    assert pyogrio.read_info(empty)["features"] == 0 and list(gpd.read_file(empty).columns) == [*attributes, "geometry"]
+
+
+def test_a_part_written_twice_is_one_whole_part(tmp_path):
+    parts = PartFolder(tmp_path / "parts")
+    assert parts.put("block_0_1", [(1, shapely.box(0, 0, 1, 1))]) == "block_0_1"
+    parts.put("block_0_1", [(2, shapely.box(0, 0, 2, 2))])  # a task rerun after its worker was lost
+    assert [p.name for p in (tmp_path / "parts").iterdir()] == ["block_0_1"]
+    ((label, geom),) = parts.get("block_0_1")
+    assert label == 2 and geom.equals(shapely.box(0, 0, 2, 2))

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyogrio
+import pyproj
+import shapely
 
 from pipeline.errors import InputError, OutputError
 
@@ -111,3 +116,53 @@ def write_geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
         frame.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
     except Exception as e:
         raise OutputError(f"cannot write the GeoPackage: {e}", path) from None
+
+
+def write_polygon_layer(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]], attributes: pd.DataFrame, crs, path: Path, layer: str
+) -> None:
+    """One MultiPolygon layer of a GeoPackage, written a batch of features at a time (a country's red lines do
+    not fit in memory at once). ``attributes``: one row per feature, indexed by label, in the layer's order
+    (feature ids 1..n: the layer reads back in that order); ``batches``: (labels, shapely geometries) in any
+    order, each label once. A failure is an OutputError naming the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = attributes.reset_index(drop=True)
+    fields = pa.Schema.from_pandas(table, preserve_index=False).remove_metadata()
+    # An empty text column has no type to infer: text, as a GeoDataFrame's writer makes it.
+    fields = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in fields])
+    schema = fields.append(pa.field("fid", pa.int64())).append(pa.field("geometry", pa.binary()))
+
+    def records():
+        for labels, geoms in batches:
+            at = attributes.index.get_indexer(labels)
+            batch = pa.RecordBatch.from_pandas(table.iloc[at], schema=fields, preserve_index=False)
+            yield pa.RecordBatch.from_arrays(
+                [*batch.columns, pa.array(at + 1, pa.int64()), pa.array(shapely.to_wkb(_multipolygons(geoms)))],
+                schema=schema,
+            )
+
+    try:
+        pyogrio.write_arrow(
+            pa.RecordBatchReader.from_batches(schema, records()),
+            path,
+            layer=layer,
+            driver="GPKG",
+            geometry_name="geometry",
+            geometry_type="MultiPolygon",
+            crs=pyproj.CRS.from_user_input(crs).to_wkt(),
+            layer_options={"FID": "fid"},
+        )
+    except OutputError:
+        raise
+    except Exception as e:
+        raise OutputError(f"cannot write the GeoPackage: {e}", path) from None
+
+
+def _multipolygons(geoms: np.ndarray) -> np.ndarray:
+    """Polygons as one-part MultiPolygons, empty geometries as an empty MultiPolygon (one type per layer)."""
+    out = np.asarray(geoms, object).copy()
+    kind = shapely.get_type_id(out)
+    single = kind == shapely.GeometryType.POLYGON
+    out[single] = shapely.multipolygons(out[single].reshape(-1, 1)) if single.any() else out[single]
+    out[shapely.is_empty(out)] = shapely.from_wkt("MULTIPOLYGON EMPTY")
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -14,8 +15,9 @@ class RedlineResult:
 
     year: int
     title: str
-    candidates: gpd.GeoDataFrame
-    gap_fill: gpd.GeoDataFrame | None = None
+    #: The GeoPackages of the candidates and of the gap fill, staged: the map reads them a batch at a time.
+    candidates: Path
+    gap_fill: Path | None = None
     coverage: pd.DataFrame | None = None
     #: Ecological function zones of the coverage, and the protected areas (outlines on the map).
     zones: gpd.GeoSeries | None = None

@@ -23,6 +23,7 @@ import geopandas as gpd
 import mapclassify
 import numpy as np
 import pandas as pd
+import pyogrio
 import pyproj
 import rasterio
 import shapely
@@ -635,8 +636,8 @@ def stock_change_map(
 
 def redline_map(
     stock_raster: Path,
-    candidates: gpd.GeoDataFrame,
-    gap_fill: gpd.GeoDataFrame | None,
+    candidates: Path,
+    gap_fill: Path | None,
     protected: gpd.GeoSeries | None,
     zones: gpd.GeoSeries | None,
     title: str,
@@ -644,8 +645,9 @@ def redline_map(
     source: str,
     max_cells: int = 1000,
 ) -> Path:
-    """maps/redline_<year>.png: candidates (red) and gap fill (orange) over the stock density (greens,
-    t C/ha, from the COG's overviews), protected areas and zone outlines on top."""
+    """maps/redline_<year>.png: candidates (red) and gap fill (orange; GeoPackages of polygons, read a batch at
+    a time) over the stock density (greens, t C/ha, from the COG's overviews), protected areas and zone
+    outlines on top."""
     data, (left, bottom, right, top), crs, _ = _overview(stock_raster, max_cells)
     # Candidates and gap fill are pixel staircases, a vertex per pixel corner of their edges: drawn as they
     # are, their vertices (and the figure's memory) grow with the raster. Simplified to a fraction of the
@@ -656,12 +658,12 @@ def redline_map(
     # Faded, so that red over dense forest still reads as red.
     image = ax.imshow(data, extent=(left, right, bottom, top), cmap="Greens", alpha=0.5, interpolation="nearest")
     red: dict[str, Any] = {"facecolor": (0.84, 0.1, 0.11, 0.3), "edgecolor": (0.75, 0.0, 0.0)}
-    handles = [Patch(**red, label=f"candidate ({len(candidates)})")]
-    ax.add_collection(PathCollection(zone_paths(candidates.geometry, tolerance), **red, linewidths=0.7))
-    if gap_fill is not None and len(gap_fill):
-        ax.add_collection(
-            PathCollection(zone_paths(gap_fill.geometry, tolerance), facecolor=(1.0, 0.55, 0.0, 0.6), edgecolor="none")
-        )
+    drawn, n = _layer_paths(candidates, tolerance)
+    handles = [Patch(**red, label=f"candidate ({n})")]
+    ax.add_collection(PathCollection(drawn, **red, linewidths=0.7))
+    drawn, n = _layer_paths(gap_fill, tolerance) if gap_fill is not None else ([], 0)
+    if n:
+        ax.add_collection(PathCollection(drawn, facecolor=(1.0, 0.55, 0.0, 0.6), edgecolor="none"))
         handles.append(Patch(facecolor=(1.0, 0.55, 0.0, 0.6), label="gap fill (next best land)"))
     if protected is not None and len(protected):
         protected.boundary.plot(ax=ax, color="navy", linewidth=1.0)
@@ -679,6 +681,22 @@ def redline_map(
     ax.set_title(title, fontsize=10)
     fig.text(0.03, 0.03, source, fontsize=6.5, color="0.3")
     return _save(fig, path)
+
+
+#: Polygons of a GeoPackage read at once by the maps.
+_FEATURES = 1000
+
+
+def _layer_paths(path: Path, tolerance: float) -> tuple[list[MplPath], int]:
+    """(``zone_paths`` of the polygons of a GeoPackage's one layer, their number), read ``_FEATURES`` at a time."""
+    drawn: list[MplPath] = []
+    n = 0
+    with pyogrio.open_arrow(path, batch_size=_FEATURES, use_pyarrow=True) as (meta, reader):
+        for batch in reader:
+            wkb = batch[meta["geometry_name"] or "wkb_geometry"].to_numpy(zero_copy_only=False)
+            drawn += zone_paths(gpd.GeoSeries(shapely.from_wkb(wkb)), tolerance)
+            n += len(wkb)
+    return drawn, n
 
 
 def _overview(raster: Path, max_cells: int) -> tuple[np.ndarray, tuple, pyproj.CRS, int]:

@@ -25,8 +25,9 @@ from pipeline.config import RedlineConfig
 from pipeline.errors import InputError
 from pipeline.io import cog
 from pipeline.io.cog import raster_parts_task
+from pipeline.io.parts import PartFolder
 from pipeline.io.staging import Staging
-from pipeline.io.tables import write_geopackage, write_table
+from pipeline.io.tables import write_polygon_layer, write_table
 from pipeline.io.vectors import read_polygons
 from pipeline.model.classes import CROPLAND
 from pipeline.model.grid import Grid, PixelAreas
@@ -110,11 +111,14 @@ def write_redlines(
     (_, n) = execution.compute(raster_parts_task(labels, label_path, grid, 0), n)
     labels = cog.open_own(label_path, grid, chunks, "int32", 0)
     zones = {z.name: (zone_rasters[z.name], len(z.ids) + 1) for z in layers}
-    pixels, anchors = execution.compute(
+    sizes, anchors = execution.compute(redline.patch_sizes(labels, int(n), areas), redline.patch_anchors(labels))
+    # Densities, zones and protection are counted for the patches that may be candidates; the others are
+    # background, as they are to the coverage and the gap fill.
+    large = redline.only(labels, redline.large_patches(sizes, areas, red.min_area_ha))
+    (pixels,) = execution.compute(
         redline.redline_counts(
-            labels, int(n), classes, areas, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
-        ),
-        redline.patch_anchors(labels),
+            large, int(n), classes, areas, (density[0], density[1]), zones, (rate[0], rate[1]), locked_in
+        )
     )
     density_table = np.r_[np.nan, density_levels.index.to_numpy()]
     rate_table = np.r_[np.nan, rate_levels.index.to_numpy()]
@@ -123,17 +127,20 @@ def write_redlines(
     )
     keep = candidates["label"].tolist()
     table = _named(candidates, layers).drop(columns="label")
-    polygons = gpd.GeoDataFrame(
-        table, geometry=redline.vectorise(labels, keep, grid, execution.compute).geometry.to_numpy(), crs=grid.crs
+    # Written a part at a time, from the workers' parts: a country's candidates do not fit in memory at once.
+    parts = PartFolder(staging.path("work/redline_candidates"))
+    polygons = redline.vectorise(
+        labels, keep, grid, parts, execution.compute, partial(cog.read_window, label_path, fill=0)
     )
-    write_geopackage(polygons, staging.path(spec.path("candidates_gpkg")), "candidates")
+    candidates_path = staging.path(spec.path("candidates_gpkg"))
+    write_polygon_layer(polygons.batches(), table.set_axis(keep), grid.crs, candidates_path, "candidates")
     write_table(table, staging.path(spec.path("candidates")))
     what = "stock density" if red.value == "stock" else "sink density"
     out = RedlineResult(
         year,
         f"Red-line candidates {year}\nGi* hotspots of {what} (z > {red.z_threshold:g}, "
         f"radius {red.radius_m:g} m), patches ≥ {red.min_area_ha:g} ha",
-        polygons,
+        candidates_path,
         protected=None if inputs.protected is None else inputs.protected.geometry,
         rasters=[gi_star],
     )
@@ -147,10 +154,13 @@ def write_redlines(
             labels, keep, classes, density[0], density_table, zone_rasters[layer.name], thresholds, locked_in
         )
         gap_zones = zone_rasters[layer.name].where(gap, 0).astype(np.int32)
-        shapes = redline.vectorise(gap_zones, list(thresholds), grid, execution.compute)
-        attributes = _zone_columns(fill, layer).set_index("zone").loc[shapes["label"]].reset_index(drop=True)
-        out.gap_fill = gpd.GeoDataFrame(attributes, geometry=shapes.geometry.to_numpy(), crs=grid.crs)
-        write_geopackage(out.gap_fill, staging.path(spec.path("gap_fill")), "gap_fill")
+        zones_filled = list(thresholds)
+        shapes = redline.vectorise(
+            gap_zones, zones_filled, grid, PartFolder(staging.path("work/redline_gap_fill")), execution.compute
+        )
+        attributes = _zone_columns(fill, layer).set_index("zone").loc[zones_filled]
+        out.gap_fill = staging.path(spec.path("gap_fill"))
+        write_polygon_layer(shapes.batches(), attributes, grid.crs, out.gap_fill, "gap_fill")
         merged = cover.merge(fill.drop(columns=["shortfall_ha"]), on="zone", how="left")
         out.coverage = _zone_columns(merged, layer).drop(columns="zone")
         out.zones = layer.polygons.geometry

@@ -10,9 +10,11 @@ national key ecological function zones. Plain functions, lazy with Dask; no I/O.
 * ``hotspots(z, classes, threshold, allowed, locked_out)``: boolean hot, allowed pixels
   (``land_kind``: 0 nodata, 1 cropland/construction, 2 allowed; ``disc``: the window).
 * ``join_patches(mask)`` / ``label_patches(mask, joined)``: 8-connected patch labels (int32), count.
-* ``redline_counts(...)`` + ``patch_anchors(labels)``: the one counting pass over the labels.
+* ``patch_sizes`` + ``patch_anchors(labels)``, then ``redline_counts(only(labels, large_patches(...)), ...)``:
+  pixels per patch, then the counts of the patches that may be candidates.
 * ``patch_table``, ``coverage``, ``gap_fill``: pandas from those counts.
-* ``gap_fill_mask(...)``: lazy boolean raster of gap-fill pixels; ``vectorise(labels, ids, grid)``.
+* ``gap_fill_mask(...)``: lazy boolean raster of gap-fill pixels; ``vectorise(labels, ids, grid, parts)``:
+  polygons written to part files (``Polygons``), read back a part at a time.
 
 Chunk independence: patch labels depend on the chunking, so nothing published uses them:
 patches are ranked by stock (t C, from integer counts times constants, summed in key order) then by
@@ -23,9 +25,9 @@ how much), coverage counts candidates ∪ locked-in once, and gap fill skips bot
 Order of a run (each step one pass; memory bounded by the chunk size): 1. stats (``level_stats`` from
 the run's counts); 2. hot = ``hotspots(gi_star(...))`` written (temporary uint8 GeoTIFF); 3. compute
 ``join_patches(hot)``; 4. write ``label_patches(hot, joined)`` (temporary int32 GeoTIFF); 5. on the
-labels read back, compute ``redline_counts`` and ``patch_anchors`` together; 6. ``patch_table``,
-``coverage``, ``gap_fill`` (pandas); 7. ``vectorise`` the kept labels and write / vectorise
-``gap_fill_mask``.
+labels read back, compute ``patch_sizes`` and ``patch_anchors`` together, then ``redline_counts`` of the
+large patches; 6. ``patch_table``, ``coverage``, ``gap_fill`` (pandas); 7. ``vectorise`` the kept labels and
+write / vectorise ``gap_fill_mask``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from __future__ import annotations
 import math
 import operator
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import dask
 import dask.array as da
@@ -47,6 +51,7 @@ from affine import Affine
 from dask.delayed import Delayed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
+from scipy import ndimage
 
 from pipeline.errors import ConfigError
 from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
@@ -271,6 +276,31 @@ def redline_counts(
     return group_counts(keys, areas)
 
 
+def patch_sizes(labels: xr.DataArray, n_labels: int, areas: PixelAreas) -> Delayed:
+    """Delayed ``group_counts`` frame: pixels per label and pixel-area cell (rows grow with the patches)."""
+    return group_counts({"label": (labels, int(n_labels) + 1)}, areas)
+
+
+def large_patches(sizes: pd.DataFrame, areas: PixelAreas, min_area_ha: float) -> np.ndarray:
+    """Sorted labels (int64) of ``patch_sizes`` that may reach ``min_area_ha`` ha: every label ``patch_table``
+    keeps, and on a grid of varying pixel area those within float rounding below it too (``patch_table``
+    decides). Counting the other patches' densities and zones only as background keeps the counts' rows in
+    proportion to the candidates, not to every hotspot patch (most are a few pixels)."""
+    f = sizes[sizes["label"] > 0]
+    if areas.constant:
+        large = f.groupby("label")["pixels"].sum() >= math.ceil(min_area_ha / (areas.flat_m2[0] / 1e4) - 1e-9)
+    else:
+        large = _area_by(f, ["label"], areas) >= min_area_ha * (1 - 1e-9)
+    return large.index[large.to_numpy()].to_numpy(np.int64)
+
+
+def only(labels: xr.DataArray, keep: np.ndarray) -> xr.DataArray:
+    """``labels`` with every label not in ``keep`` set to 0."""
+    keep = np.asarray(keep, np.int64)
+    data = labels.data.map_blocks(lambda b: np.where(np.isin(b, keep), b, 0).astype(b.dtype), dtype=labels.dtype)
+    return labels.copy(data=data)
+
+
 def patch_anchors(labels: xr.DataArray) -> Delayed:
     """Delayed Series label -> smallest row-major pixel index (row * width + col) of the patch."""
     width = labels.shape[1]
@@ -482,43 +512,146 @@ def gap_fill_mask(
     return labels.copy(data=data).rename("gap_fill")
 
 
-#: Most tasks joining the labels found in more than one block: enough to keep a cluster's workers busy,
-#: few enough for the scheduler (one task per label would be thousands).
-JOIN_TASKS = 64
+class PartStore(Protocol):
+    """Where tasks write their parts of a result and read them back (``pipeline.io.parts.PartFolder``)."""
+
+    def put(self, name: str, value: Any) -> str: ...
+
+    def get(self, name: str) -> Any: ...
 
 
-def vectorise(labels: xr.DataArray, keep_ids: Iterable[int], grid: Grid, compute=dask.compute) -> gpd.GeoDataFrame:
-    """One (multi)polygon per kept label, in ``keep_ids`` order, grid CRS (columns label, geometry).
+#: (label, block) pairs a join task gathers at most, unless one label alone is in more blocks: join tasks then
+#: hold a bounded share of the pieces each, and their number grows with the raster, not their size.
+JOIN_BLOCKS = 16
 
-    Each block is polygonised in whole-pixel coordinates (exact integers, so pieces of a patch cut by block
-    edges meet exactly and union without slivers). Each label's pieces are dissolved, collinear vertices
-    dropped and the geometry normalised (the same coordinates in any chunking), then moved to the grid's
-    CRS, all on the workers: a label found in one block only (most patches) in that block's task, the
-    others in at most ``JOIN_TASKS`` tasks that each join a share of them. The client only collects.
-    Any other integer raster works too (e.g. zones x gap fill, a zone found in many blocks). ``compute``:
-    the runner's (``dask.compute``'s signature), which watches a cluster for lost workers and scheduler.
+
+@dataclass(frozen=True)
+class Polygons:
+    """``vectorise``'s polygons, kept on disk: parts of ``folder``, each a list of (label, geometry) in the grid's
+    CRS. Read them a part at a time (``batches``) to keep a country's polygons out of memory."""
+
+    labels: tuple[int, ...]
+    crs: Any
+    folder: PartStore
+    parts: tuple[str, ...]
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(labels int64, geometries) of each part in turn, then of the kept labels without a pixel (empty)."""
+        seen: set[int] = set()
+        for name in self.parts:
+            items = self.folder.get(name)
+            seen.update(label for label, _ in items)
+            yield _batch([label for label, _ in items], [g for _, g in items])
+        missing = [label for label in self.labels if label not in seen]
+        if missing:
+            yield _batch(missing, [_finish([], (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))] * len(missing))
+
+    def frame(self) -> gpd.GeoDataFrame:
+        """Every polygon in ``labels`` order (columns label, geometry), all in memory."""
+        geoms = {int(v): g for labels, part in self.batches() for v, g in zip(labels, part)}
+        return gpd.GeoDataFrame(
+            {"label": np.asarray(self.labels, np.int64)}, geometry=[geoms[v] for v in self.labels], crs=self.crs
+        )
+
+
+def _batch(labels: list[int], geoms: list) -> tuple[np.ndarray, np.ndarray]:
+    out = np.empty(len(geoms), object)  # not np.array(geoms): it could unpack a geometry
+    out[:] = geoms
+    return np.asarray(labels, np.int64), out
+
+
+#: Pixels of the bounding box of a patch found in several blocks up to which it is polygonised from its window
+#: of the labels at once (a uint8 mask of at most this many bytes), not joined from its blocks' pieces by a
+#: GEOS union (three times the time, and memory in proportion to its vertices).
+WINDOW_PX = 1 << 26
+#: Rows of a window read at once.
+WINDOW_ROWS = 1024
+
+
+def vectorise(
+    labels: xr.DataArray,
+    keep_ids: Iterable[int],
+    grid: Grid,
+    folder: PartStore,
+    compute=dask.compute,
+    window: Callable[[int, int, int, int], np.ndarray] | None = None,
+) -> Polygons:
+    """One (multi)polygon per kept label, grid CRS, written to ``folder`` in parts (``Polygons``).
+
+    Pixels are polygonised 4-connected in whole-pixel coordinates (exact integers), a label's polygons made one
+    (multi)polygon, collinear vertices dropped and the geometry normalised (the same coordinates in any
+    chunking), then moved to the grid's CRS, all on the workers, in three computes whose results are small:
+    (1) the kept labels of each block and their bounding boxes (a read of the labels); (2) per block, a label
+    found in that block only (most patches) finished and written there; (3) the labels found in several
+    blocks, in tasks of a share of them each: polygonised from their window of the labels at once (read
+    through ``window(r0, r1, c0, c1)``, the labels of those rows and columns; up to ``WINDOW_PX`` pixels), or
+    else (or without ``window``) joined by a GEOS union from the pieces that step (2) wrote for them (at most
+    ``JOIN_BLOCKS`` (label, block) pairs a task). Memory is then set by the chunk size and the largest
+    polygon, not by the raster. Any other integer raster works too (e.g. zones x gap fill, a zone found in many
+    blocks). ``compute``: the runner's (``dask.compute``'s signature), which watches a cluster for lost
+    workers and scheduler.
     """
-    ids = list(keep_ids)
+    ids = [int(i) for i in keep_ids]
+    keep = np.asarray(sorted(set(ids)), np.int64)
     transform = tuple(grid.transform)[:6]  # a plain tuple: Dask would rebuild the Affine namedtuple
-    # Object arrays of one value per block (or one in all): a few graph layers whatever the number of blocks
-    # (a Delayed per block and step made a graph that took longer to build than the polygons).
+    # Object arrays of one value per block: a graph layer whatever the number of blocks (a Delayed per block
+    # and step made a graph that took longer to build than the polygons).
     box = {"dtype": object, "meta": np.empty((), object)}
     one = tuple((1,) * len(c) for c in labels.data.chunks)
-    parts = labels.data.map_blocks(_block_pieces, chunks=one, keep=np.asarray(sorted(ids), np.int64), **box)
-    found = parts.map_blocks(_item, i=0, **box)
-    shared = da.blockwise(_shared, "", found, "ij", concatenate=False, **box)
-    finished = da.blockwise(_finish_block, "ij", parts, "ij", shared, "", transform=transform, **box)
-    # The pieces of the shared labels gathered once, then sent to each join task's worker.
-    cut = da.blockwise(_gather, "", finished.map_blocks(_item, i=1, **box), "ij", concatenate=False, **box)
-    n = min(finished.npartitions, JOIN_TASKS)
-    groups = da.arange(n, chunks=1)
-    joined = da.blockwise(_join, "k", groups, "k", shared, "", cut, "", n=n, transform=transform, **box)
-    done, joined = compute(finished.map_blocks(_item, i=0, **box), joined)
-    geoms = {label: g for part in [*done.ravel(), *joined] for label, g in part}
-    missing = _finish([], transform)  # a kept label without pixels: an empty geometry, as any union of none
-    return gpd.GeoDataFrame(
-        {"label": np.asarray(ids, np.int64)}, geometry=[geoms.get(int(i), missing) for i in ids], crs=grid.crs
+    (found,) = compute(labels.data.map_blocks(_block_labels, chunks=one, keep=keep, **box))
+    found = list(found.ravel())
+    where = np.repeat(np.arange(len(found)), [len(f[0]) for f in found])  # block (row-major) of each pair
+    held = np.concatenate([*(f[0] for f in found), np.zeros(0, np.int64)])
+    bounds = np.concatenate([*(f[1] for f in found), np.zeros((0, 4), np.int64)])
+    order = np.lexsort((where, held))
+    held, where, bounds = held[order], where[order], bounds[order]
+    shared, first, count = np.unique(held, return_index=True, return_counts=True)
+    # The bounding box (r0, r1, c0, c1) of each label over its blocks.
+    extent = np.zeros((len(first), 4), np.int64)
+    if len(first):
+        for k, reduce in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):
+            extent[:, k] = reduce.reduceat(bounds[:, k], first)
+    several = count > 1
+    first, count, shared, extent = first[several], count[several], shared[several], extent[several]
+    pixels = (extent[:, 1] - extent[:, 0]) * (extent[:, 3] - extent[:, 2])
+    windowed = (pixels <= WINDOW_PX) if window is not None else np.zeros(len(shared), bool)
+    joined = np.flatnonzero(~windowed)
+    groups = _join_groups(count[joined], JOIN_BLOCKS)
+    group_of = np.full(len(shared), -1)  # -1: polygonised from its window, no pieces written
+    group_of[joined] = np.repeat(np.arange(len(groups)), [b - a for a, b in groups])
+    # One key: sent once per worker, not with every task.
+    joint = dask.delayed((shared, group_of), traverse=False)
+    blocks = labels.data.map_blocks(
+        _block_polygons, chunks=one, keep=keep, shared=joint, folder=folder, transform=transform, **box
     )
+    (written,) = compute(blocks)
+    parts = [name for name in written.ravel().tolist() if name is not None]
+    n_cols = len(labels.data.chunks[1])
+    tasks = []
+    for k, (a, b) in enumerate(groups):
+        at = joined[a:b]
+        held_by = np.unique(np.concatenate([where[f : f + c] for f, c in zip(first[at], count[at])]))
+        sources = [f"pieces_{k}_{i // n_cols}_{i % n_cols}" for i in held_by.tolist()]
+        tasks.append(dask.delayed(_join_group)(shared[at], sources, folder, transform, f"joined_{k}"))
+    framed = np.flatnonzero(windowed)
+    for k, (a, b) in enumerate(_join_groups(pixels[framed], WINDOW_PX)):
+        at = framed[a:b]
+        tasks.append(dask.delayed(_window_group)(shared[at], extent[at], window, folder, transform, f"framed_{k}"))
+    parts += list(compute(*tasks))
+    return Polygons(tuple(ids), grid.crs, folder, tuple(parts))
+
+
+def _join_groups(count: np.ndarray, most: int) -> list[tuple[int, int]]:
+    """Runs [a, b) of consecutive labels whose block ``count`` sum to at most ``most`` (or one label alone)."""
+    groups, a, total = [], 0, 0
+    for i, c in enumerate(count.tolist()):
+        if i > a and total + c > most:
+            groups.append((a, i))
+            a, total = i, 0
+        total += c
+    if len(count):
+        groups.append((a, len(count)))
+    return groups
 
 
 def _boxed(value, ndim: int = 2) -> np.ndarray:
@@ -527,13 +660,34 @@ def _boxed(value, ndim: int = 2) -> np.ndarray:
     return box
 
 
-def _item(box: np.ndarray, i: int) -> np.ndarray:
-    return _boxed(box[0, 0][i])
-
-
-def _block_pieces(block: np.ndarray, keep: np.ndarray, block_info=None) -> np.ndarray:
-    """Boxed (the kept labels in the block, label -> its polygons in the block, in pixel coordinates)."""
+def _block_labels(block: np.ndarray, keep: np.ndarray, block_info=None) -> np.ndarray:
+    """Boxed: (the kept labels found in the block, sorted (int64); their bounding boxes in the raster, rows
+    (r0, r1, c0, c1), half-open)."""
     (r0, _), (c0, _) = block_info[0]["array-location"]
+    mask = np.isin(block, keep)
+    present = np.unique(block[mask]).astype(np.int64)
+    local = np.zeros(block.shape, np.int32)
+    local[mask] = np.searchsorted(present, block[mask]) + 1
+    boxes = np.array(
+        [(r.start + r0, r.stop + r0, c.start + c0, c.stop + c0) for r, c in ndimage.find_objects(local, len(present))],
+        np.int64,
+    ).reshape(-1, 4)
+    return _boxed((present, boxes))
+
+
+def _block_polygons(
+    block: np.ndarray,
+    keep: np.ndarray,
+    shared: tuple[np.ndarray, np.ndarray],
+    folder: PartStore,
+    transform: tuple,
+    block_info=None,
+) -> np.ndarray:
+    """Polygonise a block's kept labels: the labels of this block only finished and written as part
+    ``block_<i>_<j>``, the pieces (pixel coordinates) of the labels in ``shared`` (sorted labels, the join group
+    of each) as ``pieces_<group>_<i>_<j>``, a part per join group. Boxed: the name of the finished part, or None."""
+    (r0, _), (c0, _) = block_info[0]["array-location"]
+    i, j = block_info[0]["chunk-location"]
     mask = np.isin(block, keep)
     pieces: dict[int, list] = {}
     if mask.any():
@@ -542,44 +696,59 @@ def _block_pieces(block: np.ndarray, keep: np.ndarray, block_info=None) -> np.nd
         found = shapes(block.astype(np.int32), mask=mask, connectivity=4, transform=Affine.translation(c0, r0))
         for g, v in found:
             pieces.setdefault(int(v), []).append(shapely.geometry.shape(g))
-    return _boxed((np.fromiter(pieces, np.int64, len(pieces)), pieces))
+    labels, group_of = shared
+    done, by_group = [], dict[int, dict[int, list]]()
+    for v, p in pieces.items():
+        g = _parts(p)
+        at = int(np.searchsorted(labels, v))
+        if at < len(labels) and labels[at] == v:
+            if group_of[at] >= 0:  # else polygonised from its window
+                by_group.setdefault(int(group_of[at]), {})[v] = [g]
+        else:
+            done.append((v, _finish([g], transform)))
+    for k, group in by_group.items():
+        folder.put(f"pieces_{k}_{i}_{j}", group)
+    return _boxed(folder.put(f"block_{i}_{j}", done) if done else None)
 
 
-def _shared(found: list[list[np.ndarray]]) -> np.ndarray:
-    """Boxed: the labels found in more than one block, sorted (``found``: per block, its kept labels)."""
-    labels, blocks = np.unique(np.concatenate([b[0, 0] for row in found for b in row]), return_counts=True)
-    return _boxed(labels[blocks > 1], 0)
+def _join_group(group: np.ndarray, sources: list[str], folder: PartStore, transform: tuple, name: str) -> str:
+    """Finish every label of ``group`` from its pieces in the parts ``sources`` (in row-major block order, the
+    order a single task would see them in), written as part ``name``."""
+    pieces: dict[int, list] = {v: [] for v in group.tolist()}
+    for source in sources:
+        for v, p in folder.get(source).items():
+            pieces[v] += p
+    return folder.put(name, [(v, _finish(p, transform)) for v, p in pieces.items()])
 
 
-def _finish_block(box: np.ndarray, shared: np.ndarray, transform: tuple) -> np.ndarray:
-    """Boxed ([(label, finished geometry)] of the labels only in this block, {label: pieces} of the others)."""
-    pieces, joint = box[0, 0][1], set(shared[()].tolist())
-    done = [(v, _finish(p, transform)) for v, p in pieces.items() if v not in joint]
-    return _boxed((done, {v: p for v, p in pieces.items() if v in joint}))
+def _window_group(
+    group: np.ndarray, extent: np.ndarray, window: Callable, folder: PartStore, transform: tuple, name: str
+) -> str:
+    """Polygonise every label of ``group`` from its window (``extent``: r0, r1, c0, c1 per label) of the
+    labels read through ``window``, written as part ``name``."""
+    done = []
+    for v, (r0, r1, c0, c1) in zip(group.tolist(), extent.tolist()):
+        mask = np.empty((r1 - r0, c1 - c0), bool)
+        for s in range(r0, r1, WINDOW_ROWS):  # a uint8 mask of the window; the labels a strip at a time
+            e = min(s + WINDOW_ROWS, r1)
+            mask[s - r0 : e - r0] = window(s, e, c0, c1) == v
+        found = shapes(mask.view(np.uint8), mask=mask, connectivity=4, transform=Affine.translation(c0, r0))
+        done.append((v, _finish([_parts([shapely.geometry.shape(g) for g, _ in found])], transform)))
+    return folder.put(name, done)
 
 
-def _gather(cut: list[list[np.ndarray]]) -> np.ndarray:
-    """Boxed: per block in row-major order, {label: pieces} of its shared labels."""
-    return _boxed([b[0, 0] for row in cut for b in row], 0)
-
-
-def _join(group: np.ndarray, shared: np.ndarray, cut: np.ndarray, n: int, transform: tuple) -> np.ndarray:
-    """Boxed [(label, finished geometry)] for every ``n``-th shared label from the ``group``-th, from the
-    pieces of every block in row-major block order (the order a single task would see them in)."""
-    parts = cut[()]
-    return _boxed(
-        [
-            (int(v), _finish([g for part in parts for g in part.get(int(v), ())], transform))
-            for v in shared[()][int(group[0]) :: n]
-        ],
-        1,
-    )
+def _parts(polygons: list):
+    """One polygonisation's polygons of a label as one geometry. They are its 4-connected parts, which touch
+    at most at corners: their union is the MultiPolygon of them (a GEOS union gave the same geometry in
+    several times the time)."""
+    return polygons[0] if len(polygons) == 1 else shapely.multipolygons(polygons)
 
 
 def _finish(pieces: list, transform: tuple):
-    """The union of a label's pieces (pixel coordinates), simplified, normalised, in CRS coordinates."""
+    """The union of a label's pieces (pixel coordinates; one per block), simplified, normalised, in CRS
+    coordinates."""
     a, b, c, d, e, f = transform
-    g = pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)  # most patches are one piece
+    g = pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)  # most patches are in one block
     g = shapely.normalize(shapely.simplify(g, 0.0))  # drop the vertices where block edges cut a side
     g = shapely.transform(
         g, lambda xy: np.column_stack([c + a * xy[:, 0] + b * xy[:, 1], f + d * xy[:, 0] + e * xy[:, 1]])
