@@ -192,3 +192,21 @@ def test_a_lucode_table_is_looked_up_by_product_code_not_by_class(dtype):
     np.testing.assert_array_equal(got, expected)
     rates = lookup.value_of(got)[0]  # the code's own rate, not its class's; NaN without a row
     assert rates[:3].tolist() == [0.3, 1.7, 2.5] and np.isnan(rates[3])
+
+
+@pytest.mark.parametrize("key", ["lucode", "class"])
+def test_byte_keys_are_looked_up_as_wider_ones(key):
+    """uint8 classes or codes take a 256-entry look-up: the rows of the same keys held in uint16, keys beyond the
+    table and pixels outside the valid mask (class 0) included."""
+    frame = pd.DataFrame({"key": [5, 1, 3], "rate_tC_ha_yr": [2.5, 0.3, 1.7], "source": ""})
+    lookup = rate_lookup(ParameterTable(None, key, frame))
+    codes = np.array([[1, 3, 5, 2], [255, 3, 1, 9]], np.uint8)
+    classes = np.array([[1, 3, 5, 2], [0, 3, 0, 8]], np.uint8)
+
+    def index(codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        lazy = [xr.DataArray(dask.array.from_array(a, chunks=(1, 2)), dims=("y", "x")) for a in (classes, codes)]
+        return row_index(lookup, *lazy, None).values
+
+    got = index(codes, classes)
+    np.testing.assert_array_equal(got, index(codes.astype(np.uint16), classes.astype(np.uint16)))
+    np.testing.assert_array_equal(got, [[1, 2, 3, 0], [0, 2, 0, 0]])  # rows in key order: 1, 3, 5

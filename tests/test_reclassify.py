@@ -1,5 +1,6 @@
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from hypothesis import given, settings
@@ -8,6 +9,8 @@ from hypothesis import strategies as st
 from pipeline.config import BUILTIN_SCHEMES
 from pipeline.errors import ConfigError
 from pipeline.io.parameters import load_scheme
+from pipeline.model.grid import PixelAreas
+from pipeline.stages.counts import group_counts
 from pipeline.stages.reclassify import (
     EXCLUDED_BY_OTHER,
     OUTSIDE_BOUNDARY,
@@ -20,6 +23,7 @@ from pipeline.stages.reclassify import (
     common_valid,
     map_to_classes,
     pixel_status,
+    status_counts,
     unknown_codes,
 )
 
@@ -91,6 +95,19 @@ def test_user_csv(tmp_path):
 )
 def test_user_csv_errors(tmp_path, text, message):
     assert_file_error(tmp_path / "s.csv", text, lambda path: load_scheme(str(path)), ConfigError, message)
+
+
+@pytest.mark.parametrize("cells", [False, True])
+def test_status_counts_are_the_counts_of_the_status_raster(cells):
+    """Counted per class, validity and study area, then looked up: the frame of counting the status raster."""
+    rng = np.random.default_rng(7)
+    m = rng.choice(np.array([0, 1, 2, 5, 8, UNKNOWN], np.uint8), (23, 17))
+    valid = (m != 0) & (m != UNKNOWN) & (rng.random((23, 17)) < 0.8)
+    inside = rng.random((23, 17)) < 0.7
+    areas = PixelAreas((23, 17), (3, 4), np.ones((8, 5)), "ellipsoidal") if cells else None
+    for within in (None, lazy(inside)):
+        counted = group_counts({"status": (pixel_status(lazy(m), lazy(valid), within), 5)}, areas).compute()
+        pd.testing.assert_frame_equal(status_counts(lazy(m), lazy(valid), within, areas).compute(), counted)
 
 
 def test_common_mask_and_status_by_hand():

@@ -64,6 +64,15 @@ def test_transition_codes():
     np.testing.assert_array_equal(pathway(a, b), [[1, 0, 255], [2, 255, 0]])
 
 
+def test_pathways_of_every_pair_as_the_table_gives_them():
+    """The flat look-up of unsigned classes against the 9 x 9 table; a class beyond it is an error as before."""
+    a, b = np.meshgrid(np.arange(9, dtype=np.uint8), np.arange(9, dtype=np.uint8), indexing="ij")
+    np.testing.assert_array_equal(pathway(a, b), PATHWAY[a, b])
+    np.testing.assert_array_equal(pathway(a.astype(np.int64), b), PATHWAY[a, b])
+    with pytest.raises(IndexError):
+        pathway(np.array([9], np.uint8), np.array([0], np.uint8))
+
+
 # ---- interval tables, by hand ----------------------------------------------------------------------------
 
 # Every pathway appears: see the comments on each pixel in test_interval_tables_by_hand.
@@ -202,6 +211,39 @@ def test_change_rasters_the_same_without_the_pair_table(monkeypatch):
             got = transitions.value_change(lookup, *[carbon.row_index(lookup, c, c, None) for c in (b, a)]).values
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, expected.setdefault(name, got))
+
+
+def test_rows_set_by_the_class_looked_up_in_the_counts_give_the_counted_frame():
+    """Parameter rows of a table keyed by class are looked up in the counts, not counted: the same frame, row for
+    row, as counting the row index rasters (a rate row counted between them keeps its place)."""
+    rng = np.random.default_rng(4)
+    a, b = (rng.integers(0, 9, (19, 23)).astype(np.uint8) for _ in range(2))
+    zone = rng.integers(0, 4, (19, 23)).astype(np.int32)
+    densities, rates = _lookups(DENSITY, RATE)
+    lazy = [_lazy(x, (8, 10)) for x in (a, b, zone)]
+    index = [{n: carbon.row_index(t, c, c, None) for n, t in (("d", densities), ("r", rates))} for c in lazy[:2]]
+    keys = {"from_class": (lazy[0], 9), "to_class": (lazy[1], 9), "zone": (lazy[2], 4)}
+    every = {"d0": (index[0]["d"], densities.size), "r0": (index[0]["r"], rates.size)}
+    every |= {"d1": (index[1]["d"], densities.size), "r1": (index[1]["r"], rates.size)}
+    areas = row_areas(np.linspace(1.0, 2.0, 19), 23)
+    counted = counts.group_counts({**keys, **every}, areas).compute()
+    rows_d, rows_r = carbon.class_rows(densities), carbon.class_rows(rates)
+    assert rows_d is not None and rows_r is not None
+    looked_up = {"d0": ("from_class", rows_d), "d1": ("to_class", rows_d), "r1": ("to_class", rows_r)}
+    partly = counts.group_counts({**keys, "r0": every["r0"]}, areas)
+    got = counts.with_looked_up(partly, looked_up, [*keys, *every]).compute()
+    pd.testing.assert_frame_equal(got, counted)
+
+
+def test_change_rasters_of_a_table_of_more_than_256_rows():
+    """Pairs of rows numbered in uint32 once n x n passes 65536: the change of each pixel's own rows."""
+    n = 300
+    frame = pd.DataFrame({"key": np.arange(1, n + 1), "rate_tC_ha_yr": np.linspace(-3, 7, n), "source": ""})
+    lookup = carbon.rate_lookup(ParameterTable(None, "lucode", frame))
+    rows = np.random.default_rng(2).integers(0, n + 1, (2, 7, 9)).astype(np.uint16)  # 0: no row
+    got = transitions.value_change(lookup, *[_lazy(r, (4, 5)) for r in rows], 0.5).values
+    values = np.concatenate([[np.nan], lookup.values])
+    np.testing.assert_array_equal(got, ((values[rows[1]] - values[rows[0]]) * 0.5).astype(np.float32))
 
 
 def test_displacement_and_consolidation_checks_at_their_boundaries():

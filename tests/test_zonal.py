@@ -69,6 +69,33 @@ def test_group_counts_by_strips_of_rows_are_the_block_at_once(monkeypatch):
         pd.testing.assert_frame_equal(frame(), whole)
 
 
+def test_group_counts_take_the_same_counts_by_every_path(monkeypatch):
+    """Keys and pixel-area cells counted densely at once, keys compacted first (densely or by hashing), and the
+    (key, cell) pairs compacted by hashing: one frame, and each pixel counted once."""
+    rng = np.random.default_rng(5)
+    zone, cls = rng.integers(0, 6, (37, 29)), rng.integers(0, 9, (37, 29))
+    areas = PixelAreas((37, 29), (4, 5), np.ones((10, 6)), "ellipsoidal")
+
+    def frame():
+        keys = {"zone": (_lazy(zone, (16, 13)), 6), "class": (_lazy(cls, (16, 13)), 9)}
+        return counts.group_counts(keys, areas).compute()
+
+    whole = frame()
+    assert whole["pixels"].sum() == zone.size
+    cell = np.arange(37)[:, None] // 4 * 6 + np.arange(29)[None, :] // 5
+    for (z, k, c), n in whole.set_index(["zone", "class", "cell"])["pixels"].items():
+        assert n == ((zone == z) & (cls == k) & (cell == c)).sum()
+    # Rasters the counts only wait for are not counted.
+    along = [_lazy(rng.integers(0, 300, (37, 29)), (16, 13))]
+    keys = {"zone": (_lazy(zone, (16, 13)), 6), "class": (_lazy(cls, (16, 13)), 9)}
+    pd.testing.assert_frame_equal(counts.group_counts(keys, areas, along).compute(), whole)
+    # 54 combinations; a strip of one row spans up to 4 cells and holds up to 13 combinations, a block up to 22.
+    for rows, limit in ((1, 60), (1, 30), (512, 60), (512, 20)):
+        monkeypatch.setattr(counts, "_STRIP_ROWS", rows)
+        monkeypatch.setattr(counts, "_DENSE_LIMIT", limit)
+        pd.testing.assert_frame_equal(frame(), whole)
+
+
 def _rates() -> carbon.Lookup:
     frame = pd.DataFrame({"key": [1, 2, 5], "rate_tC_ha_yr": [0.4, -0.644, 2.5], "source": ""})
     return carbon.rate_lookup(ParameterTable(None, "class", frame))

@@ -88,7 +88,7 @@ def raster_parts_task(arr: xr.DataArray, path: Path, grid: Grid, nodata: float) 
                 zstd_level=1,
                 **tiles,
             ) as dst:
-                dst.write(block, 1)
+                dst.write(block[np.newaxis], [1])  # band 1 as a 3-D view: rasterio stacks (copies) a 2-D array
             os.replace(temporary, part)
         except (RasterioError, OSError) as e:  # disk full, folder gone: not the inputs' fault
             temporary.unlink(missing_ok=True)

@@ -118,9 +118,15 @@ class PixelAreas:
 
     def cells(self, row0: int, col0: int, height: int, width: int) -> np.ndarray:
         """Cell number (int64) of each pixel of the window at (``row0``, ``col0``) of ``height`` x ``width``."""
-        rows = (row0 + np.arange(height)) // self.cell_shape[0] * self.area_m2.shape[1]
-        cols = (col0 + np.arange(width)) // self.cell_shape[1]
+        rows, cols = self.cell_parts(row0, col0, height, width)
         return (rows[:, None] + cols[None, :]).astype(np.int64)
+
+    def cell_parts(self, row0: int, col0: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(per row, per column) of a window: the cell number of pixel (i, j) is ``rows[i] + cols[j]``
+        (int64, both non-decreasing)."""
+        rows = (row0 + np.arange(height, dtype=np.int64)) // self.cell_shape[0] * self.area_m2.shape[1]
+        cols = (col0 + np.arange(width, dtype=np.int64)) // self.cell_shape[1]
+        return rows, cols
 
     def window_m2(self, row0: int, col0: int, height: int, width: int) -> np.ndarray:
         """Area (m², float64) of each pixel of a window."""

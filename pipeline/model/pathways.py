@@ -63,9 +63,19 @@ def _pathway_lookup() -> np.ndarray:
 PATHWAY = _pathway_lookup()
 
 
+_FLAT = PATHWAY.ravel()
+
+
 def pathway(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Pathway code per pixel (uint8) from two arrays of target classes."""
-    return PATHWAY[before, after]
+    unsigned = before.dtype.kind == after.dtype.kind == "u" and before.shape == after.shape
+    if not unsigned or (before.size and max(int(before.max()), int(after.max())) >= PATHWAY.shape[0]):
+        return PATHWAY[before, after]  # as it always was (an IndexError for a class beyond the table)
+    # One flat look-up of from x 9 + to: half the time of indexing the table with two arrays.
+    pair = before.astype(np.uint16)
+    pair *= np.uint16(PATHWAY.shape[1])
+    pair += after
+    return np.take(_FLAT, pair)
 
 
 def transition(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -91,6 +91,21 @@ def _row_table(lookup: Lookup) -> np.ndarray:
     return table
 
 
+def _byte_rows(table: np.ndarray) -> np.ndarray:
+    """Row (``_row_table``'s first line) of each key 0..255, keys beyond the table folded in."""
+    return table[0, np.minimum(np.arange(256), table.shape[1] - 1)]
+
+
+def class_rows(lookup: Lookup) -> np.ndarray | None:
+    """1 + the row serving each class 0..255 (0 for nodata), as ``row_index`` gives it, where the row is set by
+    the class alone (a table keyed by class, without rows per zone); else None."""
+    if lookup.table.key != "class" or lookup.zones is not None:
+        return None
+    rows = _byte_rows(_row_table(lookup))
+    rows[NODATA] = 0
+    return rows
+
+
 def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: xr.DataArray | None) -> xr.DataArray:
     """Per pixel, 1 + the table row that serves it (0 where none does or the pixel is nodata): the row of
     the pixel's zone if the table has one, else the row for every zone."""
@@ -98,8 +113,18 @@ def row_index(lookup: Lookup, classes: xr.DataArray, codes: xr.DataArray, zone: 
     table = _row_table(lookup)
     beyond = table.shape[1] - 1
     flat = table.ravel()
+    # Without zones, a uint8 key's row in one 256-entry look-up, keys beyond the table folded in; keyed by class,
+    # nodata's row 0 too (the key is the class), so a block costs one gather and no masking.
+    of_byte = _byte_rows(table)
+    of_class = class_rows(lookup)
 
     def index(k: np.ndarray, cls: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        if z is None and k.dtype == np.uint8:
+            if of_class is not None:
+                return of_class[k]
+            out = of_byte[k]
+            out *= cls != NODATA
+            return out
         # A dense table look-up: a sorted search per pixel cost ten times as much on large rasters.
         if k.dtype.kind != "u":
             k = np.where((k < 0) | (k > beyond), beyond, k)

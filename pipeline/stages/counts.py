@@ -20,16 +20,19 @@ from pipeline.model.grid import PixelAreas
 _DENSE_LIMIT = 1 << 22
 
 
-def group_counts(keys: dict[str, tuple[xr.DataArray, int]], areas: PixelAreas | None) -> Delayed:
+def group_counts(
+    keys: dict[str, tuple[xr.DataArray, int]], areas: PixelAreas | None, along: Iterable[xr.DataArray] = ()
+) -> Delayed:
     """Delayed DataFrame of pixel counts per combination of keys present and per pixel-area cell.
 
     ``keys`` maps a column name to (an integer raster with values in 0..size-1, size). The result has
     one column per key, ``cell`` (the ``areas`` cell; 0 when ``areas`` is None or constant) and
-    ``pixels`` (int64), sorted by the keys and cell.
+    ``pixels`` (int64), sorted by the keys and cell. A block's count also waits for the blocks of the
+    rasters ``along`` (not counted), for the order Dask runs the run's tasks in (see ``with_looked_up``).
     """
     names = list(keys)
     sizes = [int(n) for _, n in keys.values()]
-    arrays = [a.data for a, _ in keys.values()]
+    arrays = [a.data for a, _ in keys.values()] + [a.data for a in along]
     if np.prod(sizes, dtype=float) >= 2.0**62:
         raise ConfigError(
             f"too many combinations of zones, classes and parameter rows to count in one run "
@@ -47,7 +50,10 @@ def group_counts(keys: dict[str, tuple[xr.DataArray, int]], areas: PixelAreas | 
         )
         for i in range(len(blocks[0]))
     ]
-    return dask.delayed(_merge)(parts, names, sizes)
+    # The parts as arguments of their own, not a list: Dask then keeps the array layers under them (a list
+    # made them a flat copy, and a raster written from a layer also counted here had that layer fused into
+    # its write, each block computed twice).
+    return dask.delayed(_merge)(names, sizes, *parts)
 
 
 def _compact(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +76,10 @@ _STRIP_ROWS = 512
 def _block_counts(
     sizes: list[int], areas: PixelAreas | None, origin: tuple[int, int], *blocks: np.ndarray
 ) -> tuple[np.ndarray, ...]:
-    """(combined key, cell, pixels) of the block at ``origin`` (row, column); cells all 0 without ``areas``."""
+    """(combined key, cell, pixels) of the block at ``origin`` (row, column); cells all 0 without ``areas``.
+    A (key, cell) pair may come in several rows (one per strip): ``_merge`` sums them. Blocks beyond the keys'
+    (``group_counts``' ``along``) are not counted."""
+    blocks = blocks[: len(sizes)]
     rows = blocks[0].shape[0]
     if blocks[0].ndim != 2 or rows <= _STRIP_ROWS:
         return _strip_counts(sizes, areas, origin, *blocks)
@@ -78,14 +87,8 @@ def _block_counts(
         _strip_counts(sizes, areas, (origin[0] + r, origin[1]), *(b[r : r + _STRIP_ROWS] for b in blocks))
         for r in range(0, rows, _STRIP_ROWS)
     ]
-    # A combination found in several strips: its integer counts summed (exact in any order).
-    frame = pd.DataFrame({c: np.concatenate([p[i] for p in parts]) for i, c in enumerate(["key", "cell", "pixels"])})
-    summed = frame.groupby(["key", "cell"], sort=True)["pixels"].sum()
-    return (
-        summed.index.get_level_values(0).to_numpy(np.int64),
-        summed.index.get_level_values(1).to_numpy(np.int64),
-        summed.to_numpy(np.int64),
-    )
+    # Summed once in _merge (exact in any order): a groupby per block cost more than the few repeated rows.
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
 def _strip_counts(
@@ -99,24 +102,44 @@ def _strip_counts(
     for block, size in zip(blocks[1:], sizes[1:]):
         key *= dtype(size)
         np.add(key, block, out=key, casting="unsafe")  # block values lie in 0..size-1
-    key = key.ravel()
-    if areas is None and total <= _DENSE_LIMIT:
+    if areas is None or key.size == 0:
+        return _uncelled_counts(key.ravel(), total)
+    # Cell numbers are a row part plus a column part: added to the key by broadcasting, never made per pixel.
+    rows, cols = areas.cell_parts(*origin, *key.shape)
+    first = int(rows[0] + cols[0])
+    span = int(rows[-1] + cols[-1]) - first + 1
+    present = None  # few enough combinations: (key, cell) counted densely without compacting the keys first
+    if total * span > _DENSE_LIMIT:
+        present, local = _compact(key.ravel(), total)
+        key = local.reshape(key.shape)
+    n = total if present is None else len(present)
+    kind = np.uint32 if n * span <= np.iinfo(np.uint32).max else np.int64
+    combined = key.astype(kind, copy=False)  # the key is this function's own: scaled in place
+    combined *= kind(span)
+    combined += (rows - rows[0]).astype(kind)[:, None]
+    combined += (cols - cols[0]).astype(kind)[None, :]
+    if n * span <= _DENSE_LIMIT:
+        counts = np.bincount(combined.ravel(), minlength=n * span)
+        combo = np.flatnonzero(counts)
+        pixels = counts[combo]
+    else:
+        combo, where = _compact(combined.ravel(), n * span)
+        pixels = np.bincount(where, minlength=len(combo))
+    keys = combo // span if present is None else present[combo // span]
+    return keys.astype(np.int64), combo % span + first, pixels
+
+
+def _uncelled_counts(key: np.ndarray, total: int) -> tuple[np.ndarray, ...]:
+    """``_strip_counts`` of flat combined keys, all in cell 0 (no pixel-area lattice, or no pixels)."""
+    if total <= _DENSE_LIMIT:
         counts = np.bincount(key, minlength=total)
         present = np.flatnonzero(counts)
         return present, np.zeros(len(present), np.int64), counts[present]
     present, local = _compact(key, total)
-    if areas is None:
-        pixels = np.bincount(local, minlength=len(present))
-        return present, np.zeros(len(present), np.int64), pixels
-    cells = areas.cells(*origin, *blocks[0].shape).ravel()
-    first = int(cells.min(initial=0))
-    span = int(cells.max(initial=0)) - first + 1
-    combo, where = _compact(local * span + (cells - first), len(present) * span)
-    pixels = np.bincount(where, minlength=len(combo))
-    return present[combo // span], combo % span + first, pixels
+    return present, np.zeros(len(present), np.int64), np.bincount(local, minlength=len(present))
 
 
-def _merge(parts: list, names: list[str], sizes: list[int]) -> pd.DataFrame:
+def _merge(names: list[str], sizes: list[int], *parts: tuple[np.ndarray, ...]) -> pd.DataFrame:
     frame = pd.DataFrame(
         {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(["key", "cell", "pixels"])}
     )
@@ -128,6 +151,25 @@ def _merge(parts: list, names: list[str], sizes: list[int]) -> pd.DataFrame:
     return out
 
 
+def with_looked_up(counts: Delayed, looked_up: dict[str, tuple[str, np.ndarray]], columns: list[str]) -> Delayed:
+    """A delayed ``group_counts`` frame with more key columns, each a function of one counted column (``name:
+    (column, table)``: ``table[column]``), the keys in the order of ``columns``.
+
+    A key set by another one need not be counted (a count per key costs a multiply-add per pixel, and a larger
+    key space to compact): the frame is the one ``group_counts`` gives with it counted, row for row, when each
+    looked-up key comes after its column in ``columns`` and the counted keys keep their order (the rows
+    then sort the same)."""
+    if not looked_up:
+        return counts
+    return dask.delayed(_look_up)(counts, looked_up, columns)
+
+
+def _look_up(frame: pd.DataFrame, looked_up: dict[str, tuple[str, np.ndarray]], columns: list[str]) -> pd.DataFrame:
+    values = {c: frame[c].to_numpy(np.int64) for c in frame.columns}
+    values |= {name: table[values[source]].astype(np.int64) for name, (source, table) in looked_up.items()}
+    return pd.DataFrame({c: values[c] for c in [*columns, "cell", "pixels"]})
+
+
 def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
     """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block."""
     parts = [
@@ -137,12 +179,16 @@ def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
             values.data.to_delayed(optimize_graph=False).ravel(), mask.data.to_delayed(optimize_graph=False).ravel()
         )
     ]
-    return dask.delayed(merge_counts)(parts)
+    return dask.delayed(_merge_dicts)(*parts)  # not a list: see group_counts
 
 
 def _count_where(values: np.ndarray, mask: np.ndarray) -> dict[int, int]:
     found, counts = np.unique(values[mask], return_counts=True)
     return dict(zip(found.tolist(), counts.tolist()))
+
+
+def _merge_dicts(*parts: dict[int, int]) -> dict[int, int]:
+    return merge_counts(parts)
 
 
 def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
@@ -188,7 +234,7 @@ def group_sums(
         )
         for i in range(len(blocks[0]))
     ]
-    return dask.delayed(_merge_sums)(parts, names, sizes, vnames)
+    return dask.delayed(_merge_sums)(names, sizes, vnames, *parts)  # not a list: see group_counts
 
 
 def _block_sums(
@@ -214,7 +260,7 @@ def _block_sums(
     return (present[combo // span], combo % span + first, pixels, *sums)
 
 
-def _merge_sums(parts: list, names: list[str], sizes: list[int], vnames: list[str]) -> pd.DataFrame:
+def _merge_sums(names: list[str], sizes: list[int], vnames: list[str], *parts: tuple[np.ndarray, ...]) -> pd.DataFrame:
     columns = ["key", "cell", "pixels", *vnames]
     frame = pd.DataFrame({c: np.concatenate([p[i] for p in parts]).astype(np.int64) for i, c in enumerate(columns)})
     # Integer sums: exact, and the same in any order of the blocks.

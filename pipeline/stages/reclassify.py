@@ -7,18 +7,21 @@ together with every other output of the run.
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 from dask.delayed import Delayed
 
 from pipeline.model.classes import (
     NODATA,
 )
+from pipeline.model.grid import PixelAreas
 from pipeline.model.inputs import (
     Scheme,
 )
-from pipeline.stages.counts import values_where
+from pipeline.stages.counts import group_counts, values_where
 
 #: Sentinel class for codes the scheme does not know (never written to an output raster).
 UNKNOWN = 255
@@ -37,6 +40,10 @@ def _map_codes(block: np.ndarray, keys: np.ndarray, values: np.ndarray, nodata: 
         lut = np.full(int(info.max) - int(info.min) + 1, UNKNOWN, dtype=np.uint8)
         inside = (keys >= info.min) & (keys <= info.max)
         lut[keys[inside] - info.min] = values[inside]
+        if nodata is not None and float(nodata).is_integer() and info.min <= nodata <= info.max:
+            # Nodata in the look-up itself: no comparison and masked assignment over the block.
+            lut[int(nodata) - info.min] = NODATA
+            nodata = None
         out = lut[block.astype(np.int64) - info.min] if info.min else lut[block]
     else:
         idx = np.clip(np.searchsorted(keys, block), 0, len(keys) - 1)
@@ -69,11 +76,17 @@ def common_valid(mapped: list[xr.DataArray]) -> xr.DataArray:
     return valid.rename("common_valid")
 
 
+def _reasons() -> np.ndarray:
+    """Status of an invalid pixel by its class (0..255)."""
+    reason = np.full(256, EXCLUDED_BY_OTHER, np.uint8)
+    reason[[NODATA, UNKNOWN]] = OWN_NODATA, UNKNOWN_CODE
+    return reason
+
+
 def pixel_status(mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray | None = None) -> xr.DataArray:
     """Why each pixel of an epoch counts or not: VALID, OWN_NODATA, UNKNOWN_CODE, EXCLUDED_BY_OTHER, and
     OUTSIDE_BOUNDARY where ``inside`` (the study area, if any) is False."""
-    reason = np.full(256, EXCLUDED_BY_OTHER, np.uint8)
-    reason[[NODATA, UNKNOWN]] = OWN_NODATA, UNKNOWN_CODE
+    reason = _reasons()
 
     def status(classes: np.ndarray, ok: np.ndarray) -> np.ndarray:
         # One table look-up per pixel: nested xr.where chains built three int64 temporaries per block.
@@ -93,6 +106,29 @@ def pixel_status(mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray
     return mapped.copy(data=data).rename("status")
 
 
+def status_counts(
+    mapped: xr.DataArray, valid: xr.DataArray, inside: xr.DataArray | None, areas: PixelAreas | None
+) -> Delayed:
+    """Delayed pixel counts per ``pixel_status`` and pixel-area cell, the ``group_counts`` frame of the status
+    raster (status, cell, pixels). The pixels are counted per class and validity (and study area), and each
+    combination's status looked up afterwards: a look-up per pixel less than counting the status raster."""
+    keys = {"mapped": (mapped, 256), "valid": (valid, 2)}
+    if inside is not None:
+        keys["inside"] = (inside, 2)
+    return dask.delayed(_status_frame)(group_counts(keys, areas))
+
+
+def _status_frame(counts: pd.DataFrame) -> pd.DataFrame:
+    status = _reasons()[counts["mapped"].to_numpy()].astype(np.int64)
+    status[counts["valid"].to_numpy() == 1] = VALID
+    if "inside" in counts.columns:
+        status[counts["inside"].to_numpy() == 0] = OUTSIDE_BOUNDARY
+    frame = pd.DataFrame({"status": status, "cell": counts["cell"].to_numpy(), "pixels": counts["pixels"].to_numpy()})
+    # Integer sums of the combinations of one status: exact.
+    summed = frame.groupby(["status", "cell"], sort=True)["pixels"].sum().reset_index()
+    return pd.DataFrame({c: summed[c].to_numpy(np.int64) for c in ("status", "cell", "pixels")})
+
+
 def edge_histogram(classes: xr.DataArray) -> da.Array:
     """Lazy pixel counts of each class (0..255) on the raster's edge: first and last row, first and last
     column, each pixel once. Reads only the edge blocks."""
@@ -106,7 +142,8 @@ def edge_histogram(classes: xr.DataArray) -> da.Array:
 
 def apply_mask(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     """Classes inside the common valid mask, 0 elsewhere (uint8)."""
-    return xr.where(valid, mapped, np.uint8(NODATA)).astype(np.uint8).rename(mapped.name)
+    # Times the mask, nodata being 0: an eighth of the time of a where per block.
+    return (mapped * valid).astype(np.uint8).rename(mapped.name)
 
 
 def apply_known(mapped: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:

@@ -69,8 +69,16 @@ def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArra
         return before.copy(data=data)
     # Every (before, after) pair of rows looked up at once: a third of the time of two float64 gathers.
     change = ((values[None, :] - values[:, None]) * scale).astype(np.float32).ravel()
-    data = before.data.map_blocks(lambda a, b: change[a.astype(np.intp) * n + b], after.data, dtype=np.float32)
-    return before.copy(data=data)
+    # The pair's number in the smallest type that holds n * n: an intp index cost a third more than np.take of it.
+    kind = np.uint16 if n * n <= 1 << 16 else np.uint32
+
+    def pair_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        pair = a.astype(kind)
+        pair *= kind(n)
+        pair += b
+        return np.take(change, pair)
+
+    return before.copy(data=before.data.map_blocks(pair_change, after.data, dtype=np.float32))
 
 
 # ---- tables from the counts of an interval -------------------------------------------------------------
