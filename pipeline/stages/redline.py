@@ -561,8 +561,8 @@ def _batch(labels: list[int], geoms: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 #: Pixels of the bounding box of a patch found in several blocks up to which it is polygonised from its window
-#: of the labels at once (a uint8 mask of at most this many bytes), not joined from its blocks' pieces by a
-#: GEOS union (three times the time, and memory in proportion to its vertices).
+#: of the labels at once (a boolean mask of at most this many bytes), not joined from its blocks' pieces by a
+#: GEOS union (three times the time; both take memory in proportion to the patch's vertices).
 WINDOW_PX = 1 << 26
 #: Rows of a window read at once.
 WINDOW_ROWS = 1024
