@@ -185,3 +185,26 @@ def test_red_line_outlines_are_drawn_with_vertices_bounded_by_the_map_not_the_ra
     corners = shapely.points(shapely.get_coordinates(holed))
     assert shapely.distance(corners, outline).max() <= 0.25 * cell + 1e-9
     assert (drawn[2].codes == maps.MplPath.MOVETO).sum() == 2
+
+
+def test_map_paths_keep_every_ring_in_order_and_do_not_change_with_the_batches(monkeypatch):
+    """Unsimplified, a zone's path is its rings' vertices, exterior before holes, part by part, as shapely
+    lists them; simplified, the paths are the same whether the vertices are taken 64 Ki or 700 at a time
+    (pieces of 1024 vertices cut across the batches)."""
+    disc = _staircase_disc(600)
+    holed = shapely.Polygon(disc.exterior, [shapely.box(-50, -50, 50, 50).exterior.coords[::-1]])
+    zones = gpd.GeoSeries([shapely.MultiPolygon([shapely.box(900, 0, 910, 10), holed]), None, disc, shapely.Polygon()])
+    full = maps.zone_paths(zones)
+    for path, zone in zip(full, zones):
+        parts = [] if zone is None else shapely.get_parts(zone)
+        rings = [r for p in parts for r in [p.exterior, *p.interiors] if not r.is_empty]
+        expected = np.vstack([np.asarray(r.coords) for r in rings]) if rings else np.empty((0, 2))
+        np.testing.assert_array_equal(path.vertices, expected)
+        assert (path.codes == maps.MplPath.MOVETO).sum() == len(rings)
+    drawn = maps.zone_paths(zones, 3.0)
+    monkeypatch.setattr(maps, "_BATCH", 700)
+    again = maps.zone_paths(zones, 3.0)
+    assert sum(len(p.vertices) for p in drawn) < sum(len(p.vertices) for p in full) / 4
+    for a, b in zip(drawn, again, strict=True):
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+        np.testing.assert_array_equal(a.codes, b.codes)

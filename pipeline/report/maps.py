@@ -371,35 +371,43 @@ def zone_paths(polygons: gpd.GeoSeries, tolerance: float = 0.0) -> list[MplPath]
     """One compound matplotlib path per zone (every ring of every part), from shapely's coordinate arrays
     in one go: geopandas' plot makes a Patch per polygon, which took most of a 3000-zone map's time. With a
     ``tolerance`` (map units), every ring is simplified to it first (``_simplified_rings``)."""
-    geometries = polygons.to_numpy()
-    if tolerance <= 0 or not len(geometries):
-        return _paths(geometries, 0.0)
-    # In batches of about _BATCH vertices: a simplification's arrays are several times its vertices' size, which
-    # for a large raster's red lines all at once was more memory than the rest of the map.
-    before = np.cumsum(shapely.get_num_coordinates(geometries)) - shapely.get_num_coordinates(geometries)
-    bounds = np.flatnonzero(np.diff(before // _BATCH, prepend=-1))
-    return [p for a, b in itertools.pairwise([*bounds, len(geometries)]) for p in _paths(geometries[a:b], tolerance)]
+    return _batched_paths(polygons.to_numpy(), tolerance)
+
+
+def _batched_paths(geometries: np.ndarray, tolerance: float) -> list[MplPath]:
+    """``_paths`` in batches of about ``_BATCH`` vertices: a batch's arrays are several times its vertices."""
+    count = shapely.get_num_coordinates(geometries)
+    cuts = [*np.flatnonzero(np.diff((np.cumsum(count) - count) // _BATCH, prepend=-1)), len(geometries)]
+    return [p for a, b in itertools.pairwise(cuts) for p in _paths(geometries[a:b], tolerance)]
 
 
 def _paths(geometries: np.ndarray, tolerance: float) -> list[MplPath]:
-    """``zone_paths`` of an array of shapely geometries."""
-    parts, part_zone = shapely.get_parts(geometries, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    """``zone_paths`` of an array of (multi)polygons, None or empty for a zone with no path."""
+    if not len(geometries):
+        return []
+    # One coordinate array with ring offsets, where parts and rings taken as geometries would copy every
+    # vertex twice more: a large red-line patch has hundreds of thousands.
+    kind, coords, offsets = shapely.to_ragged_array(geometries, include_z=False)
+    if kind not in (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON):
+        raise ValueError(f"polygons expected for a map, got {kind.name}")
+    ring_start = offsets[0].astype(np.int64)
+    first_ring = offsets[1] if kind == shapely.GeometryType.POLYGON else offsets[1][offsets[2]]
+    coord_ring = np.repeat(np.arange(len(ring_start) - 1), np.diff(ring_start))
     if tolerance > 0:
         coords, coord_ring = _simplified_rings(coords, coord_ring, tolerance)
     codes = np.full(len(coords), MplPath.LINETO, MplPath.code_type)
     new_ring = np.diff(coord_ring) != 0
     codes[np.r_[True, new_ring][: len(coords)]] = MplPath.MOVETO
     codes[np.r_[new_ring, True][: len(coords)]] = MplPath.CLOSEPOLY
-    bounds = np.searchsorted(part_zone[ring_part[coord_ring]], np.arange(len(geometries) + 1))
+    bounds = np.searchsorted(coord_ring, first_ring)
     return [MplPath(coords[a:b], codes[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 #: Vertices per piece of a ring simplified by itself: Douglas-Peucker takes minutes on one ring of 400 000
 #: vertices (a large red-line patch's pixel staircase), and well under a second on the same ring in pieces.
 _PIECE = 1024
-#: Vertices simplified at a time (``zone_paths``).
+#: Vertices simplified at a time (``_simplified_rings``): a simplification's arrays are several times its
+#: vertices' size, which for a large raster's red lines all at once was more memory than the rest of the map.
 _BATCH = 1 << 16
 
 
@@ -417,10 +425,19 @@ def _simplified_rings(coords: np.ndarray, ring: np.ndarray, tolerance: float) ->
         _PIECE - 1
     )
     length = np.minimum(first + _PIECE, start[piece_ring + 1]) - first
-    offsets = np.cumsum(length) - length
-    take = np.repeat(first - offsets, length) + np.arange(length.sum())
-    lines = shapely.linestrings(coords[take], indices=np.repeat(np.arange(len(length)), length))
-    out, piece = shapely.get_coordinates(shapely.simplify(lines, tolerance, preserve_topology=False), return_index=True)
+    before = np.cumsum(length) - length
+    cuts = [*np.flatnonzero(np.diff(before // _BATCH, prepend=-1)), len(length)]
+    kept, kept_piece = [], []
+    for a, b in itertools.pairwise(cuts):
+        offsets = before[a:b] - before[a]
+        take = np.repeat(first[a:b] - offsets, length[a:b]) + np.arange(length[a:b].sum())
+        lines = shapely.linestrings(coords[take], indices=np.repeat(np.arange(b - a), length[a:b]))
+        out, piece = shapely.get_coordinates(
+            shapely.simplify(lines, tolerance, preserve_topology=False), return_index=True
+        )
+        kept.append(out)
+        kept_piece.append(piece + a)
+    out, piece = np.concatenate(kept), np.concatenate(kept_piece)
     # A piece's first vertex is the last of the piece before it on the same ring.
     repeated = np.r_[False, (piece[1:] != piece[:-1]) & (piece_ring[piece[1:]] == piece_ring[piece[:-1]])]
     return out[~repeated], piece_ring[piece[~repeated]]
@@ -683,8 +700,9 @@ def redline_map(
     return _save(fig, path)
 
 
-#: Polygons of a GeoPackage read at once by the maps.
-_FEATURES = 1000
+#: Polygons of a GeoPackage read at once by the maps: few, as the largest patches come first and hold most
+#: of the vertices (the first 100 of 5386 candidates at N = 24000 hold 6.1 of 8.9 million).
+_FEATURES = 1
 
 
 def _layer_paths(path: Path, tolerance: float) -> tuple[list[MplPath], int]:
@@ -694,7 +712,7 @@ def _layer_paths(path: Path, tolerance: float) -> tuple[list[MplPath], int]:
     with pyogrio.open_arrow(path, batch_size=_FEATURES, use_pyarrow=True) as (meta, reader):
         for batch in reader:
             wkb = batch[meta["geometry_name"] or "wkb_geometry"].to_numpy(zero_copy_only=False)
-            drawn += zone_paths(gpd.GeoSeries(shapely.from_wkb(wkb)), tolerance)
+            drawn += _batched_paths(shapely.from_wkb(wkb), tolerance)
             n += len(wkb)
     return drawn, n
 
