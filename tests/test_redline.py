@@ -553,7 +553,7 @@ def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks, join_bl
     grid = grid30(*lab.shape)
     monkeypatch.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
     monkeypatch.setattr(redline_module, "WINDOW_PX", window_px or 0)
-    monkeypatch.setattr(redline_module, "WINDOW_ROWS", 2)  # windows read in several strips
+    monkeypatch.setattr(redline_module, "WINDOW_READ_PX", 40)  # windows read in several strips
     results = []
 
     def compute(*graphs):
@@ -626,7 +626,7 @@ def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(
     with tempfile.TemporaryDirectory() as parts, pytest.MonkeyPatch.context() as m:
         m.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
         m.setattr(redline_module, "WINDOW_PX", window_px or 0)
-        m.setattr(redline_module, "WINDOW_ROWS", 3)
+        m.setattr(redline_module, "WINDOW_READ_PX", 40)
         lab = lab.astype(np.int32)
         window = None if window_px is None else array_window(lab)
         got = vectorise(arr(lab, chunks), keep, grid, PartFolder(Path(parts)), dask.compute, window).frame()
@@ -634,3 +634,23 @@ def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(
     for label, geom in zip(got["label"], got.geometry):
         assert shapely.equals_exact(geom, expected[label], tolerance=0), label
         assert shapely.is_valid(geom) and geom.area == (lab == label).sum() * 900.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 11))
+def test_corners_are_geos_simplify_at_zero_tolerance(seed, cut):
+    """Random patches polygonised in two halves and joined have a vertex wherever a side crosses the cut;
+    ``_corners`` drops those and every other vertex that does not turn, as GEOS's ``simplify(g, 0)`` does,
+    a ring that starts on a straight side included."""
+    a = (np.random.default_rng(seed).random((12, 12)) < 0.55).astype(np.uint8)
+    halves = ((a[:, :cut], 0), (a[:, cut:], cut))
+    pieces = [
+        shapely.geometry.shape(g)
+        for half, left in halves
+        for g, _ in shapes(half, mask=half.astype(bool), connectivity=4, transform=Affine.translation(left, 0))
+    ]
+    joined = shapely.union_all(pieces)
+    start_on_a_side = shapely.Polygon([(1, 0), (2, 0), (2, 2), (0, 2), (0, 0), (1, 0)])
+    for g in (joined, start_on_a_side):
+        expected = shapely.normalize(shapely.simplify(g, 0.0))
+        assert shapely.normalize(redline_module._corners(g)).equals_exact(expected, 0)
