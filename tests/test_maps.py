@@ -208,3 +208,5 @@ def test_map_paths_keep_every_ring_in_order_and_do_not_change_with_the_batches(m
     for a, b in zip(drawn, again, strict=True):
         np.testing.assert_array_equal(a.vertices, b.vertices)
         np.testing.assert_array_equal(a.codes, b.codes)
+    last = maps.zone_paths(gpd.GeoSeries([disc, None]), 3.0)  # the missing zone a batch by itself
+    assert len(last) == 2 and len(last[1].vertices) == 0

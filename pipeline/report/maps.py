@@ -385,6 +385,7 @@ def _paths(geometries: np.ndarray, tolerance: float) -> list[MplPath]:
     """``zone_paths`` of an array of (multi)polygons, None or empty for a zone with no path."""
     if not len(geometries):
         return []
+    geometries = np.where(shapely.is_missing(geometries), shapely.Polygon(), geometries)  # to_ragged_array: a type
     # One coordinate array with ring offsets, where parts and rings taken as geometries would copy every
     # vertex twice more: a large red-line patch has hundreds of thousands.
     kind, coords, offsets = shapely.to_ragged_array(geometries, include_z=False)
