@@ -15,7 +15,7 @@ class RedlineResult:
 
     year: int
     title: str
-    #: The GeoPackages of the candidates and of the gap fill, staged: the map reads them a batch at a time.
+    #: The GeoPackages of the candidates and of the gap fill, staged: the map reads them a polygon at a time.
     candidates: Path
     gap_fill: Path | None = None
     coverage: pd.DataFrame | None = None

@@ -663,7 +663,7 @@ def redline_map(
     source: str,
     max_cells: int = 1000,
 ) -> Path:
-    """maps/redline_<year>.png: candidates (red) and gap fill (orange; GeoPackages of polygons, read a batch at
+    """maps/redline_<year>.png: candidates (red) and gap fill (orange; GeoPackages of polygons, read a polygon at
     a time) over the stock density (greens, t C/ha, from the COG's overviews), protected areas and zone
     outlines on top."""
     data, (left, bottom, right, top), crs, _ = _overview(stock_raster, max_cells)
