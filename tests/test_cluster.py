@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -182,3 +183,42 @@ def test_workers_under_a_memory_limit_spill_survive_a_restart_and_give_the_same_
     assert len(set(restarted.values()) - set(pids.values())) == 1  # one worker process is new
     assert sum(spilled.values()) > 0
     assert _tables(tmp_path / "out") == expected
+
+
+_HEAPS = """
+import ctypes, sys, tempfile, threading
+from pipeline.runner import execution
+if sys.argv[1] == "limited":
+    execution.limit_heap_arenas(2)
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = libc.fopen.restype = ctypes.c_void_p
+together = threading.Barrier(8)
+def allocate():
+    together.wait()  # every thread alive and allocating at once: glibc would give each a heap of its own
+    libc.malloc(1000)
+    together.wait()
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+report = tempfile.NamedTemporaryFile(suffix=".xml", delete=False).name
+f = ctypes.c_void_p(libc.fopen(report.encode(), b"w"))
+libc.malloc_info(0, f)
+libc.fclose(f)
+print(open(report).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
+def test_the_run_keeps_glibc_to_two_heaps_for_two_threads():
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    heaps = {
+        how: int(
+            subprocess.run(
+                [sys.executable, "-c", _HEAPS, how], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for how in ("default", "limited")
+    }
+    assert heaps["limited"] <= 2 < heaps["default"], heaps

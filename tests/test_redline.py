@@ -535,33 +535,19 @@ def small(value) -> bool:
     return value is None or isinstance(value, str)
 
 
-def array_window(lab: np.ndarray):
-    """``vectorise``'s ``window`` over an array (a run reads the labels' file)."""
-
-    def window(r0, r1, c0, c1):
-        assert 0 <= r0 < r1 <= lab.shape[0] and 0 <= c0 < c1 <= lab.shape[1]  # within the raster: a bounding box
-        return lab[r0:r1, c0:c1]
-
-    return window
-
-
-# window_px None: no window, every patch across blocks joined from its pieces; 12: some of each; else windows.
-@pytest.mark.parametrize(("join_blocks", "window_px"), [(1, None), (3, 12), (16, 1 << 26)])
+@pytest.mark.parametrize("join_blocks", [1, 3, 16])
 @pytest.mark.parametrize("chunks", [(1, 1), (2, 3), (3, 2), (1, 14), (5, 4), (7, 9), (12, 14)])
-def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks, join_blocks, window_px, tmp_path, monkeypatch):
+def test_vectorise_matches_whole_raster_polygons_in_any_chunking(chunks, join_blocks, tmp_path, monkeypatch):
     lab, keep = polygon_case()
     grid = grid30(*lab.shape)
     monkeypatch.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
-    monkeypatch.setattr(redline_module, "WINDOW_PX", window_px or 0)
-    monkeypatch.setattr(redline_module, "WINDOW_READ_PX", 40)  # windows read in several strips
     results = []
 
     def compute(*graphs):
         results.append(dask.compute(*graphs))
         return results[-1]
 
-    window = None if window_px is None else array_window(lab)
-    polygons = vectorise(arr(lab, chunks), keep, grid, PartFolder(tmp_path), compute, window)
+    polygons = vectorise(arr(lab, chunks), keep, grid, PartFolder(tmp_path), compute)
     # Polygons reach the client only through the parts, a part at a time: the computes bring back names.
     assert small(results) and len(results) == 3
     got = polygons.frame()
@@ -613,11 +599,8 @@ def whole_raster_polygons(lab: np.ndarray, keep: list[int], grid: Grid) -> dict[
     density=st.floats(0.3, 0.8),
     chunks=st.sampled_from([(1, 1), (2, 3), (4, 4), (5, 7), (9, 6), (16, 16)]),
     join_blocks=st.sampled_from([1, 2, 16]),
-    window_px=st.sampled_from([None, 20, 1 << 26]),
 )
-def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(
-    seed, density, chunks, join_blocks, window_px
-):
+def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(seed, density, chunks, join_blocks):
     # 8-connected patches of random pixels: many parts meeting only at corners, holes, islands in holes.
     rng = np.random.default_rng(seed)
     lab, n = ndimage.label(rng.random((16, 16)) < density, np.ones((3, 3)))
@@ -625,11 +608,8 @@ def test_vectorise_of_random_patches_is_the_whole_raster_union_in_any_chunking(
     grid = grid30(*lab.shape)
     with tempfile.TemporaryDirectory() as parts, pytest.MonkeyPatch.context() as m:
         m.setattr(redline_module, "JOIN_BLOCKS", join_blocks)
-        m.setattr(redline_module, "WINDOW_PX", window_px or 0)
-        m.setattr(redline_module, "WINDOW_READ_PX", 40)
         lab = lab.astype(np.int32)
-        window = None if window_px is None else array_window(lab)
-        got = vectorise(arr(lab, chunks), keep, grid, PartFolder(Path(parts)), dask.compute, window).frame()
+        got = vectorise(arr(lab, chunks), keep, grid, PartFolder(Path(parts)), dask.compute).frame()
     expected = whole_raster_polygons(lab, keep, grid)
     for label, geom in zip(got["label"], got.geometry):
         assert shapely.equals_exact(geom, expected[label], tolerance=0), label

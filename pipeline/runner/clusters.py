@@ -53,7 +53,8 @@ def compute(leaves: list, client, address: str, no_worker_timeout_s: float) -> t
 
 
 class GdalSettings(WorkerPlugin):
-    """The run's GDAL settings in every worker process, those that join later too."""
+    """The run's GDAL settings and heap limit (``execution.limit_heap_arenas``) in every worker process, those
+    that join later too."""
 
     name = "carbon-pipeline-gdal"
 
@@ -62,5 +63,8 @@ class GdalSettings(WorkerPlugin):
         self.settings = settings
 
     def setup(self, worker) -> None:
+        from pipeline.runner.execution import limit_heap_arenas  # it imports this module
+
         for key, value in self.settings.items():
             os.environ.setdefault(key, value)
+        limit_heap_arenas(worker.state.nthreads)

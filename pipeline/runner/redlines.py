@@ -129,9 +129,7 @@ def write_redlines(
     table = _named(candidates, layers).drop(columns="label")
     # Written a part at a time, from the workers' parts: a country's candidates do not fit in memory at once.
     parts = PartFolder(staging.path("work/redline_candidates"))
-    polygons = redline.vectorise(
-        labels, keep, grid, parts, execution.compute, partial(cog.read_window, label_path, fill=0)
-    )
+    polygons = redline.vectorise(labels, keep, grid, parts, execution.compute)
     candidates_path = staging.path(spec.path("candidates_gpkg"))
     write_polygon_layer(polygons.batches(), table.set_axis(keep), grid.crs, candidates_path, "candidates")
     write_table(table, staging.path(spec.path("candidates")))
