@@ -571,10 +571,10 @@ def vectorise(
     Pixels are polygonised 4-connected in whole-pixel coordinates (exact integers), a label's polygons made one
     (multi)polygon, collinear vertices dropped and the geometry normalised (the same coordinates in any
     chunking), then moved to the grid's CRS, all on the workers, in three computes whose results are small:
-    (1) the kept labels of each block and the number of blocks each is in (a read of the labels); (2) per
-    block, a label found in that block only (most patches) finished and written there, and the pieces of the
-    others written; (3) the labels found in several blocks joined from their pieces, in tasks of a share of
-    them each (at most ``JOIN_BLOCKS`` (label, block) pairs a task). Memory is then set by the chunk size and
+    (1) the kept labels of each block (a read of the labels); (2) per block, a label found in that block only
+    (most patches) finished and written there, and the pieces of the others written (``_noded``); (3) the
+    labels found in several blocks joined from their pieces, in tasks of a share of them each (at most
+    ``JOIN_BLOCKS`` (label, block) pairs a task). Memory is then set by the chunk size and
     the largest polygon, not by the raster. Any other integer raster works too (e.g. zones x gap fill, a zone
     found in many blocks). ``compute``: the runner's (``dask.compute``'s signature), which watches a cluster
     for lost workers and scheduler.
