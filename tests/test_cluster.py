@@ -186,7 +186,7 @@ def test_workers_under_a_memory_limit_spill_survive_a_restart_and_give_the_same_
 
 
 _HEAPS = """
-import ctypes, sys, tempfile, threading
+import ctypes, os, sys, tempfile, threading
 from pipeline.runner import execution
 if sys.argv[1] == "limited":
     execution.limit_heap_arenas(2)
@@ -207,11 +207,12 @@ f = ctypes.c_void_p(libc.fopen(report.encode(), b"w"))
 libc.malloc_info(0, f)
 libc.fclose(f)
 print(open(report).read().count("<heap nr="))
+os.unlink(report)
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
-def test_the_run_keeps_glibc_to_two_heaps_for_two_threads():
+def test_limit_heap_arenas_keeps_eight_threads_to_two_glibc_heaps():
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     heaps = {
         how: int(

@@ -82,8 +82,8 @@ def limit_heap_arenas(threads: int) -> None:
 
     glibc gives threads heaps of their own, up to eight per core, and what one thread frees cannot serve
     another's heap: the threads' peaks added up, and the whole run's peak grew with the raster (full run with
-    red lines, 2 threads: 803 MiB at 12000^2 px, 1,001 at 24000^2; with two heaps 752 and 866, in the same
-    time)."""
+    red lines, 2 threads: 803 MiB at 12000^2 px, 1,001 at 24000^2; with ``MALLOC_ARENA_MAX=2`` 752 and 866, in
+    the same time)."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return
     with contextlib.suppress(OSError, AttributeError):  # not glibc
