@@ -678,3 +678,54 @@ def test_stages_choose_what_is_written(two_epochs, capsys):
     assert "unknown stage(s) maps; stages: ingest, reclassify, carbon" in capsys.readouterr().err
     assert cli("run", two_epochs, "--stages", "redline") == 1
     assert "no `redline:` section" in capsys.readouterr().err
+
+
+def _most_blocks_held(config: Path) -> int:
+    """The most blocks (2-D arrays of 32 x 32 px or more) the threaded scheduler holds at once in a run of
+    ``config`` on one thread (the order it runs the tasks in is then the same every time)."""
+    import dask
+    from dask.callbacks import Callback
+
+    most = [0]
+
+    class Held(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            # Blocks, not the 1 x 1 results of the writes.
+            held = sum(isinstance(v, np.ndarray) and v.ndim == 2 and v.size >= 32 * 32 for v in state["cache"].values())
+            most[0] = max(most[0], held)
+
+    with dask.config.set(num_workers=1), Held():
+        assert cli("run", config, "--stages", "transitions,zonal") == 0
+    return most[0]
+
+
+def test_the_run_holds_as_many_blocks_on_any_block_grid(tmp_path):
+    """Memory is set by the block, not the raster: on 2 x 2 to 10 x 10 blocks of the same 640 x 640 px rasters,
+    a run with zones holds a few blocks at once. It held an epoch's every block on some grids (its unknown-code
+    count, a small reduction, read that epoch whole first: 34 blocks on 5 x 5) and every block's classes and
+    parameter rows (a burned zone block, fed by no read, ran last: 156 blocks on 5 x 5)."""
+    import geopandas as gpd
+    import shapely
+
+    rng = np.random.default_rng(11)
+    codes = np.array([11, 12, 21, 22, 31, 41, 51, 52, 53, 64, 65], dtype=np.uint8)
+    a = codes[rng.integers(0, len(codes), size=(640, 640))]
+    b = np.where(rng.random(a.shape) < 0.1, codes[rng.integers(0, len(codes), size=a.shape)], a)
+    write_raster(tmp_path / "lc2000.tif", a)
+    write_raster(tmp_path / "lc2020.tif", b)
+    x0, y0, side = 500000, 3400000, 640 * 30
+    shapes = [shapely.box(x0, y0 - side * 0.6, x0 + side * 0.7, y0), shapely.box(x0, y0 - side, x0 + side, y0)]
+    shapes[1] = shapes[1].difference(shapes[0])
+    gpd.GeoDataFrame({"code": ["z1", "z2"]}, geometry=shapes, crs="EPSG:32650").to_file(tmp_path / "zones.gpkg")
+    (tmp_path / "d.csv").write_text(FULL_DENSITIES)
+    held = {}
+    for chunks in (320, 160, 128, 64):
+        config = write_config(
+            tmp_path,
+            epochs={2000: "lc2000.tif", 2020: "lc2020.tif"},
+            zones=[{"name": "zone", "path": "zones.gpkg", "id": "code"}],
+            carbon={"densities": "d.csv"},
+            dask={"chunks": chunks},
+        )
+        held[chunks] = _most_blocks_held(config)
+    assert max(held.values()) <= 16, held  # 12 or 13 at every grid; before, up to 34 and 156

@@ -296,12 +296,13 @@ def test_rasterize_blocks_burns_pixel_centres_by_hand(chunks):
 
     geoms = np.array([shapely.box(*b) for _, b in _BURN_SHAPES])
     values = np.array([7, 11, 13, 17])
-    got = zonal.rasterize_blocks(geoms, values, _utm_grid_6x4(), chunks)
+    like = da.zeros((4, 6), np.uint8, chunks=chunks)
+    got = zonal.rasterize_blocks(geoms, values, _utm_grid_6x4(), like)
     assert got.chunks == chunks and got.dtype == np.int32
     computed = got.compute()
     assert computed.dtype == np.int32
     np.testing.assert_array_equal(computed, _BURNED)
-    small = zonal.rasterize_blocks(geoms, values, _utm_grid_6x4(), chunks, dtype=np.uint8).compute()
+    small = zonal.rasterize_blocks(geoms, values, _utm_grid_6x4(), like, dtype=np.uint8).compute()
     assert small.dtype == np.uint8
     np.testing.assert_array_equal(small, _BURNED)
 
@@ -316,7 +317,8 @@ def test_rasterize_blocks_on_a_south_up_grid():
     grid = Grid(CRS.from_epsg(32650), Affine(30, 0, 500000, 0, 30, 3399880), 6, 4)
     geoms = np.array([shapely.box(*b) for _, b in _BURN_SHAPES])
     for chunks in (((4,), (6,)), ((2, 2), (3, 3)), ((3, 1), (2, 4))):
-        got = zonal.rasterize_blocks(geoms, np.array([7, 11, 13, 17]), grid, chunks).compute()
+        like = da.zeros((4, 6), np.uint8, chunks=chunks)
+        got = zonal.rasterize_blocks(geoms, np.array([7, 11, 13, 17]), grid, like).compute()
         np.testing.assert_array_equal(got, _BURNED[::-1])
 
 

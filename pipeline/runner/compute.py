@@ -89,7 +89,7 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
     lc = plan.lc
     lazy_status = {y: reclassify.status_counts(m, lc.valid, lc.inside, lc.areas) for y, m in lc.mapped.items()}
-    lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside) for y in lc.codes}
+    lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside, lc.valid) for y in lc.codes}
     # A scenario's unknown codes matter only where its pixels are counted: inside the common valid mask.
     lazy_scenario_unknown = {
         k: reclassify.unknown_codes(lc.scenario_codes[k], m, lc.valid) for k, m in lc.scenario_mapped.items()
@@ -321,10 +321,12 @@ def _counts(
     return with_looked_up(group_counts(counted, areas, along), looked_up, [*keys, *rows])
 
 
-def _zone_keys(plan: Plan) -> dict[str, tuple[xr.DataArray, int]]:
-    """The zone rasters every count is made per: {column: (zone numbers, 1 + number of zones)}."""
+def _zone_keys(plan: Plan, zone_rasters: dict[str, xr.DataArray] | None = None) -> dict[str, tuple[xr.DataArray, int]]:
+    """The zone rasters every count is made per: {column: (zone numbers, 1 + number of zones)}, of
+    ``zone_rasters`` (default: the pass's)."""
+    rasters = plan.zone_rasters if zone_rasters is None else zone_rasters
     return {
-        plan.column(z): (plan.zone_rasters[z.name], len(z.ids) + 1)
+        plan.column(z): (rasters[z.name], len(z.ids) + 1)
         for z in plan.layers
         if z in plan.reported or z is plan.carbon_layer
     }
@@ -337,13 +339,14 @@ def neighbourhood_counts(plan: Plan, classes: dict[int, Path]) -> tuple[dict, di
     Made after the pass from the classes it staged: each block reads the earlier epoch with its own halo, so
     no block of the pass waits on its neighbours (in the pass, Dask held a strip of blocks of every raster the
     classes fed, and memory grew with the raster)."""
-    lc, chunks, zones = plan.lc, plan.config.dask.chunks, _zone_keys(plan)
+    lc, chunks = plan.lc, plan.config.dask.chunks
     own_grid = {s.year: s.grid for s in lc.sources}
     registered: dict[tuple[int, int], Delayed] = {}
     resampled: dict[tuple[int, int], Delayed] = {}
     for y0, y1 in plan.intervals:
         earlier = functools.partial(cog.read_window, classes[y0], fill=0)
         before, after = (cog.open_own(classes[y], lc.grid, chunks) for y in (y0, y1))
+        zones = _zone_keys(plan, plan.zones_after(after))
         registered[(y0, y1)] = registration.kind_counts(registration.change_kind(earlier, after), zones)
         moved = resampling.interval_displacement(lc.grid, (own_grid[y0], own_grid[y1]), before)
         if moved is not None:
@@ -398,7 +401,7 @@ def spread_flux(
     that touch those years (reads the run's own staged rasters). Returns the rasters staged."""
     grid, chunks, years = plan.grid, plan.config.dask.chunks, plan.spread_years
     assert plan.carbon_layer is not None
-    czone = plan.zone_rasters[plan.carbon_layer.name]
+    layer = plan.carbon_layer
 
     def staged(key: str, **fields: int) -> str:
         return spec.path(key, **fields)
@@ -412,6 +415,7 @@ def spread_flux(
         lut = balance.flux_spread(params, counts[year], year)
         rated = own(f"work/flux_{year}.tif", "float32", np.nan)
         cls = own(staged("landcover", year=year))
+        czone = zonal.zone_index(layer, grid, cls)
         spread = cls.copy(data=czone.data.map_blocks(lambda z, c, lut=lut: lut[z, c], cls.data, dtype=np.float32))
         flux[year] = xr.where(np.isnan(spread), rated, spread).astype(np.float32)
         written.append(staged("flux", year=year))

@@ -217,6 +217,7 @@ class Plan:
     redline_inputs: redlines.RedlineInputs | None
     #: The urban/rural patch rule, which needs a pass of its own (``compute.split_by_patches``).
     patch_rule: PatchSplit | None
+    #: The pass's zone rasters, burned after the common valid mask (``zones_after``).
     zone_rasters: dict[str, xr.DataArray] = field(default_factory=dict)
     #: Continuous indicator series on the grid (``indicators:``), read with the trends stage.
     indicators: list[IndicatorSeries] = field(default_factory=list)
@@ -233,6 +234,11 @@ class Plan:
     def reported(self) -> list[ZoneLayer]:
         """Zone layers with tables of their own (the zonal stage); the carbon layer is counted anyway."""
         return self.layers if "zonal" in self.stages else []
+
+    def zones_after(self, like: xr.DataArray) -> dict[str, xr.DataArray]:
+        """Each zone layer's raster of zone numbers, a block burned after ``like``'s: a raster the compute
+        that counts by zone reads anyway (``zonal.rasterize_blocks`` says why)."""
+        return {z.name: zonal.zone_index(z, self.grid, like) for z in self.layers}
 
     def column(self, layer: ZoneLayer) -> str:
         """The count column of a zone layer."""
@@ -302,7 +308,7 @@ def make_plan(config: Config, stages: list[str], workdir: Path) -> Plan:
     red_inputs = None if red is None else redlines.read_inputs(red, layers, lc.grid)
     terms = _statistics_terms(config, carbon_layer)
     plan = Plan(config, stages, lc, layers, carbon_layer, densities, rates, terms, red_inputs, patch_rule)
-    plan.zone_rasters = {z.name: zonal.zone_index(z, lc.grid, lc.valid) for z in layers}
+    plan.zone_rasters = plan.zones_after(lc.valid)
     if "trends" in stages:
         plan.indicators = [open_series(n, s, lc.grid, config.dask.chunks) for n, s in config.indicators.items()]
     return plan

@@ -35,7 +35,7 @@ from pipeline.model.inputs import ZoneLayer
 from pipeline.model.results import RedlineResult
 from pipeline.runner import execution
 from pipeline.stages import redline
-from pipeline.stages.zonal import rasterize_blocks
+from pipeline.stages.zonal import rasterize_blocks, zone_index
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ def write_redlines(
     inputs: RedlineInputs,
     year: int,
     layers: list[ZoneLayer],
-    zone_rasters: dict[str, xr.DataArray],
     grid: Grid,
     areas: PixelAreas,
     chunks: int,
@@ -78,6 +77,7 @@ def write_redlines(
         return cog.open_own(staged(key), grid, chunks, dtype, nodata)
 
     classes = own("landcover", "uint8", 0)
+    zone_rasters = {z.name: zone_index(z, grid, classes) for z in layers}
     stock, flux = own("stock", "float32", np.nan), own("flux", "float32", np.nan)
     density_levels, rate_levels = execution.compute(_levels(stock), _levels(flux))
     density = _indexed(stock, density_levels)
@@ -233,7 +233,7 @@ def _burn(polygons: gpd.GeoDataFrame | None, grid: Grid, like: xr.DataArray) -> 
     if polygons is None:
         return None
     geoms = polygons.geometry.to_numpy()
-    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data.chunks, np.uint8)
+    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data, np.uint8)
     return like.copy(data=burned.astype(bool))
 
 

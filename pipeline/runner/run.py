@@ -70,7 +70,6 @@ def run_pipeline(
                         plan.redline_inputs,
                         plan.redline_year,
                         plan.layers,
-                        plan.zone_rasters,
                         plan.grid,
                         plan.areas,
                         config.dask.chunks,

@@ -34,7 +34,7 @@ def read_boundary(boundary: BoundaryConfig, grid: Grid) -> gpd.GeoDataFrame:
 def boundary_mask(boundary: BoundaryConfig, grid: Grid, like: xr.DataArray) -> xr.DataArray:
     """Lazy boolean raster: True where the pixel's centre lies inside the study area, chunked like ``like``."""
     geoms = read_boundary(boundary, grid).geometry.values
-    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data.chunks, dtype=np.uint8)
+    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data, dtype=np.uint8)
     return like.copy(data=burned.astype(bool)).rename("boundary")
 
 

@@ -170,19 +170,16 @@ def _look_up(frame: pd.DataFrame, looked_up: dict[str, tuple[str, np.ndarray]], 
     return pd.DataFrame({c: values[c] for c in [*columns, "cell", "pixels"]})
 
 
-def values_where(values: xr.DataArray, mask: xr.DataArray) -> Delayed:
-    """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block."""
-    parts = [
-        dask.delayed(_count_where)(v, m)
-        # optimize_graph=False keeps the block keys of the run's graph, so the reads are shared.
-        for v, m in zip(
-            values.data.to_delayed(optimize_graph=False).ravel(), mask.data.to_delayed(optimize_graph=False).ravel()
-        )
-    ]
+def values_where(values: xr.DataArray, mask: xr.DataArray, along: xr.DataArray | None = None) -> Delayed:
+    """Delayed {value: pixel count} of ``values`` where ``mask`` holds; a small dict per block. A block's count
+    also waits for the block of ``along`` (not counted), as ``group_counts``' do."""
+    # optimize_graph=False keeps the block keys of the run's graph, so the reads are shared.
+    arrays = [a.data.to_delayed(optimize_graph=False).ravel() for a in (values, mask, along) if a is not None]
+    parts = [dask.delayed(_count_where)(*blocks) for blocks in zip(*arrays)]
     return dask.delayed(_merge_dicts)(*parts)  # not a list: see group_counts
 
 
-def _count_where(values: np.ndarray, mask: np.ndarray) -> dict[int, int]:
+def _count_where(values: np.ndarray, mask: np.ndarray, *along: np.ndarray) -> dict[int, int]:
     found, counts = np.unique(values[mask], return_counts=True)
     return dict(zip(found.tolist(), counts.tolist()))
 

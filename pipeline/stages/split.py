@@ -28,7 +28,7 @@ def split_by_extent(classes: xr.DataArray, inside: xr.DataArray) -> xr.DataArray
 
 def extent_mask(geoms: np.ndarray, grid: Grid, like: xr.DataArray) -> xr.DataArray:
     """Lazy boolean raster of the urban-extent polygons on the grid (pixel-centre rule)."""
-    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data.chunks, dtype=np.uint8)
+    burned = rasterize_blocks(geoms, np.ones(len(geoms), np.uint8), grid, like.data, dtype=np.uint8)
     return like.copy(data=burned.astype(bool)).rename("urban_extent")
 
 
