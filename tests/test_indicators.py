@@ -20,7 +20,7 @@ from scipy import stats
 from pipeline.config import load_config
 from pipeline.runner.run import run_pipeline
 from pipeline.stages import indicators
-from pipeline.stages.counts import group_sums
+from pipeline.stages.counts import fold_cells, group_sums
 
 from .conftest import write_config, write_raster
 from .helpers import constant_areas, row_areas
@@ -118,7 +118,8 @@ def test_zone_table_by_hand():
     areas = constant_areas(900.0, (2, 4))
     frame = group_sums({"z": (lazy(zone, (2, 2)), 3), "trend": (cls, indicators.NCLASSES)}, sums, areas).compute()
     zones = pd.DataFrame({"number": [1, 2], "zone_id": ["a", "b"], "zone_name": ["A", "B"]})
-    table = indicators.zone_table(frame, "z", zones, areas, years, 0.0001, "ndvi", "NDVI").set_index("zone_id")
+    folded = fold_cells(frame, areas, list(sums))
+    table = indicators.zone_table(folded, "z", zones, years, 0.0001, "ndvi", "NDVI").set_index("zone_id")
     # zone a: means (0.300 + 0.301 + 0.302 + 0.303) / 4 + 0.01 k = 0.3015, 0.3115, 0.3215
     np.testing.assert_allclose(table.loc["a", ["mean_2000", "mean_2001", "mean_2002"]], [0.3015, 0.3115, 0.3215])
     assert table.loc["a", "sen_slope_per_yr"] == pytest.approx(0.01)

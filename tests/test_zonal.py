@@ -69,6 +69,27 @@ def test_group_counts_by_strips_of_rows_are_the_block_at_once(monkeypatch):
         pd.testing.assert_frame_equal(frame(), whole)
 
 
+@pytest.mark.parametrize("chunks", [(1, 1), (2, 2), (3, 4), (4, 4)])
+def test_folded_cells_give_each_key_its_pixels_and_hectares(chunks):
+    """Cells of 2 x 2 px with areas 100, 200, 300 and 400 m²: each key's area is its pixels in each cell times
+    that cell's pixel area, added up by hand; one row per key, the same on every chunking."""
+    zone = np.array([[1, 1, 2, 2], [1, 2, 2, 2], [1, 1, 1, 2], [2, 1, 1, 1]])
+    cls = np.array([[3, 3, 3, 5], [5, 5, 3, 3], [3, 3, 5, 5], [3, 3, 3, 3]])
+    areas = PixelAreas((4, 4), (2, 2), np.array([[100.0, 200.0], [300.0, 400.0]]), "ellipsoidal")
+    keys = {"zone": (_lazy(zone, chunks), 3), "class": (_lazy(cls, chunks), 6)}
+    folded = counts.fold_cells(counts.group_counts(keys, areas).compute(), areas)
+    # (zone, class): pixels in the cells of 100 / 200 / 300 / 400 m²
+    by_hand = {(1, 3): (2, 0, 3, 2), (1, 5): (1, 0, 0, 1), (2, 3): (0, 3, 1, 0), (2, 5): (1, 1, 0, 1)}
+    assert list(folded.columns) == ["zone", "class", "pixels", "area_ha"]
+    assert [tuple(k) for k in folded[["zone", "class"]].to_numpy()] == sorted(by_hand)
+    for z, k, px, ha in folded.itertuples(index=False):
+        n = by_hand[(z, k)]
+        assert px == sum(n)
+        assert ha == pytest.approx((100 * n[0] + 200 * n[1] + 300 * n[2] + 400 * n[3]) / 1e4, rel=1e-15)
+    assert counts.count_area_ha(folded, areas).tolist() == folded["area_ha"].tolist()
+    assert folded["area_ha"].sum() == pytest.approx(float(areas.window_m2(0, 0, 4, 4).sum()) / 1e4, rel=1e-15)
+
+
 def test_group_counts_take_the_same_counts_by_every_path(monkeypatch):
     """Keys and pixel-area cells counted densely at once, keys compacted first (densely or by hashing), and the
     (key, cell) pairs compacted by hashing: one frame, and each pixel counted once."""

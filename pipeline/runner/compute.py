@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -34,7 +35,14 @@ from pipeline.stages import (
     valuation,
     zonal,
 )
-from pipeline.stages.counts import count_area_ha, group_counts, group_sums, merge_counts, with_looked_up
+from pipeline.stages.counts import (
+    count_area_ha,
+    fold_cells,
+    group_counts,
+    group_sums,
+    merge_counts,
+    with_looked_up,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,8 @@ class PassTasks:
     #: Per epoch of an interval, its classes as staged by the pass (a parts VRT), read back by
     #: ``neighbourhood_counts``.
     classes: dict[int, Path] = field(default_factory=dict)
-    #: Per indicator series, pixels and integer value sums per zone, trend class and cell (``group_sums``).
+    #: Per indicator series, pixels and area-weighted value sums per zone and trend class (``group_sums``,
+    #: ``fold_cells``).
     indicators: dict = field(default_factory=dict)
     #: Per scenario (base epoch, year, name), the counts of its interval, as ``interval_counts``.
     scenario_counts: dict = field(default_factory=dict)
@@ -65,8 +74,9 @@ class PassTasks:
 
 @dataclass
 class PassResults:
-    """What the pass computed: per epoch the pixels per ``reclassify`` status (and pixel-area cell) and
-    unknown codes, per epoch and interval the pixel counts, the staged rasters."""
+    """What the pass computed: per epoch the pixels and hectares per ``reclassify`` status and the unknown
+    codes, per epoch and interval the pixels and hectares per combination of keys (``fold_cells``: no row
+    per pixel-area cell, so the frames do not grow with the raster's area), the staged rasters."""
 
     status: dict[int, pd.DataFrame]
     unknown: dict[int, dict[int, int]]
@@ -76,7 +86,7 @@ class PassResults:
     parameters: balance.CarbonParameters
     #: Per interval, {zone column (None: the region): changed pixels per zone number and kind}.
     registration: dict[tuple[int, int], dict] = field(default_factory=dict)
-    #: Per indicator series, its ``group_sums`` frame (keys: zone columns and ``trend``).
+    #: Per indicator series, its folded ``group_sums`` frame (keys: zone columns and ``trend``).
     indicators: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: Per interval with an epoch resampled, {zone column: (valid pixels, expected change) per zone number}.
     resampling: dict[tuple[int, int], dict] = field(default_factory=dict)
@@ -88,7 +98,10 @@ def single_pass(plan: Plan, staging: Staging, timer: execution.Timer) -> PassRes
     """Every raster part and count of ingest, reclassify, carbon and transitions in one pass over the
     inputs (two with the urban/rural patch rule); then the flux maps of statistics years."""
     lc = plan.lc
-    lazy_status = {y: reclassify.status_counts(m, lc.valid, lc.inside, lc.areas) for y, m in lc.mapped.items()}
+    lazy_status = {
+        y: dask.delayed(fold_cells)(reclassify.status_counts(m, lc.valid, lc.inside, lc.areas), lc.areas)
+        for y, m in lc.mapped.items()
+    }
     lazy_unknown = {y: reclassify.unknown_codes(lc.codes[y], lc.mapped[y], lc.inside, lc.valid) for y in lc.codes}
     # A scenario's unknown codes matter only where its pixels are counted: inside the common valid mask.
     lazy_scenario_unknown = {
@@ -298,12 +311,12 @@ def _pass_tasks(plan: Plan, staging: Staging) -> PassTasks:
 def _counts(
     keys: dict,
     rows: dict[str, tuple[str, xr.DataArray, carbon.Lookup]],
-    areas: PixelAreas | None,
+    areas: PixelAreas,
     made: list[carbon.Lookup],
 ) -> Delayed:
     """``group_counts`` of ``keys`` and the parameter row columns ``rows`` ({column: (class column, row index
-    raster, table)}), in that order. A row set by the class alone (``carbon.class_rows``) is looked up in the
-    counts, not counted per pixel.
+    raster, table)}), in that order, with the cells folded (``fold_cells``). A row set by the class alone
+    (``carbon.class_rows``) is looked up in the counts, not counted per pixel.
 
     A block's count still waits for the row index blocks of the tables in ``made`` (those the pass makes anyway,
     for a raster): Dask then runs a block's classes, rows and counts together, as when the rows were counted.
@@ -318,7 +331,8 @@ def _counts(
         looked_up[column] = (cls, by_class)
         if any(lookup is m for m in made):
             along.append(index)
-    return with_looked_up(group_counts(counted, areas, along), looked_up, [*keys, *rows])
+    counts = with_looked_up(group_counts(counted, areas, along), looked_up, [*keys, *rows])
+    return dask.delayed(fold_cells)(counts, areas)
 
 
 def _zone_keys(plan: Plan, zone_rasters: dict[str, xr.DataArray] | None = None) -> dict[str, tuple[xr.DataArray, int]]:
@@ -374,7 +388,8 @@ def _indicator_tasks(plan: Plan, staging: Staging, zones: dict, tasks: PassTasks
             )
             tasks.rasters.append(relative)
         values = {f"sum_{y}": indicators.summed(q, cls) for y, q in quantised.items()}
-        tasks.indicators[series.name] = group_sums({**zones, "trend": (cls, indicators.NCLASSES)}, values, plan.areas)
+        sums = group_sums({**zones, "trend": (cls, indicators.NCLASSES)}, values, plan.areas)
+        tasks.indicators[series.name] = dask.delayed(fold_cells)(sums, plan.areas, list(values))
 
 
 def _epoch_counts(

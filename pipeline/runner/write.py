@@ -106,7 +106,7 @@ def indicator_table(plan: Plan, results: PassResults, layer: ZoneLayer | None, c
     for series in plan.indicators:
         frame = results.indicators[series.name]
         table = indicators.zone_table(
-            frame, column, zones, plan.areas, series.years, series.precision, series.name, series.config.unit
+            frame, column, zones, series.years, series.precision, series.name, series.config.unit
         )
         parts.append(table)
     # Series of other years leave their mean_<year> columns empty; the years' columns stay together, in order.

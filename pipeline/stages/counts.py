@@ -198,8 +198,32 @@ def merge_counts(parts: Iterable[dict[int, int]]) -> dict[int, int]:
 
 
 def count_area_ha(counts: pd.DataFrame, areas: PixelAreas) -> np.ndarray:
-    """Hectares of each row of a ``group_counts`` frame: its pixels times the area of a pixel of its cell."""
+    """Hectares of each row of a counts frame: its ``area_ha`` once ``fold_cells`` has summed its cells, else
+    (a ``group_counts`` frame) its pixels times the area of a pixel of its cell."""
+    if "cell" not in counts.columns:
+        return counts["area_ha"].to_numpy()
     return counts["pixels"].to_numpy() * areas.flat_m2[counts["cell"].to_numpy()] / 1e4
+
+
+def fold_cells(counts: pd.DataFrame, areas: PixelAreas, weighted: Iterable[str] = ()) -> pd.DataFrame:
+    """A ``group_counts`` frame with its pixel-area cells summed: one row per combination of keys, with its
+    ``pixels`` (int64) and ``area_ha``, the hectares of its cells added in cell order. Each column of
+    ``weighted`` (``group_sums``' value sums) becomes ``<column>_m2``: its cells' sums times their pixel area
+    (m²), added likewise.
+
+    The frame then grows with the combinations, not with the raster's area (a row per 5 km cell would be about
+    1 GB for a 30 m country). The cells' pixels and sums are exact integers that do not depend on the chunking,
+    and so is the order they are added in, so the areas do not either."""
+    weighted = list(weighted)
+    keys = [c for c in counts.columns if c not in ("cell", "pixels", *weighted)]
+    frame = counts[keys].copy()
+    frame["pixels"] = counts["pixels"].to_numpy(np.int64)
+    frame["area_ha"] = count_area_ha(counts, areas)
+    m2 = areas.flat_m2[counts["cell"].to_numpy()]
+    for column in weighted:
+        frame[f"{column}_m2"] = counts[column].to_numpy() * m2
+    # the rows are sorted by keys then cell (group_counts), so each key's cells are added in cell order
+    return frame.groupby(keys, sort=True)[frame.columns[len(keys) :]].sum().reset_index()
 
 
 #: Integer sums are made per block in float64 (``numpy.bincount`` weights), exact while below 2^53.

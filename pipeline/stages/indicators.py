@@ -27,8 +27,6 @@ import xarray as xr
 from scipy import stats
 from scipy.special import ndtr
 
-from pipeline.model.grid import PixelAreas
-
 #: Per-pixel trend class (0: not valid land).
 MISSING, STABLE, GREENING, BROWNING = 1, 2, 3, 4
 NCLASSES = 5
@@ -119,7 +117,6 @@ def zone_table(
     frame: pd.DataFrame,
     column: str | None,
     zones: pd.DataFrame,
-    areas: PixelAreas,
     years: list[int],
     precision: float,
     name: str,
@@ -129,16 +126,14 @@ def zone_table(
     the land and indicator areas, the mean of every year, the zone's Theil-Sen slope with its 95 % interval
     and Mann-Kendall test over the yearly means, and the shares greening and browning significantly.
 
-    ``frame`` is a ``group_sums`` result with a ``trend`` key, ``column`` the zone key (None: the region,
-    zone number 1) and one ``sum_<year>`` column per year."""
-    area = frame["pixels"].to_numpy() * areas.flat_m2[frame["cell"].to_numpy()] / 1e4
+    ``frame`` is a ``group_sums`` result with a ``trend`` key and one ``sum_<year>`` column per year, its cells
+    folded (``counts.fold_cells`` with the sums weighted: ``area_ha`` and ``sum_<year>_m2``); ``column`` is the
+    zone key (None: the region, zone number 1)."""
     number = frame[column].to_numpy() if column is not None else np.ones(len(frame), np.int64)
-    data = pd.DataFrame({"number": number, "trend": frame["trend"].to_numpy(), "area": area})
+    data = pd.DataFrame({"number": number, "trend": frame["trend"].to_numpy(), "area": frame["area_ha"].to_numpy()})
     counted = frame["trend"].to_numpy() >= STABLE
-    m2 = areas.flat_m2[frame["cell"].to_numpy()]
     for year in years:
-        # integer sums per cell times the cell's pixel area: exact sums, weighted afterwards in a fixed order
-        data[year] = np.where(counted, frame[f"sum_{year}"].to_numpy() * m2, 0.0)
+        data[year] = np.where(counted, frame[f"sum_{year}_m2"].to_numpy(), 0.0)
     by_class = data.pivot_table(index="number", columns="trend", values="area", aggfunc="sum", fill_value=0.0)
     by_class = by_class.reindex(columns=range(NCLASSES), fill_value=0.0)
     weighted = data[data["trend"] >= STABLE].groupby("number")[years].sum()

@@ -85,13 +85,14 @@ def value_change(lookup: carbon.Lookup, before: xr.DataArray, after: xr.DataArra
 
 
 def epoch_counts(frame: pd.DataFrame, side: int) -> pd.DataFrame:
-    """The counts of one epoch (columns as ``group_counts`` gives for class, zones, density, rate) from
-    the counts of an interval it ends (``side`` 0: its first epoch, 1: its second)."""
+    """The counts of one epoch (class, zones, density, rate, and the interval's cells or its folded area, as
+    ``counts.fold_cells``) from the counts of an interval it ends (``side`` 0: its first epoch, 1: its second)."""
     renamed = frame.rename(
         columns={("from_class", "to_class")[side]: "class", f"density{side}": "density", f"rate{side}": "rate"}
     )
-    keys = ["class", *zone_columns(frame), *[k for k in ("density", "rate") if k in renamed.columns], "cell"]
-    return renamed.groupby(keys, sort=True)["pixels"].sum().reset_index()
+    keys = ["class", *zone_columns(frame), *[k for k in ("density", "rate", "cell") if k in renamed.columns]]
+    sums = [c for c in ("pixels", "area_ha") if c in renamed.columns]
+    return renamed.groupby(keys, sort=True)[sums].sum().reset_index()
 
 
 def zone_columns(frame: pd.DataFrame) -> list[str]:
