@@ -40,7 +40,11 @@ def compute(leaves: list, client, address: str, no_worker_timeout_s: float) -> t
                     f"the Dask scheduler at {address} has had no worker for {patience:.0f} s (dask."
                     "no_worker_timeout_s); the output folder is as it was: start workers and run again"
                 )
-        return tuple(client.gather(futures))
+        results = tuple(client.gather(futures))
+        # A worker without a nanny keeps what its tasks freed, as the client does (execution.compute), and its
+        # peaks add up over the run's computes: every worker hands it back too.
+        client.run(_release_freed_memory, on_error="ignore")
+        return results
     except KilledWorker as e:
         raise PipelineError(
             f"a task ended the worker running it several times on the cluster at {address} ({e.task}): out of "
@@ -68,3 +72,9 @@ class GdalSettings(WorkerPlugin):
         for key, value in self.settings.items():
             os.environ.setdefault(key, value)
         limit_heap_arenas(worker.state.nthreads)
+
+
+def _release_freed_memory() -> None:
+    from pipeline.runner.execution import _release_freed_memory  # it imports this module
+
+    _release_freed_memory()
