@@ -246,3 +246,22 @@ def test_release_freed_memory_hands_back_what_arrow_kept():
         float, subprocess.run([sys.executable, "-c", _ARROW], capture_output=True, text=True, check=True).stdout.split()
     )
     assert kept > 150 and after < 30, (kept, after)
+
+
+def test_a_compute_leaves_the_scheduler_nothing_of_its_graph():
+    """The next compute's graph may reuse a key as another task (Dask issue 9888): a worker then followed
+    the old graph's order and held 1,151 MiB against 661. So a compute returns only once the scheduler has
+    forgotten every task of its graph, dependencies included."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from pipeline.runner import clusters
+
+    blocks = da.arange(64, chunks=8).reshape(8, 8).rechunk(4)
+    leaves = [blocks.sum(), (blocks * 2).max(axis=0)]
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+    with cluster, Client(cluster) as client:
+        total, largest = clusters.compute(leaves, client, cluster.scheduler_address, 60)
+        left = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+    assert total == sum(range(64)) and largest.tolist() == [112 + 2 * c for c in range(8)]
+    assert left == []

@@ -354,10 +354,31 @@ def test_zone_index_numbers_zones_from_one_in_layer_order():
     x, y = 500015 + 30 * np.arange(6), 3399985 - 30 * np.arange(4)
     like = xr.DataArray(da.zeros((4, 6), np.uint8, chunks=(2, 3)), dims=("y", "x"), coords={"y": y, "x": x})
     got = zonal.zone_index(layer, _utm_grid_6x4(), like)
-    assert got.name == "zone_county" and got.dtype == np.int32 and got.data.chunks == ((2, 2), (3, 3))
+    assert got.name == "zone_county" and got.dtype == np.uint8 and got.data.chunks == ((2, 2), (3, 3))
     np.testing.assert_array_equal(got["x"], x)
     np.testing.assert_array_equal(got["y"], y)
     np.testing.assert_array_equal(got.values, np.select([_BURNED == v for v in (7, 11, 13)], [1, 2, 3], 0))
+
+
+def test_zone_index_of_more_zones_than_a_byte_holds_keeps_every_number():
+    """300 zones: numbers up to 300 need two bytes; the last zones must not wrap around to 44 (300 - 256)."""
+    import geopandas as gpd
+    import shapely
+
+    # 300 zones of which only the last 24 (one a pixel, pixel centres at 500015 + 30 i) touch the 6 x 4 grid.
+    boxes = [shapely.box(0, 0, 1, 1)] * 276
+    boxes += [
+        shapely.box(500000 + 30 * c, 3400000 - 30 * (r + 1), 500030 + 30 * c, 3400000 - 30 * r)
+        for r in range(4)
+        for c in range(6)
+    ]
+    frame = gpd.GeoDataFrame(geometry=boxes, crs="EPSG:32650")
+    ids = [f"z{i}" for i in range(300)]
+    layer = inputs.ZoneLayer("county", None, ids, ids, frame)
+    like = xr.DataArray(da.zeros((4, 6), np.uint8, chunks=(2, 3)), dims=("y", "x"))
+    got = zonal.zone_index(layer, _utm_grid_6x4(), like)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got.values, np.arange(277, 301).reshape(4, 6))
 
 
 def test_geodesic_area_of_empty_missing_and_clockwise_polygons():

@@ -195,8 +195,10 @@ def _merge_levels(parts: list) -> pd.Series:
 
 
 def _indexed(values: xr.DataArray, levels: pd.Series) -> tuple[xr.DataArray, int]:
-    """(uint32 raster of 1 + the position of each pixel's value among ``levels``, 0 = NaN; size)."""
-    index = values.data.map_blocks(_level_index, levels.index.to_numpy(), dtype=np.uint32)
+    """(raster of 1 + the position of each pixel's value among ``levels``, 0 = NaN, in the smallest unsigned
+    type that holds it; size)."""
+    dtype = np.min_scalar_type(len(levels))
+    index = values.data.map_blocks(_level_index, levels.index.to_numpy(), dtype, dtype=dtype)
     return values.copy(data=index), len(levels) + 1
 
 
@@ -204,9 +206,9 @@ def _indexed(values: xr.DataArray, levels: pd.Series) -> tuple[xr.DataArray, int
 _INDEX_ROWS = 256
 
 
-def _level_index(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
-    """uint32: 1 + the position of each value among ``sorted_values`` (which holds them all), 0 = NaN."""
-    out = np.empty(values.shape, np.uint32)
+def _level_index(values: np.ndarray, sorted_values: np.ndarray, dtype=np.uint32) -> np.ndarray:
+    """1 + the position of each value among ``sorted_values`` (which holds them all), 0 = NaN."""
+    out = np.empty(values.shape, dtype)
     for s in range(0, values.shape[0], _INDEX_ROWS):  # each pixel on its own: strips change no value
         strip = values[s : s + _INDEX_ROWS]
         i = np.searchsorted(sorted_values, strip.astype(np.float64)) + 1

@@ -55,7 +55,7 @@ from rasterio.features import shapes
 from pipeline.errors import ConfigError
 from pipeline.model.classes import FOREST, GRASSLAND, UNUSED, WATER
 from pipeline.model.grid import Grid, PixelAreas
-from pipeline.stages.counts import count_area_ha, group_counts
+from pipeline.stages.counts import count_area_ha, group_counts, with_looked_up
 from pipeline.stages.patches import edge_labels, join_blocks, label_block
 
 # Blocks are polygonised in pixel coordinates, so the first block's transform is the identity; that is
@@ -270,9 +270,15 @@ def redline_counts(
     if rate is not None:
         keys["rate"] = rate
     keys |= zones
-    locked = xr.zeros_like(labels, np.uint8) if locked_in is None else locked_in.astype(np.uint8)
-    keys |= {"locked": (locked, 2), "land": (land_kind(classes, allowed), 3)}
-    return group_counts(keys, areas)
+    columns = [*keys, "locked", "land"]
+    # Locked and land counted as one key (3 x locked + land) and split afterwards: a block's count then
+    # holds one byte a pixel for them, not two arrays (and no array of zeros where nothing is locked in).
+    land = land_kind(classes, allowed)
+    if locked_in is not None:
+        land = land + 3 * locked_in.astype(np.uint8)
+    keys["land_locked"] = (land.astype(np.uint8), 6)
+    split = {"locked": ("land_locked", np.repeat([0, 1], 3)), "land": ("land_locked", np.tile([0, 1, 2], 2))}
+    return with_looked_up(group_counts(keys, areas), split, columns)
 
 
 def patch_sizes(labels: xr.DataArray, n_labels: int, areas: PixelAreas) -> Delayed:

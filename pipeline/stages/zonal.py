@@ -20,10 +20,12 @@ from pipeline.stages.counts import count_area_ha
 
 
 def zone_index(layer: ZoneLayer, grid: Grid, like: xr.DataArray) -> xr.DataArray:
-    """Lazy int32 raster of zone numbers (1..n; 0 outside), pixel-centre rule, each block burned after
-    ``like``'s (see ``rasterize_blocks``)."""
-    values = np.arange(1, len(layer.ids) + 1, dtype=np.int32)
-    data = rasterize_blocks(layer.polygons.geometry.values, values, grid, like.data)
+    """Lazy raster of zone numbers (1..n; 0 outside) in the smallest unsigned type that holds n, pixel-centre
+    rule, each block burned after ``like``'s (see ``rasterize_blocks``)."""
+    # A quarter of int32's bytes for up to 255 zones: the blocks the counts hold in flight are set by their types.
+    dtype = np.min_scalar_type(len(layer.ids))
+    values = np.arange(1, len(layer.ids) + 1, dtype=dtype)
+    data = rasterize_blocks(layer.polygons.geometry.values, values, grid, like.data, dtype)
     return like.copy(data=data).rename(f"zone_{layer.name}")
 
 
