@@ -351,6 +351,23 @@ def test_coverage_and_gap_fill_by_hand():
     assert out["thresholds"] == {1: 70.0}
 
 
+def test_gap_fill_mask_in_the_last_zone_a_byte_holds():
+    """Zone numbers come as uint8 for up to 255 zones: a threshold for zone 255 (the look-up then has 257
+    slots) fills that zone's dense allowed land and nothing in zones without a threshold."""
+    from pipeline.model.classes import FOREST
+
+    def raster(values, dtype):
+        return xr.DataArray(da.from_array(np.array([values], dtype), chunks=(1, 2)), dims=("y", "x"))
+
+    labels = raster([0, 0, 0, 0], np.int32)
+    classes = raster([FOREST] * 4, np.uint8)
+    density_index = raster([1, 2, 2, 2], np.uint16)  # 10 and 80 t C/ha
+    zones = raster([255, 255, 254, 0], np.uint8)
+    table = np.array([np.nan, 10.0, 80.0])
+    got = gap_fill_mask(labels, [], classes, density_index, table, zones, {255: 50.0}).values
+    assert got.tolist() == [[False, True, False, False]]
+
+
 def test_gap_fill_reports_what_it_cannot_close():
     cls, idx, mask, locked, zone = coverage_case()
     cls[6:10, 0:10] = 1  # no allowed land left in zone 1

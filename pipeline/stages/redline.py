@@ -508,7 +508,8 @@ def gap_fill_mask(
     locked = (xr.zeros_like(labels, bool) if locked_in is None else locked_in.astype(bool)).data
 
     def block(lab, land, idx, zn, lk):
-        thr = limit[np.minimum(np.maximum(zn, 0), len(limit) - 1)]
+        # An intp bound, not a Python int: zone numbers come in the smallest type (uint8 up to 255 zones).
+        thr = limit[np.minimum(zn, np.intp(len(limit) - 1))]
         return (land == 2) & ~lk & ~np.isin(lab, keep) & (table[idx] >= thr)
 
     data = da.map_blocks(
