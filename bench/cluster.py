@@ -24,7 +24,7 @@ MEMORY_EVENTS = {
 
 class LocalCluster:
     """``with LocalCluster(folder, workers=2) as cluster:`` ... ``cluster.address``; after the block,
-    ``cluster.stats`` holds the workers' CPU s, peak RSS MB, bytes spilled to disk and memory events."""
+    ``cluster.stats`` holds the workers' CPU s, peak RSS MiB, MiB spilled to disk and memory events."""
 
     def __init__(self, folder: Path, workers: int = 2, memory_limit: str = "0", nanny: bool = False):
         self.folder, self.workers, self.memory_limit, self.nanny = folder, workers, memory_limit, nanny
@@ -69,7 +69,7 @@ class LocalCluster:
         os.killpg(self.processes[index].pid, signal.SIGKILL)
 
     def _spilled_mb(self) -> float:
-        """MB the workers wrote to disk under their memory limit (0 without one; a restarted worker's are lost)."""
+        """MiB the workers wrote to disk under their memory limit (0 without one; a restarted worker's are lost)."""
         if self.memory_limit == "0":
             return 0.0
         from distributed import Client

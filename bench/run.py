@@ -133,7 +133,7 @@ def full_config(folder: Path, variant: str = "full", chunks: int = 2048, **chang
 
 
 def pipeline_run(config: Path, out: Path, log: Path, timeout: float, *args: str, during=None) -> dict:
-    """One pipeline run: the process's figures, and per stage the manifest's wall s, CPU s and peak RSS MB."""
+    """One pipeline run: the process's figures, and per stage the manifest's wall s, CPU s and peak RSS MiB."""
     command = [str(BIN / "carbon-pipeline"), "-q", "run", str(config), "--output", str(out), *args]
     result = measure(command, log, timeout, during)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -240,7 +240,7 @@ def _mb(value) -> str:
 
 def main_table(results: list[dict]) -> str:
     lines = [
-        "| N | run | wall s | CPU s | peak RSS MB | red lines s | maps+report s | wall / floor | wall / COG floor |",
+        "| N | run | wall s | CPU s | peak RSS MiB | red lines s | maps+report s | wall / floor | wall / COG floor |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     floors = {r["n"]: r["wall_s"] for r in results if r["run"] == "floor"}
@@ -260,7 +260,7 @@ def main_table(results: list[dict]) -> str:
 def growth_table(results: list[dict]) -> str:
     """Threads against the cluster per size: the client (the run's process) and the workers apart."""
     lines = [
-        "| N | Mpx | scheduler | wall s | client CPU s | client peak RSS MB | workers CPU s | worker peak RSS MB |",
+        "| N | Mpx | scheduler | wall s | client CPU s | client peak RSS MiB | workers CPU s | worker peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -274,8 +274,8 @@ def growth_table(results: list[dict]) -> str:
 
 
 def stage_table(results: list[dict]) -> str:
-    """Per stage of the full runs: wall s / CPU s of the run's process / its peak RSS MB so far; on the
-    cluster then the workers' CPU s (summed) / the largest worker peak RSS MB so far."""
+    """Per stage of the full runs: wall s / CPU s of the run's process / its peak RSS MiB so far; on the
+    cluster then the workers' CPU s (summed) / the largest worker peak RSS MiB so far."""
     runs = [r for r in results if r["run"] in ("full", "full, cluster") and isinstance(r["n"], int)]
     if not runs:
         return ""
@@ -297,7 +297,7 @@ def stage_table(results: list[dict]) -> str:
 def cluster_table(results: list[dict]) -> str:
     """One worker against two at the fault size, and the fault runs."""
     lines = [
-        "| N | run | completed | wall s | client CPU s | workers CPU s | worker peak RSS MB | tables | notes |",
+        "| N | run | completed | wall s | client CPU s | workers CPU s | worker peak RSS MiB | tables | notes |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     one_worker = {r["n"] for r in results if r["run"] == "cluster, 1 worker"}
@@ -310,7 +310,7 @@ def cluster_table(results: list[dict]) -> str:
             killed = r.get("killed_at_s")
             notes.append(f"worker killed at {killed} s" if killed is not None else "the run ended before the kill")
         if r.get("memory_limit"):
-            notes.append(f"limit {r['memory_limit']} per worker, chunks {r['chunks']}, spilled {r['spilled_mb']} MB")
+            notes.append(f"limit {r['memory_limit']} per worker, chunks {r['chunks']}, spilled {r['spilled_mb']} MiB")
         notes += [f"{k}: {n}" for k, n in r.get("memory_events", {}).items()]
         if r.get("error"):
             notes.append(r["error"])
@@ -379,8 +379,8 @@ def write_results(results: list[dict], machine: dict) -> str:
         "Every run:\n\n" + main_table(results),
         "Growth, threads and a cluster of two single-thread workers (client: the run's process):\n\n"
         + growth_table(results),
-        "Per stage of the full runs, wall s / CPU s of the run's process / its peak RSS MB so far (on the "
-        "cluster then the workers' CPU s / the largest worker peak RSS MB so far):\n\n" + stage_table(results),
+        "Per stage of the full runs, wall s / CPU s of the run's process / its peak RSS MiB so far (on the "
+        "cluster then the workers' CPU s / the largest worker peak RSS MiB so far):\n\n" + stage_table(results),
         "Cluster at the fault size:\n\n" + cluster_table(results),
         "\n".join(f"- {k}: **{v}**" for k, v in summary["ratios"].items()),
     ]
@@ -408,7 +408,7 @@ class Bench:
             result = {"error": str(e)}
         self.results.append({"n": n, "run": run, **result})
         said = (
-            f"{result['wall_s']} s wall, {result['cpu_s']} s CPU, {result['peak_rss_mb']} MB"
+            f"{result['wall_s']} s wall, {result['cpu_s']} s CPU, {result['peak_rss_mb']} MiB"
             if "wall_s" in result
             else result["error"]
         )
