@@ -118,7 +118,7 @@ def finish_cog(
                 COMPRESS_OVERVIEW="ZSTD",
                 ZSTD_LEVEL_OVERVIEW=1,
                 GDAL_TIFF_OVR_BLOCKSIZE=512,
-                GDAL_NUM_THREADS="ALL_CPUS",
+                GDAL_NUM_THREADS=gdal_threads(),
             ),
             rasterio.open(parts, "r+") as ds,
         ):
@@ -139,10 +139,16 @@ def finish_cog(
             LEVEL=1,
             OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE",
             BLOCKSIZE=512,
-            NUM_THREADS="ALL_CPUS",
+            NUM_THREADS=gdal_threads(),
         )
     except (RasterioError, CPLE_BaseError) as e:  # GDAL's write errors come as either
         raise OutputError(f"cannot write the raster: {e}", final) from None
+
+
+def gdal_threads() -> str:
+    """Threads GDAL may compress and build overviews with: a worker's Dask threads on a cluster (its share of
+    the machine, set by ``clusters.GdalSettings``), the user's ``GDAL_NUM_THREADS``, or every core."""
+    return os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")
 
 
 def _describe(ds, meaning: tuple[str, str], colormap, categories) -> None:

@@ -96,6 +96,9 @@ class GdalSettings(WorkerPlugin):
 
         for key, value in self.settings.items():
             os.environ.setdefault(key, value)
+        # A worker's share of the machine is its threads: with every core each, the workers of a machine
+        # compressed with (workers x cores) threads, and one single-thread worker used two cores.
+        os.environ.setdefault("GDAL_NUM_THREADS", str(worker.state.nthreads))
         limit_heap_arenas(worker.state.nthreads)
 
 

@@ -302,8 +302,11 @@ def large_patches(sizes: pd.DataFrame, areas: PixelAreas, min_area_ha: float) ->
 def only(labels: xr.DataArray, keep: np.ndarray) -> xr.DataArray:
     """``labels`` with every label not in ``keep`` set to 0."""
     keep = np.asarray(keep, np.int64)
-    data = labels.data.map_blocks(lambda b: np.where(np.isin(b, keep), b, 0).astype(b.dtype), dtype=labels.dtype)
-    return labels.copy(data=data)
+
+    def block(b: np.ndarray) -> np.ndarray:
+        return np.where(np.isin(b, keep), b, 0).astype(b.dtype, copy=False)  # int32 already: no second copy
+
+    return labels.copy(data=labels.data.map_blocks(block, dtype=labels.dtype))
 
 
 def patch_anchors(labels: xr.DataArray) -> Delayed:
