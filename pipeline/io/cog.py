@@ -145,10 +145,16 @@ def finish_cog(
         raise OutputError(f"cannot write the raster: {e}", final) from None
 
 
+#: A cluster worker's Dask threads, its share of the machine (set in each worker by ``clusters.GdalSettings``);
+#: None in a run's own process, whose COG copies may use every core.
+worker_threads: int | None = None
+
+
 def gdal_threads() -> str:
-    """Threads GDAL may compress and build overviews with: a worker's Dask threads on a cluster (its share of
-    the machine, set by ``clusters.GdalSettings``), the user's ``GDAL_NUM_THREADS``, or every core."""
-    return os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")
+    """Threads GDAL compresses a COG and builds its overviews with: the user's ``GDAL_NUM_THREADS``, else a
+    worker's own threads, else every core. Not put in the environment: GDAL would then also read every
+    GeoTIFF with that many threads, and its error for a truncated file would no longer name the file."""
+    return os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS" if worker_threads is None else str(worker_threads))
 
 
 def _describe(ds, meaning: tuple[str, str], colormap, categories) -> None:

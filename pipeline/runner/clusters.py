@@ -82,8 +82,8 @@ def _known(keys: list, dask_scheduler=None) -> int:
 
 
 class GdalSettings(WorkerPlugin):
-    """The run's GDAL settings and heap limit (``execution.limit_heap_arenas``) in every worker process, those
-    that join later too."""
+    """The run's GDAL settings, heap limit (``execution.limit_heap_arenas``) and COG threads (``cog.gdal_threads``)
+    in every worker process, those that join later too."""
 
     name = "carbon-pipeline-gdal"
 
@@ -96,9 +96,11 @@ class GdalSettings(WorkerPlugin):
 
         for key, value in self.settings.items():
             os.environ.setdefault(key, value)
+        from pipeline.io import cog
+
         # A worker's share of the machine is its threads: with every core each, the workers of a machine
         # compressed with (workers x cores) threads, and one single-thread worker used two cores.
-        os.environ.setdefault("GDAL_NUM_THREADS", str(worker.state.nthreads))
+        cog.worker_threads = worker.state.nthreads
         limit_heap_arenas(worker.state.nthreads)
 
 
