@@ -154,6 +154,30 @@ def test_a_lost_scheduler_is_one_line_naming_it_and_the_output_stays(cluster, tm
     assert not list(tmp_path.glob(".out.staging-*"))
 
 
+def test_a_truncated_input_on_the_cluster_is_one_line_naming_it_and_the_output_stays(cluster, tmp_path):
+    """A worker's read error reaches the client with GDAL's message naming the file (distributed could not
+    rebuild rasterio's exceptions: the run said "unexpected error (Exception)" and named no file)."""
+    cfg = _config(tmp_path, size=256)
+    before = _finished_before(cfg)
+    truncated = tmp_path / "b.tif"
+    codes = np.random.default_rng(8).choice(np.array([11, 21, 31], np.uint8), (256, 256))
+    write_raster(truncated, codes, tiled=True)  # 16 x 16 tiles: half of them cut off below
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-q", "run", str(cfg), "--scheduler", cluster["address"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert not any("Traceback" in line or "distributed." in line for line in lines), lines
+    (line,) = [line for line in lines if line.startswith("error: ")]  # the run's warnings aside
+    assert line.startswith(f"error: {truncated}: cannot read raster pixels (corrupt or truncated file?)"), line
+    assert snapshot(tmp_path / "out") == before
+    assert not list(tmp_path.glob(".out.staging-*"))
+
+
 def test_workers_under_a_memory_limit_spill_survive_a_restart_and_give_the_same_tables(tmp_path):
     """Two single-thread workers with nannies (so the memory limit can pause, spill and restart, as in
     production) and a 1 GB limit whose managed-memory threshold (``distributed.worker.memory.target``, 60 %

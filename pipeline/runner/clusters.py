@@ -101,7 +101,23 @@ class GdalSettings(WorkerPlugin):
         # A worker's share of the machine is its threads: with every core each, the workers of a machine
         # compressed with (workers x cores) threads, and one single-thread worker used two cores.
         cog.worker_threads = worker.state.nthreads
+        picklable_gdal_errors()
         limit_heap_arenas(worker.state.nthreads)
+
+
+def picklable_gdal_errors() -> None:
+    """Let GDAL's errors (rasterio's ``CPLE_*`` exceptions) reach the client whole, with the message naming the
+    file. distributed pickles a failed task's exception with its causes (tblib); rasterio's classes have their own
+    ``__init__`` and a read-only ``args``, which tblib cannot restore (a known clash, e.g. mapchete pull 755), so the
+    client got a bare ``Exception`` naming no file: a truncated input was "unexpected error", not one line naming
+    it. Given a ``__reduce__``, they are rebuilt from their own arguments."""
+    from rasterio._err import CPLE_BaseError
+
+    CPLE_BaseError.__reduce__ = _reduce_gdal_error
+
+
+def _reduce_gdal_error(error) -> tuple:
+    return type(error), (error.error, error.errno, error.errmsg)
 
 
 def _release_freed_memory() -> None:

@@ -321,7 +321,14 @@ def scheduler_context(name: str, progress: bool, no_worker_timeout_s: float = 12
         logging.getLogger(logger).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     with _terminal_stderr():  # worker processes inherit fd 2: the terminal's, not a run's native_stderr_aside
         cluster = (
-            LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0") if name == "processes" else None
+            LocalCluster(
+                processes=True,
+                threads_per_worker=1,
+                dashboard_address=":0",
+                silence_logs=False if verbose else logging.CRITICAL,  # a failed task: one line from the run
+            )
+            if name == "processes"
+            else None
         )
     try:
         with Client(cluster or name, timeout="10s") as client:
