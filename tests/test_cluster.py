@@ -161,7 +161,7 @@ def test_a_truncated_input_on_the_cluster_is_one_line_naming_it_and_the_output_s
     before = _finished_before(cfg)
     truncated = tmp_path / "b.tif"
     codes = np.random.default_rng(8).choice(np.array([11, 21, 31], np.uint8), (256, 256))
-    write_raster(truncated, codes, tiled=True)  # 16 x 16 tiles: half of them cut off below
+    write_raster(truncated, codes, tiled=True)  # tiles of 16 px, of which the file keeps about half
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     run = subprocess.run(
         [sys.executable, "-m", "pipeline", "-q", "run", str(cfg), "--scheduler", cluster["address"]],
@@ -301,6 +301,7 @@ def test_a_worker_gives_gdal_its_own_threads_and_a_users_setting_wins(monkeypatc
     import rasterio.shutil
     import xarray as xr
     from affine import Affine
+    from rasterio._err import CPLE_BaseError
     from rasterio.crs import CRS
 
     from pipeline.io import cog
@@ -310,6 +311,7 @@ def test_a_worker_gives_gdal_its_own_threads_and_a_users_setting_wins(monkeypatc
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # keeps the plugin off this process's glibc heaps
     monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
     monkeypatch.setattr(cog, "worker_threads", None)  # restored after the test
+    monkeypatch.setattr(CPLE_BaseError, "__reduce__", CPLE_BaseError.__reduce__)  # the plugin sets it too
     assert cog.gdal_threads() == "ALL_CPUS"  # a run's own process (threads): every core
     grid = Grid(CRS.from_epsg(32650), Affine(30, 0, 500000, 0, -30, 3400000), 700, 600)
     pixels = np.random.default_rng(1).normal(100, 30, grid.shape).astype(np.float32)
